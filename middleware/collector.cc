@@ -1,0 +1,39 @@
+#include "middleware/collector.h"
+
+#include <ctime>
+
+#include "middleware/handler.h"
+
+namespace sessiond {
+
+Collector::Collector(const SqliteOptions& options, std::int64_t interval_seconds, std::size_t batch)
+    : store_(options), interval_(interval_seconds), batch_(batch), thread_([this] { Run(); }) {}
+
+Collector::~Collector() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  thread_.join();
+}
+
+void Collector::Run() {
+  std::unique_lock lock(mutex_);
+  while (!wake_.wait_for(lock, std::chrono::seconds(interval_), [this] { return stopping_.load(); })) {
+    lock.unlock();
+    try {
+      std::size_t total = 0, n;
+      do {
+        n = store_.CollectGarbage(static_cast<std::int64_t>(std::time(nullptr)), batch_);
+        total += n;
+      } while (n == batch_ && !stopping_);
+      if (total) LogLine("gc: deleted " + std::to_string(total) + " expired sessions");
+    } catch (const std::exception& e) {
+      LogLine(std::string("gc: ") + e.what());  // tried again at the next sweep
+    }
+    lock.lock();
+  }
+}
+
+}  // namespace sessiond

@@ -1,0 +1,33 @@
+// Deletes expired sessions in the background, in small batches, on a
+// connection of its own, so requests never wait for a sweep to finish.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
+#include "store/sqlite_store.h"
+
+namespace sessiond {
+
+class Collector {
+ public:
+  // Starts the thread: a sweep every `interval_seconds`, `batch` sessions per
+  // transaction. Opens its own store connection (throws StoreError).
+  Collector(const SqliteOptions& options, std::int64_t interval_seconds, std::size_t batch);
+  ~Collector();  // stops the thread, finishing the batch under way
+
+ private:
+  void Run();
+
+  SqliteStore store_;
+  std::int64_t interval_;
+  std::size_t batch_;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::atomic<bool> stopping_{false};  // set under mutex_, so the wait cannot miss it
+  std::thread thread_;
+};
+
+}  // namespace sessiond

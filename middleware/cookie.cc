@@ -1,0 +1,46 @@
+#include "middleware/cookie.h"
+
+namespace sessiond {
+namespace {
+
+std::string_view Trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+std::string Attributes(const CookieAttributes& a) {
+  std::string out = "; Path=/; HttpOnly";
+  if (!a.same_site.empty()) out += "; SameSite=" + a.same_site;
+  if (a.secure) out += "; Secure";
+  return out;
+}
+
+}  // namespace
+
+std::optional<std::string_view> FindCookie(std::string_view header, std::string_view name) {
+  while (!header.empty()) {
+    std::size_t semi = header.find(';');
+    std::string_view pair = Trim(header.substr(0, semi));
+    header = semi == std::string_view::npos ? std::string_view() : header.substr(semi + 1);
+    std::size_t eq = pair.find('=');
+    if (eq == std::string_view::npos || Trim(pair.substr(0, eq)) != name) continue;
+    std::string_view value = Trim(pair.substr(eq + 1));
+    if (value.size() >= 2 && value.front() == '"' && value.back() == '"')
+      value = value.substr(1, value.size() - 2);
+    return value;
+  }
+  return std::nullopt;
+}
+
+std::string SessionCookie(std::string_view id, const CookieAttributes& a) {
+  std::string out = a.name + "=" + std::string(id) + Attributes(a);
+  if (a.max_age > 0) out += "; Max-Age=" + std::to_string(a.max_age);
+  return out;
+}
+
+std::string ExpiredCookie(const CookieAttributes& a) {
+  return a.name + "=" + Attributes(a) + "; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT";
+}
+
+}  // namespace sessiond

@@ -1,0 +1,29 @@
+// The session cookie: finding it in a Cookie header and writing Set-Cookie.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace sessiond {
+
+// The value of the first cookie called `name` in a Cookie request header
+// ("a=1; sid=xyz; b=2"), or nullopt when there is none. Surrounding quotes are
+// removed. Other cookies are not looked at beyond their names.
+std::optional<std::string_view> FindCookie(std::string_view header, std::string_view name);
+
+struct CookieAttributes {
+  std::string name = "sid";
+  bool secure = false;       // add Secure
+  std::string same_site = "Lax";  // Strict, Lax or None ("None" needs Secure in browsers)
+  std::int64_t max_age = 0;  // seconds; 0: a browser-session cookie (no Max-Age)
+};
+
+// Set-Cookie value that gives the client `id`: Path=/; HttpOnly; SameSite; ...
+std::string SessionCookie(std::string_view id, const CookieAttributes& a);
+
+// Set-Cookie value that makes the client drop its session cookie.
+std::string ExpiredCookie(const CookieAttributes& a);
+
+}  // namespace sessiond

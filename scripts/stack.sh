@@ -1,0 +1,102 @@
+# Starts and stops a real nginx and real sessiond processes, for the demo
+# (scripts/demo) and the end-to-end tests (tests/e2e). Source it, then:
+#   stack_init DIR                 state dir: sockets, logs, nginx config, db
+#   stack_sessiond NAME ARGS...    sessiond on DIR/NAME.sock, log DIR/NAME.log;
+#                                  its pid is left in STACK_PID
+#   stack_nginx PAGES NAME...      nginx on 127.0.0.1:$STACK_PORT (random when
+#                                  unset) in front of those sessionds; sets
+#                                  STACK_PORT and STACK_NGINX_PID
+#   stack_kill SIGNAL PID          signals one of them and reaps it; returns
+#                                  its exit status
+#   stack_stop                     stops everything started (also on EXIT)
+# Needs SESSIOND (the binary) and SESSIOND_SRC (the source tree).
+# Every process is stopped by its pid; every wait is bounded.
+
+STACK_PIDS=""
+
+stack_init() {
+  STACK_DIR=$1
+  mkdir -p "$STACK_DIR/nginx-tmp"
+  # nginx's workers drop to www-data when started as root: let them reach the sockets.
+  chmod 755 "$STACK_DIR"
+  trap stack_stop EXIT
+}
+
+# Waits until "$@" succeeds, up to about 10 s, while process $1 lives.
+stack_wait_for() {
+  _pid=$1; shift
+  _i=0
+  until "$@"; do
+    kill -0 "$_pid" 2>/dev/null || return 1
+    _i=$((_i + 1))
+    [ "$_i" -le 500 ] || return 1
+    sleep 0.02
+  done
+}
+
+stack_sessiond() {
+  _name=$1; shift
+  _sock="$STACK_DIR/$_name.sock"
+  rm -f "$_sock"  # left behind by a sessiond that was killed -9
+  "$SESSIOND" serve --listen "unix:$_sock" --socket-mode 0666 "$@" >>"$STACK_DIR/$_name.log" 2>&1 &
+  STACK_PID=$!
+  STACK_PIDS="$STACK_PIDS $STACK_PID"
+  # The socket appears only once sessiond accepts connections.
+  if ! stack_wait_for "$STACK_PID" test -S "$_sock"; then
+    echo "sessiond $_name did not start:" >&2
+    cat "$STACK_DIR/$_name.log" >&2
+    return 1
+  fi
+}
+
+stack_nginx() {
+  _pages=$1; shift
+  _servers=""
+  for _n in "$@"; do _servers="$_servers        server unix:$STACK_DIR/$_n.sock;
+"; done
+  _user=""
+  [ "$(id -u)" -eq 0 ] && _user="user www-data;"
+  _fixed=${STACK_PORT:-}
+  _try=0
+  while :; do
+    _try=$((_try + 1))
+    STACK_PORT=${_fixed:-$((20000 + $(od -An -N2 -tu2 /dev/urandom) % 30000))}
+    awk -v user="$_user" -v var="$STACK_DIR" -v port="$STACK_PORT" -v pages="$_pages" \
+        -v snippet="$SESSIOND_SRC/nginx/sessiond.conf" -v servers="$_servers" '
+      { gsub("@USER@", user); gsub("@VAR@", var); gsub("@PORT@", port);
+        gsub("@PAGES@", pages); gsub("@SNIPPET@", snippet);
+        if ($0 == "@SERVERS@") { printf "%s", servers; next } print }' \
+      "$SESSIOND_SRC/nginx/nginx.conf.in" >"$STACK_DIR/nginx.conf"
+    : >"$STACK_DIR/nginx-error.log"
+    nginx -e "$STACK_DIR/nginx-error.log" -c "$STACK_DIR/nginx.conf" 2>>"$STACK_DIR/nginx-error.log" &
+    STACK_NGINX_PID=$!
+    STACK_PIDS="$STACK_PIDS $STACK_NGINX_PID"
+    if stack_wait_for "$STACK_NGINX_PID" \
+        curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$STACK_PORT/"; then
+      return 0
+    fi
+    wait "$STACK_NGINX_PID" 2>/dev/null
+    # Another program had the port: try another one, unless it was asked for.
+    if [ -z "$_fixed" ] && [ "$_try" -lt 10 ] && grep -q "in use" "$STACK_DIR/nginx-error.log"; then
+      continue
+    fi
+    echo "nginx did not start:" >&2
+    cat "$STACK_DIR/nginx-error.log" >&2
+    return 1
+  done
+}
+
+stack_kill() {
+  kill "-$1" "$2"
+  wait "$2"
+  _status=$?
+  # Forget it, so stack_stop never signals a pid the system has reused.
+  STACK_PIDS=$(echo "$STACK_PIDS" | tr ' ' '\n' | grep -vx "$2" | tr '\n' ' ')
+  return "$_status"
+}
+
+stack_stop() {
+  for _p in $STACK_PIDS; do kill -TERM "$_p" 2>/dev/null; done
+  for _p in $STACK_PIDS; do wait "$_p" 2>/dev/null; done
+  STACK_PIDS=""
+}

@@ -1,0 +1,33 @@
+// Session ids: how they are made, recognised and digested.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace sessiond {
+
+// Length of an id's text: 256 random bits in unpadded base64url.
+inline constexpr std::size_t kIdLength = 43;
+
+using IdDigest = std::array<std::uint8_t, 32>;
+
+// A new id: 32 bytes from getrandom(2), as 43 URL-safe characters.
+// Throws std::system_error if the kernel cannot supply randomness.
+std::string NewSessionId();
+
+// True when `text` has the exact shape NewSessionId() produces. Says nothing
+// about whether the id was ever issued.
+bool IsWellFormedId(std::string_view text);
+
+// SHA3-256 of the id's text: what the store keeps instead of the id, so a copy
+// of the database hands out no live session. Same as sha3(id, 256) in the
+// sqlite3 shell.
+IdDigest DigestOf(std::string_view id);
+
+// The first 8 hex digits of the digest: names a session in logs without
+// revealing its id.
+std::string LogTag(const IdDigest& digest);
+
+}  // namespace sessiond

@@ -1,0 +1,100 @@
+// The one wrapper around SQLite's C API: a connection, prepared statements and
+// transactions, each released by its destructor. Every SQLite error becomes a
+// StoreError that keeps the result code. <sqlite3.h> stays in sqlite_db.cc.
+//
+// Thread-safety: a Db and its Stmts belong to one thread at a time.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "store/store.h"
+
+struct sqlite3;
+struct sqlite3_stmt;
+
+namespace sessiond {
+
+class Db {
+ public:
+  // Opens (creating if needed, with mode 0600) the database file at `path`.
+  explicit Db(const std::string& path);
+  ~Db();
+  Db(const Db&) = delete;
+  Db& operator=(const Db&) = delete;
+
+  // Runs one or more statements that return no rows.
+  void Exec(const char* sql);
+  // Runs a statement whose first column of its first row is an integer.
+  std::int64_t QueryInt(const char* sql);
+  // Rows changed by the last INSERT, UPDATE or DELETE.
+  std::int64_t Changes() const;
+  void SetBusyTimeout(int ms);
+
+  sqlite3* raw() const { return db_; }
+  // Throws StoreError for any code other than OK, ROW and DONE; returns `rc`.
+  int Check(int rc, const char* what) const;
+
+ private:
+  sqlite3* db_ = nullptr;
+};
+
+// A prepared statement, prepared once and reused. Bind, step, read columns;
+// Reset() (or a Stmt::Scope) ends each use so no read transaction lingers.
+class Stmt {
+ public:
+  Stmt(Db& db, const char* sql);
+  ~Stmt();
+  Stmt(const Stmt&) = delete;
+  Stmt& operator=(const Stmt&) = delete;
+
+  Stmt& Bind(int index, std::int64_t value);
+  // Binds bytes as TEXT when they are valid UTF-8 without NUL (readable in the
+  // sqlite3 shell), as a BLOB otherwise. Reading back gives the same bytes.
+  Stmt& Bind(int index, std::string_view bytes);
+  Stmt& BindBlob(int index, const void* data, std::size_t size);
+
+  // Advances to the next row: true if there is one, false when done.
+  bool Step();
+  // Step() for a statement that returns no rows.
+  void Run();
+  std::int64_t Int(int column) const;
+  std::string Bytes(int column) const;
+  void Reset();
+
+  // Resets the statement when the scope ends, whatever happened in it.
+  class Scope {
+   public:
+    explicit Scope(Stmt& s) : s_(s) {}
+    ~Scope() { s_.Reset(); }
+    Scope(const Scope&) = delete;
+    Scope& operator=(const Scope&) = delete;
+
+   private:
+    Stmt& s_;
+  };
+
+ private:
+  Db& db_;
+  sqlite3_stmt* stmt_ = nullptr;
+};
+
+// BEGIN IMMEDIATE ... COMMIT; rolled back by the destructor unless committed.
+// IMMEDIATE takes the write lock up front, so a transaction that reads and then
+// writes can never fail half-way with SQLITE_BUSY (a deferred one can, when
+// another connection wrote in between; the busy handler cannot help there).
+class Transaction {
+ public:
+  explicit Transaction(Db& db);
+  ~Transaction();
+  Transaction(const Transaction&) = delete;
+  Transaction& operator=(const Transaction&) = delete;
+  void Commit();
+
+ private:
+  Db& db_;
+  bool done_ = false;
+};
+
+}  // namespace sessiond

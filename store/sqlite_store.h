@@ -1,0 +1,47 @@
+// SessionStore on one SQLite file: the embedded default. Schema and the
+// queries an operator can run against it are in the README ("The store").
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "store/store.h"
+
+namespace sessiond {
+
+struct SqliteOptions {
+  std::string path;                         // the database file; created 0600 if missing
+  std::int64_t idle_timeout = 20 * 60;      // seconds without a request before a session ends
+  std::int64_t absolute_timeout = 24 * 3600;  // seconds after creation a session ends regardless
+  int busy_timeout_ms = 5000;               // how long to wait for another writer before StoreError
+  // PRAGMA synchronous: "FULL" (default; survives power loss), "NORMAL" (survives
+  // a crash of sessiond, may lose the last commits on power loss), "EXTRA".
+  std::string synchronous = "FULL";
+  SessionLimits limits;
+};
+
+// The schema version this build writes (PRAGMA user_version).
+inline constexpr int kSchemaVersion = 1;
+
+class SqliteStore final : public SessionStore {
+ public:
+  // Opens the file, sets WAL mode and the pragmas, and migrates the schema to
+  // kSchemaVersion. Throws StoreError (also for a file of a newer version).
+  explicit SqliteStore(const SqliteOptions& options);
+  ~SqliteStore() override;
+
+  std::optional<Session> Load(std::string_view id, std::int64_t now) override;
+  CommitResult Commit(const std::optional<Session>& loaded, const ChangeSet& changes,
+                      std::int64_t now) override;
+  std::size_t CollectGarbage(std::int64_t now, std::size_t batch) override;
+
+  // Seconds after the recorded access before a read refreshes it: a tenth of the
+  // idle window, so a session ends between 90% and 100% of it after its last use.
+  std::int64_t touch_interval() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace sessiond

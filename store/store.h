@@ -1,0 +1,71 @@
+// The session store interface: what the request path needs from storage, and
+// nothing about HTTP. SQLite is the embedded implementation (sqlite_store.h).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+#include "store/session.h"
+
+namespace sessiond {
+
+// The store could not do what was asked (I/O error, database busy past the
+// busy timeout, corrupt file). Nothing was changed. `busy()` tells a caller
+// that trying again later may succeed (HTTP 503 rather than 500).
+class StoreError : public std::runtime_error {
+ public:
+  StoreError(const std::string& what, int code, bool busy)
+      : std::runtime_error(what), code_(code), busy_(busy) {}
+  int code() const { return code_; }
+  bool busy() const { return busy_; }
+
+ private:
+  int code_;
+  bool busy_;
+};
+
+// A change set would make a session exceed one of its SessionLimits.
+// Nothing was changed.
+class LimitError : public std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// What a commit did, and which id the client must carry from now on.
+struct CommitResult {
+  enum class Outcome {
+    Unchanged,    // nothing stored (no session and nothing to store, or nothing asked)
+    Updated,      // the loaded session was changed or touched; its id stays
+    Created,      // a new session was stored under `id`
+    Regenerated,  // the session moved to the new `id`; the old one is dead
+    Abandoned,    // the session was deleted; the client should drop its cookie
+  };
+  Outcome outcome = Outcome::Unchanged;
+  std::string id;  // set for Created and Regenerated
+};
+
+// Thread-safety: one instance per thread. Instances on the same file (in one
+// process or several) may be used concurrently; the file serialises writes.
+class SessionStore {
+ public:
+  virtual ~SessionStore() = default;
+
+  // The live session with this id, or nullopt when the id is unknown,
+  // abandoned or expired at `now` (unix seconds). Never writes.
+  virtual std::optional<Session> Load(std::string_view id, std::int64_t now) = 0;
+
+  // Applies `changes` to `loaded` (nullopt: the visitor has no session) in one
+  // transaction, merging per key with whatever other commits did meanwhile.
+  // Also refreshes the last-access time when enough of the idle window has
+  // passed. A new session is created only when there is something to store.
+  // Throws LimitError or StoreError, in which case nothing was changed.
+  virtual CommitResult Commit(const std::optional<Session>& loaded, const ChangeSet& changes,
+                              std::int64_t now) = 0;
+
+  // Deletes up to `batch` sessions expired at `now`; returns how many.
+  virtual std::size_t CollectGarbage(std::int64_t now, std::size_t batch) = 0;
+};
+
+}  // namespace sessiond

@@ -1,0 +1,55 @@
+# Shared by the end-to-end tests: a real nginx and real sessiond processes
+# (scripts/stack.sh), pages from sample_pages/ and tests/e2e/pages/, a SQLite
+# file in a fresh directory, and curl as the browser.
+# CTest sets SESSIOND (the binary) and SESSIOND_SRC (the source tree).
+set -u
+: "${SESSIOND:?set SESSIOND to the sessiond binary}"
+: "${SESSIOND_SRC:?set SESSIOND_SRC to the source tree}"
+. "$SESSIOND_SRC/scripts/stack.sh"
+
+PAGES=$(mktemp -d "${TMPDIR:-/tmp}/sessiond-pages.XXXXXX")
+cp "$SESSIOND_SRC"/sample_pages/* "$SESSIOND_SRC"/tests/e2e/pages/* "$PAGES"/
+chmod 755 "$PAGES"
+DIR=$(mktemp -d "${TMPDIR:-/tmp}/sessiond-e2e.XXXXXX")
+stack_init "$DIR"
+DB="$DIR/sessions.db"
+JAR="$DIR/cookies"
+cleanup() { stack_stop; rm -rf "$DIR" "$PAGES"; }
+trap cleanup EXIT
+
+fail() {
+  echo "FAIL ($(basename "$0")): $*" >&2
+  for f in "$DIR"/*.log; do [ -s "$f" ] && { echo "--- $f" >&2; tail -n 20 "$f" >&2; }; done
+  exit 1
+}
+
+# start_sessiond NAME [ARGS...]: a sessiond on $DB serving $PAGES.
+start_sessiond() {
+  _n=$1; shift
+  stack_sessiond "$_n" --db "$DB" --pages "$PAGES" "$@" || fail "sessiond $_n did not start"
+}
+start_nginx() { stack_nginx "$PAGES" "$@" || fail "nginx did not start"; }
+BASE() { echo "http://127.0.0.1:$STACK_PORT"; }
+
+# get PATH [CURL ARGS...]: a request with the cookie jar. Leaves STATUS, the
+# response headers in $DIR/headers and the body in $DIR/body.
+get() {
+  _path=$1; shift
+  STATUS=$(curl -s -b "$JAR" -c "$JAR" -D "$DIR/headers" -o "$DIR/body" -w '%{http_code}' \
+                --max-time 30 "$@" "$(BASE)$_path") || fail "curl $_path failed"
+}
+post() { _p=$1; shift; get "$_p" -X POST "$@"; }
+body() { cat "$DIR/body"; }
+header() { grep -i "^$1:" "$DIR/headers" | sed 's/^[^:]*: *//; s/\r$//'; }
+cookie() { awk -v n="${2:-sid}" '$6 == n { print $7 }' "$JAR"; }
+
+expect_status() { [ "$STATUS" = "$1" ] || fail "$2: status $STATUS, expected $1; body: $(body | head -c 300)"; }
+expect_body() { body | grep -q -- "$1" || fail "$2: body lacks '$1': $(body | head -c 300)"; }
+expect_no_body() { ! body | grep -q -- "$1" || fail "$2: body has '$1'"; }
+expect_eq() { [ "$1" = "$2" ] || fail "$3: got '$1', expected '$2'"; }
+sql() { sqlite3 -cmd ".timeout 5000" "$DB" "$@"; }
+
+login() {
+  post /login --data "UserName=$1"
+  expect_status 303 "login as $1"
+}
