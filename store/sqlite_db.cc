@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sqlite3.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -38,11 +39,17 @@ bool IsTextSafe(std::string_view s) {
 }  // namespace
 
 Db::Db(const std::string& path) {
-  // Create the file ourselves so that it, and the -wal/-shm files SQLite makes
-  // with the same mode, are readable by the owner only.
-  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-  if (fd < 0) throw StoreError("cannot open " + path + ": " + std::strerror(errno), SQLITE_CANTOPEN, false);
-  ::close(fd);
+  // Create a missing file ourselves so that it, and the -wal/-shm files SQLite
+  // makes with the same mode, are readable by the owner only. Only when it is
+  // missing: closing any descriptor of a file drops every POSIX lock this
+  // process holds on it, including those of other live SQLite connections.
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0 && errno == ENOENT) {
+    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0 && errno != EEXIST)
+      throw StoreError("cannot create " + path + ": " + std::strerror(errno), SQLITE_CANTOPEN, false);
+    if (fd >= 0) ::close(fd);
+  }
   int rc = sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr);
   if (rc != SQLITE_OK) {
     std::string msg = db_ ? sqlite3_errmsg(db_) : sqlite3_errstr(rc);

@@ -31,17 +31,30 @@ start_sessiond() {
 start_nginx() { stack_nginx "$PAGES" "$@" || fail "nginx did not start"; }
 BASE() { echo "http://127.0.0.1:$STACK_PORT"; }
 
-# get PATH [CURL ARGS...]: a request with the cookie jar. Leaves STATUS, the
-# response headers in $DIR/headers and the body in $DIR/body.
+# get PATH [CURL ARGS...]: a request as the browser whose cookies are in
+# $JAR. Leaves STATUS, the response headers in $DIR/headers and the body in
+# $DIR/body.
 get() {
   _path=$1; shift
-  STATUS=$(curl -s -b "$JAR" -c "$JAR" -D "$DIR/headers" -o "$DIR/body" -w '%{http_code}' \
-                --max-time 30 "$@" "$(BASE)$_path") || fail "curl $_path failed"
+  _curl "$_path" -b "$JAR" -c "$JAR" "$@"
 }
 post() { _p=$1; shift; get "$_p" -X POST "$@"; }
+# get_cookie COOKIE PATH [CURL ARGS...]: a request with exactly this Cookie
+# header, as another browser; cookies it is given land in $DIR/other-jar.
+get_cookie() {
+  _c=$1; _path=$2; shift 2
+  rm -f "$DIR/other-jar"
+  _curl "$_path" -H "Cookie: $_c" -c "$DIR/other-jar" "$@"
+}
+_curl() {
+  _path=$1; shift
+  STATUS=$(curl -s -D "$DIR/headers" -o "$DIR/body" -w '%{http_code}' --max-time 30 "$@" \
+                "$(BASE)$_path") || fail "curl $_path failed"
+}
 body() { cat "$DIR/body"; }
 header() { grep -i "^$1:" "$DIR/headers" | sed 's/^[^:]*: *//; s/\r$//'; }
-cookie() { awk -v n="${2:-sid}" '$6 == n { print $7 }' "$JAR"; }
+# cookie [NAME [JAR]]: the value of cookie NAME (default sid) in a jar.
+cookie() { [ -e "${2:-$JAR}" ] && awk -v n="${1:-sid}" '$6 == n { print $7 }' "${2:-$JAR}"; }
 
 expect_status() { [ "$STATUS" = "$1" ] || fail "$2: status $STATUS, expected $1; body: $(body | head -c 300)"; }
 expect_body() { body | grep -q -- "$1" || fail "$2: body lacks '$1': $(body | head -c 300)"; }

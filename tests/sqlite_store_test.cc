@@ -1,0 +1,282 @@
+#include "store/sqlite_store.h"
+
+#include <sqlite3.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <filesystem>
+
+#include "store/session_id.h"
+
+using namespace sessiond;
+using Kind = Change::Kind;
+
+namespace {
+
+// A fresh database file, removed with its -wal and -shm at the end.
+struct TempDb {
+  std::string path;
+  TempDb() {
+    char dir[] = "/tmp/sessiond-store-test.XXXXXX";
+    REQUIRE(mkdtemp(dir));
+    path = std::string(dir) + "/sessions.db";
+  }
+  ~TempDb() { std::filesystem::remove_all(std::filesystem::path(path).parent_path()); }
+  SqliteOptions options() const {
+    SqliteOptions o;
+    o.path = path;
+    o.idle_timeout = 600;
+    o.absolute_timeout = 3600;
+    return o;
+  }
+  // Runs SQL on a connection of its own, as an operator with the sqlite3 shell would.
+  void exec(const std::string& sql) const {
+    sqlite3* db = nullptr;
+    REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
+    char* err = nullptr;
+    int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err);
+    INFO((err ? err : ""));
+    sqlite3_free(err);
+    sqlite3_close(db);
+    REQUIRE(rc == SQLITE_OK);
+  }
+};
+
+ChangeSet Sets(std::initializer_list<std::pair<std::string, std::string>> kv) {
+  ChangeSet cs;
+  for (const auto& [k, v] : kv) cs.changes.push_back({Kind::Set, k, v, {}});
+  return cs;
+}
+
+constexpr std::int64_t T0 = 1'800'000'000;
+
+}  // namespace
+
+TEST_CASE("a new visitor gets a session only when something is stored", "[store]") {
+  TempDb t;
+  SqliteStore store(t.options());
+  CHECK(store.Commit(std::nullopt, ChangeSet{}, T0).outcome == CommitResult::Outcome::Unchanged);
+  ChangeSet removes;
+  removes.changes.push_back({Kind::Remove, "a", {}, {}});
+  removes.changes.push_back({Kind::Clear, {}, {}, {}});
+  CHECK(store.Commit(std::nullopt, removes, T0).outcome == CommitResult::Outcome::Unchanged);
+
+  CommitResult r = store.Commit(std::nullopt, Sets({{"UserName", "ann"}}), T0);
+  REQUIRE(r.outcome == CommitResult::Outcome::Created);
+  CHECK(IsWellFormedId(r.id));
+  auto s = store.Load(r.id, T0 + 1);
+  REQUIRE(s);
+  CHECK(s->items == Items{{"UserName", "ann"}});
+  CHECK(s->created == T0);
+}
+
+TEST_CASE("unknown, malformed and expired ids load as nothing", "[store]") {
+  TempDb t;
+  SqliteStore store(t.options());
+  CHECK_FALSE(store.Load(NewSessionId(), T0));
+  CHECK_FALSE(store.Load("not-an-id", T0));
+  std::string id = store.Commit(std::nullopt, Sets({{"k", "v"}}), T0).id;
+  CHECK(store.Load(id, T0 + 599));
+  CHECK_FALSE(store.Load(id, T0 + 600));  // idle timeout
+  // Kept in use, it still ends at the absolute timeout.
+  for (std::int64_t now = T0 + 300; now < T0 + 3600; now += 300) {
+    auto s = store.Load(id, now);
+    REQUIRE(s);
+    store.Commit(s, ChangeSet{}, now);
+  }
+  CHECK_FALSE(store.Load(id, T0 + 3600));
+}
+
+TEST_CASE("changes of two requests merge per key", "[store]") {
+  TempDb t;
+  SqliteStore a(t.options()), b(t.options());  // two connections, as two workers or processes
+  std::string id = a.Commit(std::nullopt, Sets({{"x", "0"}}), T0).id;
+  auto seen_by_a = a.Load(id, T0);
+  auto seen_by_b = b.Load(id, T0);
+  a.Commit(seen_by_a, Sets({{"left", "1"}, {"x", "a"}}), T0);
+  b.Commit(seen_by_b, Sets({{"right", "2"}, {"x", "b"}}), T0);
+  auto s = a.Load(id, T0);
+  REQUIRE(s);
+  CHECK(s->items == Items{{"left", "1"}, {"right", "2"}, {"x", "b"}});  // later commit wins x
+}
+
+TEST_CASE("remove, clear and replace apply in order", "[store]") {
+  TempDb t;
+  SqliteStore store(t.options());
+  std::string id = store.Commit(std::nullopt, Sets({{"a", "1"}, {"b", "2"}, {"c", "3"}}), T0).id;
+  ChangeSet cs;
+  cs.changes.push_back({Kind::Remove, "a", {}, {}});
+  store.Commit(store.Load(id, T0), cs, T0);
+  CHECK(store.Load(id, T0)->items == Items{{"b", "2"}, {"c", "3"}});
+
+  cs.changes = {{Kind::Replace, {}, {}, {{"r", "1"}}}, {Kind::Set, "s", "2", {}}};
+  store.Commit(store.Load(id, T0), cs, T0);
+  CHECK(store.Load(id, T0)->items == Items{{"r", "1"}, {"s", "2"}});
+
+  cs.changes = {{Kind::Clear, {}, {}, {}}};
+  CHECK(store.Commit(store.Load(id, T0), cs, T0).outcome == CommitResult::Outcome::Updated);
+  auto s = store.Load(id, T0);
+  REQUIRE(s);  // a cleared session lives on, empty
+  CHECK(s->items.empty());
+}
+
+TEST_CASE("values are bytes; text stays text", "[store]") {
+  TempDb t;
+  SqliteStore store(t.options());
+  std::string binary("a\0b\xff", 4);
+  std::string id = store.Commit(std::nullopt, Sets({{"bin", binary}, {"txt", "héllo"}, {"empty", ""}}), T0).id;
+  auto s = store.Load(id, T0);
+  REQUIRE(s);
+  CHECK(s->items.at("bin") == binary);
+  CHECK(s->items.at("txt") == "héllo");
+  CHECK(s->items.at("empty").empty());
+  t.exec("CREATE TABLE seen AS SELECT key, typeof(value) AS type FROM items");
+  sqlite3* db = nullptr;
+  sqlite3_open(t.path.c_str(), &db);
+  sqlite3_stmt* st = nullptr;
+  sqlite3_prepare_v2(db, "SELECT group_concat(key || ':' || type, ',') FROM (SELECT * FROM seen ORDER BY key)", -1, &st, nullptr);
+  REQUIRE(sqlite3_step(st) == SQLITE_ROW);
+  CHECK(std::string(reinterpret_cast<const char*>(sqlite3_column_text(st, 0))) == "bin:blob,empty:text,txt:text");
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+}
+
+TEST_CASE("a read writes only when the last access is due for a refresh", "[store]") {
+  TempDb t;
+  SqliteStore store(t.options());  // idle 600 s: refresh after 60 s
+  REQUIRE(store.touch_interval() == 60);
+  std::string id = store.Commit(std::nullopt, Sets({{"k", "v"}}), T0).id;
+  CHECK(store.Commit(store.Load(id, T0 + 59), ChangeSet{}, T0 + 59).outcome ==
+        CommitResult::Outcome::Unchanged);
+  CHECK(store.Load(id, T0 + 59)->accessed == T0);
+  CHECK(store.Commit(store.Load(id, T0 + 60), ChangeSet{}, T0 + 60).outcome ==
+        CommitResult::Outcome::Updated);
+  CHECK(store.Load(id, T0 + 61)->accessed == T0 + 60);
+  CHECK(store.Load(id, T0 + 659));  // the idle window now counts from T0 + 60
+}
+
+TEST_CASE("the store sees changes made by another connection", "[store]") {
+  TempDb t;
+  SqliteStore store(t.options());
+  std::string id = store.Commit(std::nullopt, Sets({{"k", "v"}}), T0).id;
+  REQUIRE(store.Load(id, T0));
+  t.exec("UPDATE items SET value = 'changed'");
+  CHECK(store.Load(id, T0)->items.at("k") == "changed");
+  t.exec("DELETE FROM sessions");
+  CHECK_FALSE(store.Load(id, T0));
+}
+
+TEST_CASE("regenerate moves the session to a new id and kills the old", "[store]") {
+  TempDb t;
+  SqliteStore store(t.options());
+  std::string old_id = store.Commit(std::nullopt, Sets({{"k", "v"}}), T0).id;
+  ChangeSet cs = Sets({{"UserName", "bob"}});
+  cs.regenerate = true;
+  CommitResult r = store.Commit(store.Load(old_id, T0), cs, T0);
+  REQUIRE(r.outcome == CommitResult::Outcome::Regenerated);
+  CHECK(r.id != old_id);
+  CHECK_FALSE(store.Load(old_id, T0));
+  CHECK(store.Load(r.id, T0)->items == Items{{"UserName", "bob"}, {"k", "v"}});
+}
+
+TEST_CASE("abandon deletes the session and wins over other changes", "[store]") {
+  TempDb t;
+  SqliteStore store(t.options());
+  std::string id = store.Commit(std::nullopt, Sets({{"k", "v"}}), T0).id;
+  ChangeSet cs = Sets({{"more", "1"}});
+  cs.abandon = true;
+  CHECK(store.Commit(store.Load(id, T0), cs, T0).outcome == CommitResult::Outcome::Abandoned);
+  CHECK_FALSE(store.Load(id, T0));
+  t.exec("CREATE TABLE left_over AS SELECT (SELECT count(*) FROM items) AS n");
+}
+
+TEST_CASE("a session that vanished meanwhile is never revived", "[store]") {
+  TempDb t;
+  SqliteStore store(t.options());
+  std::string id = store.Commit(std::nullopt, Sets({{"k", "v"}}), T0).id;
+  auto loaded = store.Load(id, T0);
+  t.exec("DELETE FROM sessions");  // abandoned by another request, say
+  CommitResult r = store.Commit(loaded, Sets({{"new", "1"}}), T0);
+  REQUIRE(r.outcome == CommitResult::Outcome::Created);
+  CHECK(r.id != id);
+  CHECK_FALSE(store.Load(id, T0));
+  CHECK(store.Load(r.id, T0)->items == Items{{"new", "1"}});  // only what this request stored
+}
+
+TEST_CASE("limits refuse the whole change set", "[store]") {
+  TempDb t;
+  SqliteOptions o = t.options();
+  o.limits.max_key_bytes = 8;
+  o.limits.max_value_bytes = 16;
+  o.limits.max_items = 3;
+  o.limits.max_session_bytes = 30;
+  SqliteStore store(o);
+  std::string id = store.Commit(std::nullopt, Sets({{"a", "1"}}), T0).id;
+  auto loaded = store.Load(id, T0);
+  CHECK_THROWS_AS(store.Commit(loaded, Sets({{"b", "2"}, {"toolongkey", "x"}}), T0), LimitError);
+  CHECK_THROWS_AS(store.Commit(loaded, Sets({{"b", std::string(17, 'x')}}), T0), LimitError);
+  CHECK_THROWS_AS(store.Commit(loaded, Sets({{"b", "2"}, {"c", "3"}, {"d", "4"}}), T0), LimitError);
+  CHECK_THROWS_AS(store.Commit(loaded, Sets({{"b", std::string(16, 'x')}, {"c", std::string(16, 'x')}}), T0),
+                  LimitError);
+  CHECK_THROWS_AS(store.Commit(std::nullopt, Sets({{"", "empty key"}}), T0), LimitError);
+  CHECK(store.Load(id, T0)->items == Items{{"a", "1"}});  // nothing half-written
+  CHECK_THROWS_AS(store.Commit(std::nullopt, Sets({{"a", "1"}, {"b", "2"}, {"c", "3"}, {"d", "4"}}), T0),
+                  LimitError);
+}
+
+TEST_CASE("garbage collection deletes expired sessions in batches", "[store]") {
+  TempDb t;
+  SqliteStore store(t.options());
+  for (int i = 0; i < 5; ++i) store.Commit(std::nullopt, Sets({{"k", "v"}}), T0);
+  std::string live = store.Commit(std::nullopt, Sets({{"k", "v"}}), T0 + 500).id;
+  CHECK(store.CollectGarbage(T0 + 100, 2) == 0);
+  CHECK(store.CollectGarbage(T0 + 600, 2) == 2);
+  CHECK(store.CollectGarbage(T0 + 600, 2) == 2);
+  CHECK(store.CollectGarbage(T0 + 600, 2) == 1);
+  CHECK(store.CollectGarbage(T0 + 600, 2) == 0);
+  CHECK(store.Load(live, T0 + 600));
+  t.exec("CREATE TABLE check_items AS SELECT 1 WHERE (SELECT count(*) FROM items) = 1");
+}
+
+TEST_CASE("the file is private, in WAL mode, at the current schema version", "[store]") {
+  TempDb t;
+  { SqliteStore store(t.options()); }
+  struct stat st;
+  REQUIRE(stat(t.path.c_str(), &st) == 0);
+  CHECK((st.st_mode & 0777) == 0600);
+  sqlite3* db = nullptr;
+  sqlite3_open(t.path.c_str(), &db);
+  sqlite3_stmt* st2 = nullptr;
+  sqlite3_prepare_v2(db, "SELECT (SELECT journal_mode FROM pragma_journal_mode) || ' ' || (SELECT user_version FROM pragma_user_version)", -1, &st2, nullptr);
+  REQUIRE(sqlite3_step(st2) == SQLITE_ROW);
+  CHECK(std::string(reinterpret_cast<const char*>(sqlite3_column_text(st2, 0))) == "wal 1");
+  sqlite3_finalize(st2);
+  sqlite3_close(db);
+}
+
+TEST_CASE("a file of a newer schema version is refused", "[store]") {
+  TempDb t;
+  { SqliteStore store(t.options()); }
+  t.exec("PRAGMA user_version = 99");
+  CHECK_THROWS_WITH(SqliteStore(t.options()), Catch::Contains("newer than this sessiond supports"));
+}
+
+TEST_CASE("a writer waits for another, then reports busy", "[store]") {
+  TempDb t;
+  SqliteOptions o = t.options();
+  o.busy_timeout_ms = 50;
+  SqliteStore store(o);
+  sqlite3* other = nullptr;
+  sqlite3_open(t.path.c_str(), &other);
+  REQUIRE(sqlite3_exec(other, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) == SQLITE_OK);
+  try {
+    store.Commit(std::nullopt, Sets({{"k", "v"}}), T0);
+    FAIL("commit succeeded while another connection held the write lock");
+  } catch (const StoreError& e) {
+    CHECK(e.busy());
+  }
+  sqlite3_exec(other, "COMMIT", nullptr, nullptr, nullptr);
+  sqlite3_close(other);
+  CHECK(store.Commit(std::nullopt, Sets({{"k", "v"}}), T0).outcome == CommitResult::Outcome::Created);
+}
