@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
+#include <set>
 #include <strings.h>
 
 #include "middleware/cookie.h"
@@ -145,12 +146,18 @@ std::string Handler::ReadBody(Request& request) const {
 // The cookie's session, or nullopt for a new visitor: no cookie, a malformed
 // one, or an id the store does not know (never issued, expired, abandoned).
 std::optional<Session> Handler::LoadSession(const Request& request) {
-  std::optional<std::string_view> header = request.Param("HTTP_COOKIE");
-  if (!header) return std::nullopt;
-  if (header->size() > config_.max_cookie_bytes)
-    throw HttpError(400, "Cookie header of " + std::to_string(header->size()) +
+  // A client may split its cookies over several Cookie headers (HTTP/2 does),
+  // which the web server may pass on as several HTTP_COOKIE variables.
+  std::string header;
+  for (std::string_view kv : request.Environment()) {
+    if (kv.substr(0, 12) != "HTTP_COOKIE=") continue;
+    if (!header.empty()) header += "; ";
+    header += kv.substr(12);
+  }
+  if (header.size() > config_.max_cookie_bytes)
+    throw HttpError(400, "Cookie header of " + std::to_string(header.size()) +
                              " bytes exceeds max_cookie_bytes");
-  std::optional<std::string_view> id = FindCookie(*header, config_.cookie.name);
+  std::optional<std::string_view> id = FindCookie(header, config_.cookie.name);
   if (!id || !IsWellFormedId(*id)) return std::nullopt;
   return store_->Load(*id, Now());
 }
@@ -160,11 +167,12 @@ std::optional<Session> Handler::LoadSession(const Request& request) {
 std::vector<std::string> Handler::PageEnvironment(const Request& request, const std::string& page,
                                                   const std::optional<Session>& session) const {
   std::vector<std::string> env;
+  std::set<std::string_view> seen;  // a repeated variable: the first one counts, as for Param()
   for (std::string_view kv : request.Environment()) {
     std::size_t eq = kv.find('=');
     std::string_view name = kv.substr(0, eq);
     if (eq == std::string_view::npos || !IsIdentifier(name) || IsReserved(name)) continue;
-    env.emplace_back(kv);
+    if (seen.insert(name).second) env.emplace_back(kv);
   }
   env.emplace_back("PATH=/usr/local/bin:/usr/bin:/bin");
   env.push_back("SCRIPT_FILENAME=" + page);

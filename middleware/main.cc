@@ -100,6 +100,7 @@ int Serve(const Config& config) {
       int sig = 0;
       sigwait(&stop_signals, &sig);
       server.Stop();
+      LogLine("stopping: finishing the requests in flight");
     });
     LogLine("serving " + (config.listen.empty() ? std::string("fd 0") : config.listen) + ", pages " +
             config.pages + ", db " + config.store.path);
@@ -134,7 +135,11 @@ int main(int argc, char** argv) {
   Config config;
   double page_timeout = 30, busy_timeout = 5;
   CLI::App* serve = app.add_subcommand("serve", "Run the FastCGI server");
-  serve->set_config("--config", "", "Read options from this file (INI or TOML; keys are option names)");
+  // The config file belongs to the whole program (CLI11 reads it at the top
+  // level); serve passes --config through to it.
+  app.set_config("--config", "", "Read options from this file (INI or TOML; keys are option names)");
+  app.allow_config_extras(false);
+  serve->fallthrough();
   AddServeOptions(*serve, config, page_timeout, busy_timeout);
   CLI11_PARSE(app, argc, argv);
   config.page.timeout = std::chrono::milliseconds(static_cast<std::int64_t>(page_timeout * 1000));

@@ -1,0 +1,61 @@
+#!/bin/bash
+# Serving the socket inherited on fd 0 (spawn-fcgi); SIGTERM finishes the
+# request in flight, refuses new ones, exits 0; a config file; start-up errors.
+. "$SESSIOND_SRC/tests/e2e/lib.sh"
+
+cat >"$DIR/sessiond.ini" <<INI
+[serve]
+cookie-name = "app_sid"
+idle-timeout = "30m"
+INI
+# spawn-fcgi creates the socket and execs sessiond with it as fd 0.
+spawn-fcgi -n -s "$DIR/a.sock" -M 0666 -- "$SESSIOND" serve --config "$DIR/sessiond.ini" \
+  --db "$DB" --pages "$PAGES" >>"$DIR/a.log" 2>&1 &
+A=$!
+STACK_PIDS="$STACK_PIDS $A"
+stack_wait_for "$A" test -S "$DIR/a.sock" || fail "spawn-fcgi did not start"
+start_nginx a
+
+login Frank
+[ -n "$(cookie app_sid)" ] || fail "the config file's cookie-name was not used"
+get /home
+expect_body "Frank" "home through the inherited socket"
+
+# A request in flight when SIGTERM arrives is finished; new ones are refused.
+mkfifo "$PAGES/block.fifo"
+curl -s -o "$DIR/slow-body" -w '%{http_code}' -b "$JAR" --max-time 30 "$(BASE)/block" >"$DIR/slow-status" &
+CURL=$!
+stack_wait_for "$A" test -e "$PAGES/block.started" || fail "the blocking page did not start"
+kill -TERM "$A"
+stack_wait_for "$A" grep -q "stopping" "$DIR/a.log" || fail "sessiond did not log that it is stopping"
+get /home
+expect_status 502 "a new request while sessiond drains"
+echo go >"$PAGES/block.fifo"
+wait "$CURL"
+expect_eq "$(cat "$DIR/slow-status")" 200 "the request in flight at SIGTERM"
+stack_kill TERM "$A" 2>/dev/null
+wait "$A"; status=$?
+expect_eq "$status" 0 "exit status after SIGTERM"
+
+# Its change was committed: a fresh sessiond serves it.
+start_sessiond a --config "$DIR/sessiond.ini"
+get /dump
+expect_body "SESSION_VAR_blocked=done" "change of the request finished during the drain"
+
+# Start-up errors are one clear line and a non-zero exit.
+expect_start_error() {
+  local want=$1; shift
+  out=$("$SESSIOND" serve "$@" 2>&1) && fail "sessiond started with $*"
+  [[ "$out" == *"$want"* ]] || fail "sessiond $*: said '$out', expected '$want'"
+}
+expect_start_error "another server is listening" --listen "unix:$DIR/b.sock" --db "$DB" --pages "$PAGES"
+expect_start_error "not a listening socket" --db "$DB" --pages "$PAGES" </dev/null
+expect_start_error "Directory does not exist" --listen "unix:$DIR/c.sock" --db "$DB" --pages "$DIR/nope"
+expect_start_error "--idle-timeout" --listen "unix:$DIR/c.sock" --db "$DB" --pages "$PAGES" --idle-timeout 5x
+printf '[serve]\nno-such-option = 1\n' >"$DIR/bad.ini"
+expect_start_error "not able to parse serve.no-such-option" --config "$DIR/bad.ini" \
+  --listen "unix:$DIR/c.sock" --db "$DB" --pages "$PAGES"
+cp "$DB" "$DIR/newer.db"
+sqlite3 "$DIR/newer.db" "PRAGMA user_version = 99"
+expect_start_error "newer than this sessiond supports" --listen "unix:$DIR/c.sock" --db "$DIR/newer.db" --pages "$PAGES"
+"$SESSIOND" --version | grep -q "^[0-9]" || fail "--version"
