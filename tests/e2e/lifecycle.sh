@@ -45,10 +45,10 @@ expect_body "SESSION_VAR_blocked=done" "change of the request finished during th
 # Start-up errors are one clear line and a non-zero exit.
 expect_start_error() {
   local want=$1; shift
-  out=$("$SESSIOND" serve "$@" 2>&1) && fail "sessiond started with $*"
+  out=$(timeout 10 "$SESSIOND" serve "$@" 2>&1) && fail "sessiond started with $*"
   [[ "$out" == *"$want"* ]] || fail "sessiond $*: said '$out', expected '$want'"
 }
-expect_start_error "another server is listening" --listen "unix:$DIR/b.sock" --db "$DB" --pages "$PAGES"
+expect_start_error "another server is listening" --listen "unix:$DIR/a.sock" --db "$DB" --pages "$PAGES"
 expect_start_error "not a listening socket" --db "$DB" --pages "$PAGES" </dev/null
 expect_start_error "Directory does not exist" --listen "unix:$DIR/c.sock" --db "$DB" --pages "$DIR/nope"
 expect_start_error "--idle-timeout" --listen "unix:$DIR/c.sock" --db "$DB" --pages "$PAGES" --idle-timeout 5x
