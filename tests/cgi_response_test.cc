@@ -1,0 +1,85 @@
+#include "middleware/cgi_response.h"
+
+#include <catch2/catch.hpp>
+
+using namespace sessiond;
+using Kind = Change::Kind;
+
+namespace {
+CgiResponse Parse(std::string_view out) {
+  auto r = ParseCgiResponse(out);
+  if (auto* why = std::get_if<std::string>(&r)) FAIL("not parsed: " << *why);
+  return std::get<CgiResponse>(r);
+}
+std::string Error(std::string_view out) {
+  auto r = ParseCgiResponse(out);
+  REQUIRE(std::holds_alternative<std::string>(r));
+  return std::get<std::string>(r);
+}
+}  // namespace
+
+TEST_CASE("a plain CGI response", "[cgi]") {
+  CgiResponse r = Parse("Content-Type: text/html\r\nX-Other:  v \r\n\r\n<p>hi</p>\n");
+  CHECK(r.status == 200);
+  CHECK(r.headers == std::vector<Header>{{"Content-Type", "text/html"}, {"X-Other", "v"}});
+  CHECK(r.body == "<p>hi</p>\n");
+  CHECK(r.session.empty());
+}
+
+TEST_CASE("LF line ends, Status and Location", "[cgi]") {
+  CgiResponse r = Parse("Status: 404 Nope\nContent-Type: text/plain\n\nbody");
+  CHECK(r.status == 404);
+  CHECK(r.reason == "Nope");
+  CHECK(r.headers.size() == 1);
+  CHECK(Parse("Location: /home\n\n").status == 302);
+  CgiResponse see_other = Parse("Status: 303\r\nLocation: /home\r\n\r\n");
+  CHECK(see_other.status == 303);
+  CHECK(see_other.reason.empty());
+  CHECK(see_other.headers == std::vector<Header>{{"Location", "/home"}});
+  CHECK(Parse("Content-Type: a\n\n").body.empty());
+}
+
+TEST_CASE("session headers become a change set and are removed", "[cgi]") {
+  CgiResponse r = Parse(
+      "X-Session-Set: UserName=Ann%20B\r\n"
+      "x-session-set: cart=3\r\n"
+      "X-Session-Remove: old%2Dkey\r\n"
+      "X-Session-Clear: 0\r\n"
+      "X-Replace-Session: a=1&b=2\r\n"
+      "X-Session-Regenerate: 1\r\n"
+      "Content-Type: text/plain\r\n\r\n");
+  CHECK(r.headers == std::vector<Header>{{"Content-Type", "text/plain"}});
+  REQUIRE(r.session.changes.size() == 4);
+  CHECK(r.session.changes[0].kind == Kind::Set);
+  CHECK(r.session.changes[0].key == "UserName");
+  CHECK(r.session.changes[0].value == "Ann B");
+  CHECK(r.session.changes[1].key == "cart");
+  CHECK(r.session.changes[2].kind == Kind::Remove);
+  CHECK(r.session.changes[2].key == "old-key");
+  CHECK(r.session.changes[3].kind == Kind::Replace);
+  CHECK(r.session.changes[3].items == Items{{"a", "1"}, {"b", "2"}});
+  CHECK(r.session.regenerate);
+  CHECK_FALSE(r.session.abandon);
+  CHECK(Parse("X-Session-Abandon: 1\n\n").session.abandon);
+  CHECK(Parse("X-Session-Clear: 1\n\n").session.changes.at(0).kind == Kind::Clear);
+  CHECK(Parse("X-Replace-Session:\n\n").session.changes.at(0).items.empty());
+}
+
+TEST_CASE("output that is not a CGI response", "[cgi]") {
+  CHECK(Error("") == "page output has no blank line ending its headers");
+  CHECK(Error("Content-Type: text/plain\r\n") == "page output has no blank line ending its headers");
+  CHECK(Error("Content-Type: text/plain") == "page output has no blank line ending its headers");
+  CHECK(Error("\r\nbody") == "page output has no headers");
+  CHECK(Error("hello world\n\n") == "page output line 1 is not a header");
+  CHECK(Error("A: b\n: empty name\n\n") == "page output line 2 is not a header");
+  CHECK(Error("Bad Name: x\n\n") == "page output line 1 is not a header");
+  CHECK(Error("Status: 2000\n\n").rfind("page sent a bad Status", 0) == 0);
+  CHECK(Error("Status: abc\n\n").rfind("page sent a bad Status", 0) == 0);
+  CHECK(Error("Status: 600 x\n\n").rfind("page sent a bad Status", 0) == 0);
+  CHECK(Error("X-Session-Set: novalue\n\n") == "page sent a malformed X-Session-Set header");
+  CHECK(Error("X-Session-Set: =v\n\n") == "page sent a malformed X-Session-Set header");
+  CHECK(Error("X-Session-Set: k=%zz\n\n") == "page sent a malformed X-Session-Set header");
+  CHECK(Error("X-Session-Remove:\n\n") == "page sent a malformed X-Session-Remove header");
+  CHECK(Error("X-Session-Abandon: yes\n\n") == "page sent a malformed X-Session-Abandon header");
+  CHECK(Error("X-Replace-Session: a\n\n") == "page sent a malformed X-Replace-Session header");
+}

@@ -1,0 +1,163 @@
+// The whole request path without a socket: an in-memory Request, a real
+// SQLite file, real page scripts.
+#include "middleware/handler.h"
+
+#include <catch2/catch.hpp>
+#include <filesystem>
+#include <fstream>
+
+#include "store/sqlite_store.h"
+
+using namespace sessiond;
+namespace fs = std::filesystem;
+
+namespace {
+
+class MemoryRequest final : public Request {
+ public:
+  MemoryRequest(std::vector<std::string> env, std::string body = {})
+      : env_(std::move(env)), body_(std::move(body)) {}
+  std::vector<std::string_view> Environment() const override {
+    return {env_.begin(), env_.end()};
+  }
+  std::size_t ReadBody(char* buf, std::size_t size) override {
+    std::size_t n = std::min(size, body_.size() - read_);
+    body_.copy(buf, n, read_);
+    read_ += n;
+    return n;
+  }
+  void Write(std::string_view bytes) override { out_ += bytes; }
+
+  const std::string& out() const { return out_; }
+  int status() const { return std::stoi(out_.substr(8, 3)); }
+  bool has(std::string_view header_line) const {
+    return out_.find(std::string(header_line) + "\r\n") != std::string::npos;
+  }
+  std::string body() const { return out_.substr(out_.find("\r\n\r\n") + 4); }
+
+ private:
+  std::vector<std::string> env_;
+  std::string body_;
+  std::size_t read_ = 0;
+  std::string out_;
+};
+
+// Pages in a fresh directory, a store file beside it, and a Handler on both.
+struct Fixture {
+  fs::path dir;
+  Config config;
+  std::unique_ptr<Handler> handler;
+
+  Fixture() {
+    char tmpl[] = "/tmp/sessiond-handler-test.XXXXXX";
+    REQUIRE(mkdtemp(tmpl));
+    dir = tmpl;
+    fs::create_directory(dir / "pages");
+    Page("show", "printf 'Content-Type: text/plain\\r\\nCache-Control: max-age=60\\r\\n\\r\\n%s' \"$HTTP_SESSION\"");
+    Page("set", "printf 'X-Session-Set: %s\\r\\n\\r\\n' \"$QUERY_STRING\"");
+    Page("body", "printf 'Content-Type: text/plain\\r\\n\\r\\n'; cat");
+    std::ofstream(dir / "secret") << "#!/bin/sh\necho outside\n";
+    fs::permissions(dir / "secret", fs::perms::owner_all);
+    config.pages = (dir / "pages").string();
+    config.store.path = (dir / "sessions.db").string();
+    config.max_body_bytes = 100;
+    handler = std::make_unique<Handler>(config, std::make_unique<SqliteStore>(config.store));
+  }
+  ~Fixture() { fs::remove_all(dir); }
+
+  void Page(const std::string& name, const std::string& body) {
+    std::ofstream(dir / "pages" / name) << "#!/bin/sh\n" << body << "\n";
+    fs::permissions(dir / "pages" / name, fs::perms::owner_all);
+  }
+
+  MemoryRequest Serve(std::vector<std::string> env, std::string body = {}) {
+    env.push_back("REQUEST_METHOD=GET");
+    MemoryRequest r(std::move(env), std::move(body));
+    handler->Handle(r);
+    return r;
+  }
+};
+
+std::string CookieOf(const MemoryRequest& r) {
+  auto at = r.out().find("Set-Cookie: sid=");
+  REQUIRE(at != std::string::npos);
+  return r.out().substr(at + 16, 43);
+}
+
+}  // namespace
+
+TEST_CASE("a page runs with the session and its changes are committed", "[handler]") {
+  Fixture f;
+  MemoryRequest first = f.Serve({"SCRIPT_FILENAME=set", "QUERY_STRING=k=v"});
+  CHECK(first.status() == 200);
+  CHECK(first.has("Cache-Control: no-store"));
+  std::string id = CookieOf(first);
+  MemoryRequest second = f.Serve({"SCRIPT_FILENAME=" + f.config.pages + "/show", "HTTP_COOKIE=sid=" + id});
+  CHECK(second.body() == "k=v");
+  // A session response is never cacheable, whatever the page said.
+  CHECK(second.has("Cache-Control: no-store"));
+  CHECK_FALSE(second.has("Cache-Control: max-age=60"));
+  CHECK(second.out().find("Set-Cookie") == std::string::npos);
+}
+
+TEST_CASE("a response without a session keeps the page's caching", "[handler]") {
+  Fixture f;
+  MemoryRequest r = f.Serve({"SCRIPT_FILENAME=show"});
+  CHECK(r.has("Status: 200 OK"));
+  CHECK(r.has("Cache-Control: max-age=60"));
+}
+
+TEST_CASE("the cookie is Secure over HTTPS, or always when configured", "[handler]") {
+  Fixture f;
+  MemoryRequest plain = f.Serve({"SCRIPT_FILENAME=set", "QUERY_STRING=a=1"});
+  CHECK(plain.out().find("; Secure") == std::string::npos);
+  MemoryRequest https = f.Serve({"SCRIPT_FILENAME=set", "QUERY_STRING=a=1", "HTTPS=on"});
+  CHECK(https.out().find("HttpOnly; SameSite=Lax; Secure\r\n") != std::string::npos);
+  f.config.cookie_secure = true;
+  MemoryRequest always = f.Serve({"SCRIPT_FILENAME=set", "QUERY_STRING=a=1"});
+  CHECK(always.out().find("; Secure") != std::string::npos);
+}
+
+TEST_CASE("pages outside the root are never run", "[handler]") {
+  Fixture f;
+  for (const std::string& name : std::vector<std::string>{"../secret", f.dir.string() + "/secret", f.config.pages + "/../secret",
+                           "/etc/passwd", "", "missing", "."}) {
+    MemoryRequest r = f.Serve({"SCRIPT_FILENAME=" + name});
+    INFO(name);
+    CHECK(r.status() == 404);
+    CHECK(r.body().find("outside") == std::string::npos);
+  }
+  MemoryRequest none = f.Serve({});
+  CHECK(none.status() == 404);
+}
+
+TEST_CASE("request bodies: limit and bad length", "[handler]") {
+  Fixture f;
+  CHECK(f.Serve({"SCRIPT_FILENAME=body", "CONTENT_LENGTH=5"}, "hello").body() == "hello");
+  CHECK(f.Serve({"SCRIPT_FILENAME=body", "CONTENT_LENGTH=101"}, std::string(101, 'x')).status() == 413);
+  CHECK(f.Serve({"SCRIPT_FILENAME=body"}, std::string(101, 'x')).status() == 413);  // no length given
+  CHECK(f.Serve({"SCRIPT_FILENAME=body", "CONTENT_LENGTH=-1"}).status() == 400);
+  CHECK(f.Serve({"SCRIPT_FILENAME=body", "CONTENT_LENGTH=12abc"}).status() == 400);
+}
+
+TEST_CASE("repeated Cookie headers are one cookie string", "[handler]") {
+  Fixture f;
+  std::string id = CookieOf(f.Serve({"SCRIPT_FILENAME=set", "QUERY_STRING=k=v"}));
+  MemoryRequest r = f.Serve({"SCRIPT_FILENAME=show", "HTTP_COOKIE=theme=dark", "HTTP_COOKIE=sid=" + id});
+  CHECK(r.body() == "k=v");
+}
+
+TEST_CASE("the injected session cannot be forged through variables", "[handler]") {
+  Fixture f;
+  f.Page("env", "printf 'Content-Type: text/plain\\r\\n\\r\\n'; env | sort");
+  MemoryRequest r = f.Serve({"SCRIPT_FILENAME=env", "HTTP_SESSION=UserName=admin", "SESSION_VAR_UserName=admin",
+                             "SESSION_ID=forged", "SESSION_NEW=0", "HTTP_PROXY=http://evil", "PATH=/evil",
+                             "BAD-NAME=x", "HTTP_HOST=example"});
+  std::string env = r.body();
+  CHECK(env.find("admin") == std::string::npos);
+  CHECK(env.find("forged") == std::string::npos);
+  CHECK(env.find("evil") == std::string::npos);
+  CHECK(env.find("BAD-NAME") == std::string::npos);
+  CHECK(env.find("SESSION_NEW=1\n") != std::string::npos);
+  CHECK(env.find("HTTP_HOST=example\n") != std::string::npos);
+}
