@@ -10,8 +10,10 @@ build: deps
 	@mkdir -p $(BUILD)
 	@{ cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo && cmake --build $(BUILD) -j $(JOBS); } \
 	  >$(BUILD)/build.log 2>&1 || { cat $(BUILD)/build.log; exit 1; }
+# Quiet on success (the summary only); everything on failure.
 test: build
-	@cd $(BUILD) && ctest -j $(JOBS) --output-on-failure $(CTEST_ARGS)
+	@cd $(BUILD) && { ctest -j $(JOBS) --output-on-failure $(CTEST_ARGS) >ctest.log 2>&1 \
+	  && grep -E "tests passed|^Total Test time" ctest.log || { cat ctest.log; exit 1; }; }
 unit: build
 	@cd $(BUILD) && ctest -j $(JOBS) --output-on-failure -L unit
 e2e: build

@@ -57,14 +57,4 @@ IdDigest DigestOf(std::string_view id) {
   return out;
 }
 
-std::string LogTag(const IdDigest& digest) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string tag;
-  for (int i = 0; i < 4; ++i) {
-    tag.push_back(kHex[digest[i] >> 4]);
-    tag.push_back(kHex[digest[i] & 15]);
-  }
-  return tag;
-}
-
 }  // namespace sessiond

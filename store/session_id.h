@@ -26,8 +26,4 @@ bool IsWellFormedId(std::string_view text);
 // sqlite3 shell.
 IdDigest DigestOf(std::string_view id);
 
-// The first 8 hex digits of the digest: names a session in logs without
-// revealing its id.
-std::string LogTag(const IdDigest& digest);
-
 }  // namespace sessiond
