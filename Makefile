@@ -2,7 +2,7 @@
 BUILD ?= build
 JOBS  ?= $(shell nproc)
 
-.PHONY: all deps build test unit e2e run clean
+.PHONY: all deps build test unit e2e run fuzz clean
 all: build
 deps:
 	@scripts/install-deps
@@ -20,5 +20,12 @@ e2e: build
 	@cd $(BUILD) && ctest -j $(JOBS) --output-on-failure -L e2e
 run: build
 	@scripts/demo $(BUILD)/sessiond
+# The parsers under libFuzzer with ASan/UBSan, 60 s (FUZZ_SECONDS); not part of make test.
+fuzz:
+	@scripts/install-deps clang libclang-rt-14-dev
+	@cmake -S . -B build-fuzz -DSESSIOND_FUZZ=ON -DSESSIOND_SANITIZE=ON -DCMAKE_CXX_COMPILER=clang++ >/dev/null
+	@cmake --build build-fuzz -j $(JOBS) --target parsers_fuzz >/dev/null
+	@mkdir -p build-fuzz/corpus && build-fuzz/parsers_fuzz -max_total_time=$(or $(FUZZ_SECONDS),60) \
+	  -print_final_stats=1 build-fuzz/corpus tests/fuzz/seeds 2>&1 | tail -n 12
 clean:
-	rm -rf $(BUILD) var
+	rm -rf $(BUILD) build-fuzz var
