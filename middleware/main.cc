@@ -86,6 +86,10 @@ int Serve(const Config& config) {
   }
   // SIGTERM/SIGINT are taken by one thread with sigwait(); every other thread
   // (created below, inheriting this mask) never sees them.
+  // A shell starts background commands with SIGINT ignored, and an ignored
+  // signal never reaches sigwait(): take both back first.
+  ::signal(SIGINT, SIG_DFL);
+  ::signal(SIGTERM, SIG_DFL);
   sigset_t stop_signals;
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGTERM);

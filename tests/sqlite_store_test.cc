@@ -121,7 +121,7 @@ TEST_CASE("remove, clear and replace apply in order", "[store]") {
   CHECK(s->items.empty());
 }
 
-TEST_CASE("values are bytes; text stays text", "[store]") {
+TEST_CASE("values are bytes, and text stays text", "[store]") {
   TempDb t;
   SqliteStore store(t.options());
   std::string binary("a\0b\xff", 4);

@@ -59,3 +59,8 @@ cp "$DB" "$DIR/newer.db"
 sqlite3 "$DIR/newer.db" "PRAGMA user_version = 99"
 expect_start_error "newer than this sessiond supports" --listen "unix:$DIR/c.sock" --db "$DIR/newer.db" --pages "$PAGES"
 "$SESSIOND" --version | grep -q "^[0-9]" || fail "--version"
+
+# Ctrl-C: SIGINT stops it the same way, even though a shell starts background
+# commands with SIGINT ignored (as this script just did).
+A=$STACK_PID  # the sessiond started after the drain
+stack_kill INT "$A" || fail "sessiond did not exit 0 on SIGINT"
