@@ -41,6 +41,19 @@ struct TempDb {
     sqlite3_close(db);
     REQUIRE(rc == SQLITE_OK);
   }
+  // The first column of the first row of `sql`, as text ("" when NULL or no row).
+  std::string query(const std::string& sql) const {
+    sqlite3* db = nullptr;
+    REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
+    sqlite3_stmt* st = nullptr;
+    REQUIRE(sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr) == SQLITE_OK);
+    std::string out;
+    if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0))
+      out = reinterpret_cast<const char*>(sqlite3_column_text(st, 0));
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return out;
+  }
 };
 
 ChangeSet Sets(std::initializer_list<std::pair<std::string, std::string>> kv) {
@@ -131,15 +144,8 @@ TEST_CASE("values are bytes, and text stays text", "[store]") {
   CHECK(s->items.at("bin") == binary);
   CHECK(s->items.at("txt") == "héllo");
   CHECK(s->items.at("empty").empty());
-  t.exec("CREATE TABLE seen AS SELECT key, typeof(value) AS type FROM items");
-  sqlite3* db = nullptr;
-  sqlite3_open(t.path.c_str(), &db);
-  sqlite3_stmt* st = nullptr;
-  sqlite3_prepare_v2(db, "SELECT group_concat(key || ':' || type, ',') FROM (SELECT * FROM seen ORDER BY key)", -1, &st, nullptr);
-  REQUIRE(sqlite3_step(st) == SQLITE_ROW);
-  CHECK(std::string(reinterpret_cast<const char*>(sqlite3_column_text(st, 0))) == "bin:blob,empty:text,txt:text");
-  sqlite3_finalize(st);
-  sqlite3_close(db);
+  CHECK(t.query("SELECT group_concat(key || ':' || typeof(value), ',') FROM "
+                "(SELECT * FROM items ORDER BY key)") == "bin:blob,empty:text,txt:text");
 }
 
 TEST_CASE("a read writes only when the last access is due for a refresh", "[store]") {
@@ -188,7 +194,7 @@ TEST_CASE("abandon deletes the session and wins over other changes", "[store]") 
   cs.abandon = true;
   CHECK(store.Commit(store.Load(id, T0), cs, T0).outcome == CommitResult::Outcome::Abandoned);
   CHECK_FALSE(store.Load(id, T0));
-  t.exec("CREATE TABLE left_over AS SELECT (SELECT count(*) FROM items) AS n");
+  CHECK(t.query("SELECT count(*) FROM items") == "0");
 }
 
 TEST_CASE("a session that vanished meanwhile is never revived", "[store]") {
@@ -236,7 +242,7 @@ TEST_CASE("garbage collection deletes expired sessions in batches", "[store]") {
   CHECK(store.CollectGarbage(T0 + 600, 2) == 1);
   CHECK(store.CollectGarbage(T0 + 600, 2) == 0);
   CHECK(store.Load(live, T0 + 600));
-  t.exec("CREATE TABLE check_items AS SELECT 1 WHERE (SELECT count(*) FROM items) = 1");
+  CHECK(t.query("SELECT count(*) FROM items") == "1");  // the expired sessions' items went too
 }
 
 TEST_CASE("the file is private, in WAL mode, at the current schema version", "[store]") {
@@ -245,14 +251,8 @@ TEST_CASE("the file is private, in WAL mode, at the current schema version", "[s
   struct stat st;
   REQUIRE(stat(t.path.c_str(), &st) == 0);
   CHECK((st.st_mode & 0777) == 0600);
-  sqlite3* db = nullptr;
-  sqlite3_open(t.path.c_str(), &db);
-  sqlite3_stmt* st2 = nullptr;
-  sqlite3_prepare_v2(db, "SELECT (SELECT journal_mode FROM pragma_journal_mode) || ' ' || (SELECT user_version FROM pragma_user_version)", -1, &st2, nullptr);
-  REQUIRE(sqlite3_step(st2) == SQLITE_ROW);
-  CHECK(std::string(reinterpret_cast<const char*>(sqlite3_column_text(st2, 0))) == "wal 1");
-  sqlite3_finalize(st2);
-  sqlite3_close(db);
+  CHECK(t.query("PRAGMA journal_mode") == "wal");
+  CHECK(t.query("PRAGMA user_version") == "1");
 }
 
 TEST_CASE("a file of a newer schema version is refused", "[store]") {
