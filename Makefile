@@ -2,7 +2,7 @@
 BUILD ?= build
 JOBS  ?= $(shell nproc)
 
-.PHONY: all deps build test unit e2e run fuzz clean
+.PHONY: all deps build test unit e2e run bench fuzz clean
 all: build
 deps:
 	@scripts/install-deps
@@ -20,6 +20,9 @@ e2e: build
 	@cd $(BUILD) && ctest -j $(JOBS) --output-on-failure -L e2e
 run: build
 	@scripts/demo $(BUILD)/sessiond
+# Not a test: prints figures and writes bench/results/; see bench/run for settings.
+bench: build
+	@bench/run $(BUILD)
 # The parsers under libFuzzer with ASan/UBSan, 60 s (FUZZ_SECONDS); not part of make test.
 fuzz:
 	@scripts/install-deps clang libclang-rt-14-dev

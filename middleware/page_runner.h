@@ -33,7 +33,7 @@ struct PageResult {
 // inherited), `input` on stdin and its directory as working directory, in a
 // process group of its own. stdin, stdout and stderr are served by one poll
 // loop, so a page that writes before reading cannot deadlock. Safe to call
-// from many threads at once (posix_spawn, every descriptor close-on-exec).
+// from many threads at once (a vfork-style clone, every descriptor close-on-exec).
 // The process must ignore SIGPIPE: a page may exit without reading its body.
 PageResult RunPage(const std::string& path, const std::vector<std::string>& env,
                    std::string_view input, const PageLimits& limits);

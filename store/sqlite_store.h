@@ -23,6 +23,8 @@ struct SqliteOptions {
 // The schema version this build writes (PRAGMA user_version).
 inline constexpr int kSchemaVersion = 1;
 
+// Instances on one file within a process queue for writes on a shared mutex;
+// across processes, SQLite's busy timeout decides.
 class SqliteStore final : public SessionStore {
  public:
   // Opens the file, sets WAL mode and the pragmas, and migrates the schema to

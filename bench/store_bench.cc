@@ -1,0 +1,153 @@
+// The store without HTTP: load and commit latency and throughput with 10k,
+// 100k and 1M sessions in the file, durability FULL and NORMAL, bytes of file
+// per session, and whether reads within the touch window write. Prints a
+// Markdown table. Usage: store_bench DIR [SESSIONS...]
+#include <sqlite3.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <filesystem>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "store/session_id.h"
+#include "store/sqlite_store.h"
+
+using namespace sessiond;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+double Micros(Clock::duration d) { return std::chrono::duration<double, std::micro>(d).count(); }
+
+struct Stats {
+  double p50, p99, per_second;
+};
+
+Stats Summarize(std::vector<double> us) {
+  double total = 0;
+  for (double u : us) total += u;
+  std::sort(us.begin(), us.end());
+  return {us[us.size() / 2], us[us.size() * 99 / 100], static_cast<double>(us.size()) / (total / 1e6)};
+}
+
+void Check(int rc, sqlite3* db) {
+  if (rc != SQLITE_OK && rc != SQLITE_DONE) {
+    std::fprintf(stderr, "store_bench: %s\n", sqlite3_errmsg(db));
+    std::exit(1);
+  }
+}
+
+// Fills the file with `n` sessions of one item each, in one transaction,
+// straight through SQLite (a million commits one by one would take minutes).
+std::vector<std::string> Populate(const std::string& path, std::size_t n, std::int64_t now) {
+  SqliteOptions o;
+  o.path = path;
+  { SqliteStore schema(o); }
+  sqlite3* db = nullptr;
+  Check(sqlite3_open(path.c_str(), &db), db);
+  Check(sqlite3_exec(db, "PRAGMA synchronous = OFF; BEGIN", nullptr, nullptr, nullptr), db);
+  sqlite3_stmt *s = nullptr, *i = nullptr;
+  Check(sqlite3_prepare_v2(db, "INSERT INTO sessions VALUES (?1, ?2, ?2, ?2 + 86400)", -1, &s, nullptr), db);
+  Check(sqlite3_prepare_v2(db, "INSERT INTO items VALUES (?1, 'UserName', ?2)", -1, &i, nullptr), db);
+  std::vector<std::string> ids;
+  ids.reserve(n);
+  for (std::size_t k = 0; k < n; ++k) {
+    ids.push_back(NewSessionId());
+    IdDigest d = DigestOf(ids.back());
+    std::string name = "user" + std::to_string(k);
+    sqlite3_bind_blob(s, 1, d.data(), static_cast<int>(d.size()), SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, now);
+    Check(sqlite3_step(s), db);
+    sqlite3_reset(s);
+    sqlite3_bind_blob(i, 1, d.data(), static_cast<int>(d.size()), SQLITE_STATIC);
+    sqlite3_bind_text(i, 2, name.c_str(), -1, SQLITE_STATIC);
+    Check(sqlite3_step(i), db);
+    sqlite3_reset(i);
+  }
+  sqlite3_finalize(s);
+  sqlite3_finalize(i);
+  Check(sqlite3_exec(db, "COMMIT; PRAGMA wal_checkpoint(TRUNCATE)", nullptr, nullptr, nullptr), db);
+  sqlite3_close(db);
+  return ids;
+}
+
+std::int64_t DataVersion(sqlite3* db) {
+  sqlite3_stmt* s = nullptr;
+  sqlite3_prepare_v2(db, "PRAGMA data_version", -1, &s, nullptr);
+  sqlite3_step(s);
+  std::int64_t v = sqlite3_column_int64(s, 0);
+  sqlite3_finalize(s);
+  return v;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    std::fprintf(stderr, "usage: store_bench DIR [SESSIONS...]\n");
+    return 2;
+  }
+  std::filesystem::create_directories(argv[1]);
+  std::vector<std::size_t> sizes;
+  for (int a = 2; a < argc; ++a) sizes.push_back(std::stoul(argv[a]));
+  if (sizes.empty()) sizes = {10'000, 100'000, 1'000'000};
+  const std::int64_t now = std::time(nullptr);
+  std::mt19937_64 rng(42);
+
+  std::printf("| sessions | synchronous | load p50 µs | load p99 µs | loads/s | commit p50 µs | commit p99 µs "
+              "| commits/s | file bytes/session | commits by 1000 reads |\n");
+  std::printf("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+  for (std::size_t n : sizes) {
+    std::string path = std::string(argv[1]) + "/store-" + std::to_string(n) + ".db";
+    std::vector<std::string> ids = Populate(path, n, now);
+    struct stat st {};
+    stat(path.c_str(), &st);
+    double bytes_per_session = static_cast<double>(st.st_size) / static_cast<double>(n);
+    for (const char* sync : {"FULL", "NORMAL"}) {
+      SqliteOptions o;
+      o.path = path;
+      o.synchronous = sync;
+      SqliteStore store(o);
+      std::uniform_int_distribution<std::size_t> pick(0, n - 1);
+
+      std::vector<double> loads;
+      for (int k = 0; k < 20000; ++k) {
+        const std::string& id = ids[pick(rng)];
+        auto t0 = Clock::now();
+        auto s = store.Load(id, now);
+        loads.push_back(Micros(Clock::now() - t0));
+        if (!s) return std::fprintf(stderr, "store_bench: a session was not found\n"), 1;
+      }
+      std::vector<double> commits;
+      for (int k = 0; k < 2000; ++k) {
+        auto s = store.Load(ids[pick(rng)], now);
+        ChangeSet cs;
+        cs.changes.push_back({Change::Kind::Set, "UserName", "bench" + std::to_string(k), {}});
+        auto t0 = Clock::now();
+        store.Commit(s, cs, now);
+        commits.push_back(Micros(Clock::now() - t0));
+      }
+      // Reads within the touch window: another connection counts the commits.
+      sqlite3* watcher = nullptr;
+      sqlite3_open(path.c_str(), &watcher);
+      std::int64_t before = DataVersion(watcher);
+      for (int k = 0; k < 1000; ++k) store.Commit(store.Load(ids[pick(rng)], now), ChangeSet{}, now);
+      int read_writes = DataVersion(watcher) != before;
+      sqlite3_close(watcher);
+
+      Stats l = Summarize(loads), c = Summarize(commits);
+      std::printf("| %zu | %s | %.1f | %.1f | %.0f | %.1f | %.1f | %.0f | %.0f | %s |\n", n, sync, l.p50, l.p99,
+                  l.per_second, c.p50, c.p99, c.per_second, bytes_per_session, read_writes ? "some" : "0");
+      std::fflush(stdout);
+    }
+    std::filesystem::remove(path);
+    std::filesystem::remove(path + "-wal");
+    std::filesystem::remove(path + "-shm");
+  }
+  return 0;
+}
