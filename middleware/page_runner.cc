@@ -74,7 +74,6 @@ class Child {
     pid_ = -1;
     return status;
   }
-  pid_t pid() const { return pid_; }
 
  private:
   pid_t pid_;

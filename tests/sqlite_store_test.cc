@@ -162,6 +162,19 @@ TEST_CASE("a read writes only when the last access is due for a refresh", "[stor
   CHECK(store.Load(id, T0 + 659));  // the idle window now counts from T0 + 60
 }
 
+TEST_CASE("a write refreshes the last access only when it is due, like a read", "[store]") {
+  TempDb t;
+  SqliteStore store(t.options());  // refresh after 60 s
+  std::string id = store.Commit(std::nullopt, Sets({{"k", "v"}}), T0).id;
+  store.Commit(store.Load(id, T0 + 30), Sets({{"k", "w"}}), T0 + 30);
+  auto s = store.Load(id, T0 + 31);
+  REQUIRE(s);
+  CHECK(s->items.at("k") == "w");
+  CHECK(s->accessed == T0);
+  store.Commit(store.Load(id, T0 + 90), Sets({{"k", "x"}}), T0 + 90);
+  CHECK(store.Load(id, T0 + 91)->accessed == T0 + 90);
+}
+
 TEST_CASE("the store sees changes made by another connection", "[store]") {
   TempDb t;
   SqliteStore store(t.options());
@@ -208,6 +221,14 @@ TEST_CASE("a session that vanished meanwhile is never revived", "[store]") {
   CHECK(r.id != id);
   CHECK_FALSE(store.Load(id, T0));
   CHECK(store.Load(r.id, T0)->items == Items{{"new", "1"}});  // only what this request stored
+
+  // The same when the last access was due for a refresh (the touch path).
+  auto again = store.Load(r.id, T0);
+  t.exec("DELETE FROM sessions");
+  CommitResult late = store.Commit(again, Sets({{"later", "1"}}), T0 + 100);
+  REQUIRE(late.outcome == CommitResult::Outcome::Created);
+  CHECK_FALSE(store.Load(r.id, T0 + 100));
+  CHECK(store.Load(late.id, T0 + 100)->items == Items{{"later", "1"}});
 }
 
 TEST_CASE("limits refuse the whole change set", "[store]") {
