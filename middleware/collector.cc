@@ -2,7 +2,7 @@
 
 #include <ctime>
 
-#include "middleware/handler.h"
+#include "log/log.h"
 
 namespace sessiond {
 

@@ -15,7 +15,7 @@
 #include <thread>
 #include <vector>
 
-#include "middleware/handler.h"
+#include "log/log.h"
 
 namespace sessiond {
 namespace {

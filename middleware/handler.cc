@@ -60,11 +60,6 @@ Response ErrorResponse(int status) {
 
 }  // namespace
 
-void LogLine(const std::string& message) {
-  std::string line = "sessiond: " + message + '\n';
-  (void)!::write(2, line.data(), line.size());
-}
-
 Handler::Handler(const Config& config, std::unique_ptr<SessionStore> store)
     : config_(config), store_(std::move(store)) {
   char resolved[PATH_MAX];

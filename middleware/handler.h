@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "log/log.h"
 #include "middleware/cgi_response.h"
 #include "middleware/config.h"
 #include "middleware/request.h"
@@ -30,10 +31,6 @@ struct Response {
   std::vector<Header> headers;
   std::string body;
 };
-
-// Writes `message` as one line on stderr (one write, so lines of concurrent
-// threads do not interleave).
-void LogLine(const std::string& message);
 
 // Thread-safety: one per worker thread; it owns that thread's store connection.
 class Handler {

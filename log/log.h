@@ -1,0 +1,34 @@
+// sessiond's log: one line per event, on stderr or in a file that SIGHUP
+// reopens. A leaf: it depends on nothing of sessiond, so the store, the
+// request path and the server can all write to it.
+//
+// Thread-safety: every function is safe to call from any thread (not from a
+// signal handler).
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace sessiond {
+
+// Writes "sessiond: <message>\n" with one write(2), so lines of concurrent
+// threads never interleave. Control bytes and backslashes in `message` are
+// escaped (\n, \r, \t, \\, \xNN), so nothing a client sends (a %0A in a
+// URL, a page's stderr) can forge or split a line.
+void LogLine(std::string_view message);
+
+// `text` with control bytes (0x00-0x1f, 0x7f) and '\' escaped as LogLine does.
+std::string EscapeForLog(std::string_view text);
+
+// Sends the log to `path` (appended to, created 0640) instead of stderr: the
+// file takes fd 2, so anything else written to stderr lands there too.
+// Throws std::runtime_error with the reason when it cannot be opened.
+void LogToFile(const std::string& path);
+
+// Opens the log file again under its name (after logrotate moved it); the
+// new file takes fd 2 atomically. Returns false, with
+// the old file still in use, when it cannot be opened; true when there is no
+// log file (stderr as inherited) or it was reopened.
+bool ReopenLog();
+
+}  // namespace sessiond
