@@ -89,6 +89,13 @@ std::variant<CgiResponse, std::string> ParseCgiResponse(std::string_view output)
     for (char c : name)
       if (!IsTokenChar(c)) return "page output line " + std::to_string(lines) + " is not a header";
     std::string_view value = TrimSpace(line.substr(colon + 1));
+    // A control byte would reach the web server as a broken header (nginx
+    // answers 502) or split one header into two: the page failed.
+    for (char ch : value) {
+      auto c = static_cast<unsigned char>(ch);
+      if ((c < 0x20 && c != '\t') || c == 0x7f)
+        return "page output line " + std::to_string(lines) + " (" + std::string(name) + ") has a control byte";
+    }
     if (Is(name, "Status")) {
       if (value.size() < 3 || value[0] < '1' || value[0] > '5' || value[1] < '0' || value[1] > '9' ||
           value[2] < '0' || value[2] > '9' || (value.size() > 3 && value[3] != ' '))
@@ -110,32 +117,8 @@ std::variant<CgiResponse, std::string> ParseCgiResponse(std::string_view output)
   if (lines == 0) return "page output has no headers";
   if (has_location && !has_status) r.status = 302;
   r.body = output.substr(pos);
+  r.body_offset = pos;
   return r;
-}
-
-std::string_view ReasonPhrase(int status) {
-  switch (status) {
-    case 200: return "OK";
-    case 201: return "Created";
-    case 204: return "No Content";
-    case 301: return "Moved Permanently";
-    case 302: return "Found";
-    case 303: return "See Other";
-    case 304: return "Not Modified";
-    case 307: return "Temporary Redirect";
-    case 308: return "Permanent Redirect";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 413: return "Content Too Large";
-    case 500: return "Internal Server Error";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    default: return "Unknown";
-  }
 }
 
 }  // namespace sessiond

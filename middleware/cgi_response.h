@@ -19,16 +19,16 @@ struct CgiResponse {
   std::string reason;           // from Status:, or empty for the standard phrase
   std::vector<Header> headers;  // to pass on, in order; Status and session headers removed
   std::string_view body;        // points into the parsed output
+  std::size_t body_offset = 0;  // where the body starts in the output
   ChangeSet session;            // what X-Session-* and X-Replace-Session ask for
 };
 
-// Parses `output`. Returns the response, or a message saying why the output is
-// not a CGI response (no blank line after the headers, a line that is not a
-// header, a bad Status or a malformed session header): the page failed.
-// Lines may end in LF or CRLF. Location without Status means 302.
+// Parses `output` (at least the page's whole header block). Returns the
+// response, or a message saying why the output is not a CGI response (no
+// blank line after the headers, a line that is not a header, a header value
+// with a control byte such as a bare CR or a NUL, a bad Status or a malformed
+// session header): the page failed. Lines may end in LF or CRLF. Location
+// without Status means 302.
 std::variant<CgiResponse, std::string> ParseCgiResponse(std::string_view output);
-
-// The standard reason phrase for `status`, or "Unknown".
-std::string_view ReasonPhrase(int status);
 
 }  // namespace sessiond

@@ -4,37 +4,44 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "middleware/cookie.h"
+#include "middleware/fcgi_server.h"
 #include "middleware/page_runner.h"
 #include "store/sqlite_store.h"
 
 namespace sessiond {
 
 struct Config {
-  // Where FastCGI requests arrive: "unix:/path/to.sock" or "host:port"; empty:
-  // the listening socket inherited on fd 0 (spawn-fcgi, systemd).
-  std::string listen;
-  // Permissions of a unix socket sessiond creates (octal). The web server's
-  // worker user needs write access to connect.
-  std::string socket_mode = "0660";
+  // Listening socket, workers, queue, connections, I/O timeout, and the
+  // limits on what the web server sends (parameters, body).
+  ServerOptions server;
   // Directory of the page scripts. Pages outside it are never run.
   std::string pages;
-  // Worker threads: how many requests, and so pages, run at once. Further
-  // requests wait in the socket's backlog.
-  int workers = 16;
 
   SqliteOptions store;  // db file, timeouts, durability, session limits
 
   CookieAttributes cookie;     // name (default sid), SameSite, Max-Age
   bool cookie_secure = false;  // Secure on every cookie, not only over HTTPS
 
-  std::size_t max_body_bytes = 1024 * 1024;  // request body; larger: 413
-  std::size_t max_cookie_bytes = 8192;       // Cookie request header; larger: 400
-  PageLimits page;                           // run time, output size, stderr kept
+  std::size_t max_cookie_bytes = 8192;  // Cookie request header; larger: 400
+  PageLimits page;                      // run time, output size, stderr kept
+
+  // Who pages run as (--user, --group); resolved into page_user at start.
+  // Started as root, sessiond needs --user unless allow_root is set.
+  std::string user, group;
+  bool allow_root = false;
+  PageUser page_user;
+
+  std::string log_file;  // empty: stderr; else appended to, reopened on SIGHUP
 
   std::int64_t gc_interval = 60;  // seconds between sweeps for expired sessions
   std::size_t gc_batch = 500;     // sessions deleted per transaction by a sweep
 };
+
+// Checks the settings together and resolves --user/--group. Returns one
+// message per problem (empty: all good). Does not touch the socket or the db.
+std::vector<std::string> Validate(Config& config);
 
 }  // namespace sessiond

@@ -1,163 +1,753 @@
 #include "middleware/fcgi_server.h"
 
-#include <fcgiapp.h>
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <malloc.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include <cerrno>
-#include <chrono>
+#include <condition_variable>
 #include <cstring>
+#include <deque>
+#include <memory>
 #include <mutex>
-#include <stdexcept>
+#include <optional>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "log/log.h"
+#include "middleware/fcgi_record.h"
+#include "middleware/http.h"
 
 namespace sessiond {
 namespace {
+
+using Clock = std::chrono::steady_clock;
+constexpr int kBacklog = 1024;
 
 [[noreturn]] void Fail(const std::string& what) {
   throw std::runtime_error(what + ": " + std::strerror(errno));
 }
 
-constexpr int kBacklog = 1024;
+// ---------------------------------------------------------------------------
+// The listening socket
+
+// A path that holds nothing, or a socket nobody answers on (left by a
+// sessiond that was killed), may be taken; anything else is refused.
+void CheckUnixPath(const std::string& path) {
+  struct stat st;
+  if (::lstat(path.c_str(), &st) != 0) {
+    if (errno == ENOENT) return;
+    Fail("cannot check " + path);
+  }
+  if (!S_ISSOCK(st.st_mode))
+    throw std::runtime_error(path + " exists and is not a socket: refusing to replace it");
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) Fail("socket");
+  int rc = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  int err = errno;
+  ::close(fd);
+  if (rc == 0) throw std::runtime_error("another server is listening on " + path);
+  if (err != ECONNREFUSED) {
+    errno = err;
+    Fail("cannot check " + path);
+  }
+}
 
 // Binds under a temporary name and renames into place once listening, so a
 // client (or a test) that sees the path can connect at once.
-int ListenUnix(const std::string& path, unsigned mode) {
+int ListenUnix(const std::string& path, unsigned mode, dev_t& dev, ino_t& ino) {
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   std::string tmp = path + ".new";
-  if (tmp.size() >= sizeof addr.sun_path) throw std::runtime_error("socket path too long: " + path);
-  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (path.empty()) throw BadSetting("--listen unix: needs a path");
+  if (tmp.size() >= sizeof addr.sun_path) throw BadSetting("socket path too long: " + path);
+  CheckUnixPath(path);
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0) Fail("socket");
-  // Refuse to steal the path from a server that is still answering on it.
-  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
-    ::close(fd);
-    throw std::runtime_error("another server is listening on " + path);
-  }
-  ::close(fd);
-  fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   std::memcpy(addr.sun_path, tmp.c_str(), tmp.size() + 1);
   ::unlink(tmp.c_str());
+  struct stat st;
   if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) Fail("bind " + tmp);
   if (::chmod(tmp.c_str(), mode) != 0) Fail("chmod " + tmp);
   if (::listen(fd, kBacklog) != 0) Fail("listen " + tmp);
+  if (::stat(tmp.c_str(), &st) != 0) Fail("stat " + tmp);
   if (::rename(tmp.c_str(), path.c_str()) != 0) Fail("rename " + tmp + " to " + path);
+  dev = st.st_dev;
+  ino = st.st_ino;
   return fd;
+}
+
+bool IsLoopback(const sockaddr* sa) {
+  if (sa->sa_family == AF_INET)
+    return (ntohl(reinterpret_cast<const sockaddr_in*>(sa)->sin_addr.s_addr) >> 24) == 127;
+  if (sa->sa_family == AF_INET6) {
+    const in6_addr& a = reinterpret_cast<const sockaddr_in6*>(sa)->sin6_addr;
+    return IN6_IS_ADDR_LOOPBACK(&a);
+  }
+  return false;
 }
 
 int ListenTcp(const std::string& hostport) {
   std::size_t colon = hostport.rfind(':');
-  if (colon == std::string::npos) throw std::runtime_error("--listen wants unix:PATH or HOST:PORT");
+  if (colon == std::string::npos) throw BadSetting("--listen wants unix:PATH or HOST:PORT, not " + hostport);
   std::string host = hostport.substr(0, colon), port = hostport.substr(colon + 1);
+  if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos ||
+      std::stoi(port) < 1 || std::stoi(port) > 65535)
+    throw BadSetting("--listen " + hostport + ": the port must be a number from 1 to 65535");
+  if (host.empty()) host = "127.0.0.1";  // FastCGI has no authentication: loopback unless asked
   if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
   addrinfo hints{}, *res = nullptr;
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
   hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-  if (int rc = ::getaddrinfo(host.empty() ? nullptr : host.c_str(), port.c_str(), &hints, &res))
-    throw std::runtime_error("cannot resolve " + hostport + ": " + gai_strerror(rc));
+  if (int rc = ::getaddrinfo(host.c_str(), port.c_str(), &hints, &res))
+    throw BadSetting("--listen " + hostport + ": " + gai_strerror(rc));
   std::unique_ptr<addrinfo, decltype(&freeaddrinfo)> guard(res, freeaddrinfo);
-  int fd = ::socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int fd = ::socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0) Fail("socket");
   int one = 1;
   ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   if (::bind(fd, res->ai_addr, res->ai_addrlen) != 0) Fail("bind " + hostport);
   if (::listen(fd, kBacklog) != 0) Fail("listen " + hostport);
+  if (!IsLoopback(res->ai_addr))
+    LogLine("warning: listening on " + hostport +
+            ", reachable from other machines; FastCGI has no authentication, so let only "
+            "the web servers reach it (firewall), or listen on 127.0.0.1 or a unix socket");
   return fd;
 }
 
-// One accepted FastCGI request, seen through the Request interface.
-class FcgiRequest final : public Request {
+// Sends all of `bytes` on a non-blocking socket, waiting for room until
+// `deadline`. False when the peer is gone or too slow.
+bool SendAll(int fd, std::string_view bytes, Clock::time_point deadline) {
+  while (!bytes.empty()) {
+    ssize_t n = ::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n > 0) {
+      bytes.remove_prefix(static_cast<std::size_t>(n));
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) return false;
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+    if (left <= 0) return false;
+    pollfd p{fd, POLLOUT, 0};
+    if (::poll(&p, 1, static_cast<int>(left)) < 0 && errno != EINTR) return false;
+  }
+  return true;
+}
+
+// ---------------------------------------------------------------------------
+// Connections and the queue between the loop and the workers
+
+// One connection from the web server. The loop owns it; while `busy` (queued
+// or with a worker) only that worker touches it, and the loop does not watch
+// its descriptor.
+struct Conn {
+  explicit Conn(int f, Clock::time_point d) : fd(f), deadline(d) {}
+  ~Conn() { ::close(fd); }
+  Conn(const Conn&) = delete;
+  Conn& operator=(const Conn&) = delete;
+
+  int fd;
+  Clock::time_point deadline;  // the request must have arrived whole by then
+  std::string in;              // received bytes not yet parsed (at most one partial record)
+  bool served = false;         // it has served a request: now an idle keep-alive connection
+  bool busy = false;
+
+  // The request being received or served; id 0: none.
+  std::uint16_t id = 0;
+  bool keep = false;  // FCGI_KEEP_CONN: the web server reuses the connection
+  bool params_done = false;
+  std::string params;  // FCGI_PARAMS bytes, until their end
+  std::vector<std::string> env;
+  std::vector<std::string_view> env_views;
+  std::optional<SpillBuffer> body;
+  Clock::time_point queued_at;
+  bool close_after = false;  // set by the worker: the connection cannot be reused
+
+  void ResetRequest() {
+    id = 0;
+    keep = params_done = close_after = false;
+    params.clear();
+    params.shrink_to_fit();
+    env.clear();
+    env_views.clear();
+    body.reset();
+  }
+};
+
+class JobQueue {
  public:
-  explicit FcgiRequest(FCGX_Request& r) : r_(r) {}
-  std::vector<std::string_view> Environment() const override {
-    std::vector<std::string_view> env;
-    for (char** p = r_.envp; p && *p; ++p) env.emplace_back(*p);
-    return env;
+  // False when `limit` requests are waiting already.
+  bool Push(Conn* c, std::size_t limit) {
+    {
+      std::lock_guard lock(m_);
+      if (q_.size() >= limit) return false;
+      q_.push_back(c);
+    }
+    cv_.notify_one();
+    return true;
   }
-  std::size_t ReadBody(char* buf, std::size_t size) override {
-    int n = FCGX_GetStr(buf, static_cast<int>(size), r_.in);
-    return n > 0 ? static_cast<std::size_t>(n) : 0;
+  // The next request, or nullptr once Close() was called and none is left.
+  Conn* Pop() {
+    std::unique_lock lock(m_);
+    cv_.wait(lock, [&] { return !q_.empty() || closed_; });
+    if (q_.empty()) return nullptr;
+    Conn* c = q_.front();
+    q_.pop_front();
+    return c;
   }
-  void Write(std::string_view bytes) override {
-    // A web server that hung up gets nothing; the session was committed already.
-    FCGX_PutStr(bytes.data(), static_cast<int>(bytes.size()), r_.out);
+  void Close() {
+    {
+      std::lock_guard lock(m_);
+      closed_ = true;
+    }
+    cv_.notify_all();
   }
 
  private:
-  FCGX_Request& r_;
+  std::mutex m_;
+  std::condition_variable cv_;
+  std::deque<Conn*> q_;
+  bool closed_ = false;
+};
+
+// The request a worker serves: parameters and body as received; the response
+// is framed as FCGI_STDOUT records and sent as it is written, 32 KiB at a time.
+class FcgiRequest final : public Request {
+ public:
+  FcgiRequest(Conn& c, std::chrono::milliseconds io_timeout) : c_(c), io_timeout_(io_timeout) {
+    static const SpillBuffer kEmpty;
+    body_ = c.body ? &*c.body : &kEmpty;
+  }
+  const std::vector<std::string_view>& Environment() const override { return c_.env_views; }
+  const SpillBuffer& Body() const override { return *body_; }
+  void Write(std::string_view bytes) override {
+    wrote_ = true;
+    pending_.append(bytes);
+    if (pending_.size() >= 32 * 1024) Flush();
+  }
+
+  bool wrote() const { return wrote_; }
+  bool broken() const { return broken_; }
+
+  // Ends the response: the rest of the output, the end of FCGI_STDOUT and
+  // FCGI_END_REQUEST.
+  void Finish() {
+    Flush();
+    std::string end;
+    fcgi::AppendRecords(end, fcgi::kStdout, c_.id, {});
+    fcgi::AppendEndRequest(end, c_.id, 0, fcgi::kRequestComplete);
+    Send(end);
+  }
+
+ private:
+  void Flush() {
+    if (pending_.empty()) return;
+    std::string framed;
+    framed.reserve(pending_.size() + 16);
+    fcgi::AppendRecords(framed, fcgi::kStdout, c_.id, pending_);
+    pending_.clear();
+    Send(framed);
+  }
+  void Send(std::string_view bytes) {
+    if (!broken_ && !SendAll(c_.fd, bytes, Clock::now() + io_timeout_)) broken_ = true;
+  }
+
+  Conn& c_;
+  std::chrono::milliseconds io_timeout_;
+  const SpillBuffer* body_;
+  std::string pending_;
+  bool wrote_ = false;
+  bool broken_ = false;
 };
 
 }  // namespace
 
-FcgiServer::FcgiServer(const std::string& listen, unsigned socket_mode) {
-  if (FCGX_Init() != 0) throw std::runtime_error("FCGX_Init failed");
-  if (listen.empty()) {
+// ---------------------------------------------------------------------------
+// The event loop: accepts, receives requests, queues them, takes connections
+// back from the workers, closes idle and slow ones, and drains on Stop().
+
+struct FcgiServer::Loop {
+  FcgiServer& server;
+  const ServerOptions& opts;
+  JobQueue& queue;
+  int epoll_fd = -1;
+  std::unordered_map<int, std::unique_ptr<Conn>> conns;
+  bool listening = false;  // the listening socket is watched
+  bool draining = false;
+  bool limit_logged = false;
+  std::size_t in_flight = 0;  // queued or with a worker
+  bool burst = false;         // requests were served since memory was last given back
+
+  std::mutex returned_mutex;
+  std::vector<Conn*> returned;  // finished by workers, for the loop to reuse or close
+
+  Loop(FcgiServer& s, JobQueue& q) : server(s), opts(s.options_), queue(q) {
+    epoll_fd = ::epoll_create1(EPOLL_CLOEXEC);
+    if (epoll_fd < 0) Fail("epoll_create1");
+    Watch(server.wake_fd_, EPOLL_CTL_ADD);
+    SetListening(true);
+  }
+  ~Loop() { ::close(epoll_fd); }
+
+  void Watch(int fd, int op, std::uint32_t events = EPOLLIN) {
+    epoll_event ev{};
+    ev.events = events;
+    ev.data.fd = fd;
+    if (::epoll_ctl(epoll_fd, op, fd, &ev) != 0 && op != EPOLL_CTL_DEL) Fail("epoll_ctl");
+  }
+
+  void SetListening(bool on) {
+    if (on == listening || server.listen_fd_ < 0) return;
+    Watch(server.listen_fd_, on ? EPOLL_CTL_ADD : EPOLL_CTL_DEL);
+    listening = on;
+  }
+
+  // Called by a worker when it is done with `c`.
+  void GiveBack(Conn* c) {
+    {
+      std::lock_guard lock(returned_mutex);
+      returned.push_back(c);
+    }
+    std::uint64_t one = 1;
+    (void)!::write(server.wake_fd_, &one, sizeof one);
+  }
+
+  void Run() {
+    auto last_sweep = Clock::now();
+    epoll_event events[64];
+    for (;;) {
+      if (server.stop_ && !draining) StartDrain();
+      if (draining && conns.empty()) return;
+      int n = ::epoll_wait(epoll_fd, events, 64, 250);
+      if (n < 0 && errno != EINTR) Fail("epoll_wait");
+      for (int i = 0; i < n; ++i) {
+        int fd = events[i].data.fd;
+        if (fd == server.wake_fd_) {
+          std::uint64_t count;
+          (void)!::read(fd, &count, sizeof count);
+          TakeReturned();
+        } else if (fd == server.listen_fd_) {
+          Accept(false);
+        } else if (auto it = conns.find(fd); it != conns.end() && !it->second->busy) {
+          Receive(*it->second);
+        }
+      }
+      if (Clock::now() - last_sweep >= std::chrono::milliseconds(250)) {
+        Sweep();
+        last_sweep = Clock::now();
+      }
+    }
+  }
+
+  void Accept(bool everything) {
+    for (;;) {
+      if (!everything && conns.size() >= opts.max_connections) {
+        // Further connections wait in the backlog until one closes.
+        if (!limit_logged) LogLine("max_connections (" + std::to_string(opts.max_connections) + ") reached");
+        limit_logged = true;
+        SetListening(false);
+        return;
+      }
+      int fd = ::accept4(server.listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+      if (fd < 0) {
+        if (errno == EINTR || errno == ECONNABORTED) continue;
+        if (errno != EAGAIN && errno != EWOULDBLOCK) {
+          // Out of descriptors or memory: say so, and try again at the next sweep.
+          LogLine(std::string("accept failed: ") + std::strerror(errno));
+          SetListening(false);
+        }
+        return;
+      }
+      conns.emplace(fd, std::make_unique<Conn>(fd, Clock::now() + opts.io_timeout));
+      Watch(fd, EPOLL_CTL_ADD);
+    }
+  }
+
+  void Close(Conn& c) {
+    if (!c.busy) Watch(c.fd, EPOLL_CTL_DEL);
+    conns.erase(c.fd);  // closes the descriptor
+  }
+
+  // Answers the request at once with `status` (never a worker's time), logs
+  // why, and closes the connection: the rest of the request may still be on
+  // its way, and closing is the only clean end for it.
+  void Reject(Conn& c, int status, const std::string& why) {
+    std::vector<std::string_view> env(c.env.begin(), c.env.end());
+    LogFailure(status, env, why);
+    std::string out;
+    fcgi::AppendRecords(out, fcgi::kStdout, c.id, ErrorResponse(status));
+    fcgi::AppendRecords(out, fcgi::kStdout, c.id, {});
+    fcgi::AppendEndRequest(out, c.id, 0, fcgi::kRequestComplete);
+    SendAll(c.fd, out, Clock::now());  // room for a few hundred bytes, or nothing
+    Close(c);
+  }
+
+  void ProtocolError(Conn& c, const std::string& why) {
+    LogLine("FastCGI protocol error, connection closed: " + why);
+    Close(c);
+  }
+
+  void Receive(Conn& c) {
+    char buf[65536];
+    for (;;) {
+      ssize_t n = ::read(c.fd, buf, sizeof buf);
+      if (n > 0) {
+        c.in.append(buf, static_cast<std::size_t>(n));
+        if (!Parse(c)) return;  // closed
+        if (c.busy) return;     // a whole request went to the workers
+        continue;
+      }
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+      // The web server hung up (or the connection failed): a request not yet
+      // received whole is dropped, as nginx has given up on it.
+      Close(c);
+      return;
+    }
+  }
+
+  // Takes every whole record out of c.in. Returns false when `c` was closed.
+  bool Parse(Conn& c) {
+    std::size_t pos = 0;
+    while (!c.busy) {
+      fcgi::Record r;
+      std::size_t used = 0;
+      auto parsed = fcgi::ParseRecord(std::string_view(c.in).substr(pos), r, used);
+      if (parsed == fcgi::Parse::kNeedMore) break;
+      if (parsed == fcgi::Parse::kBad) {
+        ProtocolError(c, "not a FastCGI 1.0 record");
+        return false;
+      }
+      pos += used;
+      if (!OnRecord(c, r)) return false;
+    }
+    c.in.erase(0, pos);
+    return true;
+  }
+
+  bool OnRecord(Conn& c, const fcgi::Record& r) {
+    using namespace fcgi;
+    if (r.request_id == 0) {
+      std::string out;
+      if (r.type == kGetValues) {
+        std::vector<std::string> asked;
+        ParseNameValues(r.content, asked);
+        std::string pairs;
+        for (const std::string& kv : asked) {
+          std::string name = kv.substr(0, kv.find('='));
+          if (name == "FCGI_MAX_CONNS") AppendNameValue(pairs, name, std::to_string(opts.max_connections));
+          if (name == "FCGI_MAX_REQS") AppendNameValue(pairs, name, std::to_string(opts.max_connections));
+          if (name == "FCGI_MPXS_CONNS") AppendNameValue(pairs, name, "0");
+        }
+        AppendRecords(out, kGetValuesResult, 0, pairs);
+      } else {
+        AppendUnknownType(out, r.type);
+      }
+      SendAll(c.fd, out, Clock::now());
+      return true;
+    }
+    if (r.type == kBeginRequest) {
+      BeginRequest begin;
+      if (!ParseBeginRequest(r.content, begin)) {
+        ProtocolError(c, "malformed FCGI_BEGIN_REQUEST");
+        return false;
+      }
+      std::string out;
+      if (c.id != 0) {
+        AppendEndRequest(out, r.request_id, 0, kCantMpxConn);  // one request at a time per connection
+      } else if (begin.role != kResponder) {
+        AppendEndRequest(out, r.request_id, 0, kUnknownRole);
+      } else {
+        c.id = r.request_id;
+        c.keep = begin.keep_conn;
+        return true;
+      }
+      SendAll(c.fd, out, Clock::now());
+      return true;
+    }
+    if (r.request_id != c.id) return true;  // records of requests that are not active are ignored
+    switch (r.type) {
+      case kAbortRequest: {
+        std::string out;
+        AppendEndRequest(out, c.id, 0, kRequestComplete);
+        SendAll(c.fd, out, Clock::now());
+        if (!c.keep) {
+          Close(c);
+          return false;
+        }
+        c.ResetRequest();
+        return true;
+      }
+      case kParams: return OnParams(c, r.content);
+      case kStdin: return OnStdin(c, r.content);
+      default: return true;  // FCGI_DATA (filters only) and anything else: ignored
+    }
+  }
+
+  bool OnParams(Conn& c, std::string_view content) {
+    if (c.params_done) {
+      ProtocolError(c, "FCGI_PARAMS after their end");
+      return false;
+    }
+    if (!content.empty()) {
+      if (c.params.size() + content.size() > opts.max_params_bytes) {
+        Reject(c, 400, "FastCGI parameters exceed max_params_bytes (" + std::to_string(opts.max_params_bytes) + ")");
+        return false;
+      }
+      c.params.append(content);
+      return true;
+    }
+    c.params_done = true;
+    if (!fcgi::ParseNameValues(c.params, c.env)) {
+      Reject(c, 400, "malformed FastCGI parameters");
+      return false;
+    }
+    c.params.clear();
+    c.params.shrink_to_fit();
+    c.env_views.assign(c.env.begin(), c.env.end());
+    std::string_view length;
+    for (std::string_view kv : c.env_views)
+      if (kv.substr(0, 15) == "CONTENT_LENGTH=") {
+        length = kv.substr(15);
+        break;
+      }
+    if (!length.empty()) {
+      if (length.size() > 19 || length.find_first_not_of("0123456789") != std::string_view::npos) {
+        Reject(c, 400, "bad CONTENT_LENGTH");
+        return false;
+      }
+      if (std::stoull(std::string(length)) > opts.max_body_bytes) {
+        Reject(c, 413, "request body of " + std::string(length) + " bytes exceeds max_body_bytes");
+        return false;
+      }
+    }
+    c.body.emplace(opts.body_memory, opts.temp_dir);
+    return true;
+  }
+
+  bool OnStdin(Conn& c, std::string_view content) {
+    if (!c.params_done) {
+      ProtocolError(c, "FCGI_STDIN before the end of FCGI_PARAMS");
+      return false;
+    }
+    if (content.empty()) {
+      Dispatch(c);
+      return true;
+    }
+    if (c.body->size() + content.size() > opts.max_body_bytes) {
+      Reject(c, 413, "request body exceeds max_body_bytes");
+      return false;
+    }
+    try {
+      c.body->Append(content);
+    } catch (const std::exception& e) {
+      Reject(c, 500, std::string("request body: ") + e.what());
+      return false;
+    }
+    return true;
+  }
+
+  // The request arrived whole: to a worker, or 503 when too many wait already.
+  void Dispatch(Conn& c) {
+    Watch(c.fd, EPOLL_CTL_DEL);
+    c.busy = true;
+    c.queued_at = Clock::now();
+    if (!queue.Push(&c, opts.queue_size)) {
+      c.busy = false;
+      Watch(c.fd, EPOLL_CTL_ADD);
+      Reject(c, 503, "all workers busy and " + std::to_string(opts.queue_size) +
+                         " requests waiting (queue_size)");
+      return;
+    }
+    ++in_flight;
+    burst = true;
+  }
+
+  void TakeReturned() {
+    std::vector<Conn*> done;
+    {
+      std::lock_guard lock(returned_mutex);
+      done.swap(returned);
+    }
+    for (Conn* c : done) {
+      --in_flight;
+      c->busy = false;
+      if (c->close_after || !c->keep || (draining && c->in.empty())) {
+        conns.erase(c->fd);
+        continue;
+      }
+      c->ResetRequest();
+      c->served = true;
+      c->deadline = Clock::now() + opts.io_timeout;
+      Watch(c->fd, EPOLL_CTL_ADD);
+      if (!c->in.empty()) Parse(*c);  // a request that arrived behind the last one
+    }
+    if (!listening && !draining && conns.size() < opts.max_connections) {
+      limit_logged = false;
+      SetListening(true);
+    }
+  }
+
+  // Closes connections past their deadline; gives memory back after a burst.
+  void Sweep() {
+    auto now = Clock::now();
+    std::vector<Conn*> late;
+    for (auto& [fd, c] : conns)
+      if (!c->busy && now >= c->deadline) late.push_back(c.get());
+    for (Conn* c : late) {
+      if (c->id != 0 || !c->in.empty()) {
+        std::vector<std::string_view> env(c->env.begin(), c->env.end());
+        LogFailure(408, env, "request not received whole within io_timeout; connection closed");
+      }
+      Close(*c);
+    }
+    if (!listening && !draining && conns.size() < opts.max_connections) SetListening(true);
+    if (in_flight == 0 && burst) {
+      // glibc keeps freed memory in its arenas; after a burst of large bodies
+      // and outputs, hand it back so RSS returns to its idle size.
+      ::malloc_trim(0);
+      burst = false;
+    }
+    if (server.housekeeping_) server.housekeeping_();
+  }
+
+  // Serves what the kernel accepted before the stop, and nothing after.
+  void StartDrain() {
+    draining = true;
+    if (server.listen_fd_ >= 0) {
+      Accept(true);  // the backlog: connections the kernel accepted already
+      SetListening(false);
+      server.CloseListener();
+    }
+    std::vector<Conn*> idle;
+    for (auto& [fd, c] : conns)
+      if (!c->busy && c->served && c->id == 0 && c->in.empty()) idle.push_back(c.get());
+    for (Conn* c : idle) Close(*c);
+    LogLine("stopping: finishing " + std::to_string(conns.size()) + " connections");
+  }
+};
+
+// ---------------------------------------------------------------------------
+
+FcgiServer::FcgiServer(const ServerOptions& options) : options_(options) {
+  if (options_.listen.empty()) {
     int accepting = 0;
     socklen_t len = sizeof accepting;
     if (::getsockopt(0, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &len) != 0 || !accepting)
-      throw std::runtime_error("no --listen given and fd 0 is not a listening socket");
-    fd_ = 0;
-  } else if (listen.rfind("unix:", 0) == 0) {
-    unix_path_ = listen.substr(5);
-    fd_ = ListenUnix(unix_path_, socket_mode);
+      throw BadSetting("no --listen given and fd 0 is not a listening socket");
+    // The descriptor is shared with whoever made it (spawn-fcgi, systemd):
+    // it is never shut down or unlinked, only closed here.
+    listen_fd_ = ::fcntl(0, F_DUPFD_CLOEXEC, 3);
+    if (listen_fd_ < 0) Fail("dup of fd 0");
+    int null = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (null >= 0) {
+      ::dup2(null, 0);  // fd 0 no longer holds the socket: nothing can hand it on
+      ::close(null);
+    }
+    ::fcntl(listen_fd_, F_SETFL, ::fcntl(listen_fd_, F_GETFL) | O_NONBLOCK);
+    inherited_ = true;
+  } else if (options_.listen.rfind("unix:", 0) == 0) {
+    unix_path_ = options_.listen.substr(5);
+    listen_fd_ = ListenUnix(unix_path_, options_.socket_mode, unix_dev_, unix_ino_);
   } else {
-    fd_ = ListenTcp(listen);
+    listen_fd_ = ListenTcp(options_.listen);
   }
+  wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (wake_fd_ < 0) Fail("eventfd");
 }
 
 FcgiServer::~FcgiServer() {
-  if (!unix_path_.empty()) ::unlink(unix_path_.c_str());
-  if (fd_ > 0) ::close(fd_);
+  CloseListener();
+  if (wake_fd_ >= 0) ::close(wake_fd_);
 }
 
-void FcgiServer::Serve(int workers, const std::function<RequestHandler()>& make_handler) {
-  std::vector<std::thread> threads;
+void FcgiServer::CloseListener() {
+  if (listen_fd_ >= 0) ::close(listen_fd_);  // never shutdown(): others may share it
+  listen_fd_ = -1;
+  if (unix_path_.empty()) return;
+  // Only our own socket: a successor may have bound the path meanwhile.
+  struct stat st;
+  if (::lstat(unix_path_.c_str(), &st) == 0 && st.st_dev == unix_dev_ && st.st_ino == unix_ino_)
+    ::unlink(unix_path_.c_str());
+  unix_path_.clear();
+}
+
+void FcgiServer::Stop() {
+  stop_ = true;
+  std::uint64_t one = 1;
+  (void)!::write(wake_fd_, &one, sizeof one);
+}
+
+void FcgiServer::Serve(const std::function<RequestHandler()>& make_handler) {
+  JobQueue queue;
+  Loop loop(*this, queue);
   std::exception_ptr failed;
   std::mutex failed_mutex;
-  for (int i = 0; i < workers; ++i) {
+  std::vector<std::thread> threads;
+  for (int i = 0; i < options_.workers; ++i) {
     threads.emplace_back([&] {
-      FCGX_Request raw;
-      FCGX_InitRequest(&raw, fd_, 0);
+      RequestHandler handle;
       try {
-        RequestHandler handle = make_handler();
-        while (!stopping_) {
-          if (FCGX_Accept_r(&raw) != 0) {
-            // EMFILE and the like: say so, give the system a moment, go on.
-            if (!stopping_) {
-              LogLine(std::string("accept failed: ") + std::strerror(errno));
-              std::this_thread::sleep_for(std::chrono::milliseconds(100));
-            }
-            continue;
-          }
-          FcgiRequest request(raw);
-          handle(request);
-          FCGX_Finish_r(&raw);
-        }
+        handle = make_handler();
       } catch (...) {
         std::lock_guard lock(failed_mutex);
         if (!failed) failed = std::current_exception();
         Stop();
       }
-      FCGX_Free(&raw, 1);
+      while (Conn* c = queue.Pop()) {
+        FcgiRequest request(*c, options_.io_timeout);
+        auto waited = Clock::now() - c->queued_at;
+        if (!handle) {
+          request.Write(ErrorResponse(503));
+        } else if (waited > options_.queue_timeout) {
+          LogFailure(503, c->env_views,
+                     "waited " + std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(waited).count()) +
+                         " ms for a worker, more than queue_timeout");
+          request.Write(ErrorResponse(503));
+        } else {
+          // One request's failure stays with that request: the handler
+          // answers its own errors, and anything it did not catch ends here.
+          try {
+            handle(request);
+          } catch (const std::exception& e) {
+            LogFailure(500, c->env_views, std::string("unexpected: ") + e.what());
+            if (!request.wrote()) request.Write(ErrorResponse(500));
+            else c->close_after = true;  // half a response: only closing ends it
+          } catch (...) {
+            LogFailure(500, c->env_views, "unexpected exception");
+            if (!request.wrote()) request.Write(ErrorResponse(500));
+            else c->close_after = true;
+          }
+        }
+        if (!c->close_after) request.Finish();
+        if (request.broken()) c->close_after = true;
+        loop.GiveBack(c);
+      }
     });
   }
+  try {
+    loop.Run();
+  } catch (...) {
+    std::lock_guard lock(failed_mutex);
+    if (!failed) failed = std::current_exception();
+  }
+  queue.Close();
   for (auto& t : threads) t.join();
   if (failed) std::rethrow_exception(failed);
-}
-
-void FcgiServer::Stop() {
-  if (stopping_.exchange(true)) return;
-  // Wakes every thread blocked in accept(): it returns EINVAL, and libfcgi
-  // hands that back as a failed FCGX_Accept_r.
-  ::shutdown(fd_, SHUT_RDWR);
 }
 
 }  // namespace sessiond

@@ -1,40 +1,83 @@
-// The FastCGI server: the one place libfcgi is used. Opens the listening
-// socket, runs worker threads that accept requests and hand each to a
-// Handler, and drains in-flight requests on Stop().
+// The FastCGI server: opens (or inherits) the listening socket, receives
+// requests on one event-loop thread, and hands each complete request to a
+// pool of worker threads through a bounded queue.
+//
+// Why not libfcgi's accept loop: a worker there owns a connection from
+// accept() to the end of the request, so 16 idle or half-sent connections
+// take all 16 workers, a connection that sends nothing holds one for ever,
+// and libfcgi installs its own SIGUSR1/SIGPIPE handlers. Here a worker sees
+// a request only once its parameters and body have arrived whole, within
+// bounds; idle and slow connections cost a descriptor and a few bytes.
 #pragma once
 
 #include <atomic>
+#include <chrono>
+#include <cstddef>
 #include <functional>
-#include <memory>
 #include <string>
+#include <sys/types.h>
 
 #include "middleware/request.h"
 
 namespace sessiond {
 
+struct ServerOptions {
+  // "unix:/path/to.sock", "HOST:PORT" (":PORT" means 127.0.0.1:PORT), or
+  // empty: the listening socket inherited on fd 0 (spawn-fcgi).
+  std::string listen;
+  unsigned socket_mode = 0660;  // permissions of a unix socket sessiond creates
+  int workers = 16;             // requests handled at once
+  std::size_t queue_size = 64;  // complete requests waiting for a worker; more: 503 at once
+  std::chrono::milliseconds queue_timeout{10000};  // a request that waited longer for a worker: 503
+  std::size_t max_connections = 1024;              // open connections; more wait in the backlog
+  std::chrono::milliseconds io_timeout{30000};     // to receive a whole request, or send a response
+  std::size_t max_params_bytes = 64 * 1024;        // the FastCGI parameters of one request; more: 400
+  std::size_t max_body_bytes = 1024 * 1024;        // request body; more: 413
+  std::size_t body_memory = 64 * 1024;             // body bytes kept in memory; past it, a temp file
+  std::string temp_dir = "/tmp";                   // where such files are made (O_TMPFILE)
+};
+
+// A setting that cannot work (a malformed --listen, a port out of range).
+class BadSetting : public std::invalid_argument {
+  using std::invalid_argument::invalid_argument;
+};
+
 class FcgiServer {
  public:
-  // Opens `listen` ("unix:/path", "host:port", or empty for the listening
-  // socket inherited on fd 0). A unix socket gets mode `socket_mode` and
-  // appears at its path only once it accepts connections. Throws
-  // std::runtime_error with the reason when the socket cannot be had.
-  FcgiServer(const std::string& listen, unsigned socket_mode);
-  ~FcgiServer();  // removes a unix socket it created
+  // Opens the listening socket. A unix socket gets `socket_mode` and appears
+  // at its path only once it accepts connections; a path that holds anything
+  // but a stale socket is refused. Throws BadSetting for a malformed address,
+  // std::runtime_error when the socket cannot be had (in use, no permission).
+  explicit FcgiServer(const ServerOptions& options);
+  ~FcgiServer();  // removes the unix socket it created, if it is still the one at the path
 
-  // Runs `workers` threads; each calls `make_handler` once and then serves
-  // requests with what it returned, one at a time. Returns once Stop() was
-  // called and every request in flight has been answered.
+  // Runs the workers (each calls `make_handler` once, then serves requests one
+  // at a time) and the event loop on the calling thread. Returns once Stop()
+  // was called and every connection accepted by then has been answered.
+  // Throws what a `make_handler` threw (the server could not start).
   using RequestHandler = std::function<void(Request&)>;
-  void Serve(int workers, const std::function<RequestHandler()>& make_handler);
+  void Serve(const std::function<RequestHandler()>& make_handler);
 
-  // Stops accepting; Serve() returns when requests in flight are done.
-  // Thread-safe; call it from anywhere but a signal handler.
+  // Stops accepting: connections already accepted by the kernel are served,
+  // idle ones closed, and Serve() returns. Thread-safe; async-signal-safe.
   void Stop();
 
+  // Called on the loop thread about once a second (reaping pages' orphans).
+  void SetHousekeeping(std::function<void()> task) { housekeeping_ = std::move(task); }
+
  private:
-  int fd_ = -1;
-  std::string unix_path_;  // set when this server created a unix socket
-  std::atomic<bool> stopping_{false};
+  struct Loop;
+  ServerOptions options_;
+  int listen_fd_ = -1;
+  bool inherited_ = false;     // fd 0: never unlinked, never shut down
+  std::string unix_path_;      // the unix socket this server created
+  dev_t unix_dev_ = 0;
+  ino_t unix_ino_ = 0;
+  int wake_fd_ = -1;           // eventfd: Stop() and finished requests wake the loop
+  std::atomic<bool> stop_{false};
+  std::function<void()> housekeeping_;
+
+  void CloseListener();
 };
 
 }  // namespace sessiond

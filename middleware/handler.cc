@@ -1,5 +1,7 @@
 #include "middleware/handler.h"
 
+#include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -11,6 +13,7 @@
 #include <set>
 #include <strings.h>
 
+#include "log/log.h"
 #include "middleware/cookie.h"
 #include "middleware/page_runner.h"
 #include "middleware/percent.h"
@@ -32,30 +35,43 @@ bool IsIdentifier(std::string_view s) {
 // Variables a page never receives from the web server: the ones sessiond
 // sets itself, and HTTP_PROXY (httpoxy: a client's "Proxy:" header).
 bool IsReserved(std::string_view name) {
-  return name == "PATH" || name == "SCRIPT_FILENAME" || name == "HTTP_PROXY" ||
-         name == "HTTP_SESSION" || name.substr(0, 8) == "SESSION_";
+  return name == "PATH" || name == "SCRIPT_FILENAME" || name == "SCRIPT_NAME" || name == "PATH_INFO" ||
+         name == "PATH_TRANSLATED" || name == "HTTP_PROXY" || name == "HTTP_SESSION" ||
+         name.substr(0, 8) == "SESSION_";
 }
 
-// What the log calls the request: never its cookie or session id.
-std::string Describe(const Request& r) {
-  std::string what(r.Param("REQUEST_METHOD").value_or("?"));
-  what += ' ';
-  what += r.Param("DOCUMENT_URI").value_or(r.Param("SCRIPT_NAME").value_or("?"));
-  return what;
-}
+// A file descriptor for the session text when it is too large for one
+// environment variable: a sealed memfd, so the page can read it and nothing
+// can change it.
+class SessionFile {
+ public:
+  explicit SessionFile(std::string_view text) {
+    fd_ = ::memfd_create("sessiond-session", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (fd_ < 0) throw std::runtime_error(std::string("memfd_create: ") + std::strerror(errno));
+    while (!text.empty()) {
+      ssize_t n = ::write(fd_, text.data(), text.size());
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) throw std::runtime_error(std::string("session file: ") + std::strerror(errno));
+      text.remove_prefix(static_cast<std::size_t>(n));
+    }
+    ::fcntl(fd_, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL);
+    ::lseek(fd_, 0, SEEK_SET);
+  }
+  ~SessionFile() { ::close(fd_); }
+  SessionFile(const SessionFile&) = delete;
+  SessionFile& operator=(const SessionFile&) = delete;
+  int fd() const { return fd_; }
 
-std::string Serialize(const Response& r) {
-  std::string out = "Status: " + std::to_string(r.status) + ' ' +
-                    (r.reason.empty() ? std::string(ReasonPhrase(r.status)) : r.reason) + "\r\n";
-  for (const auto& [name, value] : r.headers) out += name + ": " + value + "\r\n";
-  out += "\r\n";
-  out += r.body;
-  return out;
-}
+ private:
+  int fd_ = -1;
+};
 
-Response ErrorResponse(int status) {
-  std::string text = std::to_string(status) + ' ' + std::string(ReasonPhrase(status)) + '\n';
-  return {status, {}, {{"Content-Type", "text/plain; charset=utf-8"}, {"Cache-Control", "no-store"}}, text};
+// The name of the cookie a Set-Cookie value sets.
+std::string_view SetCookieName(std::string_view value) {
+  std::string_view name = value.substr(0, value.find('='));
+  while (!name.empty() && (name.front() == ' ' || name.front() == '\t')) name.remove_prefix(1);
+  while (!name.empty() && (name.back() == ' ' || name.back() == '\t')) name.remove_suffix(1);
+  return name;
 }
 
 }  // namespace
@@ -71,8 +87,8 @@ Handler::Handler(const Config& config, std::unique_ptr<SessionStore> store)
 void Handler::Handle(Request& request) {
   Response response;
   auto fail = [&](int status, const std::string& why) {
-    LogLine(std::to_string(status) + ' ' + Describe(request) + ": " + why);
-    response = ErrorResponse(status);
+    LogFailure(status, request.Environment(), why);
+    response = Response{status, {}, {}, ErrorResponse(status), {}, 0};
   };
   try {
     response = Process(request);
@@ -85,57 +101,49 @@ void Handler::Handle(Request& request) {
   } catch (const std::exception& e) {
     fail(500, e.what());
   }
-  request.Write(Serialize(response));
+  Send(request, response);
 }
 
 // The whole request, in order. Each step throws HttpError (or a store error)
 // on failure; nothing is committed before the page has succeeded, and nothing
 // is sent before the commit.
 Response Handler::Process(Request& request) {
-  const std::string page = ResolvePage(request);
-  const std::string body = ReadBody(request);
+  const Page page = ResolvePage(request);
   const std::optional<Session> session = LoadSession(request);
-  const PageResult run = RunPage(page, PageEnvironment(request, page, session), body, config_.page);
-  const CgiResponse out = CheckPage(run, page);
+  PageResult run = Run(request, page, session);
+  const CgiResponse out = CheckPage(run, page.path);
   const CommitResult committed = store_->Commit(session, out.session, Now());
-  return Respond(out, session, committed, request.Param("HTTPS") == "on");
+  if (committed.outcome == CommitResult::Outcome::Gone)
+    throw HttpError(409, "the session ended while the page ran (a login, logout or expiry meanwhile); "
+                         "its changes were not kept");
+  return Respond(out, run, session, committed, request.Param("HTTPS") == "on");
 }
 
 // SCRIPT_FILENAME (absolute, or relative to the pages root), resolved through
-// symlinks; it must be an executable regular file inside the pages root.
-std::string Handler::ResolvePage(const Request& request) const {
+// symlinks: the longest leading part of it that exists must be an executable
+// regular file inside the pages root; what follows is PATH_INFO
+// (/page/extra/path runs /page with PATH_INFO=/extra/path, as CGI servers do).
+Handler::Page Handler::ResolvePage(const Request& request) const {
   std::string_view name = request.Param("SCRIPT_FILENAME").value_or("");
   if (name.empty()) throw HttpError(404, "no SCRIPT_FILENAME");
   std::string candidate = name[0] == '/' ? std::string(name) : pages_root_ + '/' + std::string(name);
+  std::string rest;
+  struct stat st;
+  while (::stat(candidate.c_str(), &st) != 0) {
+    std::size_t slash = candidate.rfind('/');
+    if ((errno != ENOENT && errno != ENOTDIR) || slash == std::string::npos || slash == 0)
+      throw HttpError(404, "no page " + std::string(name));
+    rest.insert(0, candidate, slash, std::string::npos);
+    candidate.resize(slash);
+  }
   char resolved[PATH_MAX];
-  if (!::realpath(candidate.c_str(), resolved)) throw HttpError(404, "no page " + candidate);
+  if (!::realpath(candidate.c_str(), resolved)) throw HttpError(404, "no page " + std::string(name));
   std::string page = resolved;
   if (page.compare(0, pages_root_.size() + 1, pages_root_ + '/') != 0)
-    throw HttpError(404, "page " + candidate + " is outside the pages root");
-  struct stat st;
+    throw HttpError(404, "page " + std::string(name) + " is outside the pages root");
   if (::stat(page.c_str(), &st) != 0 || !S_ISREG(st.st_mode) || ::access(page.c_str(), X_OK) != 0)
-    throw HttpError(404, "page " + candidate + " is not an executable file");
-  return page;
-}
-
-std::string Handler::ReadBody(Request& request) const {
-  const std::size_t max = config_.max_body_bytes;
-  std::string_view declared = request.Param("CONTENT_LENGTH").value_or("");
-  if (!declared.empty()) {
-    char* end = nullptr;
-    std::string copy(declared);
-    unsigned long long n = std::strtoull(copy.c_str(), &end, 10);
-    if (*end != '\0' || copy[0] == '-') throw HttpError(400, "bad CONTENT_LENGTH");
-    if (n > max)
-      throw HttpError(413, "request body of " + copy + " bytes exceeds max_body_bytes");
-  }
-  std::string body;
-  char buf[65536];
-  while (std::size_t n = request.ReadBody(buf, sizeof buf)) {
-    if (body.size() + n > max) throw HttpError(413, "request body exceeds max_body_bytes");
-    body.append(buf, n);
-  }
-  return body;
+    throw HttpError(404, "page " + std::string(name) + " is not an executable file");
+  return {page, rest};
 }
 
 // The cookie's session, or nullopt for a new visitor: no cookie, a malformed
@@ -157,10 +165,10 @@ std::optional<Session> Handler::LoadSession(const Request& request) {
   return store_->Load(*id, Now());
 }
 
-// The CGI environment and the injected session. Nothing of sessiond's own
-// environment is passed, and nothing the client sent can pose as the session.
-std::vector<std::string> Handler::PageEnvironment(const Request& request, const std::string& page,
-                                                  const std::optional<Session>& session) const {
+// Runs the page with the CGI environment and the injected session. Nothing of
+// sessiond's own environment is passed, and nothing the client sent can pose
+// as the session.
+PageResult Handler::Run(const Request& request, const Page& page, const std::optional<Session>& session) const {
   std::vector<std::string> env;
   std::set<std::string_view> seen;  // a repeated variable: the first one counts, as for Param()
   for (std::string_view kv : request.Environment()) {
@@ -170,16 +178,45 @@ std::vector<std::string> Handler::PageEnvironment(const Request& request, const 
     if (seen.insert(name).second) env.emplace_back(kv);
   }
   env.emplace_back("PATH=/usr/local/bin:/usr/bin:/bin");
-  env.push_back("SCRIPT_FILENAME=" + page);
+  env.push_back("SCRIPT_FILENAME=" + page.path);
+  std::string_view script_name = request.Param("SCRIPT_NAME").value_or("");
+  if (!page.path_info.empty()) {
+    if (script_name.size() >= page.path_info.size() &&
+        script_name.substr(script_name.size() - page.path_info.size()) == page.path_info)
+      script_name.remove_suffix(page.path_info.size());
+    env.push_back("PATH_INFO=" + page.path_info);
+  }
+  env.push_back("SCRIPT_NAME=" + std::string(script_name));
+
   static const Items kNone;
   const Items& items = session ? session->items : kNone;
-  env.push_back("HTTP_SESSION=" + EncodeItems(items));
+  // Linux refuses an environment string of 128 KiB or more (MAX_ARG_STRLEN):
+  // a larger session reaches the page as a file on fd 3 instead, so every
+  // session the store accepted can be delivered (and abandoned).
+  constexpr std::size_t kMaxEnvString = 128 * 1024 - 1;
+  std::string encoded = "HTTP_SESSION=" + EncodeItems(items);
+  std::optional<SessionFile> file;
+  if (encoded.size() <= kMaxEnvString) {
+    env.push_back(std::move(encoded));
+  } else {
+    file.emplace(std::string_view(encoded).substr(13));
+    env.emplace_back("SESSION_FILE=/dev/fd/3");
+  }
   env.push_back("SESSION_ID=" + (session ? session->id : std::string()));
   env.push_back(session ? "SESSION_NEW=0" : "SESSION_NEW=1");
   for (const auto& [key, value] : items)
-    if (IsIdentifier(key) && value.find('\0') == std::string::npos)
+    if (IsIdentifier(key) && value.find('\0') == std::string::npos && 13 + key.size() + value.size() <= kMaxEnvString)
       env.push_back("SESSION_VAR_" + key + '=' + value);
-  return env;
+
+  PageSpec spec;
+  spec.path = page.path;
+  spec.env = std::move(env);
+  const SpillBuffer& body = request.Body();
+  if (body.spilled()) spec.input_fd = body.fd();
+  else spec.input = body.head();
+  spec.extra_fd = file ? file->fd() : -1;
+  spec.user = config_.page_user.set ? &config_.page_user : nullptr;
+  return RunPage(spec, config_.page);
 }
 
 CgiResponse Handler::CheckPage(const PageResult& run, const std::string& page) const {
@@ -204,17 +241,29 @@ CgiResponse Handler::CheckPage(const PageResult& run, const std::string& page) c
       if (run.exit_code != 0)
         throw HttpError(502, "page " + page + " exited with status " + std::to_string(run.exit_code));
   }
-  auto parsed = ParseCgiResponse(run.output);
-  if (auto* why = std::get_if<std::string>(&parsed)) throw HttpError(502, *why);
-  return std::get<CgiResponse>(std::move(parsed));
+  // The header block must lie within the part of the output kept in memory.
+  auto parsed = ParseCgiResponse(run.output.head());
+  if (auto* why = std::get_if<std::string>(&parsed)) {
+    if (run.output.spilled() && why->find("no blank line") != std::string::npos)
+      throw HttpError(502, "page " + page + " header block exceeds " + std::to_string(run.output.head().size()) +
+                               " bytes");
+    throw HttpError(502, *why);
+  }
+  CgiResponse out = std::get<CgiResponse>(std::move(parsed));
+  // The session cookie is sessiond's: a page that sets it could hand its
+  // visitor someone else's session or an id the store never issued.
+  for (const Header& h : out.headers)
+    if (strcasecmp(h.first.c_str(), "Set-Cookie") == 0 && SetCookieName(h.second) == config_.cookie.name)
+      throw HttpError(502, "page " + page + " sent a Set-Cookie for the session cookie " + config_.cookie.name);
+  return out;
 }
 
 // The page's response with the session's cookie. A response that belongs to
 // a session must not be stored by any cache, whatever the page said.
-Response Handler::Respond(const CgiResponse& page, const std::optional<Session>& session,
+Response Handler::Respond(const CgiResponse& page, PageResult& run, const std::optional<Session>& session,
                           const CommitResult& committed, bool https) const {
   using O = CommitResult::Outcome;
-  Response r{page.status, page.reason, {}, std::string(page.body)};
+  Response r{page.status, page.reason, {}, {}, std::move(run.output), page.body_offset};
   bool has_session = session || committed.outcome == O::Created;
   for (const Header& h : page.headers)
     if (!has_session || strcasecmp(h.first.c_str(), "Cache-Control") != 0) r.headers.push_back(h);
@@ -226,6 +275,27 @@ Response Handler::Respond(const CgiResponse& page, const std::optional<Session>&
     r.headers.emplace_back("Set-Cookie", ExpiredCookie(cookie));
   if (has_session) r.headers.emplace_back("Cache-Control", "no-store");
   return r;
+}
+
+// Writes the response: a CGI head for the web server, then the body, read
+// back 64 KiB at a time from wherever the page's output was kept.
+void Handler::Send(Request& request, const Response& r) const {
+  if (!r.output) {
+    request.Write(r.text);
+    return;
+  }
+  std::string head = "Status: " + std::to_string(r.status) + ' ' +
+                     (r.reason.empty() ? std::string(ReasonPhrase(r.status)) : r.reason) + "\r\n";
+  for (const auto& [name, value] : r.headers) head += name + ": " + value + "\r\n";
+  head += "\r\n";
+  request.Write(head);
+  char buf[65536];
+  for (std::size_t at = r.body_offset;;) {
+    std::size_t n = r.output->ReadAt(at, buf, sizeof buf);
+    if (n == 0) break;
+    request.Write(std::string_view(buf, n));
+    at += n;
+  }
 }
 
 }  // namespace sessiond

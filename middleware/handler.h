@@ -3,33 +3,27 @@
 
 #include <memory>
 #include <optional>
-#include <stdexcept>
 #include <string>
 #include <vector>
 
-#include "log/log.h"
 #include "middleware/cgi_response.h"
 #include "middleware/config.h"
+#include "middleware/http.h"
 #include "middleware/request.h"
+#include "middleware/spill_buffer.h"
 #include "store/store.h"
 
 namespace sessiond {
 
-// A failure that has an HTTP status; what() is the log line's reason.
-class HttpError : public std::runtime_error {
- public:
-  HttpError(int status, const std::string& why) : std::runtime_error(why), status_(status) {}
-  int status() const { return status_; }
-
- private:
-  int status_;
-};
-
+// What the client gets: the status line and headers, then `text` (sessiond's
+// own error bodies) or the page's output from `body_offset` on.
 struct Response {
   int status = 200;
   std::string reason;
   std::vector<Header> headers;
-  std::string body;
+  std::string text;
+  std::optional<SpillBuffer> output;
+  std::size_t body_offset = 0;
 };
 
 // Thread-safety: one per worker thread; it owns that thread's store connection.
@@ -38,21 +32,28 @@ class Handler {
   // `config.pages` must exist; it is resolved once here.
   Handler(const Config& config, std::unique_ptr<SessionStore> store);
 
-  // Serves one request completely: always writes a response and never throws.
-  // A request that fails gets an error status, one log line, and no session
-  // change at all.
+  // Serves one request completely. A request that fails gets an error status,
+  // one log line, and no session change at all. Throws only when the page's
+  // output cannot be read back after part of the response was sent (the
+  // caller must then close the connection).
   void Handle(Request& request);
+
+  // The page named by SCRIPT_FILENAME: the executable file inside the pages
+  // root, and what followed it in the path (PATH_INFO).
+  struct Page {
+    std::string path;       // resolved, inside the pages root
+    std::string path_info;  // "" or "/extra/path"
+  };
 
  private:
   Response Process(Request& request);
-  std::string ResolvePage(const Request& request) const;
-  std::string ReadBody(Request& request) const;
+  Page ResolvePage(const Request& request) const;
   std::optional<Session> LoadSession(const Request& request);
-  std::vector<std::string> PageEnvironment(const Request& request, const std::string& page,
-                                           const std::optional<Session>& session) const;
+  PageResult Run(const Request& request, const Page& page, const std::optional<Session>& session) const;
   CgiResponse CheckPage(const PageResult& run, const std::string& page) const;
-  Response Respond(const CgiResponse& page, const std::optional<Session>& session,
+  Response Respond(const CgiResponse& page, PageResult& run, const std::optional<Session>& session,
                    const CommitResult& committed, bool https) const;
+  void Send(Request& request, const Response& response) const;
 
   const Config& config_;
   std::string pages_root_;  // realpath of config.pages

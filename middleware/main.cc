@@ -1,21 +1,31 @@
 // sessiond's command line: `sessiond serve` runs the FastCGI server.
+// Exit status: 0 after a clean stop, 1 when it could not start or failed,
+// 2 for a usage or settings error.
+#include <malloc.h>
+#include <pthread.h>
 #include <signal.h>
-#include <sys/stat.h>
+#include <sys/resource.h>
 
 #include <CLI/CLI.hpp>
+#include <atomic>
 #include <cstdlib>
+#include <iostream>
 #include <map>
 #include <memory>
 #include <thread>
 
+#include "log/log.h"
 #include "middleware/collector.h"
 #include "middleware/config.h"
 #include "middleware/fcgi_server.h"
 #include "middleware/handler.h"
+#include "middleware/page_runner.h"
 #include "store/sqlite_store.h"
 
 namespace sessiond {
 namespace {
+
+constexpr int kUsage = 2;
 
 // Units for durations: plain numbers are seconds.
 CLI::AsNumberWithUnit Seconds() {
@@ -23,18 +33,40 @@ CLI::AsNumberWithUnit Seconds() {
                                CLI::AsNumberWithUnit::CASE_SENSITIVE, "s|m|h|d");
 }
 CLI::AsNumberWithUnit FractionalSeconds() {
-  return CLI::AsNumberWithUnit(std::map<std::string, double>{{"ms", 0.001}, {"s", 1}, {"m", 60}},
-                               CLI::AsNumberWithUnit::CASE_SENSITIVE, "ms|s|m");
+  return CLI::AsNumberWithUnit(
+      std::map<std::string, double>{{"ms", 0.001}, {"s", 1}, {"m", 60}, {"h", 3600}, {"d", 86400}},
+      CLI::AsNumberWithUnit::CASE_SENSITIVE, "ms|s|m|h|d");
 }
 
-void AddServeOptions(CLI::App& serve, Config& c, double& page_timeout, double& busy_timeout) {
-  serve.add_option("--listen", c.listen, "unix:PATH or HOST:PORT; default: the socket on fd 0");
-  serve.add_option("--socket-mode", c.socket_mode, "Permissions of the unix socket (octal)")
-      ->capture_default_str();
+// Durations that take fractions (500ms), kept as seconds until parsed.
+struct Durations {
+  double page_timeout = 30, busy_timeout = 5, queue_timeout = 10, io_timeout = 30;
+};
+
+void AddServeOptions(CLI::App& serve, Config& c, Durations& d, std::string& socket_mode) {
+  serve.add_option("--listen", c.server.listen, "unix:PATH or HOST:PORT (:PORT is 127.0.0.1); default: the socket on fd 0");
+  serve.add_option("--socket-mode", socket_mode, "Permissions of the unix socket (octal)")->capture_default_str();
   serve.add_option("--db", c.store.path, "SQLite database file (created 0600)")->required();
   serve.add_option("--pages", c.pages, "Directory of the page scripts")->required()->check(CLI::ExistingDirectory);
-  serve.add_option("--workers", c.workers, "Requests (pages) served at once")
+  serve.add_option("--user", c.user, "Run pages as this user (needs root)");
+  serve.add_option("--group", c.group, "Run pages with this group (default: the user's)");
+  serve.add_flag("--allow-root", c.allow_root, "Let pages run as root when sessiond runs as root without --user");
+  serve.add_option("--log-file", c.log_file, "Append the log here instead of stderr; SIGHUP reopens it");
+
+  serve.add_option("--workers", c.server.workers, "Requests (pages) served at once")
       ->capture_default_str()->check(CLI::Range(1, 1024));
+  serve.add_option("--queue-size", c.server.queue_size, "Requests waiting for a worker; more get 503 at once")
+      ->capture_default_str();
+  serve.add_option("--queue-timeout", d.queue_timeout, "A request that waited longer for a worker gets 503")
+      ->capture_default_str()->transform(FractionalSeconds())->check(CLI::PositiveNumber);
+  serve.add_option("--max-connections", c.server.max_connections, "Open connections from the web server")
+      ->capture_default_str();
+  serve.add_option("--io-timeout", d.io_timeout, "Time for the web server to send a whole request or take a response")
+      ->capture_default_str()->transform(FractionalSeconds())->check(CLI::PositiveNumber);
+  serve.add_option("--max-params-bytes", c.server.max_params_bytes, "FastCGI parameters of one request; larger: 400")
+      ->capture_default_str()->transform(CLI::AsSizeValue(false));
+  serve.add_option("--temp-dir", c.server.temp_dir, "Directory for bodies and outputs too large for memory")
+      ->capture_default_str()->check(CLI::ExistingDirectory);
 
   serve.add_option("--idle-timeout", c.store.idle_timeout, "Session ends after this long unused")
       ->capture_default_str()->transform(Seconds())->check(CLI::PositiveNumber);
@@ -43,8 +75,8 @@ void AddServeOptions(CLI::App& serve, Config& c, double& page_timeout, double& b
   serve.add_option("--synchronous", c.store.synchronous,
                    "SQLite durability: FULL survives power loss, NORMAL survives a crash of sessiond")
       ->capture_default_str()->check(CLI::IsMember({"FULL", "NORMAL", "EXTRA"}));
-  serve.add_option("--busy-timeout", busy_timeout, "Wait this long for another writer, then 503")
-      ->capture_default_str()->transform(FractionalSeconds());
+  serve.add_option("--busy-timeout", d.busy_timeout, "Wait this long for another writer, then 503")
+      ->capture_default_str()->transform(FractionalSeconds())->check(CLI::NonNegativeNumber);
 
   serve.add_option("--cookie-name", c.cookie.name, "Name of the session cookie")->capture_default_str();
   serve.add_option("--cookie-samesite", c.cookie.same_site, "SameSite attribute of the cookie")
@@ -60,7 +92,7 @@ void AddServeOptions(CLI::App& serve, Config& c, double& page_timeout, double& b
   serve.add_option("--max-items", c.store.limits.max_items, "Most items in one session")->capture_default_str();
   serve.add_option("--max-session-bytes", c.store.limits.max_session_bytes, "Largest session (keys + values)")
       ->capture_default_str()->transform(CLI::AsSizeValue(false));
-  serve.add_option("--max-body-bytes", c.max_body_bytes, "Largest request body; larger: 413")
+  serve.add_option("--max-body-bytes", c.server.max_body_bytes, "Largest request body; larger: 413")
       ->capture_default_str()->transform(CLI::AsSizeValue(false));
   serve.add_option("--max-cookie-bytes", c.max_cookie_bytes, "Largest Cookie header; larger: 400")
       ->capture_default_str()->transform(CLI::AsSizeValue(false));
@@ -68,7 +100,7 @@ void AddServeOptions(CLI::App& serve, Config& c, double& page_timeout, double& b
       ->capture_default_str()->transform(CLI::AsSizeValue(false));
   serve.add_option("--page-stderr-bytes", c.page.max_stderr, "Page stderr logged per request")
       ->capture_default_str()->transform(CLI::AsSizeValue(false));
-  serve.add_option("--page-timeout", page_timeout, "Longest page run; then its process group is killed: 504")
+  serve.add_option("--page-timeout", d.page_timeout, "Longest page run; then its process group is killed: 504")
       ->capture_default_str()->transform(FractionalSeconds())->check(CLI::PositiveNumber);
 
   serve.add_option("--gc-interval", c.gc_interval, "Time between sweeps for expired sessions")
@@ -77,51 +109,87 @@ void AddServeOptions(CLI::App& serve, Config& c, double& page_timeout, double& b
       ->capture_default_str()->check(CLI::PositiveNumber);
 }
 
-int Serve(const Config& config) {
-  char* end = nullptr;
-  unsigned long mode = std::strtoul(config.socket_mode.c_str(), &end, 8);
-  if (*end != '\0' || mode > 0777) {
-    LogLine("--socket-mode must be octal permissions, like 0660");
-    return 2;
-  }
-  // SIGTERM/SIGINT are taken by one thread with sigwait(); every other thread
-  // (created below, inheriting this mask) never sees them.
+std::chrono::milliseconds Millis(double seconds) {
+  return std::chrono::milliseconds(static_cast<std::int64_t>(seconds * 1000));
+}
+
+// The signals sessiond owns, taken by one thread with sigwait(); every other
+// thread (created after this, inheriting the mask) never sees them.
+sigset_t OwnedSignals() {
+  sigset_t set;
+  sigemptyset(&set);
+  for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2}) sigaddset(&set, sig);
+  return set;
+}
+
+int Serve(Config& config) {
   // A shell starts background commands with SIGINT ignored, and an ignored
-  // signal never reaches sigwait(): take both back first.
-  ::signal(SIGINT, SIG_DFL);
-  ::signal(SIGTERM, SIG_DFL);
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGTERM);
-  sigaddset(&stop_signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  // signal never reaches sigwait(): take each back first.
+  for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2}) ::signal(sig, SIG_DFL);
+  sigset_t owned = OwnedSignals();
+  pthread_sigmask(SIG_BLOCK, &owned, nullptr);
   ::signal(SIGPIPE, SIG_IGN);  // a web server that hangs up must not kill us
+
+  // Descriptors: idle connections cost one each; take what the system allows.
+  struct rlimit files;
+  if (::getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
+    files.rlim_cur = files.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &files);
+  }
+  // Allocations over 256 KiB are mapped and unmapped on their own, so a burst
+  // of large outputs does not leave RSS behind (glibc would otherwise raise
+  // this threshold as large blocks are freed, and keep them in its arenas).
+  ::mallopt(M_MMAP_THRESHOLD, 256 * 1024);
+
   try {
+    if (!config.log_file.empty()) LogToFile(config.log_file);
     { SqliteStore check(config.store); }  // file, pragmas and schema fail now, not per request
-    FcgiServer server(config.listen, static_cast<unsigned>(mode));
+    FcgiServer server(config.server);
+    AdoptOrphans();
+    server.SetHousekeeping([] { ReapOrphans(); });
     Collector collector(config.store, config.gc_interval, config.gc_batch);
+    std::atomic<bool> done{false};
     std::thread waiter([&] {
-      int sig = 0;
-      sigwait(&stop_signals, &sig);
-      server.Stop();
-      LogLine("stopping: finishing the requests in flight");
+      for (;;) {
+        int sig = 0;
+        sigwait(&owned, &sig);
+        if (done) return;
+        if (sig == SIGTERM || sig == SIGINT) {
+          LogLine(std::string("received ") + (sig == SIGTERM ? "SIGTERM" : "SIGINT") +
+                  ": no new connections, finishing the ones accepted");
+          server.Stop();
+        } else if (sig == SIGHUP) {
+          // The log file is what can be reloaded; other settings take a restart.
+          if (config.log_file.empty()) LogLine("received SIGHUP: logging to stderr, nothing to reopen");
+          else if (ReopenLog()) LogLine("received SIGHUP: reopened " + config.log_file);
+          else LogLine("received SIGHUP: cannot reopen " + config.log_file + ", still writing to the old file");
+        } else {
+          LogLine(std::string("received ") + (sig == SIGUSR1 ? "SIGUSR1" : "SIGUSR2") + ": ignored");
+        }
+      }
     });
-    LogLine("serving " + (config.listen.empty() ? std::string("fd 0") : config.listen) + ", pages " +
-            config.pages + ", db " + config.store.path);
+    LogLine("serving " + (config.server.listen.empty() ? std::string("fd 0") : config.server.listen) +
+            ", pages " + config.pages + (config.page_user.set ? " as " + config.user : std::string()) +
+            ", db " + config.store.path);
     std::exception_ptr failed;
     try {
-      server.Serve(config.workers, [&config]() -> FcgiServer::RequestHandler {
+      server.Serve([&config]() -> FcgiServer::RequestHandler {
         auto handler = std::make_shared<Handler>(config, std::make_unique<SqliteStore>(config.store));
         return [handler](Request& r) { handler->Handle(r); };
       });
     } catch (...) {
       failed = std::current_exception();
     }
-    ::kill(::getpid(), SIGTERM);  // release the waiter if no signal came
+    done = true;
+    ::kill(::getpid(), SIGTERM);  // releases the waiter
     waiter.join();
+    ReapOrphans();
     if (failed) std::rethrow_exception(failed);
     LogLine("stopped");
     return 0;
+  } catch (const BadSetting& e) {
+    LogLine(e.what());
+    return kUsage;
   } catch (const std::exception& e) {
     LogLine(e.what());
     return 1;
@@ -137,17 +205,45 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", SESSIOND_VERSION);
   app.require_subcommand(1);
   Config config;
-  double page_timeout = 30, busy_timeout = 5;
+  Durations durations;
+  std::string socket_mode = "0660";
   CLI::App* serve = app.add_subcommand("serve", "Run the FastCGI server");
   // The config file belongs to the whole program (CLI11 reads it at the top
   // level); serve passes --config through to it.
   app.set_config("--config", "", "Read options from this file (INI or TOML; keys are option names)");
   app.allow_config_extras(false);
   serve->fallthrough();
-  AddServeOptions(*serve, config, page_timeout, busy_timeout);
-  CLI11_PARSE(app, argc, argv);
-  config.page.timeout = std::chrono::milliseconds(static_cast<std::int64_t>(page_timeout * 1000));
-  config.store.busy_timeout_ms = static_cast<int>(busy_timeout * 1000);
+  AddServeOptions(*serve, config, durations, socket_mode);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::Success& e) {
+    return app.exit(e);  // --help, --version
+  } catch (const CLI::ParseError& e) {
+    std::string what = e.what();
+    // CLI11 reports a key of the config file it does not know as a failure to
+    // parse it: say what it is.
+    std::size_t at = what.find("not able to parse ");
+    if (at != std::string::npos)
+      std::cerr << "sessiond: unknown option in the config file: " << what.substr(at + 18) << '\n';
+    else
+      std::cerr << "sessiond: " << what << "\n(sessiond serve --help lists the options)\n";
+    return kUsage;
+  }
+  config.page.timeout = Millis(durations.page_timeout);
+  config.store.busy_timeout_ms = static_cast<int>(durations.busy_timeout * 1000);
+  config.server.queue_timeout = Millis(durations.queue_timeout);
+  config.server.io_timeout = Millis(durations.io_timeout);
+  config.page.temp_dir = config.server.temp_dir;
+  char* end = nullptr;
+  unsigned long mode = std::strtoul(socket_mode.c_str(), &end, 8);
+  std::vector<std::string> errors = Validate(config);
+  if (socket_mode.empty() || *end != '\0' || mode > 0777)
+    errors.push_back("--socket-mode must be octal permissions, like 0660");
+  config.server.socket_mode = static_cast<unsigned>(mode);
+  if (!errors.empty()) {
+    for (const std::string& e : errors) LogLine(e);
+    return kUsage;
+  }
   if (*serve) return Serve(config);
   return 0;
 }

@@ -163,11 +163,18 @@ std::string DirectoryOf(const std::string& path) {
 
 }  // namespace
 
-PageResult RunPage(const std::string& path, const std::vector<std::string>& env,
-                   std::string_view input, const PageLimits& limits) {
+void AdoptOrphans() {}
+std::size_t ReapOrphans() { return 0; }
+
+PageResult RunPage(const PageSpec& spec, const PageLimits& limits) {
   using Clock = std::chrono::steady_clock;
   const auto deadline = Clock::now() + limits.timeout;
   PageResult result;
+  result.output = SpillBuffer(limits.output_memory, limits.temp_dir);
+  const std::string& path = spec.path;
+  const std::vector<std::string>& env = spec.env;
+  std::string_view input = spec.input;
+  if (spec.input_fd >= 0) ::lseek(spec.input_fd, 0, SEEK_SET);
 
   // A page without a body reads /dev/null: one pipe fewer per request.
   static const int dev_null = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
@@ -188,7 +195,7 @@ PageResult RunPage(const std::string& path, const std::vector<std::string>& env,
   std::string dir = DirectoryOf(path);
   // dup2 in the child clears close-on-exec on the copies only.
   SpawnArgs args{path.c_str(), argv.data(), envp.data(), dir.c_str(),
-                 {input.empty() ? dev_null : in.read.get(), out.write.get(), err.write.get()}, 0};
+                 {spec.input_fd >= 0 ? spec.input_fd : input.empty() ? dev_null : in.read.get(), out.write.get(), err.write.get()}, 0};
   pid_t pid = Spawn(args);
   if (pid < 0) {
     result.exit_code = -pid;
@@ -234,7 +241,7 @@ PageResult RunPage(const std::string& path, const std::vector<std::string>& env,
     if (fds[1].revents) {
       ssize_t r = ::read(out.read.get(), buf, sizeof buf);
       if (r > 0) {
-        result.output.append(buf, static_cast<std::size_t>(r));
+        result.output.Append(std::string_view(buf, static_cast<std::size_t>(r)));
         if (result.output.size() > limits.max_output) {
           child.Kill();
           child.Wait();

@@ -1,10 +1,14 @@
 // Runs one page script as a CGI child process.
 #pragma once
 
+#include <sys/types.h>
+
 #include <chrono>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "middleware/spill_buffer.h"
 
 namespace sessiond {
 
@@ -12,6 +16,26 @@ struct PageLimits {
   std::chrono::milliseconds timeout{30000};  // whole run, spawn to exit
   std::size_t max_output = 8 * 1024 * 1024;  // bytes of stdout
   std::size_t max_stderr = 4096;             // bytes of stderr kept for the log
+  std::size_t output_memory = 64 * 1024;     // stdout kept in memory; past it, a temporary file
+  std::string temp_dir = "/tmp";             // where that file is made (O_TMPFILE)
+};
+
+// Who pages run as (--user/--group). Unset: sessiond's own user and groups.
+struct PageUser {
+  bool set = false;
+  uid_t uid = 0;
+  gid_t gid = 0;
+  std::vector<gid_t> groups;  // supplementary groups (the user's, from getgrouplist)
+};
+
+// One run of a page.
+struct PageSpec {
+  std::string path;              // the executable (absolute path)
+  std::vector<std::string> env;  // exactly its environment: nothing is inherited
+  std::string_view input;        // its stdin, when input_fd < 0
+  int input_fd = -1;             // or: stdin is this file, read from offset 0 (a spilled body)
+  int extra_fd = -1;             // when >= 0: becomes the page's fd 3 (the session file)
+  const PageUser* user = nullptr;  // null: run as sessiond runs
 };
 
 // A failing page is an expected event: its outcome, never an exception.
@@ -25,17 +49,31 @@ struct PageResult {
   };
   Outcome outcome = Outcome::SpawnFailed;
   int exit_code = 0;
-  std::string output;  // stdout
+  SpillBuffer output;  // stdout
   std::string errors;  // stderr, up to max_stderr bytes
 };
 
-// Runs the executable `path` with exactly `env` as its environment (nothing is
-// inherited), `input` on stdin and its directory as working directory, in a
-// process group of its own. stdin, stdout and stderr are served by one poll
+// Runs the page with exactly `spec.env` as its environment, stdin, stdout,
+// stderr and (when given) fd 3 as its only descriptors, its directory as
+// working directory, in a process group of its own, as `spec.user` when set.
+// It dies with sessiond (parent-death signal). When the run ends, however it
+// ends, every process left in its process group is killed, so a page leaves
+// nothing running behind it. stdin, stdout and stderr are served by one poll
 // loop, so a page that writes before reading cannot deadlock. Safe to call
-// from many threads at once (a vfork-style clone, every descriptor close-on-exec).
+// from many threads at once.
 // The process must ignore SIGPIPE: a page may exit without reading its body.
-PageResult RunPage(const std::string& path, const std::vector<std::string>& env,
-                   std::string_view input, const PageLimits& limits);
+PageResult RunPage(const PageSpec& spec, const PageLimits& limits);
+
+// Makes sessiond the reaper of its pages' orphans (PR_SET_CHILD_SUBREAPER), so
+// a page's child that left its process group (setsid, a double fork) is
+// re-parented to sessiond instead of init. Call once at start, on the main
+// thread, before any page runs.
+void AdoptOrphans();
+
+// Kills and reaps every orphan re-parented to sessiond since the last call:
+// processes that a page left behind outside its process group. Must be called
+// from the main thread's process (any thread); never waits for a page that
+// is still running. Returns how many it killed.
+std::size_t ReapOrphans();
 
 }  // namespace sessiond

@@ -41,6 +41,7 @@ struct CommitResult {
     Created,      // a new session was stored under `id`
     Regenerated,  // the session moved to the new `id`; the old one is dead
     Abandoned,    // the session was deleted; the client should drop its cookie
+    Gone,         // the loaded session ended before the commit; nothing was stored
   };
   Outcome outcome = Outcome::Unchanged;
   std::string id;  // set for Created and Regenerated

@@ -1,0 +1,116 @@
+#include "middleware/config.h"
+
+#include <grp.h>
+#include <pwd.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace sessiond {
+namespace {
+
+bool IsToken(std::string_view s) {
+  if (s.empty()) return false;
+  for (char c : s) {
+    bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+    if (!ok) return false;
+  }
+  return true;
+}
+
+// Whether `user` can reach the pages directory: checked in a child that takes
+// the page user's identity, since access() answers only for sessiond's own.
+bool PagesReachable(const PageUser& user, const std::string& pages) {
+  pid_t pid = ::fork();  // at start, before any thread exists
+  if (pid < 0) return true;
+  if (pid == 0) {
+    bool ok = ::setgroups(user.groups.size(), user.groups.data()) == 0 && ::setgid(user.gid) == 0 &&
+              ::setuid(user.uid) == 0 && ::access(pages.c_str(), R_OK | X_OK) == 0;
+    ::_exit(ok ? 0 : 1);
+  }
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+}  // namespace
+
+std::vector<std::string> Validate(Config& c) {
+  std::vector<std::string> errors;
+  auto need = [&](bool ok, const std::string& why) {
+    if (!ok) errors.push_back(why);
+  };
+  need(IsToken(c.cookie.name), "--cookie-name '" + c.cookie.name + "' is not a valid cookie name (letters, digits, !#$%&'*+-.^_`|~)");
+  need(c.cookie.same_site != "None" || c.cookie_secure,
+       "--cookie-samesite None needs --cookie-secure: browsers reject SameSite=None without Secure");
+  need(c.server.max_body_bytes >= 1, "--max-body-bytes must be at least 1");
+  need(c.server.max_params_bytes >= 1024, "--max-params-bytes must be at least 1KiB");
+  need(c.server.queue_size >= 1, "--queue-size must be at least 1");
+  need(c.server.max_connections >= 1, "--max-connections must be at least 1");
+  need(c.page.max_output >= 1, "--max-output-bytes must be at least 1");
+  need(c.store.limits.max_key_bytes >= 1 && c.store.limits.max_value_bytes >= 1 &&
+           c.store.limits.max_items >= 1 && c.store.limits.max_session_bytes >= 1,
+       "session limits must be at least 1");
+
+  // Every session the store accepts must reach its pages: one SESSION_VAR_
+  // variable must fit Linux's 128 KiB limit on one environment string, and the
+  // whole environment (the web server's variables, every SESSION_VAR_, and
+  // HTTP_SESSION up to 128 KiB, larger ones go to a file) the limit on
+  // execve()'s arguments, a quarter of the stack limit.
+  constexpr std::size_t kMaxEnvString = 128 * 1024 - 1;
+  const SessionLimits& l = c.store.limits;
+  need(13 + l.max_key_bytes + l.max_value_bytes <= kMaxEnvString,
+       "--max-key-bytes plus --max-value-bytes must stay under 128KiB, Linux's limit on one "
+       "environment variable (SESSION_VAR_<key>)");
+  long arg_max = ::sysconf(_SC_ARG_MAX);
+  std::size_t worst = c.server.max_params_bytes + l.max_session_bytes + l.max_items * (14 + sizeof(char*)) +
+                      kMaxEnvString + 8192;
+  need(arg_max <= 0 || worst <= static_cast<std::size_t>(arg_max),
+       "a page's environment could exceed the system's limit of " + std::to_string(arg_max) +
+           " bytes (a quarter of the stack limit): lower --max-session-bytes or --max-params-bytes, "
+           "or raise the stack limit (ulimit -s)");
+
+  if (!c.group.empty() && c.user.empty()) errors.push_back("--group needs --user");
+  if (!c.user.empty()) {
+    struct passwd* pw = ::getpwnam(c.user.c_str());
+    if (!pw) {
+      errors.push_back("--user " + c.user + ": no such user");
+    } else {
+      c.page_user.set = true;
+      c.page_user.uid = pw->pw_uid;
+      c.page_user.gid = pw->pw_gid;
+      if (!c.group.empty()) {
+        struct group* gr = ::getgrnam(c.group.c_str());
+        if (!gr) errors.push_back("--group " + c.group + ": no such group");
+        else c.page_user.gid = gr->gr_gid;
+      }
+      int n = 64;
+      std::vector<gid_t> groups(static_cast<std::size_t>(n));
+      if (::getgrouplist(pw->pw_name, c.page_user.gid, groups.data(), &n) < 0) {
+        groups.resize(static_cast<std::size_t>(n));
+        ::getgrouplist(pw->pw_name, c.page_user.gid, groups.data(), &n);
+      }
+      groups.resize(static_cast<std::size_t>(n));
+      c.page_user.groups = groups;
+      if (::geteuid() != 0 && (c.page_user.uid != ::geteuid() || c.page_user.gid != ::getegid()))
+        errors.push_back("--user " + c.user + ": only root can run pages as another user");
+      else if (::geteuid() == 0 && c.page_user.uid == 0 && !c.allow_root)
+        errors.push_back("--user " + c.user + " is root: pages would run as root; add --allow-root if you mean it");
+      else if (errors.empty() && !c.pages.empty() && !PagesReachable(c.page_user, c.pages))
+        errors.push_back("--pages " + c.pages + " is not readable by --user " + c.user +
+                         " (every directory on its path needs x, the pages directory r and x)");
+    }
+  } else if (::geteuid() == 0 && !c.allow_root) {
+    errors.push_back(
+        "refusing to run pages as root: give --user (and --group) for the pages, as php-fpm does, "
+        "or --allow-root");
+  }
+  return errors;
+}
+
+}  // namespace sessiond

@@ -1,0 +1,60 @@
+#include "middleware/http.h"
+
+#include "log/log.h"
+
+namespace sessiond {
+namespace {
+
+std::string_view Find(const std::vector<std::string_view>& env, std::string_view name) {
+  for (std::string_view kv : env)
+    if (kv.size() > name.size() && kv[name.size()] == '=' && kv.substr(0, name.size()) == name)
+      return kv.substr(name.size() + 1);
+  return {};
+}
+
+}  // namespace
+
+std::string_view ReasonPhrase(int status) {
+  switch (status) {
+    case 200: return "OK";
+    case 201: return "Created";
+    case 204: return "No Content";
+    case 301: return "Moved Permanently";
+    case 302: return "Found";
+    case 303: return "See Other";
+    case 304: return "Not Modified";
+    case 307: return "Temporary Redirect";
+    case 308: return "Permanent Redirect";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 409: return "Conflict";
+    case 413: return "Content Too Large";
+    case 500: return "Internal Server Error";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    default: return "Unknown";
+  }
+}
+
+std::string ErrorResponse(int status) {
+  std::string line = std::to_string(status) + ' ' + std::string(ReasonPhrase(status));
+  return "Status: " + line + "\r\nContent-Type: text/plain; charset=utf-8\r\nCache-Control: no-store\r\n\r\n" +
+         line + '\n';
+}
+
+std::string Describe(const std::vector<std::string_view>& env) {
+  std::string_view method = Find(env, "REQUEST_METHOD");
+  std::string_view uri = Find(env, "DOCUMENT_URI");
+  if (uri.empty()) uri = Find(env, "SCRIPT_NAME");
+  return std::string(method.empty() ? "?" : method) + ' ' + std::string(uri.empty() ? "?" : uri);
+}
+
+void LogFailure(int status, const std::vector<std::string_view>& env, std::string_view why) {
+  LogLine(std::to_string(status) + ' ' + Describe(env) + ": " + std::string(why));
+}
+
+}  // namespace sessiond

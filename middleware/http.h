@@ -1,0 +1,36 @@
+// What the request path and the server share about HTTP: the error that
+// carries a status, reason phrases, error bodies, and how a request is named
+// in the log (never by its cookie or session id).
+#pragma once
+
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace sessiond {
+
+// A failure that has an HTTP status; what() is the log line's reason.
+class HttpError : public std::runtime_error {
+ public:
+  HttpError(int status, const std::string& why) : std::runtime_error(why), status_(status) {}
+  int status() const { return status_; }
+
+ private:
+  int status_;
+};
+
+// The standard reason phrase for `status`, or "Unknown".
+std::string_view ReasonPhrase(int status);
+
+// A complete CGI-style response for an error: Status line, plain-text
+// headers, blank line, "NNN Reason\n".
+std::string ErrorResponse(int status);
+
+// "METHOD /uri" of a request whose CGI variables are `env` ("NAME=value").
+std::string Describe(const std::vector<std::string_view>& env);
+
+// Logs "STATUS METHOD /uri: why" as one line.
+void LogFailure(int status, const std::vector<std::string_view>& env, std::string_view why);
+
+}  // namespace sessiond
