@@ -4,7 +4,9 @@
 #   stack_sessiond NAME ARGS...    sessiond on DIR/NAME.sock, log DIR/NAME.log;
 #                                  its pid is left in STACK_PID
 #   stack_nginx PAGES NAME...      nginx on 127.0.0.1:$STACK_PORT (random when
-#                                  unset) in front of those sessionds; sets
+#                                  unset) in front of those sessionds, serving
+#                                  /static/ and /favicon.ico itself from
+#                                  $STACK_STATIC (default sample_static/); sets
 #                                  STACK_PORT and STACK_NGINX_PID
 #   stack_kill SIGNAL PID          signals one of them and reaps it; returns
 #                                  its exit status
@@ -51,6 +53,16 @@ stack_sessiond() {
 
 stack_nginx() {
   _pages=$1; shift
+  # nginx hands out any file of the static directory as is: refuse one that
+  # holds the pages or lies among them, so no page's source is ever served.
+  _static=${STACK_STATIC:-$SESSIOND_SRC/sample_static}
+  [ -d "$_static" ] || { echo "no static directory $_static" >&2; return 1; }
+  _static=$(realpath "$_static")
+  _real_pages=$(realpath "$_pages")
+  case "$_static/" in "$_real_pages/"*)
+    echo "static directory $_static is inside the pages directory $_real_pages" >&2; return 1;; esac
+  case "$_real_pages/" in "$_static/"*)
+    echo "pages directory $_real_pages is inside the static directory $_static" >&2; return 1;; esac
   _servers=""
   # max_fails=0: a refused local socket costs nothing to retry, so nginx never
   # benches a sessiond that was restarted a moment ago.
@@ -64,9 +76,9 @@ stack_nginx() {
     _try=$((_try + 1))
     STACK_PORT=${_fixed:-$((20000 + $(od -An -N2 -tu2 /dev/urandom) % 30000))}
     awk -v user="$_user" -v var="$STACK_DIR" -v port="$STACK_PORT" -v pages="$_pages" \
-        -v snippet="$SESSIOND_SRC/nginx/sessiond.conf" -v servers="$_servers" '
+        -v static="$_static" -v snippet="$SESSIOND_SRC/nginx/sessiond.conf" -v servers="$_servers" '
       { gsub("@USER@", user); gsub("@VAR@", var); gsub("@PORT@", port);
-        gsub("@PAGES@", pages); gsub("@SNIPPET@", snippet);
+        gsub("@PAGES@", pages); gsub("@STATIC@", static); gsub("@SNIPPET@", snippet);
         if ($0 == "@SERVERS@") { printf "%s", servers; next } print }' \
       "$SESSIOND_SRC/nginx/nginx.conf.in" >"$STACK_DIR/nginx.conf"
     : >"$STACK_DIR/nginx-error.log"

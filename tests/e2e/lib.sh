@@ -1,6 +1,7 @@
 # Shared by the end-to-end tests: a real nginx and real sessiond processes
-# (scripts/stack.sh), pages from sample_pages/ and tests/e2e/pages/, a SQLite
-# file in a fresh directory, and curl as the browser.
+# (scripts/stack.sh), pages from sample_pages/ and tests/e2e/pages/, static
+# files from sample_static/, a SQLite file in a fresh directory, and curl as
+# the browser.
 # CTest sets SESSIOND (the binary) and SESSIOND_SRC (the source tree).
 set -u
 : "${SESSIOND:?set SESSIOND to the sessiond binary}"
@@ -10,11 +11,16 @@ set -u
 PAGES=$(mktemp -d "${TMPDIR:-/tmp}/sessiond-pages.XXXXXX")
 cp "$SESSIOND_SRC"/sample_pages/* "$SESSIOND_SRC"/tests/e2e/pages/* "$PAGES"/
 chmod 755 "$PAGES"
+# nginx serves /static/ and /favicon.ico from here; a copy, because its
+# workers (www-data under root) may not be able to read the source tree.
+STACK_STATIC=$(mktemp -d "${TMPDIR:-/tmp}/sessiond-static.XXXXXX")
+cp "$SESSIOND_SRC"/sample_static/* "$STACK_STATIC"/
+chmod 755 "$STACK_STATIC"
 DIR=$(mktemp -d "${TMPDIR:-/tmp}/sessiond-e2e.XXXXXX")
 stack_init "$DIR"
 DB="$DIR/sessions.db"
 JAR="$DIR/cookies"
-cleanup() { stack_stop; rm -rf "$DIR" "$PAGES"; }
+cleanup() { stack_stop; rm -rf "$DIR" "$PAGES" "$STACK_STATIC"; }
 trap cleanup EXIT
 
 fail() {
