@@ -40,7 +40,13 @@ stack_sessiond() {
   _name=$1; shift
   _sock="$STACK_DIR/$_name.sock"
   rm -f "$_sock"  # left behind by a sessiond that was killed -9
-  "$SESSIOND" serve --listen "unix:$_sock" --socket-mode 0666 "$@" >>"$STACK_DIR/$_name.log" 2>&1 &
+  # As root, sessiond wants to know who pages run as: the tests' pages write
+  # into their own directory, so they run as root here. STACK_USER overrides
+  # it ("--user nobody"; empty: nothing, for a sessiond without these flags).
+  _as=""
+  [ "$(id -u)" -eq 0 ] && _as=${STACK_USER---allow-root}
+  # shellcheck disable=SC2086
+  "$SESSIOND" serve --listen "unix:$_sock" --socket-mode 0666 $_as "$@" >>"$STACK_DIR/$_name.log" 2>&1 &
   STACK_PID=$!
   STACK_PIDS="$STACK_PIDS $STACK_PID"
   # The socket appears only once sessiond accepts connections.

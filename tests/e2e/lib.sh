@@ -34,6 +34,9 @@ start_sessiond() {
   _n=$1; shift
   stack_sessiond "$_n" --db "$DB" --pages "$PAGES" "$@" || fail "sessiond $_n did not start"
 }
+# What a sessiond started directly (not through start_sessiond) needs as root.
+AS_ROOT=""
+[ "$(id -u)" -eq 0 ] && AS_ROOT=${STACK_USER---allow-root}
 start_nginx() { stack_nginx "$PAGES" "$@" || fail "nginx did not start"; }
 BASE() { echo "http://127.0.0.1:$STACK_PORT"; }
 

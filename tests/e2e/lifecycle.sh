@@ -9,7 +9,7 @@ cookie-name = "app_sid"
 idle-timeout = "30m"
 INI
 # spawn-fcgi creates the socket and execs sessiond with it as fd 0.
-spawn-fcgi -n -s "$DIR/a.sock" -M 0666 -- "$SESSIOND" serve --config "$DIR/sessiond.ini" \
+spawn-fcgi -n -s "$DIR/a.sock" -M 0666 -- "$SESSIOND" serve $AS_ROOT --config "$DIR/sessiond.ini" \
   --db "$DB" --pages "$PAGES" >>"$DIR/a.log" 2>&1 &
 A=$!
 STACK_PIDS="$STACK_PIDS $A"
@@ -45,7 +45,7 @@ expect_body "SESSION_VAR_blocked=done" "change of the request finished during th
 # Start-up errors are one clear line and a non-zero exit.
 expect_start_error() {
   local want=$1; shift
-  out=$(timeout 10 "$SESSIOND" serve "$@" 2>&1) && fail "sessiond started with $*"
+  out=$(timeout 10 "$SESSIOND" serve $AS_ROOT "$@" 2>&1) && fail "sessiond started with $*"
   [[ "$out" == *"$want"* ]] || fail "sessiond $*: said '$out', expected '$want'"
 }
 expect_start_error "another server is listening" --listen "unix:$DIR/a.sock" --db "$DB" --pages "$PAGES"
@@ -53,7 +53,7 @@ expect_start_error "not a listening socket" --db "$DB" --pages "$PAGES" </dev/nu
 expect_start_error "Directory does not exist" --listen "unix:$DIR/c.sock" --db "$DB" --pages "$DIR/nope"
 expect_start_error "--idle-timeout" --listen "unix:$DIR/c.sock" --db "$DB" --pages "$PAGES" --idle-timeout 5x
 printf '[serve]\nno-such-option = 1\n' >"$DIR/bad.ini"
-expect_start_error "not able to parse serve.no-such-option" --config "$DIR/bad.ini" \
+expect_start_error "unknown option in the config file: serve.no-such-option" --config "$DIR/bad.ini" \
   --listen "unix:$DIR/c.sock" --db "$DB" --pages "$PAGES"
 cp "$DB" "$DIR/newer.db"
 sqlite3 "$DIR/newer.db" "PRAGMA user_version = 99"
