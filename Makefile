@@ -1,19 +1,33 @@
 # Thin wrapper: the build is CMake's, the tests are CTest's.
 BUILD ?= build
+SAN   ?= build-asan
 JOBS  ?= $(shell nproc)
 
-.PHONY: all deps build test unit e2e run bench fuzz clean
+# Configures and builds tree $(1) with cmake flags $(2); quiet unless it fails.
+define cmake_build
+	@mkdir -p $(1)
+	@{ cmake -S . -B $(1) $(2) && cmake --build $(1) -j $(JOBS); } >$(1)/build.log 2>&1 \
+	  || { cat $(1)/build.log; exit 1; }
+endef
+# Runs ctest in tree $(1): the summary on success, everything on failure.
+define ctest_quiet
+	@cd $(1) && { ctest -j $(JOBS) --output-on-failure $(CTEST_ARGS) >ctest.log 2>&1 \
+	  && { printf '%s: ' $(1); grep -E "tests passed"  ctest.log; } || { cat ctest.log; exit 1; }; }
+endef
+
+.PHONY: all deps build build-asan test unit e2e run bench fuzz clean
 all: build
 deps:
 	@scripts/install-deps
 build: deps
-	@mkdir -p $(BUILD)
-	@{ cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo && cmake --build $(BUILD) -j $(JOBS); } \
-	  >$(BUILD)/build.log 2>&1 || { cat $(BUILD)/build.log; exit 1; }
-# Quiet on success (the summary only); everything on failure.
-test: build
-	@cd $(BUILD) && { ctest -j $(JOBS) --output-on-failure $(CTEST_ARGS) >ctest.log 2>&1 \
-	  && grep -E "tests passed|^Total Test time" ctest.log || { cat ctest.log; exit 1; }; }
+	$(call cmake_build,$(BUILD),-DCMAKE_BUILD_TYPE=RelWithDebInfo)
+# The same sources with AddressSanitizer and UBSan (any finding fails the test).
+build-asan: deps
+	$(call cmake_build,$(SAN),-DCMAKE_BUILD_TYPE=RelWithDebInfo -DSESSIOND_SANITIZE=ON)
+# Every test, in the normal build and again under the sanitizers.
+test: build build-asan
+	$(call ctest_quiet,$(BUILD))
+	$(call ctest_quiet,$(SAN))
 unit: build
 	@cd $(BUILD) && ctest -j $(JOBS) --output-on-failure -L unit
 e2e: build
@@ -31,4 +45,4 @@ fuzz:
 	@mkdir -p build-fuzz/corpus && build-fuzz/parsers_fuzz -max_total_time=$(or $(FUZZ_SECONDS),60) \
 	  -print_final_stats=1 build-fuzz/corpus tests/fuzz/seeds 2>&1 | tail -n 12
 clean:
-	rm -rf $(BUILD) build-fuzz var
+	rm -rf $(BUILD) $(SAN) build-fuzz var

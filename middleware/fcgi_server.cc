@@ -544,10 +544,7 @@ struct FcgiServer::Loop {
       ProtocolError(c, "FCGI_STDIN before the end of FCGI_PARAMS");
       return false;
     }
-    if (content.empty()) {
-      Dispatch(c);
-      return true;
-    }
+    if (content.empty()) return Dispatch(c);
     if (c.body->size() + content.size() > opts.max_body_bytes) {
       Reject(c, 413, "request body exceeds max_body_bytes");
       return false;
@@ -562,19 +559,21 @@ struct FcgiServer::Loop {
   }
 
   // The request arrived whole: to a worker, or 503 when too many wait already.
-  void Dispatch(Conn& c) {
+  // Returns false when `c` was closed.
+  bool Dispatch(Conn& c) {
     Watch(c.fd, EPOLL_CTL_DEL);
-    c.busy = true;
+    c.busy = true;  // from here on a worker may have it
     c.queued_at = Clock::now();
     if (!queue.Push(&c, opts.queue_size)) {
       c.busy = false;
       Watch(c.fd, EPOLL_CTL_ADD);
       Reject(c, 503, "all workers busy and " + std::to_string(opts.queue_size) +
                          " requests waiting (queue_size)");
-      return;
+      return false;
     }
     ++in_flight;
     burst = true;
+    return true;
   }
 
   void TakeReturned() {

@@ -241,14 +241,23 @@ CgiResponse Handler::CheckPage(const PageResult& run, const std::string& page) c
       if (run.exit_code != 0)
         throw HttpError(502, "page " + page + " exited with status " + std::to_string(run.exit_code));
   }
-  // The header block must lie within the part of the output kept in memory.
+  // The header block is parsed from the part of the output kept in memory;
+  // one larger than that (many session headers) is read back from the spill
+  // file, up to what a whole session's worth of percent-encoded changes needs.
   auto parsed = ParseCgiResponse(run.output.head());
-  if (auto* why = std::get_if<std::string>(&parsed)) {
-    if (run.output.spilled() && why->find("no blank line") != std::string::npos)
-      throw HttpError(502, "page " + page + " header block exceeds " + std::to_string(run.output.head().size()) +
-                               " bytes");
-    throw HttpError(502, *why);
+  std::string whole;
+  auto unended = [&] {
+    auto* why = std::get_if<std::string>(&parsed);
+    return why && why->find("no blank line") != std::string::npos;
+  };
+  if (unended() && run.output.spilled()) {
+    std::size_t limit = std::min(run.output.size(), 3 * config_.store.limits.max_session_bytes + 65536);
+    whole.resize(limit);
+    whole.resize(run.output.ReadAt(0, whole.data(), limit));
+    parsed = ParseCgiResponse(whole);
+    if (unended()) throw HttpError(502, "page " + page + " header block exceeds " + std::to_string(limit) + " bytes");
   }
+  if (auto* why = std::get_if<std::string>(&parsed)) throw HttpError(502, *why);
   CgiResponse out = std::get<CgiResponse>(std::move(parsed));
   // The session cookie is sessiond's: a page that sets it could hand its
   // visitor someone else's session or an id the store never issued.

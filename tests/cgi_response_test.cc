@@ -83,3 +83,15 @@ TEST_CASE("output that is not a CGI response", "[cgi]") {
   CHECK(Error("X-Session-Abandon: yes\n\n") == "page sent a malformed X-Session-Abandon header");
   CHECK(Error("X-Replace-Session: a\n\n") == "page sent a malformed X-Replace-Session header");
 }
+
+TEST_CASE("a header value with a control byte is the page's failure", "[cgi]") {
+  // A bare CR could split a header in two at the web server; NUL and the
+  // other control bytes make nginx reject the whole response.
+  for (std::string bad : {std::string("X-A: a\rb\r\n\r\n"), std::string("X-A: a\0b\n\n", 10),
+                          std::string("X-A: \x1b[31m\n\n"), std::string("X-A: a\x7f\n\n"),
+                          std::string("Set-Cookie: a=b\x01\n\n")}) {
+    INFO(bad);
+    CHECK(Error(bad).find("has a control byte") != std::string::npos);
+  }
+  CHECK(Parse("X-A: tab\there and UTF-8 caf\xc3\xa9\n\n").headers.at(0).second == "tab\there and UTF-8 caf\xc3\xa9");
+}

@@ -154,3 +154,52 @@ TEST_CASE("the injected session cannot be forged through variables", "[handler]"
   CHECK(env.find("SESSION_NEW=1\n") != std::string::npos);
   CHECK(env.find("HTTP_HOST=example\n") != std::string::npos);
 }
+
+TEST_CASE("what follows the page in the path is PATH_INFO", "[handler]") {
+  Fixture f;
+  f.Page("info", "printf 'Content-Type: text/plain\\r\\n\\r\\n%s|%s|%s' \"$SCRIPT_NAME\" \"${PATH_INFO-unset}\" \"$SCRIPT_FILENAME\"");
+  std::string page = f.config.pages + "/info";
+  MemoryRequest r = f.Serve({"SCRIPT_FILENAME=" + page + "/a/b", "SCRIPT_NAME=/info/a/b", "PATH_INFO=/forged"});
+  CHECK(r.body() == "/info|/a/b|" + fs::canonical(page).string());
+  CHECK(f.Serve({"SCRIPT_FILENAME=" + page, "SCRIPT_NAME=/info"}).body() == "/info|unset|" + fs::canonical(page).string());
+  CHECK(f.Serve({"SCRIPT_FILENAME=" + page + "/", "SCRIPT_NAME=/info/"}).body() == "/info|/|" + fs::canonical(page).string());
+  // Below a file that is not a page, or below nothing: no page.
+  CHECK(f.Serve({"SCRIPT_FILENAME=" + f.config.pages + "/missing/a"}).status() == 404);
+  CHECK(f.Serve({"SCRIPT_FILENAME=" + f.dir.string() + "/secret/a"}).status() == 404);
+}
+
+TEST_CASE("a session too large for one variable comes on fd 3", "[handler]") {
+  Fixture f;
+  f.Page("big", "printf 'Content-Type: text/plain\\r\\n'; for k in a b c; do printf 'X-Session-Set: %s=' $k; "
+                "head -c 60000 /dev/zero | tr '\\0' v; printf '\\r\\n'; done; printf '\\r\\n'");
+  f.Page("got", "printf 'Content-Type: text/plain\\r\\n\\r\\n%s|%s|' \"${HTTP_SESSION-unset}\" \"${SESSION_FILE-unset}\"; "
+                "printf '%s' \"$SESSION_VAR_b\" | wc -c; cat \"${SESSION_FILE:-/dev/null}\" | wc -c");
+  std::string id = CookieOf(f.Serve({"SCRIPT_FILENAME=big"}));
+  std::string got = f.Serve({"SCRIPT_FILENAME=got", "HTTP_COOKIE=sid=" + id}).body();
+  // 3 x (2 + 60000) bytes of "k=v" joined by two '&': the whole session, on the file.
+  CHECK(got == "unset|/dev/fd/3|60000\n180008\n");
+  f.Serve({"SCRIPT_FILENAME=set", "QUERY_STRING=k=v"});
+  std::string small = CookieOf(f.Serve({"SCRIPT_FILENAME=set", "QUERY_STRING=k=v"}));
+  CHECK(f.Serve({"SCRIPT_FILENAME=got", "HTTP_COOKIE=sid=" + small}).body() == "k=v|unset|0\n0\n");
+}
+
+TEST_CASE("a page may not set the session cookie", "[handler]") {
+  Fixture f;
+  f.Page("steal", "printf 'Set-Cookie: sid=chosen; Path=/\\r\\nX-Session-Set: k=v\\r\\n\\r\\n'");
+  f.Page("theme", "printf 'Set-Cookie: theme=dark\\r\\n\\r\\nok'");
+  MemoryRequest r = f.Serve({"SCRIPT_FILENAME=steal"});
+  CHECK(r.status() == 502);
+  CHECK(r.out().find("chosen") == std::string::npos);
+  CHECK(r.out().find("Set-Cookie") == std::string::npos);  // and nothing was stored
+  MemoryRequest other = f.Serve({"SCRIPT_FILENAME=theme"});
+  CHECK(other.status() == 200);
+  CHECK(other.has("Set-Cookie: theme=dark"));
+}
+
+TEST_CASE("a large output is streamed back whole from its spill file", "[handler]") {
+  Fixture f;
+  f.Page("large", "printf 'Content-Type: text/plain\\r\\n\\r\\n'; head -c 1000000 /dev/zero | tr '\\0' o");
+  MemoryRequest r = f.Serve({"SCRIPT_FILENAME=large"});
+  CHECK(r.status() == 200);
+  CHECK(r.body() == std::string(1000000, 'o'));
+}

@@ -1,13 +1,15 @@
 // libFuzzer target for the parsers that see untrusted bytes: the Cookie
-// header (from clients), percent-coding and session items, and CGI responses
-// (from pages). Each must return a value or an error for any input, never
+// header (from clients), percent-coding and session items, CGI responses
+// (from pages), and FastCGI records and name-value pairs (from the web server). Each must return a value or an error for any input, never
 // crash, and round-trip what it encodes.
 #include <cstdint>
 #include <cstdlib>
 #include <string_view>
+#include <vector>
 
 #include "middleware/cgi_response.h"
 #include "middleware/cookie.h"
+#include "middleware/fcgi_record.h"
 #include "middleware/percent.h"
 #include "store/session_id.h"
 
@@ -29,6 +31,21 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (auto* r = std::get_if<CgiResponse>(&parsed)) {
     if (r->status < 100 || r->status > 599) std::abort();
     if (r->body.size() > in.size()) std::abort();
+  }
+  // A stream of records: each parse consumes at least a header and never
+  // reads past the input; name-value pairs and begin bodies never crash.
+  std::string_view stream = in;
+  fcgi::Record record;
+  std::size_t used = 0;
+  while (fcgi::ParseRecord(stream, record, used) == fcgi::Parse::kRecord) {
+    if (used < 8 || used > stream.size()) std::abort();
+    std::vector<std::string> env;
+    if (fcgi::ParseNameValues(record.content, env))
+      for (const std::string& kv : env)
+        if (kv.find('=') == 0 || kv.find('=') == std::string::npos) std::abort();
+    fcgi::BeginRequest begin;
+    (void)fcgi::ParseBeginRequest(record.content, begin);
+    stream.remove_prefix(used);
   }
   return 0;
 }

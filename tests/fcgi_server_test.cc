@@ -1,0 +1,382 @@
+// The FastCGI server at its socket: a real listening socket in a temporary
+// directory, a raw FastCGI client, and handlers that block, throw or echo.
+#include "middleware/fcgi_server.h"
+
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <condition_variable>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <thread>
+
+#include "middleware/fcgi_record.h"
+
+using namespace sessiond;
+namespace fs = std::filesystem;
+
+namespace {
+
+// A gate a handler waits at until the test opens it; the test can wait until
+// `n` handlers are waiting.
+class Gate {
+ public:
+  void Wait() {
+    std::unique_lock lock(m_);
+    ++waiting_;
+    cv_.notify_all();
+    cv_.wait(lock, [&] { return open_; });
+  }
+  void WaitForWaiting(int n) {
+    std::unique_lock lock(m_);
+    cv_.wait(lock, [&] { return waiting_ >= n; });
+  }
+  void Open() {
+    std::lock_guard lock(m_);
+    open_ = true;
+    cv_.notify_all();
+  }
+
+ private:
+  std::mutex m_;
+  std::condition_variable cv_;
+  int waiting_ = 0;
+  bool open_ = false;
+};
+
+struct Reply {
+  std::string out;          // FCGI_STDOUT bytes
+  int protocol_status = -1;  // of FCGI_END_REQUEST; -1: none came
+  bool closed = false;      // the server closed the connection
+  int status() const { return out.rfind("Status: ", 0) == 0 ? std::stoi(out.substr(8, 3)) : 200; }
+};
+
+class Client {
+ public:
+  explicit Client(const std::string& path) {
+    fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+    REQUIRE(::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+    timeval tv{20, 0};  // a hang guard only
+    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  }
+  ~Client() { ::close(fd_); }
+
+  bool Send(std::string_view bytes) {
+    while (!bytes.empty()) {
+      ssize_t n = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+      if (n <= 0) return false;
+      bytes.remove_prefix(static_cast<std::size_t>(n));
+    }
+    return true;
+  }
+  // BEGIN_REQUEST and the whole parameter block.
+  void Begin(std::vector<std::string> params, std::uint16_t id = 1, bool keep = false) {
+    std::string out, pairs;
+    fcgi::AppendBeginRequest(out, id, fcgi::kResponder, keep);
+    for (const std::string& kv : params) {
+      std::size_t eq = kv.find('=');
+      fcgi::AppendNameValue(pairs, kv.substr(0, eq), kv.substr(eq + 1));
+    }
+    fcgi::AppendRecords(out, fcgi::kParams, id, pairs);
+    fcgi::AppendRecords(out, fcgi::kParams, id, {});
+    Send(out);
+  }
+  void Body(std::string_view body, std::uint16_t id = 1, bool end = true) {
+    std::string out;
+    if (!body.empty()) fcgi::AppendRecords(out, fcgi::kStdin, id, body);
+    if (end) fcgi::AppendRecords(out, fcgi::kStdin, id, {});
+    Send(out);
+  }
+  Reply Request(std::vector<std::string> params, std::string_view body = {}, std::uint16_t id = 1,
+                bool keep = false) {
+    Begin(std::move(params), id, keep);
+    Body(body, id);
+    return Read(id);
+  }
+  // Reads until FCGI_END_REQUEST for `id`, or until the server closes.
+  Reply Read(std::uint16_t id = 1) {
+    Reply reply;
+    for (;;) {
+      fcgi::Record r;
+      std::size_t used = 0;
+      while (fcgi::ParseRecord(in_, r, used) == fcgi::Parse::kRecord) {
+        std::string content(r.content);
+        std::uint8_t type = r.type;
+        in_.erase(0, used);
+        if (type == fcgi::kStdout) reply.out += content;
+        if (type == fcgi::kEndRequest && r.request_id == id) {
+          reply.protocol_status = static_cast<unsigned char>(content[4]);
+          return reply;
+        }
+        if (type == fcgi::kGetValuesResult) reply.out += content;
+        if (type == fcgi::kGetValuesResult) return reply;
+      }
+      char buf[65536];
+      ssize_t n = ::read(fd_, buf, sizeof buf);
+      if (n <= 0) {
+        reply.closed = true;
+        return reply;
+      }
+      in_.append(buf, static_cast<std::size_t>(n));
+    }
+  }
+
+ private:
+  int fd_ = -1;
+  std::string in_;
+};
+
+// A server on a fresh unix socket, serving on its own thread until the end.
+struct Server {
+  fs::path dir;
+  std::string sock;
+  ServerOptions options;
+  std::unique_ptr<FcgiServer> server;
+  std::thread thread;
+  std::exception_ptr failed;
+
+  explicit Server(std::function<void(ServerOptions&)> tune = {}) {
+    char tmpl[] = "/tmp/sessiond-server-test.XXXXXX";
+    REQUIRE(mkdtemp(tmpl));
+    dir = tmpl;
+    sock = (dir / "s.sock").string();
+    options.listen = "unix:" + sock;
+    options.workers = 2;
+    options.max_body_bytes = 1000;
+    options.body_memory = 100;
+    options.temp_dir = dir.string();
+    if (tune) tune(options);
+  }
+  void Start(FcgiServer::RequestHandler handler) {
+    server = std::make_unique<FcgiServer>(options);
+    thread = std::thread([this, handler] {
+      try {
+        server->Serve([handler] { return handler; });
+      } catch (...) {
+        failed = std::current_exception();
+      }
+    });
+  }
+  void StopAndJoin() {
+    if (!thread.joinable()) return;
+    server->Stop();
+    thread.join();
+  }
+  ~Server() {
+    StopAndJoin();
+    server.reset();
+    fs::remove_all(dir);
+  }
+};
+
+std::string ParamOf(Request& r, std::string_view name) { return std::string(r.Param(name).value_or("")); }
+
+// Answers "<URI> <body>" as a CGI response.
+void Echo(Request& r) {
+  r.Write("Content-Type: text/plain\r\n\r\n" + ParamOf(r, "REQUEST_URI") + ' ' + r.Body().str());
+}
+
+}  // namespace
+
+TEST_CASE("a request arrives whole; the response goes back framed", "[server]") {
+  Server s;
+  s.Start(Echo);
+  Client c(s.sock);
+  Reply reply = c.Request({"REQUEST_URI=/x", "CONTENT_LENGTH=5"}, "hello");
+  CHECK(reply.out == "Content-Type: text/plain\r\n\r\n/x hello");
+  CHECK(reply.protocol_status == fcgi::kRequestComplete);
+}
+
+TEST_CASE("a body past memory is spilled and still arrives whole", "[server]") {
+  Server s;
+  s.Start(Echo);
+  Client c(s.sock);
+  std::string body(900, 'b');
+  CHECK(c.Request({"REQUEST_URI=/big"}, body).out.find("/big " + body) != std::string::npos);
+}
+
+TEST_CASE("a handler that throws fails its own request, not the server", "[server]") {
+  Server s;
+  s.Start([](Request& r) {
+    std::string uri = ParamOf(r, "REQUEST_URI");
+    if (uri == "/std") throw std::runtime_error("boom");
+    if (uri == "/other") throw 42;
+    Echo(r);
+  });
+  for (const char* uri : {"/std", "/other", "/std"}) {
+    Client c(s.sock);
+    CHECK(c.Request({std::string("REQUEST_URI=") + uri}).status() == 500);
+  }
+  Client c(s.sock);
+  CHECK(c.Request({"REQUEST_URI=/fine"}).out.find("/fine") != std::string::npos);
+}
+
+TEST_CASE("idle and half-sent connections do not hold a worker", "[server]") {
+  Server s([](ServerOptions& o) { o.workers = 1; });
+  s.Start(Echo);
+  std::vector<std::unique_ptr<Client>> idle;
+  for (int i = 0; i < 100; ++i) idle.push_back(std::make_unique<Client>(s.sock));
+  for (int i = 0; i < 16; ++i) {
+    auto half = std::make_unique<Client>(s.sock);
+    half->Begin({"REQUEST_URI=/half", "CONTENT_LENGTH=500"});
+    half->Body(std::string(100, 'h'), 1, false);
+    idle.push_back(std::move(half));
+  }
+  Client c(s.sock);
+  CHECK(c.Request({"REQUEST_URI=/served"}).out.find("/served") != std::string::npos);
+}
+
+TEST_CASE("a full queue answers 503 at once", "[server]") {
+  Gate gate;
+  Server s([](ServerOptions& o) {
+    o.workers = 1;
+    o.queue_size = 1;
+  });
+  s.Start([&](Request& r) {
+    if (ParamOf(r, "REQUEST_URI") == "/hold") gate.Wait();
+    Echo(r);
+  });
+  Client held(s.sock);
+  held.Begin({"REQUEST_URI=/hold"});
+  held.Body({});
+  gate.WaitForWaiting(1);
+  Client b(s.sock), c(s.sock);
+  b.Begin({"REQUEST_URI=/b"});
+  b.Body({});
+  c.Begin({"REQUEST_URI=/c"});
+  c.Body({});
+  // b and c arrive in either order: one waits in the queue, the other finds
+  // it full and is answered at once, while the worker is still held.
+  std::mutex m;
+  std::condition_variable answered;
+  int first = -1;
+  Reply replies[2];
+  auto read = [&](int i, Client& client) {
+    replies[i] = client.Read();
+    std::lock_guard lock(m);
+    if (first < 0) first = i;
+    answered.notify_all();
+  };
+  std::thread reader_b(read, 0, std::ref(b)), reader_c(read, 1, std::ref(c));
+  {
+    std::unique_lock lock(m);
+    answered.wait(lock, [&] { return first >= 0; });
+  }
+  CHECK(replies[first].status() == 503);
+  gate.Open();
+  reader_b.join();
+  reader_c.join();
+  CHECK(replies[1 - first].status() == 200);
+  CHECK(held.Read().status() == 200);
+}
+
+TEST_CASE("parameters and bodies over their limits are refused", "[server]") {
+  Server s([](ServerOptions& o) { o.max_params_bytes = 2048; });
+  s.Start(Echo);
+  {
+    Client c(s.sock);
+    Reply r = c.Request({"REQUEST_URI=/p", "HTTP_X=" + std::string(4096, 'x')});
+    CHECK(r.status() == 400);
+    CHECK(c.Read().closed);  // and the connection is closed after it
+  }
+  {
+    Client c(s.sock);
+    CHECK(c.Request({"REQUEST_URI=/b", "CONTENT_LENGTH=1001"}).status() == 413);
+  }
+  {
+    Client c(s.sock);
+    CHECK(c.Request({"REQUEST_URI=/b"}, std::string(1001, 'x')).status() == 413);  // no length given
+  }
+  for (const char* bad : {"CONTENT_LENGTH=-1", "CONTENT_LENGTH=12abc", "CONTENT_LENGTH=99999999999999999999"}) {
+    Client c(s.sock);
+    CHECK(c.Request({"REQUEST_URI=/b", bad}).status() == 400);
+  }
+}
+
+TEST_CASE("a kept connection serves one request after another", "[server]") {
+  Server s;
+  s.Start(Echo);
+  Client c(s.sock);
+  for (std::uint16_t id = 1; id <= 3; ++id) {
+    Reply r = c.Request({"REQUEST_URI=/k" + std::to_string(id)}, {}, id, true);
+    CHECK(r.out.find("/k" + std::to_string(id)) != std::string::npos);
+    CHECK_FALSE(r.closed);
+  }
+}
+
+TEST_CASE("management records, roles and multiplexing are answered", "[server]") {
+  Server s;
+  s.Start(Echo);
+  Client c(s.sock);
+  std::string out, pairs;
+  fcgi::AppendNameValue(pairs, "FCGI_MPXS_CONNS", "");
+  fcgi::AppendRecords(out, fcgi::kGetValues, 0, pairs);
+  c.Send(out);
+  std::vector<std::string> values;
+  REQUIRE(fcgi::ParseNameValues(c.Read(0).out, values));
+  CHECK(values == std::vector<std::string>{"FCGI_MPXS_CONNS=0"});
+
+  out.clear();
+  fcgi::AppendBeginRequest(out, 5, 2 /* authorizer */, true);
+  c.Send(out);
+  CHECK(c.Read(5).protocol_status == fcgi::kUnknownRole);
+
+  c.Begin({"REQUEST_URI=/one"}, 1, true);
+  out.clear();
+  fcgi::AppendBeginRequest(out, 2, fcgi::kResponder, true);
+  c.Send(out);
+  CHECK(c.Read(2).protocol_status == fcgi::kCantMpxConn);
+  c.Body({}, 1);
+  CHECK(c.Read(1).out.find("/one") != std::string::npos);
+}
+
+TEST_CASE("stopping serves every connection accepted before it, then returns", "[server]") {
+  Gate gate;
+  Server s([](ServerOptions& o) { o.workers = 1; });
+  s.Start([&](Request& r) {
+    if (ParamOf(r, "REQUEST_URI") == "/hold") gate.Wait();
+    Echo(r);
+  });
+  Client held(s.sock);
+  held.Begin({"REQUEST_URI=/hold"});
+  held.Body({});
+  gate.WaitForWaiting(1);
+  std::vector<std::unique_ptr<Client>> queued;
+  for (int i = 0; i < 5; ++i) {
+    queued.push_back(std::make_unique<Client>(s.sock));  // connected: accepted by the kernel
+    queued.back()->Begin({"REQUEST_URI=/q" + std::to_string(i)});
+    queued.back()->Body({});
+  }
+  s.server->Stop();
+  gate.Open();
+  CHECK(held.Read().status() == 200);
+  for (int i = 0; i < 5; ++i) CHECK(queued[i]->Read().out.find("/q" + std::to_string(i)) != std::string::npos);
+  s.thread.join();
+  CHECK_FALSE(fs::exists(s.sock));
+}
+
+TEST_CASE("malformed listen addresses are settings errors", "[server]") {
+  for (const char* bad : {"127.0.0.1:99999", "127.0.0.1:", "127.0.0.1:0", "nonsense", "unix:", "127.0.0.1:9x"}) {
+    ServerOptions o;
+    o.listen = bad;
+    CHECK_THROWS_AS(FcgiServer(o), BadSetting);
+  }
+}
+
+TEST_CASE("a path that holds anything but a stale socket is refused", "[server]") {
+  Server s;
+  std::ofstream(s.sock) << "precious";
+  CHECK_THROWS_WITH(FcgiServer(s.options), Catch::Contains("not a socket"));
+  std::ifstream in(s.sock);
+  std::string content;
+  in >> content;
+  CHECK(content == "precious");
+}
