@@ -4,8 +4,27 @@
 # a header block with a control byte, or a Set-Cookie for the session cookie,
 # fails the page (502, nothing kept); a control byte from a request never
 # starts a log line of its own; pages run as --user/--group, and root without
-# them is refused.
+# them is refused; a page leaves no process behind, whether it exits, orphans
+# a child outside its process group, or sessiond itself is killed.
 . "$SESSIOND_SRC/tests/e2e/lib.sh"
+
+# Processes the pages start, stopped by pid if a check below fails and leaves
+# them running: "PID:COMMAND", killed only while PID still runs COMMAND.
+LEFT=""
+stop_left() {
+  local pc
+  for pc in $LEFT; do
+    [ "$(ps -o comm= -p "${pc%%:*}" 2>/dev/null)" = "${pc#*:}" ] && kill -KILL "${pc%%:*}" 2>/dev/null
+  done
+}
+trap 'stop_left; cleanup' EXIT
+# gone PID: it no longer runs (a zombie that nothing reaped yet runs nothing).
+gone() {
+  local stat
+  read -r stat <"/proc/$1/stat" 2>/dev/null || return 0
+  stat=${stat##*) }
+  [ "${stat%% *}" = Z ]
+}
 
 start_sessiond a
 A=$STACK_PID
@@ -85,3 +104,30 @@ if [ "$(id -u)" -eq 0 ]; then
   start_sessiond a
   A=$STACK_PID
 fi
+
+# --- (e) Pages leave no process behind.
+# A child left running in the page's process group.
+get /leavechild
+expect_status 200 "a page that leaves a child behind"
+child=$(cat "$PAGES/leavechild.pid")
+LEFT="$LEFT $child:sleep"
+stack_wait_for $$ gone "$child" || fail "the child $child of a page that exited outlived it"
+
+# A child in a session of its own, outside the page's process group.
+get /leaveorphan
+expect_status 200 "a page that leaves an orphan behind"
+orphan=$(cat "$PAGES/leaveorphan.pid")
+LEFT="$LEFT $orphan:sleep"
+stack_wait_for $$ gone "$orphan" || fail "the orphan $orphan of a page (setsid) outlived it"
+
+# sessiond killed -9 while a page runs: the page dies with it.
+mkfifo "$PAGES/hold.fifo"
+curl -s -o /dev/null --max-time 30 "$(BASE)/hold" &
+HOLD=$!
+stack_wait_for "$HOLD" test -s "$PAGES/hold.pid" || fail "the holding page did not start"
+page=$(cat "$PAGES/hold.pid")
+LEFT="$LEFT $page:hold"
+gone "$page" && fail "the holding page $page is not running"
+stack_kill KILL "$A" 2>/dev/null  # (quiet: bash reports the kill)
+stack_wait_for $$ gone "$page" || fail "the page $page outlived sessiond's kill -9"
+wait "$HOLD"
