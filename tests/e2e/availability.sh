@@ -24,24 +24,33 @@ background() {
   printf -v "$name" '%s' "$!"
   STACK_PIDS="$STACK_PIDS $!"
 }
-# in_background STATUSFILE PATH [CURL ARGS...]: a request through nginx; the
-# HTTP status lands in STATUSFILE once it is answered.
+# in_background STATUSFILE PATH: a request through nginx, in the background
+# (its pid in BG); its HTTP status lands in STATUSFILE once it is answered.
 in_background() {
-  local out=$1 path=$2; shift 2
-  curl -s -o /dev/null -w '%{http_code}' --max-time 60 "$@" "$(BASE)$path" >"$out.tmp"
-  mv "$out.tmp" "$out"
+  rm -f "$1"
+  curl -s -o /dev/null -w '%{http_code}' --max-time 60 "$(BASE)$2" >"$1" &
+  BG=$!
+  STACK_PIDS="$STACK_PIDS $BG"
+}
+# reap PID: waits for a process of ours that is ending, forgets its pid (so
+# stack_stop never signals a pid the system reused), returns its status.
+reap() {
+  wait "$1"
+  local status=$?
+  STACK_PIDS=$(echo "$STACK_PIDS" | tr ' ' '\n' | grep -vx "$1" | tr '\n' ' ')
+  return "$status"
 }
 # A page that blocks its worker until release_block (tests/e2e/pages/block).
 block_worker() {
   rm -f "$PAGES/block.started" "$DIR/blocked"
   [ -p "$PAGES/block.fifo" ] || mkfifo "$PAGES/block.fifo"
-  in_background "$DIR/blocked" /block &
-  BLOCKED_CURL=$!
+  in_background "$DIR/blocked" /block
+  BLOCKED_CURL=$BG
   stack_wait_for "$A" test -e "$PAGES/block.started" || fail "the blocking page did not start"
 }
 release_block() {
   timeout 10 sh -c "echo go >'$PAGES/block.fifo'" || fail "the blocking page was not waiting"
-  wait "$BLOCKED_CURL"
+  reap "$BLOCKED_CURL"
   expect_eq "$(cat "$DIR/blocked")" 200 "the request that held the worker"
 }
 # get_home: GET /home through nginx; a server that cannot answer fails it in
@@ -50,7 +59,7 @@ get_home() {
   : >"$DIR/body"
   STATUS=$(curl -s -o "$DIR/body" -w '%{http_code}' --max-time 20 "$(BASE)/home") || STATUS="curl failed ($?)"
 }
-stop_pid() { kill "$1" 2>/dev/null; wait "$1" 2>/dev/null; }
+stop_pid() { kill "$1" 2>/dev/null; reap "$1" 2>/dev/null; }
 
 check_idle_unix() {
   restart
@@ -97,19 +106,23 @@ check_queue_size() {
   block_worker
   # Two more requests: one waits in the queue, the other finds it full and
   # is refused at once, while the first is still blocked.
-  in_background "$DIR/second" /home &
-  local second=$!
-  in_background "$DIR/third" /home &
-  local third=$!
-  stack_wait_for "$A" eval 'test -e "$DIR/second" || test -e "$DIR/third"' ||
+  in_background "$DIR/second" /home
+  local second=$BG
+  in_background "$DIR/third" /home
+  local third=$BG
+  stack_wait_for "$A" eval 'test -s "$DIR/second" || test -s "$DIR/third"' ||
     fail "no request was refused while the only worker was busy and the queue full"
   local refused waiting
-  if [ -e "$DIR/second" ]; then refused=second; waiting=$third; else refused=third; waiting=$second; fi
-  [ -e "$DIR/blocked" ] && fail "the blocked request finished before it was released"
+  if [ -s "$DIR/second" ]; then
+    refused=second; waiting=$third; reap "$second"
+  else
+    refused=third; waiting=$second; reap "$third"
+  fi
+  [ -s "$DIR/blocked" ] && fail "the blocked request finished before it was released"
   expect_eq "$(cat "$DIR/$refused")" 503 "a request beyond --queue-size"
   grep -q "queue_size" "$DIR/a.log" || fail "no log line naming queue_size"
   release_block
-  wait "$waiting"
+  reap "$waiting"
   expect_eq "$(printf '%s\n' "$(cat "$DIR/second")" "$(cat "$DIR/third")" | sort | tr '\n' ' ')" "200 503 " \
     "the queued request after the worker was released"
 }
@@ -117,14 +130,14 @@ check_queue_size() {
 check_queue_timeout() {
   restart --workers 1 --queue-timeout 200ms
   block_worker
-  in_background "$DIR/queued" /home &
-  local queued=$!
+  in_background "$DIR/queued" /home
+  local queued=$BG
   # The passage of time is what this checks: the request must wait in the
   # queue for longer than --queue-timeout (200 ms), so the worker stays held
   # for clearly longer than that. Nothing else is waited for by sleeping.
   sleep 1
   release_block
-  wait "$queued"
+  reap "$queued"
   expect_eq "$(cat "$DIR/queued")" 503 "a request that waited longer than --queue-timeout"
   grep -q "queue_timeout" "$DIR/a.log" || fail "no log line naming queue_timeout"
 }
@@ -138,7 +151,7 @@ check_huge_params() {
   stack_wait_for "$huge" test -e "$DIR/huge.ready" || fail "the huge parameter block could not be started"
   get_home
   expect_status 200 "a request while a 100 MB parameter block is being sent"
-  wait "$huge" || fail "the raw client failed: $(cat "$DIR/huge.out")"
+  reap "$huge" || fail "the raw client failed: $(cat "$DIR/huge.out")"
   local out status sent closed
   out=$(cat "$DIR/huge.out")
   read -r status sent closed <<<"$out"
@@ -154,10 +167,10 @@ check_memory() {
   for round in 1 2 3; do
     pids=()
     for i in $(seq 1 16); do
-      in_background "$DIR/big.$round.$i" /big &
-      pids+=($!)
+      in_background "$DIR/big.$round.$i" /big
+      pids+=("$BG")
     done
-    for i in "${pids[@]}"; do wait "$i"; done
+    for i in "${pids[@]}"; do reap "$i"; done
     for i in $(seq 1 16); do expect_eq "$(cat "$DIR/big.$round.$i")" 200 "8 MiB response $i of round $round"; done
   done
   # Memory is given back once the server is idle: wait up to ~3 s for it.
@@ -192,7 +205,7 @@ check_refresh_busy() {
   expect_body "Grace" "a read whose last-access refresh cannot be written"
   echo "COMMIT;" >&3
   exec 3>&-
-  wait "$shell"
+  reap "$shell"
 }
 
 start_sessiond a

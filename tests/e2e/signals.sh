@@ -17,6 +17,33 @@ restart() {
   start_sessiond a "$@"
   A=$STACK_PID
 }
+# in_background STATUSFILE PATH: a request through nginx, in the background
+# (its pid in BG); its HTTP status lands in STATUSFILE once it is answered.
+in_background() {
+  rm -f "$1"
+  curl -s -o /dev/null -w '%{http_code}' --max-time 60 "$(BASE)$2" >"$1" &
+  BG=$!
+  STACK_PIDS="$STACK_PIDS $BG"
+}
+# reap PID: waits for a process of ours that is ending, forgets its pid (so
+# stack_stop never signals a pid the system reused), returns its status.
+reap() {
+  wait "$1"
+  local status=$?
+  STACK_PIDS=$(echo "$STACK_PIDS" | tr ' ' '\n' | grep -vx "$1" | tr '\n' ' ')
+  return "$status"
+}
+# A page that blocks its worker until release_block (tests/e2e/pages/block).
+block_worker() {
+  rm -f "$PAGES/block.started" "$DIR/blocked"
+  [ -p "$PAGES/block.fifo" ] || mkfifo "$PAGES/block.fifo"
+  in_background "$DIR/blocked" /block
+  BLOCKED_CURL=$BG
+  stack_wait_for "$A" test -e "$PAGES/block.started" || fail "the blocking page did not start"
+}
+release_block() {
+  timeout 10 sh -c "echo go >'$PAGES/block.fifo'" || fail "the blocking page was not waiting"
+}
 # wait_exit PID: waits (up to ~10 s) for a process of ours that was told to
 # stop, and returns its exit status.
 wait_exit() {
@@ -26,25 +53,7 @@ wait_exit() {
     [ "$i" -le 500 ] || { echo "process $1 did not exit" >&2; return 124; }
     sleep 0.02
   done
-  STACK_PIDS=$(echo "$STACK_PIDS" | tr ' ' '\n' | grep -vx "$1" | tr '\n' ' ')
-  wait "$1"
-}
-# in_background STATUSFILE PATH: a request through nginx; the HTTP status
-# lands in STATUSFILE once it is answered.
-in_background() {
-  curl -s -o /dev/null -w '%{http_code}' --max-time 60 "$(BASE)$2" >"$1.tmp"
-  mv "$1.tmp" "$1"
-}
-# A page that blocks its worker until release_block (tests/e2e/pages/block).
-block_worker() {
-  rm -f "$PAGES/block.started" "$DIR/blocked"
-  [ -p "$PAGES/block.fifo" ] || mkfifo "$PAGES/block.fifo"
-  in_background "$DIR/blocked" /block &
-  BLOCKED_CURL=$!
-  stack_wait_for "$A" test -e "$PAGES/block.started" || fail "the blocking page did not start"
-}
-release_block() {
-  timeout 10 sh -c "echo go >'$PAGES/block.fifo'" || fail "the blocking page was not waiting"
+  reap "$1"
 }
 # get_home: GET /home through nginx, with a hang guard.
 get_home() {
@@ -115,8 +124,8 @@ drain() {
     fail "sessiond did not log '$DRAIN_AFTER' before SIGTERM"
   sent TERM "stopping"
   release_block
-  wait "$first"
-  wait "$five"
+  reap "$first"
+  reap "$five"
   expect_eq "$(cat "$DIR/drain1/1")" 200 "the request in flight at SIGTERM"
   local i
   for i in 1 2 3 4 5; do expect_eq "$(cat "$DIR/drain5/$i")" 200 "request $i accepted before SIGTERM"; done
@@ -166,7 +175,7 @@ check_successor() {
   STACK_PIDS="$STACK_PIDS $A"
   stack_wait_for "$A" grep -q "serving" "$DIR/b.log" || fail "the successor did not start"
   release_block
-  wait "$BLOCKED_CURL"
+  reap "$BLOCKED_CURL"
   expect_eq "$(cat "$DIR/blocked")" 200 "the request in flight when the successor started"
   wait_exit "$old"
   expect_eq "$?" 0 "exit status of the sessiond that was succeeded"
