@@ -1,0 +1,216 @@
+#!/bin/bash
+# sessiond keeps serving when clients misbehave or the server is saturated:
+# idle and half-sent connections cost no worker, the wait for a worker is
+# bounded in length and in time, an oversized parameter block is refused
+# while it arrives, memory comes back after large responses, and a read
+# whose last-access refresh cannot be written is still answered.
+# E2E_CHECKS="name ..." runs only those checks (the functions below).
+. "$SESSIOND_SRC/tests/e2e/lib.sh"
+CLIENT="$SESSIOND_SRC/tests/e2e/tools/fcgi_client.py"
+
+# restart ARGS...: sessiond "a" (behind nginx) anew, with these settings and
+# an empty a.log.
+A=""
+restart() {
+  [ -z "$A" ] || stack_kill TERM "$A" || fail "sessiond did not stop cleanly"
+  : >"$DIR/a.log"
+  start_sessiond a "$@"
+  A=$STACK_PID
+}
+# background NAME CMD...: runs CMD, stopped with the stack; its pid in $NAME.
+background() {
+  local name=$1; shift
+  "$@" &
+  printf -v "$name" '%s' "$!"
+  STACK_PIDS="$STACK_PIDS $!"
+}
+# in_background STATUSFILE PATH: a request through nginx, in the background
+# (its pid in BG); its HTTP status lands in STATUSFILE once it is answered.
+in_background() {
+  rm -f "$1"
+  curl -s -o /dev/null -w '%{http_code}' --max-time 60 "$(BASE)$2" >"$1" &
+  BG=$!
+  STACK_PIDS="$STACK_PIDS $BG"
+}
+# reap PID: waits for a process of ours that is ending, forgets its pid (so
+# stack_stop never signals a pid the system reused), returns its status.
+reap() {
+  wait "$1"
+  local status=$?
+  STACK_PIDS=$(echo "$STACK_PIDS" | tr ' ' '\n' | grep -vx "$1" | tr '\n' ' ')
+  return "$status"
+}
+# A page that blocks its worker until release_block (tests/e2e/pages/block).
+block_worker() {
+  rm -f "$PAGES/block.started" "$DIR/blocked"
+  [ -p "$PAGES/block.fifo" ] || mkfifo "$PAGES/block.fifo"
+  in_background "$DIR/blocked" /block
+  BLOCKED_CURL=$BG
+  stack_wait_for "$A" test -e "$PAGES/block.started" || fail "the blocking page did not start"
+}
+release_block() {
+  timeout 10 sh -c "echo go >'$PAGES/block.fifo'" || fail "the blocking page was not waiting"
+  reap "$BLOCKED_CURL"
+  expect_eq "$(cat "$DIR/blocked")" 200 "the request that held the worker"
+}
+# get_home: GET /home through nginx; a server that cannot answer fails it in
+# 20 s (the old server waited for ever).
+get_home() {
+  : >"$DIR/body"
+  STATUS=$(curl -s -o "$DIR/body" -w '%{http_code}' --max-time 20 "$(BASE)/home") || STATUS="curl failed ($?)"
+}
+stop_pid() { kill "$1" 2>/dev/null; reap "$1" 2>/dev/null; }
+
+check_idle_unix() {
+  restart
+  # Idle connections, and requests whose body never comes: no worker waits
+  # on them, so a normal request is served at once.
+  background IDLE python3 "$CLIENT" hold-idle "unix:$DIR/a.sock" 500 "$DIR/idle.ready"
+  background PARTIAL python3 "$CLIENT" hold-partial "unix:$DIR/a.sock" "$PAGES/echo" 16 "$DIR/partial.ready"
+  stack_wait_for "$IDLE" test -e "$DIR/idle.ready" || fail "500 idle connections could not be opened"
+  stack_wait_for "$PARTIAL" test -e "$DIR/partial.ready" || fail "16 half-sent requests could not be sent"
+  get_home
+  expect_status 200 "a request while 500 idle connections and 16 half-sent requests are open"
+  stop_pid "$IDLE"
+  stop_pid "$PARTIAL"
+}
+
+# The same over TCP: a second sessiond on 127.0.0.1, a request straight from
+# the raw client.
+check_idle_tcp() {
+  local port try=0
+  while :; do
+    try=$((try + 1))
+    port=$((20000 + $(od -An -N2 -tu2 /dev/urandom) % 30000))
+    : >"$DIR/tcp.log"
+    background TCP "$SESSIOND" serve --listen "127.0.0.1:$port" $AS_ROOT --db "$DB" --pages "$PAGES" \
+      >>"$DIR/tcp.log" 2>&1
+    stack_wait_for "$TCP" grep -q "serving" "$DIR/tcp.log" && break
+    stop_pid "$TCP"
+    # Another program had the port: try another one.
+    if [ "$try" -ge 10 ] || ! grep -q "in use" "$DIR/tcp.log"; then
+      fail "sessiond on 127.0.0.1:$port did not start"
+    fi
+  done
+  background IDLE python3 "$CLIENT" hold-idle "127.0.0.1:$port" 16 "$DIR/tcp-idle.ready"
+  stack_wait_for "$IDLE" test -e "$DIR/tcp-idle.ready" || fail "16 idle TCP connections could not be opened"
+  mkdir "$DIR/tcp-out"
+  python3 "$CLIENT" --timeout 20 requests "127.0.0.1:$port" "$PAGES/home" 1 "$DIR/tcp.ready" "$DIR/tcp-out"
+  expect_eq "$(cat "$DIR/tcp-out/1")" 200 "a request over TCP while 16 idle TCP connections are open"
+  stop_pid "$IDLE"
+  stack_kill TERM "$TCP" || fail "the TCP sessiond did not stop cleanly"
+}
+
+check_queue_size() {
+  restart --workers 1 --queue-size 1
+  block_worker
+  # Two more requests: one waits in the queue, the other finds it full and
+  # is refused at once, while the first is still blocked.
+  in_background "$DIR/second" /home
+  local second=$BG
+  in_background "$DIR/third" /home
+  local third=$BG
+  stack_wait_for "$A" eval 'test -s "$DIR/second" || test -s "$DIR/third"' ||
+    fail "no request was refused while the only worker was busy and the queue full"
+  local refused waiting
+  if [ -s "$DIR/second" ]; then
+    refused=second; waiting=$third; reap "$second"
+  else
+    refused=third; waiting=$second; reap "$third"
+  fi
+  [ -s "$DIR/blocked" ] && fail "the blocked request finished before it was released"
+  expect_eq "$(cat "$DIR/$refused")" 503 "a request beyond --queue-size"
+  grep -q "queue_size" "$DIR/a.log" || fail "no log line naming queue_size"
+  release_block
+  reap "$waiting"
+  expect_eq "$(printf '%s\n' "$(cat "$DIR/second")" "$(cat "$DIR/third")" | sort | tr '\n' ' ')" "200 503 " \
+    "the queued request after the worker was released"
+}
+
+check_queue_timeout() {
+  restart --workers 1 --queue-timeout 200ms
+  block_worker
+  in_background "$DIR/queued" /home
+  local queued=$BG
+  # The passage of time is what this checks: the request must wait in the
+  # queue for longer than --queue-timeout (200 ms), so the worker stays held
+  # for clearly longer than that. Nothing else is waited for by sleeping.
+  sleep 1
+  release_block
+  reap "$queued"
+  expect_eq "$(cat "$DIR/queued")" 503 "a request that waited longer than --queue-timeout"
+  grep -q "queue_timeout" "$DIR/a.log" || fail "no log line naming queue_timeout"
+}
+
+check_huge_params() {
+  restart
+  local total=100000000
+  python3 "$CLIENT" huge-params "unix:$DIR/a.sock" "$total" "$DIR/huge.ready" >"$DIR/huge.out" &
+  local huge=$!
+  STACK_PIDS="$STACK_PIDS $huge"
+  stack_wait_for "$huge" test -e "$DIR/huge.ready" || fail "the huge parameter block could not be started"
+  get_home
+  expect_status 200 "a request while a 100 MB parameter block is being sent"
+  reap "$huge" || fail "the raw client failed: $(cat "$DIR/huge.out")"
+  local out status sent closed
+  out=$(cat "$DIR/huge.out")
+  read -r status sent closed <<<"$out"
+  expect_eq "$status" status=400 "answer to a 100 MB parameter block ($out)"
+  expect_eq "$closed" closed=yes "connection of a 100 MB parameter block ($out)"
+  [ "${sent#sent=}" -lt $((total / 10)) ] || fail "the connection was closed only after $sent of $total bytes"
+  grep -q "max_params_bytes" "$DIR/a.log" || fail "no log line naming max_params_bytes"
+}
+
+check_memory() {
+  restart --max-output-bytes 16MiB
+  local round i pids
+  for round in 1 2 3; do
+    pids=()
+    for i in $(seq 1 16); do
+      in_background "$DIR/big.$round.$i" /big
+      pids+=("$BG")
+    done
+    for i in "${pids[@]}"; do reap "$i"; done
+    for i in $(seq 1 16); do expect_eq "$(cat "$DIR/big.$round.$i")" 200 "8 MiB response $i of round $round"; done
+  done
+  # Memory is given back once the server is idle: wait up to ~3 s for it.
+  local rss i=0
+  while :; do
+    rss=$(awk '/^VmRSS:/ { print $2 }' "/proc/$A/status")
+    [ "$rss" -lt 65536 ] && break
+    i=$((i + 1))
+    [ "$i" -le 150 ] || fail "sessiond holds $rss kB after 48 responses of 8 MiB (limit 65536 kB)"
+    sleep 0.02
+  done
+}
+
+check_refresh_busy() {
+  restart --idle-timeout 60s --busy-timeout 200ms
+  rm -f "$JAR"
+  login Grace
+  # The last access is 30 s old: half the idle window, so this read is due
+  # to refresh it.
+  sql "UPDATE sessions SET accessed = accessed - 30 WHERE id_hash = sha3('$(cookie)', 256)"
+  # An operator's sqlite3 shell takes the write lock and keeps it.
+  rm -f "$DIR/shell-in"
+  mkfifo "$DIR/shell-in"
+  sqlite3 "$DB" <"$DIR/shell-in" >"$DIR/shell-out" 2>&1 &
+  local shell=$!
+  STACK_PIDS="$STACK_PIDS $shell"
+  exec 3>"$DIR/shell-in"
+  echo "BEGIN IMMEDIATE; SELECT 'locked';" >&3
+  stack_wait_for "$shell" grep -q locked "$DIR/shell-out" || fail "sqlite3 did not take the lock"
+  get /home
+  expect_status 200 "a read whose last-access refresh cannot be written"
+  expect_body "Grace" "a read whose last-access refresh cannot be written"
+  echo "COMMIT;" >&3
+  exec 3>&-
+  reap "$shell"
+}
+
+start_sessiond a
+A=$STACK_PID
+start_nginx a
+for check in ${E2E_CHECKS:-idle_unix idle_tcp queue_size queue_timeout huge_params memory refresh_busy}; do
+  "check_$check"
+done
