@@ -95,7 +95,10 @@ Response Handler::Process(Request& request) {
   const std::string page = ResolvePage(request);
   const std::string body = ReadBody(request);
   const std::optional<Session> session = LoadSession(request);
-  const PageResult run = RunPage(page, PageEnvironment(request, page, session), body, config_.page);
+  PageSpec spec{.path = page, .env = PageEnvironment(request, page, session), .input = body};
+  PageLimits limits = config_.page;
+  limits.output_memory = limits.max_output;  // CheckPage parses head(): keep it all in memory
+  const PageResult run = RunPage(spec, limits);
   const CgiResponse out = CheckPage(run, page);
   const CommitResult committed = store_->Commit(session, out.session, Now());
   return Respond(out, session, committed, request.Param("HTTPS") == "on");
@@ -204,7 +207,7 @@ CgiResponse Handler::CheckPage(const PageResult& run, const std::string& page) c
       if (run.exit_code != 0)
         throw HttpError(502, "page " + page + " exited with status " + std::to_string(run.exit_code));
   }
-  auto parsed = ParseCgiResponse(run.output);
+  auto parsed = ParseCgiResponse(run.output.head());
   if (auto* why = std::get_if<std::string>(&parsed)) throw HttpError(502, *why);
   return std::get<CgiResponse>(std::move(parsed));
 }

@@ -2,8 +2,8 @@
 
 #include <fcntl.h>
 #include <poll.h>
-#include <signal.h>
 #include <sched.h>
+#include <signal.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -12,10 +12,15 @@
 #include <cerrno>
 #include <climits>
 #include <memory>
+#include <system_error>
 #include <utility>
 
 namespace sessiond {
 namespace {
+
+[[noreturn]] void ThrowErrno(const char* what) {
+  throw std::system_error(errno, std::generic_category(), what);
+}
 
 class Fd {
  public:
@@ -53,8 +58,16 @@ int MakePipe(Pipe& p) {
   return 0;
 }
 
+int Reap(pid_t pid) {
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  return status;
+}
+
 // The spawned page: killed with its whole process group and reaped unless
-// Wait() reaped it, so no exit path leaves a zombie or a runaway page.
+// Wait() reaped it, so no exit path (an exception included) leaves a zombie
+// or a runaway page.
 class Child {
  public:
   explicit Child(pid_t pid) : pid_(pid) {}
@@ -68,9 +81,7 @@ class Child {
   Child& operator=(const Child&) = delete;
   void Kill() { ::kill(-pid_, SIGKILL); }
   int Wait() {
-    int status = 0;
-    while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
-    }
+    int status = Reap(pid_);
     pid_ = -1;
     return status;
   }
@@ -85,8 +96,8 @@ struct SpawnArgs {
   char* const* argv;
   char* const* envp;
   const char* dir;
-  int fds[3];  // become the page's stdin, stdout, stderr
-  int error;   // the child's errno when it could not exec
+  int fds[4];             // become the page's fds 0, 1, 2 and (when >= 0) 3
+  int error;              // the child's errno when it could not exec
 };
 
 // Signals whose disposition sessiond changed (ignored, or handled by libfcgi),
@@ -107,22 +118,52 @@ const std::vector<int>& ChangedSignals() {
   return changed;
 }
 
+// Everything the child does before execve; returns 0 or an errno.
+int PrepareChild(const SpawnArgs& a) {
+  // A process group of its own, so the end of the run kills whatever the
+  // page started.
+  if (::setpgid(0, 0) != 0) return errno;
+
+  // Exactly fds 0..n-1, nothing else: a descriptor some other thread opened
+  // without O_CLOEXEC (another request's socket) must not reach the page.
+  // Sources below n are first moved out of the way, so that placing one
+  // cannot overwrite another (an input file that happens to be fd 3, a
+  // session file at fd 0); every source then differs from its target, so
+  // dup2 clears close-on-exec on each.
+  const int n = a.fds[3] >= 0 ? 4 : 3;
+  int src[4];
+  for (int i = 0; i < n; ++i) {
+    src[i] = a.fds[i];
+    if (src[i] < n && (src[i] = ::fcntl(src[i], F_DUPFD_CLOEXEC, n)) < 0) return errno;
+  }
+  for (int i = 0; i < n; ++i)
+    if (::dup2(src[i], i) < 0) return errno;
+  // Also closes the moved copies. Fails only on kernels before 5.9: then the
+  // page does not run, rather than run with sessiond's descriptors.
+  if (::close_range(static_cast<unsigned>(n), ~0U, 0) != 0) return errno;
+
+  if (::chdir(a.dir) != 0) return errno;
+  sigset_t none;
+  sigemptyset(&none);
+  if (::sigprocmask(SIG_SETMASK, &none, nullptr) != 0) return errno;
+  return 0;
+}
+
 // Runs in the child, on its own stack, sharing the server's memory until
-// execve: only async-signal-safe system calls, no allocation.
+// execve: only async-signal-safe system calls, no allocation. It returns
+// instead of calling _exit: clone() then ends just this process, and no
+// noreturn call makes ASan try to unwind a stack it does not know.
 int ChildMain(void* p) {
   auto* a = static_cast<SpawnArgs*>(p);
   struct sigaction dfl {};
   dfl.sa_handler = SIG_DFL;
   for (int sig : ChangedSignals()) ::sigaction(sig, &dfl, nullptr);
-  sigset_t none;
-  sigemptyset(&none);
-  // A process group of its own, so a timeout kills whatever the page started.
-  if (::setpgid(0, 0) == 0 && ::dup2(a->fds[0], 0) >= 0 && ::dup2(a->fds[1], 1) >= 0 &&
-      ::dup2(a->fds[2], 2) >= 0 && ::chdir(a->dir) == 0 &&
-      ::sigprocmask(SIG_SETMASK, &none, nullptr) == 0)
+  a->error = PrepareChild(*a);
+  if (a->error == 0) {
     ::execve(a->path, a->argv, a->envp);
-  a->error = errno;
-  ::_exit(127);
+    a->error = errno;
+  }
+  return 127;
 }
 
 // Starts the page like posix_spawn, without its per-call cost: glibc maps a
@@ -146,10 +187,8 @@ pid_t Spawn(SpawnArgs& a) {
   int clone_errno = errno;
   ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
   if (pid < 0) return -clone_errno;
-  if (a.error) {  // the child exited without exec: reap it
-    int status;
-    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-    }
+  if (a.error) {  // the child exited without exec, starting nothing: reap it
+    Reap(pid);
     return -a.error;
   }
   return pid;
@@ -163,32 +202,44 @@ std::string DirectoryOf(const std::string& path) {
 
 }  // namespace
 
-PageResult RunPage(const std::string& path, const std::vector<std::string>& env,
-                   std::string_view input, const PageLimits& limits) {
+PageResult RunPage(const PageSpec& spec, const PageLimits& limits) {
   using Clock = std::chrono::steady_clock;
   const auto deadline = Clock::now() + limits.timeout;
   PageResult result;
+  result.output = SpillBuffer(limits.output_memory, limits.temp_dir);
 
-  // A page without a body reads /dev/null: one pipe fewer per request.
+  // A page without a body reads /dev/null: one pipe fewer per request. A
+  // body in a file is the page's stdin itself: no pipe, no copy.
   static const int dev_null = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  const bool pipe_input = spec.input_fd < 0 && !spec.input.empty();
   Pipe in, out, err;
   for (Pipe* p : {&in, &out, &err}) {
-    if (p == &in && input.empty()) continue;
+    if (p == &in && !pipe_input) continue;
     if (int e = MakePipe(*p)) {
       result.exit_code = e;
       return result;
     }
   }
+  int stdin_fd = pipe_input ? in.read.get() : dev_null;
+  if (spec.input_fd >= 0) {
+    // The page shares this descriptor's offset (a copy of a descriptor is
+    // the same open file), so it starts at 0 and moves as the page reads.
+    if (::lseek(spec.input_fd, 0, SEEK_SET) < 0) {
+      result.exit_code = errno;
+      return result;
+    }
+    stdin_fd = spec.input_fd;
+  }
 
-  std::vector<char*> argv{const_cast<char*>(path.c_str()), nullptr};
+  std::vector<char*> argv{const_cast<char*>(spec.path.c_str()), nullptr};
   std::vector<char*> envp;
-  envp.reserve(env.size() + 1);
-  for (const std::string& e : env) envp.push_back(const_cast<char*>(e.c_str()));
+  envp.reserve(spec.env.size() + 1);
+  for (const std::string& e : spec.env) envp.push_back(const_cast<char*>(e.c_str()));
   envp.push_back(nullptr);
-  std::string dir = DirectoryOf(path);
-  // dup2 in the child clears close-on-exec on the copies only.
-  SpawnArgs args{path.c_str(), argv.data(), envp.data(), dir.c_str(),
-                 {input.empty() ? dev_null : in.read.get(), out.write.get(), err.write.get()}, 0};
+  std::string dir = DirectoryOf(spec.path);
+  SpawnArgs args{spec.path.c_str(), argv.data(), envp.data(), dir.c_str(),
+                 {stdin_fd, out.write.get(), err.write.get(), spec.extra_fd},
+                 0};
   pid_t pid = Spawn(args);
   if (pid < 0) {
     result.exit_code = -pid;
@@ -221,26 +272,31 @@ PageResult RunPage(const std::string& path, const std::vector<std::string>& env,
                      {out.read.get(), POLLIN, 0},
                      {err.read.get(), POLLIN, 0},
                      {exited.get(), POLLIN, 0}};
-    int n = ::poll(fds, 4, static_cast<int>(left.count()));
-    if (n < 0 && errno != EINTR) break;
-    if (n <= 0) continue;
+    int n = ::poll(fds, 4, static_cast<int>(std::min<long long>(left.count(), INT_MAX)));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      ThrowErrno("poll");  // the page is killed and reaped on the way out
+    }
+    if (n == 0) continue;
     if (fds[0].revents) {
-      ssize_t w = ::write(in.write.get(), input.data() + written,
-                          std::min<std::size_t>(PIPE_BUF, input.size() - written));
+      ssize_t w = ::write(in.write.get(), spec.input.data() + written,
+                          std::min<std::size_t>(PIPE_BUF, spec.input.size() - written));
       if (w > 0) written += static_cast<std::size_t>(w);
       // A page may exit without reading its body (EPIPE): that is its right.
-      if (written == input.size() || (w < 0 && errno != EINTR)) in.write.Close();
+      if (written == spec.input.size() || (w < 0 && errno != EINTR)) in.write.Close();
     }
     if (fds[1].revents) {
       ssize_t r = ::read(out.read.get(), buf, sizeof buf);
       if (r > 0) {
-        result.output.append(buf, static_cast<std::size_t>(r));
-        if (result.output.size() > limits.max_output) {
+        if (result.output.size() + static_cast<std::size_t>(r) > limits.max_output) {
           child.Kill();
           child.Wait();
           result.outcome = PageResult::Outcome::OutputTooLarge;
           return result;
         }
+        // Throws when the temporary file cannot grow (a full disk): the page
+        // is killed and reaped on the way out, and the caller gets the error.
+        result.output.Append(std::string_view(buf, static_cast<std::size_t>(r)));
       } else if (r == 0 || errno != EINTR) {
         out.read.Close();
       }
@@ -266,5 +322,4 @@ PageResult RunPage(const std::string& path, const std::vector<std::string>& env,
   }
   return result;
 }
-
 }  // namespace sessiond

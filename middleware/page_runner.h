@@ -1,10 +1,14 @@
 // Runs one page script as a CGI child process.
 #pragma once
 
+#include <sys/types.h>
+
 #include <chrono>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "middleware/spill_buffer.h"
 
 namespace sessiond {
 
@@ -12,6 +16,21 @@ struct PageLimits {
   std::chrono::milliseconds timeout{30000};  // whole run, spawn to exit
   std::size_t max_output = 8 * 1024 * 1024;  // bytes of stdout
   std::size_t max_stderr = 4096;             // bytes of stderr kept for the log
+  std::size_t output_memory = 64 * 1024;     // stdout kept in memory; past it, a temporary file
+  std::string temp_dir = "/tmp";             // where that file is made (O_TMPFILE)
+};
+
+// One run of a page.
+struct PageSpec {
+  std::string path;              // the executable (absolute path)
+  std::vector<std::string> env;  // exactly its environment: nothing is inherited
+  std::string_view input;        // its stdin, when input_fd < 0
+  // Or: stdin is this file, read from offset 0 (a spilled body). The page gets
+  // a copy of the descriptor, which shares its file offset: RunPage seeks it
+  // to 0 first and the page's reads move it, so the caller must not use that
+  // offset (read/write/lseek) while the page runs; pread is fine.
+  int input_fd = -1;
+  int extra_fd = -1;             // when >= 0: becomes the page's fd 3 (the session file)
 };
 
 // A failing page is an expected event: its outcome, never an exception.
@@ -25,17 +44,20 @@ struct PageResult {
   };
   Outcome outcome = Outcome::SpawnFailed;
   int exit_code = 0;
-  std::string output;  // stdout
+  SpillBuffer output;  // stdout
   std::string errors;  // stderr, up to max_stderr bytes
 };
 
-// Runs the executable `path` with exactly `env` as its environment (nothing is
-// inherited), `input` on stdin and its directory as working directory, in a
-// process group of its own. stdin, stdout and stderr are served by one poll
-// loop, so a page that writes before reading cannot deadlock. Safe to call
-// from many threads at once (a vfork-style clone, every descriptor close-on-exec).
+// Runs the page with exactly `spec.env` as its environment, stdin, stdout,
+// stderr and (when given) fd 3 as its only descriptors, its directory as
+// working directory, in a process group of its own. stdin, stdout and stderr
+// are served by one poll loop, so a page that writes before reading cannot
+// deadlock. Safe to call from many threads at once.
+// Output past `output_memory` goes to an O_TMPFILE file in `temp_dir`.
+// Throws std::system_error when that file cannot be created or written (a
+// full disk) or poll() fails: the page and its group are killed and reaped
+// before the exception leaves. Needs Linux 5.9 (close_range).
 // The process must ignore SIGPIPE: a page may exit without reading its body.
-PageResult RunPage(const std::string& path, const std::vector<std::string>& env,
-                   std::string_view input, const PageLimits& limits);
+PageResult RunPage(const PageSpec& spec, const PageLimits& limits);
 
 }  // namespace sessiond
