@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -90,6 +91,17 @@ class Child {
   pid_t pid_;
 };
 
+// The raw system calls for the credential change: glibc's setgroups/setresgid/
+// setresuid would broadcast the change to every thread of sessiond (they
+// signal all threads of the calling process, whose thread list the child
+// shares through CLONE_VM), which must keep its own credentials.
+#ifdef SYS_setresuid32  // 32-bit ABIs, where the plain calls take 16-bit ids
+constexpr long kSetgroups = SYS_setgroups32, kSetresgid = SYS_setresgid32,
+               kSetresuid = SYS_setresuid32;
+#else
+constexpr long kSetgroups = SYS_setgroups, kSetresgid = SYS_setresgid, kSetresuid = SYS_setresuid;
+#endif
+
 // What the child needs, prepared by the parent: the child may not allocate.
 struct SpawnArgs {
   const char* path;
@@ -97,6 +109,8 @@ struct SpawnArgs {
   char* const* envp;
   const char* dir;
   int fds[4];             // become the page's fds 0, 1, 2 and (when >= 0) 3
+  const PageUser* user;   // null or unset: keep sessiond's credentials
+  pid_t parent;           // sessiond's pid, to detect that it died meanwhile
   int error;              // the child's errno when it could not exec
 };
 
@@ -142,6 +156,18 @@ int PrepareChild(const SpawnArgs& a) {
   // page does not run, rather than run with sessiond's descriptors.
   if (::close_range(static_cast<unsigned>(n), ~0U, 0) != 0) return errno;
 
+  if (a.user && a.user->set) {
+    // Groups first: after setresuid the process may no longer change them.
+    if (::syscall(kSetgroups, a.user->groups.size(), a.user->groups.data()) != 0 ||
+        ::syscall(kSetresgid, a.user->gid, a.user->gid, a.user->gid) != 0 ||
+        ::syscall(kSetresuid, a.user->uid, a.user->uid, a.user->uid) != 0)
+      return errno;
+  }
+  // After the credential change, which clears the parent-death signal. Then
+  // sessiond may have died before it was set: the page would outlive it.
+  if (::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0) return errno;
+  if (::getppid() != a.parent) return ESRCH;
+  // As the page's user: its directory must be open to it.
   if (::chdir(a.dir) != 0) return errno;
   sigset_t none;
   sigemptyset(&none);
@@ -239,7 +265,7 @@ PageResult RunPage(const PageSpec& spec, const PageLimits& limits) {
   std::string dir = DirectoryOf(spec.path);
   SpawnArgs args{spec.path.c_str(), argv.data(), envp.data(), dir.c_str(),
                  {stdin_fd, out.write.get(), err.write.get(), spec.extra_fd},
-                 0};
+                 spec.user, ::getpid(), 0};
   pid_t pid = Spawn(args);
   if (pid < 0) {
     result.exit_code = -pid;

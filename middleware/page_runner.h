@@ -20,6 +20,14 @@ struct PageLimits {
   std::string temp_dir = "/tmp";             // where that file is made (O_TMPFILE)
 };
 
+// Who pages run as (--user/--group). Unset: sessiond's own user and groups.
+struct PageUser {
+  bool set = false;
+  uid_t uid = 0;
+  gid_t gid = 0;
+  std::vector<gid_t> groups;  // supplementary groups (the user's, from getgrouplist)
+};
+
 // One run of a page.
 struct PageSpec {
   std::string path;              // the executable (absolute path)
@@ -31,6 +39,7 @@ struct PageSpec {
   // offset (read/write/lseek) while the page runs; pread is fine.
   int input_fd = -1;
   int extra_fd = -1;             // when >= 0: becomes the page's fd 3 (the session file)
+  const PageUser* user = nullptr;  // null: run as sessiond runs
 };
 
 // A failing page is an expected event: its outcome, never an exception.
@@ -50,8 +59,9 @@ struct PageResult {
 
 // Runs the page with exactly `spec.env` as its environment, stdin, stdout,
 // stderr and (when given) fd 3 as its only descriptors, its directory as
-// working directory, in a process group of its own. stdin, stdout and stderr
-// are served by one poll loop, so a page that writes before reading cannot
+// working directory, in a process group of its own, as `spec.user` when set.
+// It dies with sessiond (parent-death signal). stdin, stdout and stderr are
+// served by one poll loop, so a page that writes before reading cannot
 // deadlock. Safe to call from many threads at once.
 // Output past `output_memory` goes to an O_TMPFILE file in `temp_dir`.
 // Throws std::system_error when that file cannot be created or written (a

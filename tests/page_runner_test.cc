@@ -1,11 +1,14 @@
 #include "middleware/page_runner.h"
 
 #include <fcntl.h>
+#include <grp.h>
 #include <poll.h>
+#include <pwd.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
@@ -104,6 +107,23 @@ std::set<int> ListedFds(const std::string& ls) {
     fds.insert(std::stoi(line.substr(space + 1, arrow - space - 1)));
   }
   return fds;
+}
+
+// Reads one line the page writes into the fifo `name`; bounded only so that
+// a broken page fails the test instead of hanging it.
+std::string ReadFifo(const Script& s, const std::string& name) {
+  int fd = ::open((s.dir / name).c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  REQUIRE(fd >= 0);
+  std::string line;
+  pollfd p{fd, POLLIN, 0};
+  while (line.find('\n') == std::string::npos && ::poll(&p, 1, 60000) == 1) {
+    char c[64];
+    ssize_t r = ::read(fd, c, sizeof c);
+    if (r <= 0) break;
+    line.append(c, static_cast<std::size_t>(r));
+  }
+  ::close(fd);
+  return line;
 }
 
 std::string WriteTemp(const Script& s, const std::string& name, const std::string& text) {
@@ -275,4 +295,66 @@ TEST_CASE("a page that ignores its body is fine", "[page]") {
   PageResult r = Script("echo done").Run({}, std::string(1 << 20, 'x'));
   CHECK(r.outcome == O::Exited);
   CHECK(r.output.str() == "done\n");
+}
+
+TEST_CASE("a page runs as the given user and groups", "[page]") {
+  const passwd* nobody = ::getpwnam("nobody");
+  const group* nogroup = ::getgrnam("nogroup");
+  REQUIRE(nobody);
+  REQUIRE(nogroup);
+  PageUser user;
+  user.set = true;
+  user.uid = nobody->pw_uid;
+  user.gid = nogroup->gr_gid;
+  user.groups = {nogroup->gr_gid, 100};
+  Script s("id -u; id -G");
+  // The page's user must be able to enter its directory and run it.
+  std::filesystem::permissions(s.dir, std::filesystem::perms::owner_all | std::filesystem::perms::group_read |
+                                          std::filesystem::perms::group_exec | std::filesystem::perms::others_read |
+                                          std::filesystem::perms::others_exec);
+  std::filesystem::permissions(s.path, std::filesystem::perms::others_read | std::filesystem::perms::others_exec,
+                               std::filesystem::perm_options::add);
+  PageSpec spec = s.Spec();
+  spec.user = &user;
+  PageResult r = RunPage(spec, {});
+  if (::geteuid() == 0) {
+    REQUIRE(r.outcome == O::Exited);
+    CHECK(r.exit_code == 0);
+    CHECK(r.output.str() == std::to_string(user.uid) + '\n' + std::to_string(user.gid) + " 100\n");
+    // sessiond itself keeps its credentials (no set*id broadcast to its threads).
+    CHECK(::geteuid() == 0);
+    CHECK(::getegid() == 0);
+  } else {
+    CHECK(r.outcome == O::SpawnFailed);
+    CHECK(r.exit_code == EPERM);
+  }
+}
+
+TEST_CASE("a page dies with the process that started it", "[page]") {
+  // A process that runs a page is killed with SIGKILL: the page, which would
+  // otherwise sleep 300 s, gets its parent-death signal.
+  Script s("echo $$ > started; exec sleep 300");
+  s.Fifo("started");
+  pid_t runner = ::fork();
+  REQUIRE(runner >= 0);
+  if (runner == 0) {
+    try {
+      RunPage(s.Spec(), {});
+    } catch (...) {
+    }
+    ::_exit(0);
+  }
+  pid_t page = static_cast<pid_t>(std::atoi(ReadFifo(s, "started").c_str()));
+  REQUIRE(page > 0);
+  int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, page, 0));
+  REQUIRE(pidfd >= 0);
+  ::kill(runner, SIGKILL);
+  ::waitpid(runner, nullptr, 0);
+  // Readable when the page has exited; the bound only keeps a failure finite.
+  pollfd p{pidfd, POLLIN, 0};
+  int ready = ::poll(&p, 1, 60000);
+  CHECK(ready == 1);
+  if (ready != 1) ::syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, nullptr, 0);
+  ::waitpid(page, nullptr, WNOHANG);  // ours only if this process is a subreaper
+  ::close(pidfd);
 }
