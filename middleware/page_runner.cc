@@ -66,22 +66,29 @@ int Reap(pid_t pid) {
   return status;
 }
 
-// The spawned page: killed with its whole process group and reaped unless
-// Wait() reaped it, so no exit path (an exception included) leaves a zombie
-// or a runaway page.
+// The running page: its process group killed, then the page reaped, unless
+// Finish() did it already, so no exit path (an exception included) leaves
+// a zombie, a runaway page or anything it started in its group.
 class Child {
  public:
   explicit Child(pid_t pid) : pid_(pid) {}
   ~Child() {
-    if (pid_ > 0) {
-      Kill();
-      Wait();
-    }
+    if (pid_ > 0) Finish();
   }
   Child(const Child&) = delete;
   Child& operator=(const Child&) = delete;
-  void Kill() { ::kill(-pid_, SIGKILL); }
-  int Wait() {
+
+  // The group's id is the page's pid, which the kernel cannot hand out again
+  // before the page is reaped: killing the group is safe until Finish().
+  // The page itself is signalled too, in case it moved to another group.
+  void Kill() {
+    ::kill(-pid_, SIGKILL);
+    ::kill(pid_, SIGKILL);
+  }
+  // Kills what is left of the group, then reaps the page: in that order, so
+  // the group id cannot belong to someone else by the time it is killed.
+  int Finish() {
+    Kill();
     int status = Reap(pid_);
     pid_ = -1;
     return status;
@@ -198,8 +205,10 @@ int ChildMain(void* p) {
 // one. Here each worker thread keeps one child stack, and the child resets
 // only the signals sessiond changed. CLONE_VM | CLONE_VFORK: no copy of the
 // address space; this thread waits until the child has exec'd or exited.
+// CLONE_PIDFD: a descriptor (close-on-exec) that polls readable when the page
+// has exited, without a system call of its own.
 // Returns the pid, or -errno.
-pid_t Spawn(SpawnArgs& a) {
+pid_t Spawn(SpawnArgs& a, Fd& exited) {
   constexpr std::size_t kStackSize = 64 * 1024;
   thread_local std::unique_ptr<char[]> stack(new char[kStackSize]);
   (void)ChangedSignals();  // computed before any child runs
@@ -209,12 +218,16 @@ pid_t Spawn(SpawnArgs& a) {
   // resets the dispositions; restored at once in this thread.
   ::pthread_sigmask(SIG_BLOCK, &all, &old);
   a.error = 0;
-  pid_t pid = ::clone(ChildMain, stack.get() + kStackSize, CLONE_VM | CLONE_VFORK | SIGCHLD, &a);
+  int pidfd = -1;
+  pid_t pid = ::clone(ChildMain, stack.get() + kStackSize,
+                      CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD, &a, &pidfd);
   int clone_errno = errno;
   ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
   if (pid < 0) return -clone_errno;
+  exited = Fd(pidfd);
   if (a.error) {  // the child exited without exec, starting nothing: reap it
     Reap(pid);
+    exited.Close();
     return -a.error;
   }
   return pid;
@@ -266,7 +279,8 @@ PageResult RunPage(const PageSpec& spec, const PageLimits& limits) {
   SpawnArgs args{spec.path.c_str(), argv.data(), envp.data(), dir.c_str(),
                  {stdin_fd, out.write.get(), err.write.get(), spec.extra_fd},
                  spec.user, ::getpid(), 0};
-  pid_t pid = Spawn(args);
+  Fd exited_fd;
+  pid_t pid = Spawn(args, exited_fd);
   if (pid < 0) {
     result.exit_code = -pid;
     return result;
@@ -275,35 +289,38 @@ PageResult RunPage(const PageSpec& spec, const PageLimits& limits) {
   in.read.Close();
   out.write.Close();
   err.write.Close();
-  // Readable once the page has exited. (glibc 2.36's <sys/pidfd.h> lacks C
-  // linkage for C++, hence the raw syscall.) Without it (old kernels) the
-  // loop ends at EOF on the page's output and waitpid() blocks.
-  Fd exited(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
   // The descriptors stay blocking: poll() says when each is ready, a read then
   // returns what is there, and a write of at most PIPE_BUF fits the room that
   // POLLOUT promises. (O_NONBLOCK would cost two fcntl calls per descriptor.)
 
+  // The run ends when the page has exited: its process group is killed at
+  // once (a background child may hold stdout open for ever), what the page
+  // wrote is still in the pipes and is read without waiting, and whatever
+  // arrives later is not the page's.
+  bool exited = false;
   std::size_t written = 0;
   char buf[65536];
-  // Until stdout and stderr reach EOF and the page has exited.
-  while (out.read.open() || err.read.open() || exited.open()) {
+  while (out.read.open() || err.read.open() || !exited) {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
     if (left.count() <= 0) {
-      child.Kill();
-      child.Wait();
+      if (exited) break;  // a process outside the group still writes: not the page
+      child.Finish();
       result.outcome = PageResult::Outcome::TimedOut;
       return result;
     }
     pollfd fds[4] = {{in.write.get(), POLLOUT, 0},
                      {out.read.get(), POLLIN, 0},
                      {err.read.get(), POLLIN, 0},
-                     {exited.get(), POLLIN, 0}};
-    int n = ::poll(fds, 4, static_cast<int>(std::min<long long>(left.count(), INT_MAX)));
+                     {exited ? -1 : exited_fd.get(), POLLIN, 0}};
+    int n = ::poll(fds, 4, exited ? 0 : static_cast<int>(std::min<long long>(left.count(), INT_MAX)));
     if (n < 0) {
       if (errno == EINTR) continue;
       ThrowErrno("poll");  // the page is killed and reaped on the way out
     }
-    if (n == 0) continue;
+    if (n == 0) {
+      if (exited) break;  // the pipes hold nothing more
+      continue;
+    }
     if (fds[0].revents) {
       ssize_t w = ::write(in.write.get(), spec.input.data() + written,
                           std::min<std::size_t>(PIPE_BUF, spec.input.size() - written));
@@ -315,8 +332,7 @@ PageResult RunPage(const PageSpec& spec, const PageLimits& limits) {
       ssize_t r = ::read(out.read.get(), buf, sizeof buf);
       if (r > 0) {
         if (result.output.size() + static_cast<std::size_t>(r) > limits.max_output) {
-          child.Kill();
-          child.Wait();
+          child.Finish();
           result.outcome = PageResult::Outcome::OutputTooLarge;
           return result;
         }
@@ -336,9 +352,13 @@ PageResult RunPage(const PageSpec& spec, const PageLimits& limits) {
         err.read.Close();
       }
     }
-    if (fds[3].revents) exited.Close();
+    if (fds[3].revents) {
+      exited = true;
+      child.Kill();  // the page is a zombie: its pid, and so its group id, are still its own
+      in.write.Close();
+    }
   }
-  int status = child.Wait();
+  int status = child.Finish();
   if (WIFSIGNALED(status)) {
     result.outcome = PageResult::Outcome::Signaled;
     result.exit_code = WTERMSIG(status);

@@ -60,13 +60,18 @@ struct PageResult {
 // Runs the page with exactly `spec.env` as its environment, stdin, stdout,
 // stderr and (when given) fd 3 as its only descriptors, its directory as
 // working directory, in a process group of its own, as `spec.user` when set.
-// It dies with sessiond (parent-death signal). stdin, stdout and stderr are
-// served by one poll loop, so a page that writes before reading cannot
-// deadlock. Safe to call from many threads at once.
+// It dies with sessiond (parent-death signal). When the run ends, however it
+// ends, every process left in its process group is killed, so a page leaves
+// nothing running behind it. stdin, stdout and stderr are served by one poll
+// loop, so a page that writes before reading cannot deadlock. Safe to call
+// from many threads at once.
+// The run ends when the page exits (its output is what it wrote until then:
+// a background process that keeps stdout open does not hold the run), when
+// it overruns `limits.timeout`, or when it writes more than `max_output`.
 // Output past `output_memory` goes to an O_TMPFILE file in `temp_dir`.
 // Throws std::system_error when that file cannot be created or written (a
 // full disk) or poll() fails: the page and its group are killed and reaped
-// before the exception leaves. Needs Linux 5.9 (close_range).
+// before the exception leaves. Needs Linux 5.9 (close_range, CLONE_PIDFD).
 // The process must ignore SIGPIPE: a page may exit without reading its body.
 PageResult RunPage(const PageSpec& spec, const PageLimits& limits);
 

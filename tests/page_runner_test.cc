@@ -185,6 +185,20 @@ TEST_CASE("output past its limit stops the page and kills its process group", "[
   CHECK(Exits(child));
 }
 
+TEST_CASE("a page that exits leaves no process of its group running", "[page]") {
+  // The background sleep keeps the page's stdout open: the run still ends
+  // when the page exits, and the sleep is killed.
+  Script s("sleep 300 & echo $! > child; echo done");
+  PageResult r = s.Run(kPath);
+  CHECK(r.outcome == O::Exited);
+  CHECK(r.exit_code == 0);
+  CHECK(r.output.str() == "done\n");
+  pid_t child = s.ReadPid("child");
+  REQUIRE(child > 0);
+  KillAtEnd cleanup{child};
+  CHECK(Exits(child));
+}
+
 TEST_CASE("a page gets only stdin, stdout and stderr of sessiond's descriptors", "[page]") {
   Script s("exec ls -l /proc/self/fd/");
   // Descriptors another thread opened without O_CLOEXEC: a file and a
