@@ -12,7 +12,9 @@
 #include <algorithm>
 #include <cerrno>
 #include <climits>
+#include <cstdlib>
 #include <memory>
+#include <mutex>
 #include <system_error>
 #include <utility>
 
@@ -368,4 +370,82 @@ PageResult RunPage(const PageSpec& spec, const PageLimits& limits) {
   }
   return result;
 }
+
+void AdoptOrphans() {
+  if (::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0) ThrowErrno("PR_SET_CHILD_SUBREAPER");
+}
+
+namespace {
+
+// The whole of a small /proc file, or "" when it cannot be read.
+std::string ReadProcFile(const std::string& path) {
+  std::string text;
+  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.open()) return text;
+  char buf[4096];
+  for (;;) {
+    ssize_t r = ::read(fd.get(), buf, sizeof buf);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) break;
+    text.append(buf, static_cast<std::size_t>(r));
+  }
+  return text;
+}
+
+std::vector<pid_t> ParsePids(const std::string& text) {
+  std::vector<pid_t> pids;
+  const char* p = text.c_str();
+  for (;;) {
+    char* end = nullptr;
+    long v = std::strtol(p, &end, 10);
+    if (end == p) break;
+    if (v > 0) pids.push_back(static_cast<pid_t>(v));
+    p = end;
+  }
+  return pids;
+}
+
+// The parent of `pid` from /proc/<pid>/stat ("pid (comm) state ppid ..."),
+// or 0 when it is gone.
+pid_t ParentOf(pid_t pid) {
+  std::string stat = ReadProcFile("/proc/" + std::to_string(pid) + "/stat");
+  std::size_t paren = stat.rfind(')');
+  if (paren == std::string::npos || paren + 4 >= stat.size()) return 0;
+  return static_cast<pid_t>(std::strtol(stat.c_str() + paren + 4, nullptr, 10));
+}
+
+}  // namespace
+
+std::size_t ReapOrphans() {
+  // One caller at a time: each pid is reaped once, by the caller that listed it.
+  static std::mutex mutex;
+  std::lock_guard<std::mutex> lock(mutex);
+  const pid_t self = ::getpid();
+  // Orphans land on the main thread (the subreaper's first live thread);
+  // pages are children of the worker threads that started them, so they
+  // never appear in this list.
+  const std::string children = "/proc/self/task/" + std::to_string(self) + "/children";
+  std::size_t reaped = 0;
+  // Killing an orphan re-parents its own children here: a few more passes
+  // take them too; what is left comes with the next call.
+  for (int pass = 0; pass < 4; ++pass) {
+    std::vector<pid_t> orphans = ParsePids(ReadProcFile(children));
+    std::size_t before = reaped;
+    for (pid_t pid : orphans) {
+      // A listed pid is this process's unreaped child, reaped only here:
+      // it cannot have been reused, so signalling and waiting for it is safe.
+      pid_t group = ::getpgid(pid);
+      if (group > 0 && group != pid && ParentOf(group) == self &&
+          std::find(orphans.begin(), orphans.end(), group) == orphans.end())
+        continue;  // in the group of a page still running: its end kills it
+      if (group == pid) ::kill(-pid, SIGKILL);  // its own group: what it started
+      ::kill(pid, SIGKILL);
+      Reap(pid);
+      ++reaped;
+    }
+    if (reaped == before) break;
+  }
+  return reaped;
+}
+
 }  // namespace sessiond

@@ -64,7 +64,8 @@ struct PageResult {
 // ends, every process left in its process group is killed, so a page leaves
 // nothing running behind it. stdin, stdout and stderr are served by one poll
 // loop, so a page that writes before reading cannot deadlock. Safe to call
-// from many threads at once.
+// from many threads at once, but never from the main thread once
+// AdoptOrphans() was called (see ReapOrphans).
 // The run ends when the page exits (its output is what it wrote until then:
 // a background process that keeps stdout open does not hold the run), when
 // it overruns `limits.timeout`, or when it writes more than `max_output`.
@@ -74,5 +75,23 @@ struct PageResult {
 // before the exception leaves. Needs Linux 5.9 (close_range, CLONE_PIDFD).
 // The process must ignore SIGPIPE: a page may exit without reading its body.
 PageResult RunPage(const PageSpec& spec, const PageLimits& limits);
+
+// Makes sessiond the reaper of its pages' orphans (PR_SET_CHILD_SUBREAPER), so
+// a page's child that left its process group (setsid, a double fork) is
+// re-parented to sessiond instead of init. Call once at start, on the main
+// thread, before any page runs.
+void AdoptOrphans();
+
+// Kills and reaps every orphan re-parented to sessiond since the last call:
+// processes that a page left behind outside its process group (and the
+// remains of group members killed at the end of a run). Call it from any
+// thread of sessiond, now and then (one call at a time is enforced); an
+// orphan still in the group of a running page is left alone: the end of that
+// run kills it. Returns how many processes it reaped.
+// Orphans are re-parented to the main thread, and this reads the main
+// thread's children (/proc/self/task/<pid>/children), so THE MAIN THREAD
+// MUST NEVER RUN PAGES ITSELF: such a page would be taken for an orphan and
+// killed. Pages run on worker threads, whose children are never listed.
+std::size_t ReapOrphans();
 
 }  // namespace sessiond

@@ -16,6 +16,7 @@
 #include <fstream>
 #include <set>
 #include <sstream>
+#include <thread>
 
 using namespace sessiond;
 using O = PageResult::Outcome;
@@ -83,6 +84,15 @@ bool Exits(pid_t pid) {
   return exited;
 }
 
+// The parent of `pid`, from /proc (0 when gone).
+pid_t ParentOf(pid_t pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string id, name, state;
+  pid_t ppid = 0;
+  stat >> id >> name >> state >> ppid;
+  return ppid;
+}
+
 // Kills a process a test started, if a failed check left it running.
 struct KillAtEnd {
   pid_t pid = 0;
@@ -124,6 +134,16 @@ std::string ReadFifo(const Script& s, const std::string& name) {
   }
   ::close(fd);
   return line;
+}
+
+// Writes a line into the fifo `name` without blocking (O_RDWR never waits
+// for a reader) and returns the descriptor: it must stay open until the page
+// has read the line, since a fifo drops its data when its last end closes.
+int WriteFifo(const Script& s, const std::string& name) {
+  int fd = ::open((s.dir / name).c_str(), O_RDWR | O_CLOEXEC);
+  REQUIRE(fd >= 0);
+  CHECK(::write(fd, "go\n", 3) == 3);
+  return fd;
 }
 
 std::string WriteTemp(const Script& s, const std::string& name, const std::string& text) {
@@ -371,4 +391,56 @@ TEST_CASE("a page dies with the process that started it", "[page]") {
   if (ready != 1) ::syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, nullptr, 0);
   ::waitpid(page, nullptr, WNOHANG);  // ours only if this process is a subreaper
   ::close(pidfd);
+}
+
+TEST_CASE("a page's orphan outside its group is killed by ReapOrphans", "[page]") {
+  AdoptOrphans();
+  // The orphan starts a session of its own (out of the page's group), says
+  // so through the fifo, and outlives the page.
+  Script s("setsid sh -c 'echo $$ > started; exec sleep 300' </dev/null >/dev/null 2>&1 &\n"
+           "read pid < started; echo $pid > orphan");
+  s.Fifo("started");
+  // Not on the main thread, where the orphan will land.
+  PageResult r;
+  std::thread worker([&] { r = s.Run(kPath); });
+  worker.join();
+  REQUIRE(r.outcome == O::Exited);
+  pid_t orphan = s.ReadPid("orphan");
+  REQUIRE(orphan > 0);
+  KillAtEnd cleanup{orphan};
+  // Re-parented before the page could be reaped, so before RunPage returned.
+  CHECK(Running(orphan));
+  CHECK(ParentOf(orphan) == ::getpid());
+  CHECK(ReapOrphans() >= 1);
+  CHECK(::kill(orphan, 0) != 0);  // killed and reaped here: not even a zombie left
+}
+
+TEST_CASE("ReapOrphans leaves a running page and its group alone", "[page]") {
+  AdoptOrphans();
+  // A double fork: the sleep is re-parented to this process at once, but
+  // stays in the group of the page, which is still running.
+  Script s("(sleep 300 </dev/null >/dev/null 2>&1 & echo $! > grandchild)\n"
+           "echo ready > ready; read line < release; echo done");
+  s.Fifo("ready");
+  s.Fifo("release");
+  PageLimits limits;
+  limits.timeout = std::chrono::seconds(60);  // only so that a failure ends
+  PageResult r;
+  std::thread worker([&] { r = s.Run(kPath, {}, limits); });
+  std::string ready = ReadFifo(s, "ready");
+  pid_t grandchild = s.ReadPid("grandchild");
+  KillAtEnd cleanup{grandchild};
+  CHECK(ready == "ready\n");
+  CHECK(ParentOf(grandchild) == ::getpid());
+  CHECK(ReapOrphans() == 0);
+  CHECK(Running(grandchild));
+  int release = WriteFifo(s, "release");
+  worker.join();
+  ::close(release);
+  CHECK(r.outcome == O::Exited);
+  CHECK(r.output.str() == "done\n");
+  // The end of the run killed it; ReapOrphans now reaps what is left.
+  CHECK(Exits(grandchild));
+  CHECK(ReapOrphans() >= 1);
+  CHECK(::kill(grandchild, 0) != 0);
 }
