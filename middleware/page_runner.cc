@@ -2,8 +2,9 @@
 
 #include <fcntl.h>
 #include <poll.h>
-#include <signal.h>
 #include <sched.h>
+#include <signal.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -11,11 +12,18 @@
 #include <algorithm>
 #include <cerrno>
 #include <climits>
+#include <cstdlib>
 #include <memory>
+#include <mutex>
+#include <system_error>
 #include <utility>
 
 namespace sessiond {
 namespace {
+
+[[noreturn]] void ThrowErrno(const char* what) {
+  throw std::system_error(errno, std::generic_category(), what);
+}
 
 class Fd {
  public:
@@ -53,24 +61,37 @@ int MakePipe(Pipe& p) {
   return 0;
 }
 
-// The spawned page: killed with its whole process group and reaped unless
-// Wait() reaped it, so no exit path leaves a zombie or a runaway page.
+int Reap(pid_t pid) {
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  return status;
+}
+
+// The running page: its process group killed, then the page reaped, unless
+// Finish() did it already, so no exit path (an exception included) leaves
+// a zombie, a runaway page or anything it started in its group.
 class Child {
  public:
   explicit Child(pid_t pid) : pid_(pid) {}
   ~Child() {
-    if (pid_ > 0) {
-      Kill();
-      Wait();
-    }
+    if (pid_ > 0) Finish();
   }
   Child(const Child&) = delete;
   Child& operator=(const Child&) = delete;
-  void Kill() { ::kill(-pid_, SIGKILL); }
-  int Wait() {
-    int status = 0;
-    while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
-    }
+
+  // The group's id is the page's pid, which the kernel cannot hand out again
+  // before the page is reaped: killing the group is safe until Finish().
+  // The page itself is signalled too, in case it moved to another group.
+  void Kill() {
+    ::kill(-pid_, SIGKILL);
+    ::kill(pid_, SIGKILL);
+  }
+  // Kills what is left of the group, then reaps the page: in that order, so
+  // the group id cannot belong to someone else by the time it is killed.
+  int Finish() {
+    Kill();
+    int status = Reap(pid_);
     pid_ = -1;
     return status;
   }
@@ -79,14 +100,27 @@ class Child {
   pid_t pid_;
 };
 
+// The raw system calls for the credential change: glibc's setgroups/setresgid/
+// setresuid would broadcast the change to every thread of sessiond (they
+// signal all threads of the calling process, whose thread list the child
+// shares through CLONE_VM), which must keep its own credentials.
+#ifdef SYS_setresuid32  // 32-bit ABIs, where the plain calls take 16-bit ids
+constexpr long kSetgroups = SYS_setgroups32, kSetresgid = SYS_setresgid32,
+               kSetresuid = SYS_setresuid32;
+#else
+constexpr long kSetgroups = SYS_setgroups, kSetresgid = SYS_setresgid, kSetresuid = SYS_setresuid;
+#endif
+
 // What the child needs, prepared by the parent: the child may not allocate.
 struct SpawnArgs {
   const char* path;
   char* const* argv;
   char* const* envp;
   const char* dir;
-  int fds[3];  // become the page's stdin, stdout, stderr
-  int error;   // the child's errno when it could not exec
+  int fds[4];             // become the page's fds 0, 1, 2 and (when >= 0) 3
+  const PageUser* user;   // null or unset: keep sessiond's credentials
+  pid_t parent;           // sessiond's pid, to detect that it died meanwhile
+  int error;              // the child's errno when it could not exec
 };
 
 // Signals whose disposition sessiond changed (ignored, or handled by libfcgi),
@@ -107,22 +141,64 @@ const std::vector<int>& ChangedSignals() {
   return changed;
 }
 
+// Everything the child does before execve; returns 0 or an errno.
+int PrepareChild(const SpawnArgs& a) {
+  // A process group of its own, so the end of the run kills whatever the
+  // page started.
+  if (::setpgid(0, 0) != 0) return errno;
+
+  // Exactly fds 0..n-1, nothing else: a descriptor some other thread opened
+  // without O_CLOEXEC (another request's socket) must not reach the page.
+  // Sources below n are first moved out of the way, so that placing one
+  // cannot overwrite another (an input file that happens to be fd 3, a
+  // session file at fd 0); every source then differs from its target, so
+  // dup2 clears close-on-exec on each.
+  const int n = a.fds[3] >= 0 ? 4 : 3;
+  int src[4];
+  for (int i = 0; i < n; ++i) {
+    src[i] = a.fds[i];
+    if (src[i] < n && (src[i] = ::fcntl(src[i], F_DUPFD_CLOEXEC, n)) < 0) return errno;
+  }
+  for (int i = 0; i < n; ++i)
+    if (::dup2(src[i], i) < 0) return errno;
+  // Also closes the moved copies. Fails only on kernels before 5.9: then the
+  // page does not run, rather than run with sessiond's descriptors.
+  if (::close_range(static_cast<unsigned>(n), ~0U, 0) != 0) return errno;
+
+  if (a.user && a.user->set) {
+    // Groups first: after setresuid the process may no longer change them.
+    if (::syscall(kSetgroups, a.user->groups.size(), a.user->groups.data()) != 0 ||
+        ::syscall(kSetresgid, a.user->gid, a.user->gid, a.user->gid) != 0 ||
+        ::syscall(kSetresuid, a.user->uid, a.user->uid, a.user->uid) != 0)
+      return errno;
+  }
+  // After the credential change, which clears the parent-death signal. Then
+  // sessiond may have died before it was set: the page would outlive it.
+  if (::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0) return errno;
+  if (::getppid() != a.parent) return ESRCH;
+  // As the page's user: its directory must be open to it.
+  if (::chdir(a.dir) != 0) return errno;
+  sigset_t none;
+  sigemptyset(&none);
+  if (::sigprocmask(SIG_SETMASK, &none, nullptr) != 0) return errno;
+  return 0;
+}
+
 // Runs in the child, on its own stack, sharing the server's memory until
-// execve: only async-signal-safe system calls, no allocation.
+// execve: only async-signal-safe system calls, no allocation. It returns
+// instead of calling _exit: clone() then ends just this process, and no
+// noreturn call makes ASan try to unwind a stack it does not know.
 int ChildMain(void* p) {
   auto* a = static_cast<SpawnArgs*>(p);
   struct sigaction dfl {};
   dfl.sa_handler = SIG_DFL;
   for (int sig : ChangedSignals()) ::sigaction(sig, &dfl, nullptr);
-  sigset_t none;
-  sigemptyset(&none);
-  // A process group of its own, so a timeout kills whatever the page started.
-  if (::setpgid(0, 0) == 0 && ::dup2(a->fds[0], 0) >= 0 && ::dup2(a->fds[1], 1) >= 0 &&
-      ::dup2(a->fds[2], 2) >= 0 && ::chdir(a->dir) == 0 &&
-      ::sigprocmask(SIG_SETMASK, &none, nullptr) == 0)
+  a->error = PrepareChild(*a);
+  if (a->error == 0) {
     ::execve(a->path, a->argv, a->envp);
-  a->error = errno;
-  ::_exit(127);
+    a->error = errno;
+  }
+  return 127;
 }
 
 // Starts the page like posix_spawn, without its per-call cost: glibc maps a
@@ -131,8 +207,10 @@ int ChildMain(void* p) {
 // one. Here each worker thread keeps one child stack, and the child resets
 // only the signals sessiond changed. CLONE_VM | CLONE_VFORK: no copy of the
 // address space; this thread waits until the child has exec'd or exited.
+// CLONE_PIDFD: a descriptor (close-on-exec) that polls readable when the page
+// has exited, without a system call of its own.
 // Returns the pid, or -errno.
-pid_t Spawn(SpawnArgs& a) {
+pid_t Spawn(SpawnArgs& a, Fd& exited) {
   constexpr std::size_t kStackSize = 64 * 1024;
   thread_local std::unique_ptr<char[]> stack(new char[kStackSize]);
   (void)ChangedSignals();  // computed before any child runs
@@ -142,14 +220,16 @@ pid_t Spawn(SpawnArgs& a) {
   // resets the dispositions; restored at once in this thread.
   ::pthread_sigmask(SIG_BLOCK, &all, &old);
   a.error = 0;
-  pid_t pid = ::clone(ChildMain, stack.get() + kStackSize, CLONE_VM | CLONE_VFORK | SIGCHLD, &a);
+  int pidfd = -1;
+  pid_t pid = ::clone(ChildMain, stack.get() + kStackSize,
+                      CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD, &a, &pidfd);
   int clone_errno = errno;
   ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
   if (pid < 0) return -clone_errno;
-  if (a.error) {  // the child exited without exec: reap it
-    int status;
-    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-    }
+  exited = Fd(pidfd);
+  if (a.error) {  // the child exited without exec, starting nothing: reap it
+    Reap(pid);
+    exited.Close();
     return -a.error;
   }
   return pid;
@@ -163,40 +243,46 @@ std::string DirectoryOf(const std::string& path) {
 
 }  // namespace
 
-void AdoptOrphans() {}
-std::size_t ReapOrphans() { return 0; }
-
 PageResult RunPage(const PageSpec& spec, const PageLimits& limits) {
   using Clock = std::chrono::steady_clock;
   const auto deadline = Clock::now() + limits.timeout;
   PageResult result;
   result.output = SpillBuffer(limits.output_memory, limits.temp_dir);
-  const std::string& path = spec.path;
-  const std::vector<std::string>& env = spec.env;
-  std::string_view input = spec.input;
-  if (spec.input_fd >= 0) ::lseek(spec.input_fd, 0, SEEK_SET);
 
-  // A page without a body reads /dev/null: one pipe fewer per request.
+  // A page without a body reads /dev/null: one pipe fewer per request. A
+  // body in a file is the page's stdin itself: no pipe, no copy.
   static const int dev_null = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  const bool pipe_input = spec.input_fd < 0 && !spec.input.empty();
   Pipe in, out, err;
   for (Pipe* p : {&in, &out, &err}) {
-    if (p == &in && input.empty()) continue;
+    if (p == &in && !pipe_input) continue;
     if (int e = MakePipe(*p)) {
       result.exit_code = e;
       return result;
     }
   }
+  int stdin_fd = pipe_input ? in.read.get() : dev_null;
+  if (spec.input_fd >= 0) {
+    // The page shares this descriptor's offset (a copy of a descriptor is
+    // the same open file), so it starts at 0 and moves as the page reads.
+    if (::lseek(spec.input_fd, 0, SEEK_SET) < 0) {
+      result.exit_code = errno;
+      return result;
+    }
+    stdin_fd = spec.input_fd;
+  }
 
-  std::vector<char*> argv{const_cast<char*>(path.c_str()), nullptr};
+  std::vector<char*> argv{const_cast<char*>(spec.path.c_str()), nullptr};
   std::vector<char*> envp;
-  envp.reserve(env.size() + 1);
-  for (const std::string& e : env) envp.push_back(const_cast<char*>(e.c_str()));
+  envp.reserve(spec.env.size() + 1);
+  for (const std::string& e : spec.env) envp.push_back(const_cast<char*>(e.c_str()));
   envp.push_back(nullptr);
-  std::string dir = DirectoryOf(path);
-  // dup2 in the child clears close-on-exec on the copies only.
-  SpawnArgs args{path.c_str(), argv.data(), envp.data(), dir.c_str(),
-                 {spec.input_fd >= 0 ? spec.input_fd : input.empty() ? dev_null : in.read.get(), out.write.get(), err.write.get()}, 0};
-  pid_t pid = Spawn(args);
+  std::string dir = DirectoryOf(spec.path);
+  SpawnArgs args{spec.path.c_str(), argv.data(), envp.data(), dir.c_str(),
+                 {stdin_fd, out.write.get(), err.write.get(), spec.extra_fd},
+                 spec.user, ::getpid(), 0};
+  Fd exited_fd;
+  pid_t pid = Spawn(args, exited_fd);
   if (pid < 0) {
     result.exit_code = -pid;
     return result;
@@ -205,49 +291,56 @@ PageResult RunPage(const PageSpec& spec, const PageLimits& limits) {
   in.read.Close();
   out.write.Close();
   err.write.Close();
-  // Readable once the page has exited. (glibc 2.36's <sys/pidfd.h> lacks C
-  // linkage for C++, hence the raw syscall.) Without it (old kernels) the
-  // loop ends at EOF on the page's output and waitpid() blocks.
-  Fd exited(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
   // The descriptors stay blocking: poll() says when each is ready, a read then
   // returns what is there, and a write of at most PIPE_BUF fits the room that
   // POLLOUT promises. (O_NONBLOCK would cost two fcntl calls per descriptor.)
 
+  // The run ends when the page has exited: its process group is killed at
+  // once (a background child may hold stdout open for ever), what the page
+  // wrote is still in the pipes and is read without waiting, and whatever
+  // arrives later is not the page's.
+  bool exited = false;
   std::size_t written = 0;
   char buf[65536];
-  // Until stdout and stderr reach EOF and the page has exited.
-  while (out.read.open() || err.read.open() || exited.open()) {
+  while (out.read.open() || err.read.open() || !exited) {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
     if (left.count() <= 0) {
-      child.Kill();
-      child.Wait();
+      if (exited) break;  // a process outside the group still writes: not the page
+      child.Finish();
       result.outcome = PageResult::Outcome::TimedOut;
       return result;
     }
     pollfd fds[4] = {{in.write.get(), POLLOUT, 0},
                      {out.read.get(), POLLIN, 0},
                      {err.read.get(), POLLIN, 0},
-                     {exited.get(), POLLIN, 0}};
-    int n = ::poll(fds, 4, static_cast<int>(left.count()));
-    if (n < 0 && errno != EINTR) break;
-    if (n <= 0) continue;
+                     {exited ? -1 : exited_fd.get(), POLLIN, 0}};
+    int n = ::poll(fds, 4, exited ? 0 : static_cast<int>(std::min<long long>(left.count(), INT_MAX)));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      ThrowErrno("poll");  // the page is killed and reaped on the way out
+    }
+    if (n == 0) {
+      if (exited) break;  // the pipes hold nothing more
+      continue;
+    }
     if (fds[0].revents) {
-      ssize_t w = ::write(in.write.get(), input.data() + written,
-                          std::min<std::size_t>(PIPE_BUF, input.size() - written));
+      ssize_t w = ::write(in.write.get(), spec.input.data() + written,
+                          std::min<std::size_t>(PIPE_BUF, spec.input.size() - written));
       if (w > 0) written += static_cast<std::size_t>(w);
       // A page may exit without reading its body (EPIPE): that is its right.
-      if (written == input.size() || (w < 0 && errno != EINTR)) in.write.Close();
+      if (written == spec.input.size() || (w < 0 && errno != EINTR)) in.write.Close();
     }
     if (fds[1].revents) {
       ssize_t r = ::read(out.read.get(), buf, sizeof buf);
       if (r > 0) {
-        result.output.Append(std::string_view(buf, static_cast<std::size_t>(r)));
-        if (result.output.size() > limits.max_output) {
-          child.Kill();
-          child.Wait();
+        if (result.output.size() + static_cast<std::size_t>(r) > limits.max_output) {
+          child.Finish();
           result.outcome = PageResult::Outcome::OutputTooLarge;
           return result;
         }
+        // Throws when the temporary file cannot grow (a full disk): the page
+        // is killed and reaped on the way out, and the caller gets the error.
+        result.output.Append(std::string_view(buf, static_cast<std::size_t>(r)));
       } else if (r == 0 || errno != EINTR) {
         out.read.Close();
       }
@@ -261,9 +354,13 @@ PageResult RunPage(const PageSpec& spec, const PageLimits& limits) {
         err.read.Close();
       }
     }
-    if (fds[3].revents) exited.Close();
+    if (fds[3].revents) {
+      exited = true;
+      child.Kill();  // the page is a zombie: its pid, and so its group id, are still its own
+      in.write.Close();
+    }
   }
-  int status = child.Wait();
+  int status = child.Finish();
   if (WIFSIGNALED(status)) {
     result.outcome = PageResult::Outcome::Signaled;
     result.exit_code = WTERMSIG(status);
@@ -272,6 +369,83 @@ PageResult RunPage(const PageSpec& spec, const PageLimits& limits) {
     result.exit_code = WEXITSTATUS(status);
   }
   return result;
+}
+
+void AdoptOrphans() {
+  if (::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0) ThrowErrno("PR_SET_CHILD_SUBREAPER");
+}
+
+namespace {
+
+// The whole of a small /proc file, or "" when it cannot be read.
+std::string ReadProcFile(const std::string& path) {
+  std::string text;
+  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.open()) return text;
+  char buf[4096];
+  for (;;) {
+    ssize_t r = ::read(fd.get(), buf, sizeof buf);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) break;
+    text.append(buf, static_cast<std::size_t>(r));
+  }
+  return text;
+}
+
+std::vector<pid_t> ParsePids(const std::string& text) {
+  std::vector<pid_t> pids;
+  const char* p = text.c_str();
+  for (;;) {
+    char* end = nullptr;
+    long v = std::strtol(p, &end, 10);
+    if (end == p) break;
+    if (v > 0) pids.push_back(static_cast<pid_t>(v));
+    p = end;
+  }
+  return pids;
+}
+
+// The parent of `pid` from /proc/<pid>/stat ("pid (comm) state ppid ..."),
+// or 0 when it is gone.
+pid_t ParentOf(pid_t pid) {
+  std::string stat = ReadProcFile("/proc/" + std::to_string(pid) + "/stat");
+  std::size_t paren = stat.rfind(')');
+  if (paren == std::string::npos || paren + 4 >= stat.size()) return 0;
+  return static_cast<pid_t>(std::strtol(stat.c_str() + paren + 4, nullptr, 10));
+}
+
+}  // namespace
+
+std::size_t ReapOrphans() {
+  // One caller at a time: each pid is reaped once, by the caller that listed it.
+  static std::mutex mutex;
+  std::lock_guard<std::mutex> lock(mutex);
+  const pid_t self = ::getpid();
+  // Orphans land on the main thread (the subreaper's first live thread);
+  // pages are children of the worker threads that started them, so they
+  // never appear in this list.
+  const std::string children = "/proc/self/task/" + std::to_string(self) + "/children";
+  std::size_t reaped = 0;
+  // Killing an orphan re-parents its own children here: a few more passes
+  // take them too; what is left comes with the next call.
+  for (int pass = 0; pass < 4; ++pass) {
+    std::vector<pid_t> orphans = ParsePids(ReadProcFile(children));
+    std::size_t before = reaped;
+    for (pid_t pid : orphans) {
+      // A listed pid is this process's unreaped child, reaped only here:
+      // it cannot have been reused, so signalling and waiting for it is safe.
+      pid_t group = ::getpgid(pid);
+      if (group > 0 && group != pid && ParentOf(group) == self &&
+          std::find(orphans.begin(), orphans.end(), group) == orphans.end())
+        continue;  // in the group of a page still running: its end kills it
+      if (group == pid) ::kill(-pid, SIGKILL);  // its own group: what it started
+      ::kill(pid, SIGKILL);
+      Reap(pid);
+      ++reaped;
+    }
+    if (reaped == before) break;
+  }
+  return reaped;
 }
 
 }  // namespace sessiond

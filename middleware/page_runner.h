@@ -33,7 +33,11 @@ struct PageSpec {
   std::string path;              // the executable (absolute path)
   std::vector<std::string> env;  // exactly its environment: nothing is inherited
   std::string_view input;        // its stdin, when input_fd < 0
-  int input_fd = -1;             // or: stdin is this file, read from offset 0 (a spilled body)
+  // Or: stdin is this file, read from offset 0 (a spilled body). The page gets
+  // a copy of the descriptor, which shares its file offset: RunPage seeks it
+  // to 0 first and the page's reads move it, so the caller must not use that
+  // offset (read/write/lseek) while the page runs; pread is fine.
+  int input_fd = -1;
   int extra_fd = -1;             // when >= 0: becomes the page's fd 3 (the session file)
   const PageUser* user = nullptr;  // null: run as sessiond runs
 };
@@ -60,7 +64,15 @@ struct PageResult {
 // ends, every process left in its process group is killed, so a page leaves
 // nothing running behind it. stdin, stdout and stderr are served by one poll
 // loop, so a page that writes before reading cannot deadlock. Safe to call
-// from many threads at once.
+// from many threads at once, but never from the main thread once
+// AdoptOrphans() was called (see ReapOrphans).
+// The run ends when the page exits (its output is what it wrote until then:
+// a background process that keeps stdout open does not hold the run), when
+// it overruns `limits.timeout`, or when it writes more than `max_output`.
+// Output past `output_memory` goes to an O_TMPFILE file in `temp_dir`.
+// Throws std::system_error when that file cannot be created or written (a
+// full disk) or poll() fails: the page and its group are killed and reaped
+// before the exception leaves. Needs Linux 5.9 (close_range, CLONE_PIDFD).
 // The process must ignore SIGPIPE: a page may exit without reading its body.
 PageResult RunPage(const PageSpec& spec, const PageLimits& limits);
 
@@ -71,9 +83,15 @@ PageResult RunPage(const PageSpec& spec, const PageLimits& limits);
 void AdoptOrphans();
 
 // Kills and reaps every orphan re-parented to sessiond since the last call:
-// processes that a page left behind outside its process group. Must be called
-// from the main thread's process (any thread); never waits for a page that
-// is still running. Returns how many it killed.
+// processes that a page left behind outside its process group (and the
+// remains of group members killed at the end of a run). Call it from any
+// thread of sessiond, now and then (one call at a time is enforced); an
+// orphan still in the group of a running page is left alone: the end of that
+// run kills it. Returns how many processes it reaped.
+// Orphans are re-parented to the main thread, and this reads the main
+// thread's children (/proc/self/task/<pid>/children), so THE MAIN THREAD
+// MUST NEVER RUN PAGES ITSELF: such a page would be taken for an orphan and
+// killed. Pages run on worker threads, whose children are never listed.
 std::size_t ReapOrphans();
 
 }  // namespace sessiond
