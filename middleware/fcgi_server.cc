@@ -355,8 +355,9 @@ struct FcgiServer::Loop {
 
   void Accept(bool everything) {
     for (;;) {
-      if (!everything && conns.size() >= opts.max_connections) {
-        // Further connections wait in the backlog until one closes.
+      if (!everything && conns.size() >= opts.max_connections && !CloseOldestIdle()) {
+        // Every connection is busy with a request: further ones wait in the
+        // backlog until one closes.
         if (!limit_logged) LogLine("max_connections (" + std::to_string(opts.max_connections) + ") reached");
         limit_logged = true;
         SetListening(false);
@@ -375,6 +376,19 @@ struct FcgiServer::Loop {
       conns.emplace(fd, std::make_unique<Conn>(fd, Clock::now() + opts.io_timeout));
       Watch(fd, EPOLL_CTL_ADD);
     }
+  }
+
+  // At the connection limit, a connection that has sent nothing of a request
+  // makes room for a new one (as nginx reuses idle keep-alive connections):
+  // the one idle the longest. False when there is none.
+  bool CloseOldestIdle() {
+    Conn* oldest = nullptr;
+    for (auto& [fd, c] : conns)
+      if (!c->busy && c->id == 0 && c->in.empty() && (!oldest || c->deadline < oldest->deadline))
+        oldest = c.get();
+    if (!oldest) return false;
+    Close(*oldest);
+    return true;
   }
 
   void Close(Conn& c) {

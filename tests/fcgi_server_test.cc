@@ -234,6 +234,17 @@ TEST_CASE("idle and half-sent connections do not hold a worker", "[server]") {
   CHECK(c.Request({"REQUEST_URI=/served"}).out.find("/served") != std::string::npos);
 }
 
+TEST_CASE("at the connection limit, idle connections make room for new ones", "[server]") {
+  Server s([](ServerOptions& o) { o.max_connections = 8; });
+  s.Start(Echo);
+  std::vector<std::unique_ptr<Client>> idle;
+  for (int i = 0; i < 20; ++i) idle.push_back(std::make_unique<Client>(s.sock));
+  Client c(s.sock);
+  CHECK(c.Request({"REQUEST_URI=/room"}).out.find("/room") != std::string::npos);
+  // The oldest idle ones were closed to make room.
+  CHECK(idle.front()->Read().closed);
+}
+
 TEST_CASE("a full queue answers 503 at once", "[server]") {
   Gate gate;
   Server s([](ServerOptions& o) {
