@@ -4,6 +4,7 @@
 #include <map>
 #include <mutex>
 
+#include "log/log.h"
 #include "store/session_id.h"
 #include "store/sqlite_db.h"
 
@@ -233,9 +234,20 @@ CommitResult SqliteStore::Commit(const std::optional<Session>& loaded, const Cha
     // A read. Write only when the last-access time is due for a refresh, so
     // most reads cost no write at all.
     if (!touch_due) return {};
-    std::lock_guard lock(m.writer);
-    m.Timed(m.Bound(m.touch, d), now).Run();
-    return {CommitResult::Outcome::Updated, {}};
+    try {
+      std::lock_guard lock(m.writer);
+      Transaction tx(m.db);
+      m.Timed(m.Bound(m.touch, d), now).Run();
+      bool touched = m.db.Changes() != 0;  // not when the session has gone meanwhile
+      tx.Commit();
+      if (touched) return {CommitResult::Outcome::Updated, {}};
+    } catch (const StoreError& e) {
+      // The refresh is an optimisation of the read, not part of it: failing
+      // the page (503 or 500) for it would be worse than a session that ends
+      // a little early. The next read due tries again.
+      LogLine(std::string("store: last access not refreshed: ") + e.what());
+    }
+    return {};
   }
 
   std::unique_lock lock(m.writer);

@@ -58,8 +58,11 @@ class SessionStore {
 
   // Applies `changes` to `loaded` (nullopt: the visitor has no session) in one
   // transaction, merging per key with whatever other commits did meanwhile.
+  // A new session is created only when there is something to store.
   // Also refreshes the last-access time when enough of the idle window has
-  // passed. A new session is created only when there is something to store.
+  // passed. For a read (empty `changes`) that refresh is best effort: when it
+  // cannot be written (busy, disk full, file deleted) it is logged and the
+  // result is Unchanged, never an exception.
   // Throws LimitError or StoreError, in which case nothing was changed.
   virtual CommitResult Commit(const std::optional<Session>& loaded, const ChangeSet& changes,
                               std::int64_t now) = 0;

@@ -5,6 +5,8 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <algorithm>
+#include <cstdio>
 #include <filesystem>
 
 #include "store/session_id.h"
@@ -63,6 +65,43 @@ ChangeSet Sets(std::initializer_list<std::pair<std::string, std::string>> kv) {
 }
 
 constexpr std::int64_t T0 = 1'800'000'000;
+
+// What the code under test writes to stderr (where LogLine writes) while it lives.
+class CapturedLog {
+ public:
+  CapturedLog() {
+    std::fflush(stderr);
+    char name[] = "/tmp/sessiond-store-log.XXXXXX";
+    fd_ = mkstemp(name);
+    REQUIRE(fd_ >= 0);
+    ::unlink(name);
+    saved_ = ::dup(2);
+    ::dup2(fd_, 2);
+  }
+  ~CapturedLog() {
+    Restore();
+    ::close(fd_);
+  }
+  // Everything logged so far; stderr is itself again from here on.
+  std::string text() {
+    Restore();
+    std::string out;
+    char buf[4096];
+    ssize_t n;
+    ::lseek(fd_, 0, SEEK_SET);
+    while ((n = ::read(fd_, buf, sizeof buf)) > 0) out.append(buf, static_cast<std::size_t>(n));
+    return out;
+  }
+
+ private:
+  void Restore() {
+    if (saved_ < 0) return;
+    ::dup2(saved_, 2);
+    ::close(saved_);
+    saved_ = -1;
+  }
+  int fd_ = -1, saved_ = -1;
+};
 
 }  // namespace
 
@@ -300,4 +339,31 @@ TEST_CASE("a writer waits for another, then reports busy", "[store]") {
   sqlite3_exec(other, "COMMIT", nullptr, nullptr, nullptr);
   sqlite3_close(other);
   CHECK(store.Commit(std::nullopt, Sets({{"k", "v"}}), T0).outcome == CommitResult::Outcome::Created);
+}
+
+TEST_CASE("a read whose last-access refresh cannot be written is still served", "[store]") {
+  TempDb t;
+  SqliteOptions o = t.options();
+  o.busy_timeout_ms = 50;
+  SqliteStore store(o);  // refresh after 60 s
+  std::string id = store.Commit(std::nullopt, Sets({{"k", "v"}}), T0).id;
+  auto loaded = store.Load(id, T0 + 60);
+  REQUIRE(loaded);
+  sqlite3* other = nullptr;
+  sqlite3_open(t.path.c_str(), &other);
+  REQUIRE(sqlite3_exec(other, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) == SQLITE_OK);
+  CapturedLog log;
+  CommitResult r;
+  CHECK_NOTHROW(r = store.Commit(loaded, ChangeSet{}, T0 + 60));
+  CHECK(r.outcome == CommitResult::Outcome::Unchanged);
+  std::string logged = log.text();
+  CHECK_THAT(logged, Catch::StartsWith("sessiond: store: last access not refreshed: "));
+  CHECK_THAT(logged, Catch::Contains("locked"));
+  CHECK(std::count(logged.begin(), logged.end(), '\n') == 1);
+  CHECK_THAT(logged, !Catch::Contains(id));  // neither the id nor its digest
+  CHECK_THAT(logged, !Catch::Contains(id.substr(0, 8)));
+  sqlite3_exec(other, "COMMIT", nullptr, nullptr, nullptr);
+  sqlite3_close(other);
+  CHECK(store.Load(id, T0 + 61)->accessed == T0);  // refreshed at the next read instead
+  CHECK(store.Commit(store.Load(id, T0 + 61), ChangeSet{}, T0 + 61).outcome == CommitResult::Outcome::Updated);
 }
