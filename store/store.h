@@ -40,7 +40,15 @@ struct CommitResult {
     Updated,      // the loaded session was changed or touched; its id stays
     Created,      // a new session was stored under `id`
     Regenerated,  // the session moved to the new `id`; the old one is dead
-    Abandoned,    // the session was deleted; the client should drop its cookie
+    Abandoned,    // the session was deleted, or was already gone; the client should drop its cookie
+    // The loaded session no longer exists (another request regenerated or
+    // abandoned it, or it expired, since Load); nothing was stored. Returned
+    // only for a change set that would write (Set, Remove, Clear, Replace,
+    // regenerate). The request's changes are lost: the caller must not
+    // report them as saved, and must not send a cookie, because the request
+    // that ended the session may have sent one that the client should keep
+    // (a stale AJAX write after a login would otherwise log the user out).
+    Gone,
   };
   Outcome outcome = Outcome::Unchanged;
   std::string id;  // set for Created and Regenerated
@@ -58,7 +66,10 @@ class SessionStore {
 
   // Applies `changes` to `loaded` (nullopt: the visitor has no session) in one
   // transaction, merging per key with whatever other commits did meanwhile.
-  // A new session is created only when there is something to store.
+  // A new session is created only for a visitor without one, and only when
+  // there is something to store. When `loaded` has gone meanwhile, a change
+  // set that writes returns Gone, an abandon returns Abandoned, and a read
+  // returns Unchanged; none of them stores anything.
   // Also refreshes the last-access time when enough of the idle window has
   // passed. For a read (empty `changes`) that refresh is best effort: when it
   // cannot be written (busy, disk full, file deleted) it is logged and the

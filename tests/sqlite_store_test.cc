@@ -256,18 +256,67 @@ TEST_CASE("a session that vanished meanwhile is never revived", "[store]") {
   auto loaded = store.Load(id, T0);
   t.exec("DELETE FROM sessions");  // abandoned by another request, say
   CommitResult r = store.Commit(loaded, Sets({{"new", "1"}}), T0);
-  REQUIRE(r.outcome == CommitResult::Outcome::Created);
-  CHECK(r.id != id);
-  CHECK_FALSE(store.Load(id, T0));
-  CHECK(store.Load(r.id, T0)->items == Items{{"new", "1"}});  // only what this request stored
+  CHECK(r.outcome == CommitResult::Outcome::Gone);
+  CHECK(r.id.empty());
+  CHECK(t.query("SELECT count(*) FROM sessions") == "0");  // nothing stored, no fresh session
 
   // The same when the last access was due for a refresh (the touch path).
-  auto again = store.Load(r.id, T0);
+  std::string id2 = store.Commit(std::nullopt, Sets({{"k", "v"}}), T0).id;
+  auto again = store.Load(id2, T0);
   t.exec("DELETE FROM sessions");
-  CommitResult late = store.Commit(again, Sets({{"later", "1"}}), T0 + 100);
-  REQUIRE(late.outcome == CommitResult::Outcome::Created);
-  CHECK_FALSE(store.Load(r.id, T0 + 100));
-  CHECK(store.Load(late.id, T0 + 100)->items == Items{{"later", "1"}});
+  CHECK(store.Commit(again, Sets({{"later", "1"}}), T0 + 100).outcome == CommitResult::Outcome::Gone);
+  CHECK(t.query("SELECT count(*) FROM sessions") == "0");
+
+  // Every kind of change is refused alike; abandon is what the client wanted anyway;
+  // a read changes nothing, touch due or not.
+  ChangeSet clear, regenerate, abandon;
+  clear.changes.push_back({Kind::Clear, {}, {}, {}});
+  regenerate.regenerate = true;
+  abandon.abandon = true;
+  for (std::int64_t now : {T0, T0 + 100}) {
+    CHECK(store.Commit(again, clear, now).outcome == CommitResult::Outcome::Gone);
+    CHECK(store.Commit(again, regenerate, now).outcome == CommitResult::Outcome::Gone);
+    CHECK(store.Commit(again, abandon, now).outcome == CommitResult::Outcome::Abandoned);
+    CHECK(store.Commit(again, ChangeSet{}, now).outcome == CommitResult::Outcome::Unchanged);
+  }
+  CHECK(t.query("SELECT count(*) FROM sessions") == "0");
+}
+
+TEST_CASE("a write that started before a login does not replace the logged-in session", "[store]") {
+  TempDb t;
+  SqliteStore page(t.options()), ajax(t.options());
+  std::string anonymous = page.Commit(std::nullopt, Sets({{"cart", "1"}}), T0).id;
+  auto seen_by_ajax = ajax.Load(anonymous, T0);  // an AJAX call starts...
+  ChangeSet login = Sets({{"UserName", "ann"}});
+  login.regenerate = true;
+  CommitResult logged_in = page.Commit(page.Load(anonymous, T0), login, T0);  // ...a login commits...
+  REQUIRE(logged_in.outcome == CommitResult::Outcome::Regenerated);
+  // ...and the AJAX call's write, under the old id, comes last.
+  for (std::int64_t now : {T0 + 1, T0 + 100}) {  // the touch not due, and due
+    CommitResult late = ajax.Commit(seen_by_ajax, Sets({{"cart", "2"}}), now);
+    CHECK(late.outcome == CommitResult::Outcome::Gone);
+    CHECK(late.id.empty());  // no cookie to send, so the login's cookie stays
+  }
+  CHECK(t.query("SELECT count(*) FROM sessions") == "1");
+  auto s = page.Load(logged_in.id, T0 + 100);
+  REQUIRE(s);
+  CHECK(s->items == Items{{"UserName", "ann"}, {"cart", "1"}});
+}
+
+TEST_CASE("a write that started before a logout stores nothing", "[store]") {
+  TempDb t;
+  SqliteStore page(t.options()), ajax(t.options());
+  std::string id = page.Commit(std::nullopt, Sets({{"UserName", "ann"}}), T0).id;
+  auto seen_by_ajax = ajax.Load(id, T0);
+  ChangeSet logout;
+  logout.abandon = true;
+  REQUIRE(page.Commit(page.Load(id, T0), logout, T0).outcome == CommitResult::Outcome::Abandoned);
+  for (std::int64_t now : {T0 + 1, T0 + 100}) {
+    CHECK(ajax.Commit(seen_by_ajax, Sets({{"cart", "2"}}), now).outcome == CommitResult::Outcome::Gone);
+    CHECK(ajax.Commit(seen_by_ajax, logout, now).outcome == CommitResult::Outcome::Abandoned);
+  }
+  CHECK(t.query("SELECT count(*) FROM sessions") == "0");
+  CHECK(t.query("SELECT count(*) FROM items") == "0");
 }
 
 TEST_CASE("limits refuse the whole change set", "[store]") {
