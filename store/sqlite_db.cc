@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 
 namespace sessiond {
 namespace {
@@ -38,7 +39,7 @@ bool IsTextSafe(std::string_view s) {
 
 }  // namespace
 
-Db::Db(const std::string& path) {
+Db::Db(const std::string& path) : path_(path) {
   // Create a missing file ourselves so that it, and the -wal/-shm files SQLite
   // makes with the same mode, are readable by the owner only. Only when it is
   // missing: closing any descriptor of a file drops every POSIX lock this
@@ -61,6 +62,27 @@ Db::Db(const std::string& path) {
 }
 
 Db::~Db() { sqlite3_close_v2(db_); }
+
+void Db::CheckWritable() const {
+  // SQLite opens a file it may not write read-only without a word, and every
+  // write would then fail; say so once, at start.
+  if (sqlite3_db_readonly(db_, "main") == 1)
+    throw StoreError("database file " + path_ + " is read-only", SQLITE_READONLY, false);
+  // In WAL mode SQLite also creates and writes -wal and -shm files beside the
+  // database (and deletes them when the last connection closes).
+  std::string file = FileName();
+  std::filesystem::path parent = std::filesystem::path(file).parent_path();
+  std::string dir = parent.empty() ? std::string(".") : parent.string();
+  if (::access(dir.c_str(), W_OK) != 0)
+    throw StoreError("directory " + dir + " is not writable: SQLite keeps " + file + "-wal and " + file +
+                         "-shm beside the database",
+                     SQLITE_READONLY, false);
+}
+
+std::string Db::FileName() const {
+  const char* name = sqlite3_db_filename(db_, "main");
+  return name && *name ? name : path_;
+}
 
 int Db::Check(int rc, const char* what) const {
   if (rc == SQLITE_OK || rc == SQLITE_ROW || rc == SQLITE_DONE) return rc;

@@ -32,11 +32,22 @@ class Db {
   std::int64_t Changes() const;
   void SetBusyTimeout(int ms);
 
+  // Throws StoreError unless writes can succeed: the file was opened
+  // read-only (its permissions, a read-only mount), or its directory is not
+  // writable (SQLite creates the -wal and -shm files there).
+  void CheckWritable() const;
+
+  const std::string& path() const { return path_; }
   sqlite3* raw() const { return db_; }
   // Throws StoreError for any code other than OK, ROW and DONE; returns `rc`.
   int Check(int rc, const char* what) const;
 
  private:
+  // The file SQLite opened: `path` with symbolic links resolved. Its -wal
+  // and -shm are named after it.
+  std::string FileName() const;
+
+  std::string path_;
   sqlite3* db_ = nullptr;
 };
 

@@ -120,6 +120,7 @@ struct SqliteStore::Impl {
 
   // Sets the pragmas and migrates before any statement is prepared against the schema.
   static bool Setup(Db& db, const SqliteOptions& o) {
+    db.CheckWritable();
     db.SetBusyTimeout(o.busy_timeout_ms);
     db.QueryInt("PRAGMA journal_mode = WAL");
     std::string sync = o.synchronous;

@@ -28,7 +28,10 @@ inline constexpr int kSchemaVersion = 1;
 class SqliteStore final : public SessionStore {
  public:
   // Opens the file, sets WAL mode and the pragmas, and migrates the schema to
-  // kSchemaVersion. Throws StoreError (also for a file of a newer version).
+  // kSchemaVersion. Throws StoreError: for a file of a newer version; for a
+  // read-only file ("database file <path> is read-only"); for a directory
+  // where SQLite cannot create the -wal and -shm files ("directory <dir> is
+  // not writable: SQLite keeps <file>-wal and <file>-shm beside the database").
   explicit SqliteStore(const SqliteOptions& options);
   ~SqliteStore() override;
 

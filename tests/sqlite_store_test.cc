@@ -1,7 +1,9 @@
 #include "store/sqlite_store.h"
 
+#include <grp.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
@@ -18,13 +20,17 @@ namespace {
 
 // A fresh database file, removed with its -wal and -shm at the end.
 struct TempDb {
-  std::string path;
+  std::string dir, path;
   TempDb() {
-    char dir[] = "/tmp/sessiond-store-test.XXXXXX";
-    REQUIRE(mkdtemp(dir));
-    path = std::string(dir) + "/sessions.db";
+    char d[] = "/tmp/sessiond-store-test.XXXXXX";
+    REQUIRE(mkdtemp(d));
+    dir = d;
+    path = dir + "/sessions.db";
   }
-  ~TempDb() { std::filesystem::remove_all(std::filesystem::path(path).parent_path()); }
+  ~TempDb() {
+    ::chmod(dir.c_str(), 0700);  // a test may have taken the write permission away
+    std::filesystem::remove_all(dir);
+  }
   SqliteOptions options() const {
     SqliteOptions o;
     o.path = path;
@@ -102,6 +108,52 @@ class CapturedLog {
   }
   int fd_ = -1, saved_ = -1;
 };
+
+// The message of the StoreError that constructing a store on `o` throws ("" if none).
+std::string OpenError(const SqliteOptions& o) {
+  try {
+    SqliteStore store(o);
+  } catch (const StoreError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+// OpenError(o) as a user whom permission bits apply to. Root ignores them, so
+// as root it runs in a child process that became `nobody`, after `dir` and
+// what it holds were handed over to nobody.
+std::string OpenErrorUnprivileged(const std::string& dir, const SqliteOptions& o) {
+  if (::geteuid() != 0) return OpenError(o);
+  constexpr uid_t kNobody = 65534;
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(dir))
+    REQUIRE(::chown(entry.path().c_str(), kNobody, kNobody) == 0);
+  REQUIRE(::chown(dir.c_str(), kNobody, kNobody) == 0);
+  int out[2];
+  REQUIRE(::pipe(out) == 0);
+  pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    ::close(out[0]);
+    std::string message;
+    if (::setgroups(0, nullptr) != 0 || ::setgid(kNobody) != 0 || ::setuid(kNobody) != 0)
+      message = "cannot become nobody";
+    else
+      message = OpenError(o);
+    (void)!::write(out[1], message.data(), message.size());
+    ::_exit(0);
+  }
+  ::close(out[1]);
+  std::string message;
+  char buf[1024];
+  ssize_t n;
+  while ((n = ::read(out[0], buf, sizeof buf)) > 0) message.append(buf, static_cast<std::size_t>(n));
+  ::close(out[0]);
+  int status = 0;
+  REQUIRE(::waitpid(pid, &status, 0) == pid);
+  REQUIRE(WIFEXITED(status));
+  REQUIRE(message != "cannot become nobody");
+  return message;
+}
 
 }  // namespace
 
@@ -415,4 +467,20 @@ TEST_CASE("a read whose last-access refresh cannot be written is still served", 
   sqlite3_close(other);
   CHECK(store.Load(id, T0 + 61)->accessed == T0);  // refreshed at the next read instead
   CHECK(store.Commit(store.Load(id, T0 + 61), ChangeSet{}, T0 + 61).outcome == CommitResult::Outcome::Updated);
+}
+
+TEST_CASE("a read-only database file is refused at start", "[store]") {
+  TempDb t;
+  { SqliteStore store(t.options()); }
+  REQUIRE(::chmod(t.path.c_str(), 0400) == 0);
+  CHECK(OpenErrorUnprivileged(t.dir, t.options()) == "database file " + t.path + " is read-only");
+}
+
+TEST_CASE("a database in a directory that is not writable is refused at start", "[store]") {
+  TempDb t;
+  { SqliteStore store(t.options()); }
+  REQUIRE(::chmod(t.dir.c_str(), 0500) == 0);
+  CHECK(OpenErrorUnprivileged(t.dir, t.options()) ==
+        "directory " + t.dir + " is not writable: SQLite keeps " + t.path + "-wal and " + t.path +
+            "-shm beside the database");
 }
