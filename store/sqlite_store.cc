@@ -92,10 +92,10 @@ std::mutex& WriterMutex(const std::string& path) {
 }  // namespace
 
 struct SqliteStore::Impl {
-  explicit Impl(const SqliteOptions& o)
+  Impl(const SqliteOptions& o, bool create)
       : opts(o),
         writer(WriterMutex(o.path)),
-        db(o.path),
+        db(o.path, create),
         ready(Setup(db, o)),
         load(db, "SELECT s.created, s.accessed, i.key, i.value FROM sessions s "
                              "LEFT JOIN items i ON i.id_hash = s.id_hash "
@@ -135,7 +135,36 @@ struct SqliteStore::Impl {
     // pages are the kernel's page cache, shared by every connection.
     db.QueryInt("PRAGMA mmap_size = 1073741824");
     Migrate(db);
+    db.NoteSidecars();  // the transaction above opened the WAL
     return true;
+  }
+
+  // Called first by Load, Commit and CollectGarbage: when the file at the
+  // path is another one than `impl` has open (a restored backup moved into
+  // place, a file another sessiond created after this one was deleted),
+  // replaces `impl` by one on that file. When nothing is at the path, keeps
+  // `impl`: reads are still right, and every write fails at its COMMIT
+  // (Transaction::Commit) until a file is back or sessiond restarts.
+  static void Follow(std::unique_ptr<Impl>& impl) {
+    Impl& old = *impl;
+    if (!old.db.HasMoved() || !old.db.FileExists()) return;
+    std::lock_guard lock(old.writer);
+    bool removed;
+    {
+      // The old file's -wal and -shm are still at the path, and SQLite would
+      // take them for the new file's: it would show the old file's latest
+      // pages over the new one and checkpoint them into it, undoing a
+      // restored backup. Remove them first, holding the old file's write
+      // lock, so that of all connections to the old file, in any process,
+      // one at a time decides, and none removes the new file's own.
+      Transaction hold(old.db);
+      removed = old.db.RemoveOwnSidecars();
+    }  // rolled back: nothing was written
+    // Built before the old one goes: if the new file cannot be used (corrupt,
+    // newer schema, read-only), this throws and reads go on from the old one.
+    impl = std::make_unique<Impl>(old.opts, false);
+    LogLine("store: database file " + impl->opts.path + " was replaced; reopened it" +
+            (removed ? " (and removed the -wal and -shm the old file left beside it)" : ""));
   }
 
   Stmt& Bound(Stmt& s, const IdDigest& d) {
@@ -179,7 +208,7 @@ struct SqliteStore::Impl {
       clear_items, totals, gc;
 };
 
-SqliteStore::SqliteStore(const SqliteOptions& options) : impl_(std::make_unique<Impl>(options)) {}
+SqliteStore::SqliteStore(const SqliteOptions& options) : impl_(std::make_unique<Impl>(options, true)) {}
 SqliteStore::~SqliteStore() = default;
 
 std::int64_t SqliteStore::touch_interval() const {
@@ -188,6 +217,7 @@ std::int64_t SqliteStore::touch_interval() const {
 
 std::optional<Session> SqliteStore::Load(std::string_view id, std::int64_t now) {
   if (!IsWellFormedId(id)) return std::nullopt;
+  Impl::Follow(impl_);
   Impl& m = *impl_;
   IdDigest d = DigestOf(id);
   // One statement, so the session row and its items come from one snapshot.
@@ -209,6 +239,7 @@ std::optional<Session> SqliteStore::Load(std::string_view id, std::int64_t now) 
 
 CommitResult SqliteStore::Commit(const std::optional<Session>& loaded, const ChangeSet& cs,
                                  std::int64_t now) {
+  Impl::Follow(impl_);
   Impl& m = *impl_;
   const SessionLimits& limits = m.opts.limits;
   CheckItemLimits(cs.changes, limits);
@@ -296,11 +327,15 @@ CommitResult SqliteStore::Commit(const std::optional<Session>& loaded, const Cha
 }
 
 std::size_t SqliteStore::CollectGarbage(std::int64_t now, std::size_t batch) {
+  Impl::Follow(impl_);
   Impl& m = *impl_;
   // Small batches in their own transactions: a writer never waits long on GC.
   std::lock_guard lock(m.writer);
+  Transaction tx(m.db);
   m.gc.Bind(1, now).Bind(2, static_cast<std::int64_t>(batch)).Run();
-  return static_cast<std::size_t>(m.db.Changes());
+  auto deleted = static_cast<std::size_t>(m.db.Changes());
+  tx.Commit();
+  return deleted;
 }
 
 }  // namespace sessiond

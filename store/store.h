@@ -61,7 +61,8 @@ class SessionStore {
   virtual ~SessionStore() = default;
 
   // The live session with this id, or nullopt when the id is unknown,
-  // abandoned or expired at `now` (unix seconds). Never writes.
+  // abandoned or expired at `now` (unix seconds). Never writes sessions.
+  // Throws StoreError when the store cannot be read.
   virtual std::optional<Session> Load(std::string_view id, std::int64_t now) = 0;
 
   // Applies `changes` to `loaded` (nullopt: the visitor has no session) in one
@@ -79,6 +80,7 @@ class SessionStore {
                               std::int64_t now) = 0;
 
   // Deletes up to `batch` sessions expired at `now`; returns how many.
+  // Throws StoreError, in which case nothing was deleted.
   virtual std::size_t CollectGarbage(std::int64_t now, std::size_t batch) = 0;
 };
 

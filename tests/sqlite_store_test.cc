@@ -469,6 +469,74 @@ TEST_CASE("a read whose last-access refresh cannot be written is still served", 
   CHECK(store.Commit(store.Load(id, T0 + 61), ChangeSet{}, T0 + 61).outcome == CommitResult::Outcome::Updated);
 }
 
+TEST_CASE("a deleted database file serves reads and refuses every write", "[store]") {
+  TempDb t;
+  SqliteStore store(t.options());
+  std::string id = store.Commit(std::nullopt, Sets({{"k", "v"}}), T0).id;
+  std::string copy = t.dir + "/copy.db";
+  t.exec("VACUUM INTO '" + copy + "'");
+  REQUIRE(::unlink(t.path.c_str()) == 0);
+
+  auto loaded = store.Load(id, T0);
+  REQUIRE(loaded);  // what the open file holds is still right
+  try {
+    store.Commit(loaded, Sets({{"k", "w"}}), T0);
+    FAIL("a write to a deleted file was acknowledged");
+  } catch (const StoreError& e) {
+    CHECK(std::string(e.what()) == "database file " + t.path + " was deleted or replaced");
+    CHECK_FALSE(e.busy());
+  }
+  CHECK_THROWS_WITH(store.Commit(std::nullopt, Sets({{"k", "v"}}), T0), Catch::Contains("was deleted"));
+  ChangeSet abandon;
+  abandon.abandon = true;
+  CHECK_THROWS_AS(store.Commit(loaded, abandon, T0), StoreError);
+  CHECK_THROWS_AS(store.CollectGarbage(T0 + 10'000, 10), StoreError);
+  {
+    CapturedLog log;  // a read due for a refresh is served; the refresh is not written
+    CHECK(store.Commit(store.Load(id, T0 + 60), ChangeSet{}, T0 + 60).outcome ==
+          CommitResult::Outcome::Unchanged);
+    CHECK_THAT(log.text(), Catch::Contains("last access not refreshed: database file"));
+  }
+  CHECK(store.Load(id, T0 + 60)->items == Items{{"k", "v"}});
+
+  // The file comes back (a backup moved into place): the store follows it.
+  REQUIRE(::rename(copy.c_str(), t.path.c_str()) == 0);
+  CapturedLog log;
+  CHECK(store.Commit(store.Load(id, T0 + 60), Sets({{"k", "back"}}), T0 + 60).outcome ==
+        CommitResult::Outcome::Updated);
+  CHECK_THAT(log.text(), Catch::Contains("was replaced"));
+  CHECK(t.query("SELECT value FROM items") == "back");
+}
+
+TEST_CASE("a database file replaced under the store is reopened, and writes land in it", "[store]") {
+  TempDb t;
+  SqliteStore store(t.options()), other_worker(t.options());
+  std::string kept = store.Commit(std::nullopt, Sets({{"k", "kept"}}), T0).id;
+  std::string copy = t.dir + "/copy.db";
+  t.exec("VACUUM INTO '" + copy + "'");  // a backup, before...
+  std::string lost = store.Commit(std::nullopt, Sets({{"k", "lost"}}), T0).id;  // ...this write
+  REQUIRE(other_worker.Load(lost, T0));
+  // The backup moved into place, while the old file's -wal (holding `lost`) stays beside it.
+  REQUIRE(::rename(copy.c_str(), t.path.c_str()) == 0);
+
+  CapturedLog log;
+  CHECK(store.Load(kept, T0));
+  CHECK_FALSE(store.Load(lost, T0));  // the copy's content, not the old file's
+  std::string fresh = store.Commit(std::nullopt, Sets({{"k", "fresh"}}), T0).id;
+  CHECK_FALSE(other_worker.Load(lost, T0));  // every connection follows the file
+  CHECK(other_worker.Commit(other_worker.Load(kept, T0), Sets({{"more", "1"}}), T0).outcome ==
+        CommitResult::Outcome::Updated);
+  std::string logged = log.text();
+  CHECK_THAT(logged, Catch::Contains("database file " + t.path + " was replaced; reopened it"));
+  CHECK(std::count(logged.begin(), logged.end(), '\n') == 2);  // one line per connection
+
+  // Through a connection of its own: the writes are in the file now at the path.
+  CHECK(t.query("SELECT group_concat(value, ',') FROM (SELECT value FROM items ORDER BY value)") ==
+        "1,fresh,kept");
+  CHECK(t.query("PRAGMA journal_mode") == "wal");
+  CHECK(store.Load(fresh, T0));
+}
+
 TEST_CASE("a read-only database file is refused at start", "[store]") {
   TempDb t;
   { SqliteStore store(t.options()); }
