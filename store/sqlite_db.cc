@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 
 namespace sessiond {
 namespace {
@@ -38,13 +39,13 @@ bool IsTextSafe(std::string_view s) {
 
 }  // namespace
 
-Db::Db(const std::string& path) {
+Db::Db(const std::string& path, bool create) : path_(path) {
   // Create a missing file ourselves so that it, and the -wal/-shm files SQLite
   // makes with the same mode, are readable by the owner only. Only when it is
   // missing: closing any descriptor of a file drops every POSIX lock this
   // process holds on it, including those of other live SQLite connections.
   struct stat st;
-  if (::stat(path.c_str(), &st) != 0 && errno == ENOENT) {
+  if (create && ::stat(path.c_str(), &st) != 0 && errno == ENOENT) {
     int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0 && errno != EEXIST)
       throw StoreError("cannot create " + path + ": " + std::strerror(errno), SQLITE_CANTOPEN, false);
@@ -61,6 +62,65 @@ Db::Db(const std::string& path) {
 }
 
 Db::~Db() { sqlite3_close_v2(db_); }
+
+void Db::CheckWritable() const {
+  // SQLite opens a file it may not write read-only without a word, and every
+  // write would then fail; say so once, at start.
+  if (sqlite3_db_readonly(db_, "main") == 1)
+    throw StoreError("database file " + path_ + " is read-only", SQLITE_READONLY, false);
+  // In WAL mode SQLite also creates and writes -wal and -shm files beside the
+  // database (and deletes them when the last connection closes).
+  std::string file = FileName();
+  std::filesystem::path parent = std::filesystem::path(file).parent_path();
+  std::string dir = parent.empty() ? std::string(".") : parent.string();
+  if (::access(dir.c_str(), W_OK) != 0)
+    throw StoreError("directory " + dir + " is not writable: SQLite keeps " + file + "-wal and " + file +
+                         "-shm beside the database",
+                     SQLITE_READONLY, false);
+}
+
+bool Db::HasMoved() {
+  int moved = 0;
+  int rc = sqlite3_file_control(db_, "main", SQLITE_FCNTL_HAS_MOVED, &moved);
+  if (rc == SQLITE_NOTFOUND) return false;  // a VFS that cannot tell
+  Check(rc, "has moved");
+  return moved != 0;
+}
+
+bool Db::FileExists() const { return IdOf(FileName()).present; }
+
+std::string Db::FileName() const {
+  const char* name = sqlite3_db_filename(db_, "main");
+  return name && *name ? name : path_;
+}
+
+Db::FileId Db::IdOf(const std::string& file) {
+  struct stat st;
+  if (::stat(file.c_str(), &st) != 0) return {};
+  return {true, static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino)};
+}
+
+void Db::NoteSidecars() {
+  wal_ = IdOf(FileName() + "-wal");
+  shm_ = IdOf(FileName() + "-shm");
+}
+
+bool Db::RemoveOwnSidecars() {
+  // While this connection is open, its -wal and -shm stay at the path: only
+  // the last connection to close deletes them, and a connection to a file
+  // that has moved leaves them alone. So a -wal or -shm that is still the
+  // one noted is the old file's, never one the file at the path now made.
+  // (Whatever opened the new file before this runs has already paired it
+  // with them; that damage cannot be undone here, only stopped from spreading.)
+  bool removed = false;
+  for (auto [name, noted] : {std::pair{FileName() + "-wal", wal_}, std::pair{FileName() + "-shm", shm_}}) {
+    FileId now = IdOf(name);
+    if (noted.present && now.present && now.dev == noted.dev && now.ino == noted.ino &&
+        ::unlink(name.c_str()) == 0)
+      removed = true;
+  }
+  return removed;
+}
 
 int Db::Check(int rc, const char* what) const {
   if (rc == SQLITE_OK || rc == SQLITE_ROW || rc == SQLITE_DONE) return rc;
@@ -130,6 +190,14 @@ Transaction::~Transaction() {
 }
 
 void Transaction::Commit() {
+  // Checked last, just before COMMIT. In WAL mode SQLite goes on committing
+  // into a file that is no longer at its path (deleted, or replaced by a
+  // restored backup or by a file another sessiond created): the change would
+  // be acknowledged, then lost at the next start, and two sessionds on "one"
+  // file would each see only their own sessions.
+  if (db_.HasMoved())
+    throw StoreError("database file " + db_.path() + " was deleted or replaced", SQLITE_READONLY_DBMOVED,
+                     false);
   db_.Exec("COMMIT");
   done_ = true;
 }

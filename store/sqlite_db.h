@@ -18,8 +18,9 @@ namespace sessiond {
 
 class Db {
  public:
-  // Opens (creating if needed, with mode 0600) the database file at `path`.
-  explicit Db(const std::string& path);
+  // Opens the database file at `path`; when `create`, a missing file is first
+  // created with mode 0600, otherwise a missing file is a StoreError.
+  explicit Db(const std::string& path, bool create = true);
   ~Db();
   Db(const Db&) = delete;
   Db& operator=(const Db&) = delete;
@@ -32,12 +33,44 @@ class Db {
   std::int64_t Changes() const;
   void SetBusyTimeout(int ms);
 
+  // Throws StoreError unless writes can succeed: the file was opened
+  // read-only (its permissions, a read-only mount), or its directory is not
+  // writable (SQLite creates the -wal and -shm files there).
+  void CheckWritable() const;
+
+  // True when the file at the path is no longer the one this connection has
+  // open: deleted, renamed away, or replaced by another file.
+  bool HasMoved();
+  // True when a file exists at the path, whether or not it is the one open.
+  bool FileExists() const;
+
+  // Remembers which -wal and -shm files this connection uses. Call once the
+  // WAL is open (after the first transaction).
+  void NoteSidecars();
+  // After the file has moved: unlinks the -wal and -shm at the path if they
+  // are still the very files NoteSidecars() saw. They belong to the file
+  // that was at the path before, and SQLite would pair them with the one
+  // there now. Returns true if it removed either.
+  bool RemoveOwnSidecars();
+
+  const std::string& path() const { return path_; }
   sqlite3* raw() const { return db_; }
   // Throws StoreError for any code other than OK, ROW and DONE; returns `rc`.
   int Check(int rc, const char* what) const;
 
  private:
+  struct FileId {
+    bool present = false;
+    std::uint64_t dev = 0, ino = 0;
+  };
+  static FileId IdOf(const std::string& file);
+  // The file SQLite opened: `path` with symbolic links resolved. Its -wal
+  // and -shm are named after it.
+  std::string FileName() const;
+
+  std::string path_;
   sqlite3* db_ = nullptr;
+  FileId wal_, shm_;  // as NoteSidecars() saw them
 };
 
 // A prepared statement, prepared once and reused. Bind, step, read columns;
@@ -90,6 +123,8 @@ class Transaction {
   ~Transaction();
   Transaction(const Transaction&) = delete;
   Transaction& operator=(const Transaction&) = delete;
+  // Throws StoreError "database file X was deleted or replaced" (not busy),
+  // and rolls back, when the file has moved (Db::HasMoved).
   void Commit();
 
  private:

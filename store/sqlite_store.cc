@@ -4,6 +4,7 @@
 #include <map>
 #include <mutex>
 
+#include "log/log.h"
 #include "store/session_id.h"
 #include "store/sqlite_db.h"
 
@@ -91,10 +92,10 @@ std::mutex& WriterMutex(const std::string& path) {
 }  // namespace
 
 struct SqliteStore::Impl {
-  explicit Impl(const SqliteOptions& o)
+  Impl(const SqliteOptions& o, bool create)
       : opts(o),
         writer(WriterMutex(o.path)),
-        db(o.path),
+        db(o.path, create),
         ready(Setup(db, o)),
         load(db, "SELECT s.created, s.accessed, i.key, i.value FROM sessions s "
                              "LEFT JOIN items i ON i.id_hash = s.id_hash "
@@ -119,6 +120,7 @@ struct SqliteStore::Impl {
 
   // Sets the pragmas and migrates before any statement is prepared against the schema.
   static bool Setup(Db& db, const SqliteOptions& o) {
+    db.CheckWritable();
     db.SetBusyTimeout(o.busy_timeout_ms);
     db.QueryInt("PRAGMA journal_mode = WAL");
     std::string sync = o.synchronous;
@@ -133,7 +135,36 @@ struct SqliteStore::Impl {
     // pages are the kernel's page cache, shared by every connection.
     db.QueryInt("PRAGMA mmap_size = 1073741824");
     Migrate(db);
+    db.NoteSidecars();  // the transaction above opened the WAL
     return true;
+  }
+
+  // Called first by Load, Commit and CollectGarbage: when the file at the
+  // path is another one than `impl` has open (a restored backup moved into
+  // place, a file another sessiond created after this one was deleted),
+  // replaces `impl` by one on that file. When nothing is at the path, keeps
+  // `impl`: reads are still right, and every write fails at its COMMIT
+  // (Transaction::Commit) until a file is back or sessiond restarts.
+  static void Follow(std::unique_ptr<Impl>& impl) {
+    Impl& old = *impl;
+    if (!old.db.HasMoved() || !old.db.FileExists()) return;
+    std::lock_guard lock(old.writer);
+    bool removed;
+    {
+      // The old file's -wal and -shm are still at the path, and SQLite would
+      // take them for the new file's: it would show the old file's latest
+      // pages over the new one and checkpoint them into it, undoing a
+      // restored backup. Remove them first, holding the old file's write
+      // lock, so that of all connections to the old file, in any process,
+      // one at a time decides, and none removes the new file's own.
+      Transaction hold(old.db);
+      removed = old.db.RemoveOwnSidecars();
+    }  // rolled back: nothing was written
+    // Built before the old one goes: if the new file cannot be used (corrupt,
+    // newer schema, read-only), this throws and reads go on from the old one.
+    impl = std::make_unique<Impl>(old.opts, false);
+    LogLine("store: database file " + impl->opts.path + " was replaced; reopened it" +
+            (removed ? " (and removed the -wal and -shm the old file left beside it)" : ""));
   }
 
   Stmt& Bound(Stmt& s, const IdDigest& d) {
@@ -177,7 +208,7 @@ struct SqliteStore::Impl {
       clear_items, totals, gc;
 };
 
-SqliteStore::SqliteStore(const SqliteOptions& options) : impl_(std::make_unique<Impl>(options)) {}
+SqliteStore::SqliteStore(const SqliteOptions& options) : impl_(std::make_unique<Impl>(options, true)) {}
 SqliteStore::~SqliteStore() = default;
 
 std::int64_t SqliteStore::touch_interval() const {
@@ -186,6 +217,7 @@ std::int64_t SqliteStore::touch_interval() const {
 
 std::optional<Session> SqliteStore::Load(std::string_view id, std::int64_t now) {
   if (!IsWellFormedId(id)) return std::nullopt;
+  Impl::Follow(impl_);
   Impl& m = *impl_;
   IdDigest d = DigestOf(id);
   // One statement, so the session row and its items come from one snapshot.
@@ -207,6 +239,7 @@ std::optional<Session> SqliteStore::Load(std::string_view id, std::int64_t now) 
 
 CommitResult SqliteStore::Commit(const std::optional<Session>& loaded, const ChangeSet& cs,
                                  std::int64_t now) {
+  Impl::Follow(impl_);
   Impl& m = *impl_;
   const SessionLimits& limits = m.opts.limits;
   CheckItemLimits(cs.changes, limits);
@@ -233,12 +266,23 @@ CommitResult SqliteStore::Commit(const std::optional<Session>& loaded, const Cha
     // A read. Write only when the last-access time is due for a refresh, so
     // most reads cost no write at all.
     if (!touch_due) return {};
-    std::lock_guard lock(m.writer);
-    m.Timed(m.Bound(m.touch, d), now).Run();
-    return {CommitResult::Outcome::Updated, {}};
+    try {
+      std::lock_guard lock(m.writer);
+      Transaction tx(m.db);
+      m.Timed(m.Bound(m.touch, d), now).Run();
+      bool touched = m.db.Changes() != 0;  // not when the session has gone meanwhile
+      tx.Commit();
+      if (touched) return {CommitResult::Outcome::Updated, {}};
+    } catch (const StoreError& e) {
+      // The refresh is an optimisation of the read, not part of it: failing
+      // the page (503 or 500) for it would be worse than a session that ends
+      // a little early. The next read due tries again.
+      LogLine(std::string("store: last access not refreshed: ") + e.what());
+    }
+    return {};
   }
 
-  std::unique_lock lock(m.writer);
+  std::lock_guard lock(m.writer);
   Transaction tx(m.db);
   // The session may have expired, been abandoned or regenerated by another
   // request since it was loaded. When the last-access time is due, the touch
@@ -253,11 +297,12 @@ CommitResult SqliteStore::Commit(const std::optional<Session>& loaded, const Cha
     alive = m.Timed(m.Bound(m.alive, d), now).Step();
   }
   if (!alive) {
-    // Gone. Never resurrect the old id: treat the visitor as new.
-    tx.Commit();
-    lock.unlock();
-    std::optional<Session> none;
-    return Commit(none, cs, now);
+    // Gone: never resurrect the old id, and never make a fresh session in its
+    // place either. The request that killed it may have set a cookie (a login
+    // regenerates), and a fresh session's cookie would overwrite that one.
+    // Nothing was written; the transaction rolls back.
+    if (cs.abandon) return {CommitResult::Outcome::Abandoned, {}};
+    return {CommitResult::Outcome::Gone, {}};
   }
   if (cs.abandon) {
     m.Bound(m.delete_session, d).Run();
@@ -282,11 +327,15 @@ CommitResult SqliteStore::Commit(const std::optional<Session>& loaded, const Cha
 }
 
 std::size_t SqliteStore::CollectGarbage(std::int64_t now, std::size_t batch) {
+  Impl::Follow(impl_);
   Impl& m = *impl_;
   // Small batches in their own transactions: a writer never waits long on GC.
   std::lock_guard lock(m.writer);
+  Transaction tx(m.db);
   m.gc.Bind(1, now).Bind(2, static_cast<std::int64_t>(batch)).Run();
-  return static_cast<std::size_t>(m.db.Changes());
+  auto deleted = static_cast<std::size_t>(m.db.Changes());
+  tx.Commit();
+  return deleted;
 }
 
 }  // namespace sessiond

@@ -25,10 +25,20 @@ inline constexpr int kSchemaVersion = 1;
 
 // Instances on one file within a process queue for writes on a shared mutex;
 // across processes, SQLite's busy timeout decides.
+//
+// The file may be deleted or replaced while the store is open. Load, Commit
+// and CollectGarbage first look at the path: when another file is there now
+// (a backup moved into place), the store reopens on it and logs one line.
+// When nothing is there, reads are served from the file still open, and every
+// write throws StoreError "database file <path> was deleted or replaced"
+// (not busy) instead of being acknowledged into a file nobody will open again.
 class SqliteStore final : public SessionStore {
  public:
   // Opens the file, sets WAL mode and the pragmas, and migrates the schema to
-  // kSchemaVersion. Throws StoreError (also for a file of a newer version).
+  // kSchemaVersion. Throws StoreError: for a file of a newer version; for a
+  // read-only file ("database file <path> is read-only"); for a directory
+  // where SQLite cannot create the -wal and -shm files ("directory <dir> is
+  // not writable: SQLite keeps <file>-wal and <file>-shm beside the database").
   explicit SqliteStore(const SqliteOptions& options);
   ~SqliteStore() override;
 

@@ -40,8 +40,15 @@ struct CommitResult {
     Updated,      // the loaded session was changed or touched; its id stays
     Created,      // a new session was stored under `id`
     Regenerated,  // the session moved to the new `id`; the old one is dead
-    Abandoned,    // the session was deleted; the client should drop its cookie
-    Gone,         // the loaded session ended before the commit; nothing was stored
+    Abandoned,    // the session was deleted, or was already gone; the client should drop its cookie
+    // The loaded session no longer exists (another request regenerated or
+    // abandoned it, or it expired, since Load); nothing was stored. Returned
+    // only for a change set that would write (Set, Remove, Clear, Replace,
+    // regenerate). The request's changes are lost: the caller must not
+    // report them as saved, and must not send a cookie, because the request
+    // that ended the session may have sent one that the client should keep
+    // (a stale AJAX write after a login would otherwise log the user out).
+    Gone,
   };
   Outcome outcome = Outcome::Unchanged;
   std::string id;  // set for Created and Regenerated
@@ -54,18 +61,26 @@ class SessionStore {
   virtual ~SessionStore() = default;
 
   // The live session with this id, or nullopt when the id is unknown,
-  // abandoned or expired at `now` (unix seconds). Never writes.
+  // abandoned or expired at `now` (unix seconds). Never writes sessions.
+  // Throws StoreError when the store cannot be read.
   virtual std::optional<Session> Load(std::string_view id, std::int64_t now) = 0;
 
   // Applies `changes` to `loaded` (nullopt: the visitor has no session) in one
   // transaction, merging per key with whatever other commits did meanwhile.
+  // A new session is created only for a visitor without one, and only when
+  // there is something to store. When `loaded` has gone meanwhile, a change
+  // set that writes returns Gone, an abandon returns Abandoned, and a read
+  // returns Unchanged; none of them stores anything.
   // Also refreshes the last-access time when enough of the idle window has
-  // passed. A new session is created only when there is something to store.
+  // passed. For a read (empty `changes`) that refresh is best effort: when it
+  // cannot be written (busy, disk full, file deleted) it is logged and the
+  // result is Unchanged, never an exception.
   // Throws LimitError or StoreError, in which case nothing was changed.
   virtual CommitResult Commit(const std::optional<Session>& loaded, const ChangeSet& changes,
                               std::int64_t now) = 0;
 
   // Deletes up to `batch` sessions expired at `now`; returns how many.
+  // Throws StoreError, in which case nothing was deleted.
   virtual std::size_t CollectGarbage(std::int64_t now, std::size_t batch) = 0;
 };
 

@@ -1,10 +1,14 @@
 #include "store/sqlite_store.h"
 
+#include <grp.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <algorithm>
+#include <cstdio>
 #include <filesystem>
 
 #include "store/session_id.h"
@@ -16,13 +20,17 @@ namespace {
 
 // A fresh database file, removed with its -wal and -shm at the end.
 struct TempDb {
-  std::string path;
+  std::string dir, path;
   TempDb() {
-    char dir[] = "/tmp/sessiond-store-test.XXXXXX";
-    REQUIRE(mkdtemp(dir));
-    path = std::string(dir) + "/sessions.db";
+    char d[] = "/tmp/sessiond-store-test.XXXXXX";
+    REQUIRE(mkdtemp(d));
+    dir = d;
+    path = dir + "/sessions.db";
   }
-  ~TempDb() { std::filesystem::remove_all(std::filesystem::path(path).parent_path()); }
+  ~TempDb() {
+    ::chmod(dir.c_str(), 0700);  // a test may have taken the write permission away
+    std::filesystem::remove_all(dir);
+  }
   SqliteOptions options() const {
     SqliteOptions o;
     o.path = path;
@@ -63,6 +71,89 @@ ChangeSet Sets(std::initializer_list<std::pair<std::string, std::string>> kv) {
 }
 
 constexpr std::int64_t T0 = 1'800'000'000;
+
+// What the code under test writes to stderr (where LogLine writes) while it lives.
+class CapturedLog {
+ public:
+  CapturedLog() {
+    std::fflush(stderr);
+    char name[] = "/tmp/sessiond-store-log.XXXXXX";
+    fd_ = mkstemp(name);
+    REQUIRE(fd_ >= 0);
+    ::unlink(name);
+    saved_ = ::dup(2);
+    ::dup2(fd_, 2);
+  }
+  ~CapturedLog() {
+    Restore();
+    ::close(fd_);
+  }
+  // Everything logged so far; stderr is itself again from here on.
+  std::string text() {
+    Restore();
+    std::string out;
+    char buf[4096];
+    ssize_t n;
+    ::lseek(fd_, 0, SEEK_SET);
+    while ((n = ::read(fd_, buf, sizeof buf)) > 0) out.append(buf, static_cast<std::size_t>(n));
+    return out;
+  }
+
+ private:
+  void Restore() {
+    if (saved_ < 0) return;
+    ::dup2(saved_, 2);
+    ::close(saved_);
+    saved_ = -1;
+  }
+  int fd_ = -1, saved_ = -1;
+};
+
+// The message of the StoreError that constructing a store on `o` throws ("" if none).
+std::string OpenError(const SqliteOptions& o) {
+  try {
+    SqliteStore store(o);
+  } catch (const StoreError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+// OpenError(o) as a user whom permission bits apply to. Root ignores them, so
+// as root it runs in a child process that became `nobody`, after `dir` and
+// what it holds were handed over to nobody.
+std::string OpenErrorUnprivileged(const std::string& dir, const SqliteOptions& o) {
+  if (::geteuid() != 0) return OpenError(o);
+  constexpr uid_t kNobody = 65534;
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(dir))
+    REQUIRE(::chown(entry.path().c_str(), kNobody, kNobody) == 0);
+  REQUIRE(::chown(dir.c_str(), kNobody, kNobody) == 0);
+  int out[2];
+  REQUIRE(::pipe(out) == 0);
+  pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    ::close(out[0]);
+    std::string message;
+    if (::setgroups(0, nullptr) != 0 || ::setgid(kNobody) != 0 || ::setuid(kNobody) != 0)
+      message = "cannot become nobody";
+    else
+      message = OpenError(o);
+    (void)!::write(out[1], message.data(), message.size());
+    ::_exit(0);
+  }
+  ::close(out[1]);
+  std::string message;
+  char buf[1024];
+  ssize_t n;
+  while ((n = ::read(out[0], buf, sizeof buf)) > 0) message.append(buf, static_cast<std::size_t>(n));
+  ::close(out[0]);
+  int status = 0;
+  REQUIRE(::waitpid(pid, &status, 0) == pid);
+  REQUIRE(WIFEXITED(status));
+  REQUIRE(message != "cannot become nobody");
+  return message;
+}
 
 }  // namespace
 
@@ -217,18 +308,67 @@ TEST_CASE("a session that vanished meanwhile is never revived", "[store]") {
   auto loaded = store.Load(id, T0);
   t.exec("DELETE FROM sessions");  // abandoned by another request, say
   CommitResult r = store.Commit(loaded, Sets({{"new", "1"}}), T0);
-  REQUIRE(r.outcome == CommitResult::Outcome::Created);
-  CHECK(r.id != id);
-  CHECK_FALSE(store.Load(id, T0));
-  CHECK(store.Load(r.id, T0)->items == Items{{"new", "1"}});  // only what this request stored
+  CHECK(r.outcome == CommitResult::Outcome::Gone);
+  CHECK(r.id.empty());
+  CHECK(t.query("SELECT count(*) FROM sessions") == "0");  // nothing stored, no fresh session
 
   // The same when the last access was due for a refresh (the touch path).
-  auto again = store.Load(r.id, T0);
+  std::string id2 = store.Commit(std::nullopt, Sets({{"k", "v"}}), T0).id;
+  auto again = store.Load(id2, T0);
   t.exec("DELETE FROM sessions");
-  CommitResult late = store.Commit(again, Sets({{"later", "1"}}), T0 + 100);
-  REQUIRE(late.outcome == CommitResult::Outcome::Created);
-  CHECK_FALSE(store.Load(r.id, T0 + 100));
-  CHECK(store.Load(late.id, T0 + 100)->items == Items{{"later", "1"}});
+  CHECK(store.Commit(again, Sets({{"later", "1"}}), T0 + 100).outcome == CommitResult::Outcome::Gone);
+  CHECK(t.query("SELECT count(*) FROM sessions") == "0");
+
+  // Every kind of change is refused alike; abandon is what the client wanted anyway;
+  // a read changes nothing, touch due or not.
+  ChangeSet clear, regenerate, abandon;
+  clear.changes.push_back({Kind::Clear, {}, {}, {}});
+  regenerate.regenerate = true;
+  abandon.abandon = true;
+  for (std::int64_t now : {T0, T0 + 100}) {
+    CHECK(store.Commit(again, clear, now).outcome == CommitResult::Outcome::Gone);
+    CHECK(store.Commit(again, regenerate, now).outcome == CommitResult::Outcome::Gone);
+    CHECK(store.Commit(again, abandon, now).outcome == CommitResult::Outcome::Abandoned);
+    CHECK(store.Commit(again, ChangeSet{}, now).outcome == CommitResult::Outcome::Unchanged);
+  }
+  CHECK(t.query("SELECT count(*) FROM sessions") == "0");
+}
+
+TEST_CASE("a write that started before a login does not replace the logged-in session", "[store]") {
+  TempDb t;
+  SqliteStore page(t.options()), ajax(t.options());
+  std::string anonymous = page.Commit(std::nullopt, Sets({{"cart", "1"}}), T0).id;
+  auto seen_by_ajax = ajax.Load(anonymous, T0);  // an AJAX call starts...
+  ChangeSet login = Sets({{"UserName", "ann"}});
+  login.regenerate = true;
+  CommitResult logged_in = page.Commit(page.Load(anonymous, T0), login, T0);  // ...a login commits...
+  REQUIRE(logged_in.outcome == CommitResult::Outcome::Regenerated);
+  // ...and the AJAX call's write, under the old id, comes last.
+  for (std::int64_t now : {T0 + 1, T0 + 100}) {  // the touch not due, and due
+    CommitResult late = ajax.Commit(seen_by_ajax, Sets({{"cart", "2"}}), now);
+    CHECK(late.outcome == CommitResult::Outcome::Gone);
+    CHECK(late.id.empty());  // no cookie to send, so the login's cookie stays
+  }
+  CHECK(t.query("SELECT count(*) FROM sessions") == "1");
+  auto s = page.Load(logged_in.id, T0 + 100);
+  REQUIRE(s);
+  CHECK(s->items == Items{{"UserName", "ann"}, {"cart", "1"}});
+}
+
+TEST_CASE("a write that started before a logout stores nothing", "[store]") {
+  TempDb t;
+  SqliteStore page(t.options()), ajax(t.options());
+  std::string id = page.Commit(std::nullopt, Sets({{"UserName", "ann"}}), T0).id;
+  auto seen_by_ajax = ajax.Load(id, T0);
+  ChangeSet logout;
+  logout.abandon = true;
+  REQUIRE(page.Commit(page.Load(id, T0), logout, T0).outcome == CommitResult::Outcome::Abandoned);
+  for (std::int64_t now : {T0 + 1, T0 + 100}) {
+    CHECK(ajax.Commit(seen_by_ajax, Sets({{"cart", "2"}}), now).outcome == CommitResult::Outcome::Gone);
+    CHECK(ajax.Commit(seen_by_ajax, logout, now).outcome == CommitResult::Outcome::Abandoned);
+  }
+  CHECK(t.query("SELECT count(*) FROM sessions") == "0");
+  CHECK(t.query("SELECT count(*) FROM items") == "0");
 }
 
 TEST_CASE("limits refuse the whole change set", "[store]") {
@@ -300,4 +440,115 @@ TEST_CASE("a writer waits for another, then reports busy", "[store]") {
   sqlite3_exec(other, "COMMIT", nullptr, nullptr, nullptr);
   sqlite3_close(other);
   CHECK(store.Commit(std::nullopt, Sets({{"k", "v"}}), T0).outcome == CommitResult::Outcome::Created);
+}
+
+TEST_CASE("a read whose last-access refresh cannot be written is still served", "[store]") {
+  TempDb t;
+  SqliteOptions o = t.options();
+  o.busy_timeout_ms = 50;
+  SqliteStore store(o);  // refresh after 60 s
+  std::string id = store.Commit(std::nullopt, Sets({{"k", "v"}}), T0).id;
+  auto loaded = store.Load(id, T0 + 60);
+  REQUIRE(loaded);
+  sqlite3* other = nullptr;
+  sqlite3_open(t.path.c_str(), &other);
+  REQUIRE(sqlite3_exec(other, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) == SQLITE_OK);
+  CapturedLog log;
+  CommitResult r;
+  CHECK_NOTHROW(r = store.Commit(loaded, ChangeSet{}, T0 + 60));
+  CHECK(r.outcome == CommitResult::Outcome::Unchanged);
+  std::string logged = log.text();
+  CHECK_THAT(logged, Catch::StartsWith("sessiond: store: last access not refreshed: "));
+  CHECK_THAT(logged, Catch::Contains("locked"));
+  CHECK(std::count(logged.begin(), logged.end(), '\n') == 1);
+  CHECK_THAT(logged, !Catch::Contains(id));  // neither the id nor its digest
+  CHECK_THAT(logged, !Catch::Contains(id.substr(0, 8)));
+  sqlite3_exec(other, "COMMIT", nullptr, nullptr, nullptr);
+  sqlite3_close(other);
+  CHECK(store.Load(id, T0 + 61)->accessed == T0);  // refreshed at the next read instead
+  CHECK(store.Commit(store.Load(id, T0 + 61), ChangeSet{}, T0 + 61).outcome == CommitResult::Outcome::Updated);
+}
+
+TEST_CASE("a deleted database file serves reads and refuses every write", "[store]") {
+  TempDb t;
+  SqliteStore store(t.options());
+  std::string id = store.Commit(std::nullopt, Sets({{"k", "v"}}), T0).id;
+  std::string copy = t.dir + "/copy.db";
+  t.exec("VACUUM INTO '" + copy + "'");
+  REQUIRE(::unlink(t.path.c_str()) == 0);
+
+  auto loaded = store.Load(id, T0);
+  REQUIRE(loaded);  // what the open file holds is still right
+  try {
+    store.Commit(loaded, Sets({{"k", "w"}}), T0);
+    FAIL("a write to a deleted file was acknowledged");
+  } catch (const StoreError& e) {
+    CHECK(std::string(e.what()) == "database file " + t.path + " was deleted or replaced");
+    CHECK_FALSE(e.busy());
+  }
+  CHECK_THROWS_WITH(store.Commit(std::nullopt, Sets({{"k", "v"}}), T0), Catch::Contains("was deleted"));
+  ChangeSet abandon;
+  abandon.abandon = true;
+  CHECK_THROWS_AS(store.Commit(loaded, abandon, T0), StoreError);
+  CHECK_THROWS_AS(store.CollectGarbage(T0 + 10'000, 10), StoreError);
+  {
+    CapturedLog log;  // a read due for a refresh is served; the refresh is not written
+    CHECK(store.Commit(store.Load(id, T0 + 60), ChangeSet{}, T0 + 60).outcome ==
+          CommitResult::Outcome::Unchanged);
+    CHECK_THAT(log.text(), Catch::Contains("last access not refreshed: database file"));
+  }
+  CHECK(store.Load(id, T0 + 60)->items == Items{{"k", "v"}});
+
+  // The file comes back (a backup moved into place): the store follows it.
+  REQUIRE(::rename(copy.c_str(), t.path.c_str()) == 0);
+  CapturedLog log;
+  CHECK(store.Commit(store.Load(id, T0 + 60), Sets({{"k", "back"}}), T0 + 60).outcome ==
+        CommitResult::Outcome::Updated);
+  CHECK_THAT(log.text(), Catch::Contains("was replaced"));
+  CHECK(t.query("SELECT value FROM items") == "back");
+}
+
+TEST_CASE("a database file replaced under the store is reopened, and writes land in it", "[store]") {
+  TempDb t;
+  SqliteStore store(t.options()), other_worker(t.options());
+  std::string kept = store.Commit(std::nullopt, Sets({{"k", "kept"}}), T0).id;
+  std::string copy = t.dir + "/copy.db";
+  t.exec("VACUUM INTO '" + copy + "'");  // a backup, before...
+  std::string lost = store.Commit(std::nullopt, Sets({{"k", "lost"}}), T0).id;  // ...this write
+  REQUIRE(other_worker.Load(lost, T0));
+  // The backup moved into place, while the old file's -wal (holding `lost`) stays beside it.
+  REQUIRE(::rename(copy.c_str(), t.path.c_str()) == 0);
+
+  CapturedLog log;
+  CHECK(store.Load(kept, T0));
+  CHECK_FALSE(store.Load(lost, T0));  // the copy's content, not the old file's
+  std::string fresh = store.Commit(std::nullopt, Sets({{"k", "fresh"}}), T0).id;
+  CHECK_FALSE(other_worker.Load(lost, T0));  // every connection follows the file
+  CHECK(other_worker.Commit(other_worker.Load(kept, T0), Sets({{"more", "1"}}), T0).outcome ==
+        CommitResult::Outcome::Updated);
+  std::string logged = log.text();
+  CHECK_THAT(logged, Catch::Contains("database file " + t.path + " was replaced; reopened it"));
+  CHECK(std::count(logged.begin(), logged.end(), '\n') == 2);  // one line per connection
+
+  // Through a connection of its own: the writes are in the file now at the path.
+  CHECK(t.query("SELECT group_concat(value, ',') FROM (SELECT value FROM items ORDER BY value)") ==
+        "1,fresh,kept");
+  CHECK(t.query("PRAGMA journal_mode") == "wal");
+  CHECK(store.Load(fresh, T0));
+}
+
+TEST_CASE("a read-only database file is refused at start", "[store]") {
+  TempDb t;
+  { SqliteStore store(t.options()); }
+  REQUIRE(::chmod(t.path.c_str(), 0400) == 0);
+  CHECK(OpenErrorUnprivileged(t.dir, t.options()) == "database file " + t.path + " is read-only");
+}
+
+TEST_CASE("a database in a directory that is not writable is refused at start", "[store]") {
+  TempDb t;
+  { SqliteStore store(t.options()); }
+  REQUIRE(::chmod(t.dir.c_str(), 0500) == 0);
+  CHECK(OpenErrorUnprivileged(t.dir, t.options()) ==
+        "directory " + t.dir + " is not writable: SQLite keeps " + t.path + "-wal and " + t.path +
+            "-shm beside the database");
 }
