@@ -155,13 +155,15 @@ bool SendAll(int fd, std::string_view bytes, Clock::time_point deadline) {
 // or with a worker) only that worker touches it, and the loop does not watch
 // its descriptor.
 struct Conn {
-  explicit Conn(int f, Clock::time_point d) : fd(f), deadline(d) {}
+  Conn(int f, Clock::time_point now, std::chrono::milliseconds io_timeout)
+      : fd(f), deadline(now + io_timeout), idle_since(now) {}
   ~Conn() { ::close(fd); }
   Conn(const Conn&) = delete;
   Conn& operator=(const Conn&) = delete;
 
   int fd;
-  Clock::time_point deadline;  // the request must have arrived whole by then
+  Clock::time_point deadline;    // the request must have arrived whole by then
+  Clock::time_point idle_since;  // accepted, or its last response sent
   std::string in;              // received bytes not yet parsed (at most one partial record)
   bool served = false;         // it has served a request: now an idle keep-alive connection
   bool busy = false;
@@ -373,18 +375,23 @@ struct FcgiServer::Loop {
         }
         return;
       }
-      conns.emplace(fd, std::make_unique<Conn>(fd, Clock::now() + opts.io_timeout));
+      conns.emplace(fd, std::make_unique<Conn>(fd, Clock::now(), opts.io_timeout));
       Watch(fd, EPOLL_CTL_ADD);
     }
   }
 
-  // At the connection limit, a connection that has sent nothing of a request
-  // makes room for a new one (as nginx reuses idle keep-alive connections):
-  // the one idle the longest. False when there is none.
+  // At the connection limit, an idle connection makes room for a new one, as
+  // nginx reuses idle keep-alive connections: the one idle the longest, among
+  // those between two requests and those that have sent nothing for a second
+  // (a connection accepted a moment ago may have its request in the kernel,
+  // not yet read). False when there is none.
   bool CloseOldestIdle() {
+    auto now = Clock::now();
     Conn* oldest = nullptr;
     for (auto& [fd, c] : conns)
-      if (!c->busy && c->id == 0 && c->in.empty() && (!oldest || c->deadline < oldest->deadline))
+      if (!c->busy && c->id == 0 && c->in.empty() &&
+          (c->served || now - c->idle_since >= std::chrono::seconds(1)) &&
+          (!oldest || c->idle_since < oldest->idle_since))
         oldest = c.get();
     if (!oldest) return false;
     Close(*oldest);
@@ -605,7 +612,8 @@ struct FcgiServer::Loop {
       }
       c->ResetRequest();
       c->served = true;
-      c->deadline = Clock::now() + opts.io_timeout;
+      c->idle_since = Clock::now();
+      c->deadline = c->idle_since + opts.io_timeout;
       Watch(c->fd, EPOLL_CTL_ADD);
       if (!c->in.empty()) Parse(*c);  // a request that arrived behind the last one
     }

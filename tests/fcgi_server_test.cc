@@ -239,6 +239,9 @@ TEST_CASE("at the connection limit, idle connections make room for new ones", "[
   s.Start(Echo);
   std::vector<std::unique_ptr<Client>> idle;
   for (int i = 0; i < 20; ++i) idle.push_back(std::make_unique<Client>(s.sock));
+  // Connections count as idle once they have sent nothing for a second (this
+  // wait is what is tested: a fresh one may have its request unread).
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
   Client c(s.sock);
   CHECK(c.Request({"REQUEST_URI=/room"}).out.find("/room") != std::string::npos);
   // The oldest idle ones were closed to make room.
