@@ -636,7 +636,9 @@ struct FcgiServer::Loop {
       }
       Close(*c);
     }
-    if (!listening && !draining && conns.size() < opts.max_connections) SetListening(true);
+    // Paused at the limit or after an accept error: try again (Accept pauses
+    // once more if there is still no room and nothing idle to close).
+    if (!listening && !draining) SetListening(true);
     if (in_flight == 0 && burst) {
       // glibc keeps freed memory in its arenas; after a burst of large bodies
       // and outputs, hand it back so RSS returns to its idle size.
