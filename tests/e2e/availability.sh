@@ -174,6 +174,9 @@ check_memory() {
     for i in $(seq 1 16); do expect_eq "$(cat "$DIR/big.$round.$i")" 200 "8 MiB response $i of round $round"; done
   done
   # Memory is given back once the server is idle: wait up to ~3 s for it.
+  # Under AddressSanitizer freed memory stays in its quarantine by design:
+  # there the responses above are the check, and the normal build the bound.
+  [ "${SESSIOND_SANITIZED:-0}" = 1 ] && return 0
   local rss i=0
   while :; do
     rss=$(awk '/^VmRSS:/ { print $2 }' "/proc/$A/status")
