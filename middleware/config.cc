@@ -1,5 +1,6 @@
 #include "middleware/config.h"
 
+#include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
 #include <sys/resource.h>
@@ -74,6 +75,14 @@ std::vector<std::string> Validate(Config& c) {
        "a page's environment could exceed the system's limit of " + std::to_string(arg_max) +
            " bytes (a quarter of the stack limit): lower --max-session-bytes or --max-params-bytes, "
            "or raise the stack limit (ulimit -s)");
+
+  // Bodies and outputs past 64 KiB go to unnamed files there: check now that
+  // it can hold one, rather than answer 500 to the first large request.
+  if (int fd = ::open(c.server.temp_dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600); fd >= 0)
+    ::close(fd);
+  else
+    errors.push_back("--temp-dir " + c.server.temp_dir + ": cannot make a temporary file there (" +
+                     std::strerror(errno) + ")");
 
   if (!c.group.empty() && c.user.empty()) errors.push_back("--group needs --user");
   if (!c.user.empty()) {

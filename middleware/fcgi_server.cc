@@ -8,12 +8,15 @@
 #include <poll.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <condition_variable>
 #include <cstring>
 #include <deque>
@@ -71,20 +74,29 @@ void CheckUnixPath(const std::string& path) {
 int ListenUnix(const std::string& path, unsigned mode, dev_t& dev, ino_t& ino) {
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
-  std::string tmp = path + ".new";
+  // A name of our own beside the path: bind() fails rather than replace
+  // anything that is there.
+  std::uint64_t nonce = 0;
+  (void)!::getrandom(&nonce, sizeof nonce, 0);
+  char suffix[40];
+  std::snprintf(suffix, sizeof suffix, ".%d.%016llx", static_cast<int>(::getpid()),
+                static_cast<unsigned long long>(nonce));
+  std::string tmp = path + suffix;
   if (path.empty()) throw BadSetting("--listen unix: needs a path");
   if (tmp.size() >= sizeof addr.sun_path) throw BadSetting("socket path too long: " + path);
   CheckUnixPath(path);
   int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0) Fail("socket");
   std::memcpy(addr.sun_path, tmp.c_str(), tmp.size() + 1);
-  ::unlink(tmp.c_str());
   struct stat st;
   if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) Fail("bind " + tmp);
-  if (::chmod(tmp.c_str(), mode) != 0) Fail("chmod " + tmp);
-  if (::listen(fd, kBacklog) != 0) Fail("listen " + tmp);
-  if (::stat(tmp.c_str(), &st) != 0) Fail("stat " + tmp);
-  if (::rename(tmp.c_str(), path.c_str()) != 0) Fail("rename " + tmp + " to " + path);
+  if (::chmod(tmp.c_str(), mode) != 0 || ::listen(fd, kBacklog) != 0 || ::stat(tmp.c_str(), &st) != 0 ||
+      ::rename(tmp.c_str(), path.c_str()) != 0) {
+    int err = errno;
+    ::unlink(tmp.c_str());
+    errno = err;
+    Fail("cannot set up " + path);
+  }
   dev = st.st_dev;
   ino = st.st_ino;
   return fd;
@@ -176,6 +188,7 @@ struct Conn {
   std::vector<std::string> env;
   std::vector<std::string_view> env_views;
   std::optional<SpillBuffer> body;
+  std::optional<std::size_t> declared_length;  // CONTENT_LENGTH, when sent
   Clock::time_point queued_at;
   bool close_after = false;  // set by the worker: the connection cannot be reused
 
@@ -187,6 +200,7 @@ struct Conn {
     env.clear();
     env_views.clear();
     body.reset();
+    declared_length.reset();
   }
 };
 
@@ -218,6 +232,8 @@ class JobQueue {
     }
     cv_.notify_all();
   }
+  // Takes out the requests queued before `cutoff` (the oldest are first).
+  std::vector<Conn*> TakeQueuedBefore(Clock::time_point cutoff);
 
  private:
   std::mutex m_;
@@ -225,6 +241,16 @@ class JobQueue {
   std::deque<Conn*> q_;
   bool closed_ = false;
 };
+
+std::vector<Conn*> JobQueue::TakeQueuedBefore(Clock::time_point cutoff) {
+  std::vector<Conn*> late;
+  std::lock_guard lock(m_);
+  while (!q_.empty() && q_.front()->queued_at < cutoff) {
+    late.push_back(q_.front());
+    q_.pop_front();
+  }
+  return late;
+}
 
 // The request a worker serves: parameters and body as received; the response
 // is framed as FCGI_STDOUT records and sent as it is written, 32 KiB at a time.
@@ -264,14 +290,18 @@ class FcgiRequest final : public Request {
     pending_.clear();
     Send(framed);
   }
+  // The web server gets io_timeout for the whole response, not per piece: a
+  // peer that reads a trickle cannot hold a worker for long.
   void Send(std::string_view bytes) {
-    if (!broken_ && !SendAll(c_.fd, bytes, Clock::now() + io_timeout_)) broken_ = true;
+    if (!deadline_) deadline_ = Clock::now() + io_timeout_;
+    if (!broken_ && !SendAll(c_.fd, bytes, *deadline_)) broken_ = true;
   }
 
   Conn& c_;
   std::chrono::milliseconds io_timeout_;
   const SpillBuffer* body_;
   std::string pending_;
+  std::optional<Clock::time_point> deadline_;
   bool wrote_ = false;
   bool broken_ = false;
 };
@@ -382,25 +412,32 @@ struct FcgiServer::Loop {
 
   // At the connection limit, an idle connection makes room for a new one, as
   // nginx reuses idle keep-alive connections: the one idle the longest, among
-  // those between two requests and those that have sent nothing for a second
-  // (a connection accepted a moment ago may have its request in the kernel,
-  // not yet read). False when there is none.
+  // those between two requests and those that have sent nothing at all (not
+  // even into the kernel's buffer, which a peek tells: a connection accepted a
+  // moment ago may have its request there, unread). False when there is none.
   bool CloseOldestIdle() {
-    auto now = Clock::now();
-    Conn* oldest = nullptr;
+    std::vector<Conn*> idle;
     for (auto& [fd, c] : conns)
-      if (!c->busy && c->id == 0 && c->in.empty() &&
-          (c->served || now - c->idle_since >= std::chrono::seconds(1)) &&
-          (!oldest || c->idle_since < oldest->idle_since))
-        oldest = c.get();
-    if (!oldest) return false;
-    Close(*oldest);
-    return true;
+      if (!c->busy && c->id == 0 && c->in.empty()) idle.push_back(c.get());
+    std::sort(idle.begin(), idle.end(), [](Conn* a, Conn* b) { return a->idle_since < b->idle_since; });
+    int peeks = 0;
+    for (Conn* c : idle) {
+      if (!c->served) {
+        if (++peeks > 64) break;  // bounded work per accept under a flood
+        char byte;
+        if (::recv(c->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK))
+          continue;  // data waiting (or EOF, an error): the loop reads it
+      }
+      Close(*c);
+      return true;
+    }
+    return false;
   }
 
   void Close(Conn& c) {
     if (!c.busy) Watch(c.fd, EPOLL_CTL_DEL);
     conns.erase(c.fd);  // closes the descriptor
+    burst = true;       // its buffers are freed: memory to give back
   }
 
   // Answers the request at once with `status` (never a worker's time), logs
@@ -415,6 +452,15 @@ struct FcgiServer::Loop {
     fcgi::AppendEndRequest(out, c.id, 0, fcgi::kRequestComplete);
     SendAll(c.fd, out, Clock::now());  // room for a few hundred bytes, or nothing
     Close(c);
+  }
+
+  // Sends a small reply record; a peer that has no room for it is not
+  // reading, and half a record would corrupt its stream: it is closed.
+  // Returns false when `c` was closed.
+  bool Reply(Conn& c, std::string_view out) {
+    if (SendAll(c.fd, out, Clock::now())) return true;
+    Close(c);
+    return false;
   }
 
   void ProtocolError(Conn& c, const std::string& why) {
@@ -457,6 +503,7 @@ struct FcgiServer::Loop {
       if (!OnRecord(c, r)) return false;
     }
     c.in.erase(0, pos);
+    if (c.in.empty()) std::string().swap(c.in);  // an idle connection keeps no buffer
     return true;
   }
 
@@ -478,8 +525,7 @@ struct FcgiServer::Loop {
       } else {
         AppendUnknownType(out, r.type);
       }
-      SendAll(c.fd, out, Clock::now());
-      return true;
+      return Reply(c, out);
     }
     if (r.type == kBeginRequest) {
       BeginRequest begin;
@@ -497,15 +543,14 @@ struct FcgiServer::Loop {
         c.keep = begin.keep_conn;
         return true;
       }
-      SendAll(c.fd, out, Clock::now());
-      return true;
+      return Reply(c, out);
     }
     if (r.request_id != c.id) return true;  // records of requests that are not active are ignored
     switch (r.type) {
       case kAbortRequest: {
         std::string out;
         AppendEndRequest(out, c.id, 0, kRequestComplete);
-        SendAll(c.fd, out, Clock::now());
+        if (!Reply(c, out)) return false;
         if (!c.keep) {
           Close(c);
           return false;
@@ -551,7 +596,8 @@ struct FcgiServer::Loop {
         Reject(c, 400, "bad CONTENT_LENGTH");
         return false;
       }
-      if (std::stoull(std::string(length)) > opts.max_body_bytes) {
+      c.declared_length = std::stoull(std::string(length));
+      if (*c.declared_length > opts.max_body_bytes) {
         Reject(c, 413, "request body of " + std::string(length) + " bytes exceeds max_body_bytes");
         return false;
       }
@@ -565,7 +611,14 @@ struct FcgiServer::Loop {
       ProtocolError(c, "FCGI_STDIN before the end of FCGI_PARAMS");
       return false;
     }
-    if (content.empty()) return Dispatch(c);
+    if (content.empty()) {
+      if (c.declared_length && *c.declared_length != c.body->size()) {
+        Reject(c, 400, "request body of " + std::to_string(c.body->size()) + " bytes, CONTENT_LENGTH said " +
+                           std::to_string(*c.declared_length));
+        return false;
+      }
+      return Dispatch(c);
+    }
     if (c.body->size() + content.size() > opts.max_body_bytes) {
       Reject(c, 413, "request body exceeds max_body_bytes");
       return false;
@@ -623,9 +676,16 @@ struct FcgiServer::Loop {
     }
   }
 
-  // Closes connections past their deadline; gives memory back after a burst.
+  // Closes connections past their deadline, answers requests that waited past
+  // queue_timeout, gives memory back after a burst.
   void Sweep() {
     auto now = Clock::now();
+    for (Conn* c : queue.TakeQueuedBefore(now - opts.queue_timeout)) {
+      --in_flight;
+      c->busy = false;
+      auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(now - c->queued_at).count();
+      Reject(*c, 503, "waited " + std::to_string(waited) + " ms for a worker, more than queue_timeout");
+    }
     std::vector<Conn*> late;
     for (auto& [fd, c] : conns)
       if (!c->busy && now >= c->deadline) late.push_back(c.get());
@@ -657,8 +717,13 @@ struct FcgiServer::Loop {
       server.CloseListener();
     }
     std::vector<Conn*> idle;
-    for (auto& [fd, c] : conns)
-      if (!c->busy && c->served && c->id == 0 && c->in.empty()) idle.push_back(c.get());
+    auto grace = Clock::now() + std::chrono::seconds(1);
+    for (auto& [fd, c] : conns) {
+      if (c->busy || c->id != 0 || !c->in.empty()) continue;
+      if (c->served) idle.push_back(c.get());
+      // Accepted but silent: its request, if any, is in the kernel already.
+      else c->deadline = std::min(c->deadline, grace);
+    }
     for (Conn* c : idle) Close(*c);
     LogLine("stopping: finishing " + std::to_string(conns.size()) + " connections");
   }
@@ -757,7 +822,11 @@ void FcgiServer::Serve(const std::function<RequestHandler()>& make_handler) {
           }
         }
         if (!c->close_after) request.Finish();
-        if (request.broken()) c->close_after = true;
+        if (request.broken()) {
+          LogLine("response to " + Describe(c->env_views) +
+                  " not delivered: the web server closed the connection or did not take it within io_timeout");
+          c->close_after = true;
+        }
         loop.GiveBack(c);
       }
     });

@@ -7,6 +7,7 @@
 #include <sys/resource.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <iostream>
@@ -229,14 +230,22 @@ int main(int argc, char** argv) {
       std::cerr << "sessiond: " << what << "\n(sessiond serve --help lists the options)\n";
     return kUsage;
   }
-  config.page.timeout = Millis(durations.page_timeout);
-  config.store.busy_timeout_ms = static_cast<int>(durations.busy_timeout * 1000);
-  config.server.queue_timeout = Millis(durations.queue_timeout);
-  config.server.io_timeout = Millis(durations.io_timeout);
+  // Durations are bounded before they become integers: no overflow, and no
+  // timeout that rounds to nothing.
+  std::vector<std::string> errors;
+  auto bounded = [&](const char* name, double seconds, double min) {
+    if (!(seconds >= min && seconds <= 86400))
+      errors.push_back(std::string(name) + " must be between " + (min > 0 ? "1ms" : "0") + " and 1d");
+    return std::clamp(seconds, min, 86400.0);
+  };
+  config.page.timeout = Millis(bounded("--page-timeout", durations.page_timeout, 0.001));
+  config.store.busy_timeout_ms = static_cast<int>(bounded("--busy-timeout", durations.busy_timeout, 0) * 1000);
+  config.server.queue_timeout = Millis(bounded("--queue-timeout", durations.queue_timeout, 0.001));
+  config.server.io_timeout = Millis(bounded("--io-timeout", durations.io_timeout, 0.001));
   config.page.temp_dir = config.server.temp_dir;
   char* end = nullptr;
   unsigned long mode = std::strtoul(socket_mode.c_str(), &end, 8);
-  std::vector<std::string> errors = Validate(config);
+  for (std::string& e : Validate(config)) errors.push_back(std::move(e));
   if (socket_mode.empty() || *end != '\0' || mode > 0777)
     errors.push_back("--socket-mode must be octal permissions, like 0660");
   config.server.socket_mode = static_cast<unsigned>(mode);

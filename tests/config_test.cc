@@ -67,3 +67,11 @@ TEST_CASE("who pages run as", "[config]") {
     CHECK(Says(Validate(c), "only root can run pages as another user"));
   }
 }
+
+TEST_CASE("the temporary directory must take an unnamed file", "[config]") {
+  Config c = Good();
+  c.server.temp_dir = "/proc";
+  CHECK(Says(Validate(c), "--temp-dir /proc"));
+  c.server.temp_dir = "/nonexistent-sessiond-dir";
+  CHECK(Says(Validate(c), "--temp-dir"));
+}

@@ -101,6 +101,15 @@ class Client {
     Body(body, id);
     return Read(id);
   }
+  // Reads what arrives in one read() of up to `n` bytes (framing ignored).
+  Reply ReadSome(std::size_t n) {
+    Reply reply;
+    std::string buf(n, '\0');
+    ssize_t got = ::read(fd_, buf.data(), n);
+    if (got <= 0) reply.closed = true;
+    else reply.out.assign(buf, 0, static_cast<std::size_t>(got));
+    return reply;
+  }
   // Reads until FCGI_END_REQUEST for `id`, or until the server closes.
   Reply Read(std::uint16_t id = 1) {
     Reply reply;
@@ -239,9 +248,6 @@ TEST_CASE("at the connection limit, idle connections make room for new ones", "[
   s.Start(Echo);
   std::vector<std::unique_ptr<Client>> idle;
   for (int i = 0; i < 20; ++i) idle.push_back(std::make_unique<Client>(s.sock));
-  // Connections count as idle once they have sent nothing for a second (this
-  // wait is what is tested: a fresh one may have its request unread).
-  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
   Client c(s.sock);
   CHECK(c.Request({"REQUEST_URI=/room"}).out.find("/room") != std::string::npos);
   // The oldest idle ones were closed to make room.
@@ -393,4 +399,87 @@ TEST_CASE("a path that holds anything but a stale socket is refused", "[server]"
   std::string content;
   in >> content;
   CHECK(content == "precious");
+}
+
+TEST_CASE("a request that waits past queue_timeout is answered 503 while the worker is still busy", "[server]") {
+  Gate gate;
+  Server s([](ServerOptions& o) {
+    o.workers = 1;
+    o.queue_timeout = std::chrono::milliseconds(200);
+  });
+  s.Start([&](Request& r) {
+    if (ParamOf(r, "REQUEST_URI") == "/hold") gate.Wait();
+    Echo(r);
+  });
+  Client held(s.sock);
+  held.Begin({"REQUEST_URI=/hold"});
+  held.Body({});
+  gate.WaitForWaiting(1);
+  Client queued(s.sock);
+  // Answered with the gate still shut: the loop, not a worker, refused it.
+  CHECK(queued.Request({"REQUEST_URI=/queued"}).status() == 503);
+  gate.Open();
+  CHECK(held.Read().status() == 200);
+}
+
+TEST_CASE("a web server that reads a trickle gets io_timeout for the whole response", "[server]") {
+  Server s([](ServerOptions& o) {
+    o.workers = 1;
+    o.io_timeout = std::chrono::milliseconds(500);
+  });
+  const std::string big(8 << 20, 'x');
+  s.Start([&](Request& r) {
+    if (ParamOf(r, "REQUEST_URI") == "/big") r.Write("Content-Type: text/plain\r\n\r\n" + big);
+    else Echo(r);
+  });
+  Client slow(s.sock);
+  slow.Begin({"REQUEST_URI=/big"});
+  slow.Body({});
+  // Reading 64 KiB every 20 ms would take seconds for 8 MiB: the worker
+  // must give up on it after io_timeout instead, and close the connection.
+  std::size_t got = 0;
+  for (int i = 0; i < 1000; ++i) {  // bounded: 20 s at most
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    Reply chunk = slow.ReadSome(65536);
+    got += chunk.out.size();
+    if (chunk.closed) break;
+  }
+  CHECK(got < big.size());
+  Client next(s.sock);
+  CHECK(next.Request({"REQUEST_URI=/next"}).out.find("/next") != std::string::npos);
+}
+
+TEST_CASE("stopping does not wait io_timeout for a connection that never sends", "[server]") {
+  Server s([](ServerOptions& o) { o.io_timeout = std::chrono::hours(1); });
+  s.Start(Echo);
+  Client silent(s.sock);
+  Client c(s.sock);
+  CHECK(c.Request({"REQUEST_URI=/x"}).status() == 200);
+  s.StopAndJoin();  // with an hour's wait for `silent`, the test would time out here
+  CHECK(silent.Read().closed);
+}
+
+TEST_CASE("a body that disagrees with CONTENT_LENGTH is refused", "[server]") {
+  Server s;
+  s.Start(Echo);
+  {
+    Client c(s.sock);
+    CHECK(c.Request({"REQUEST_URI=/b", "CONTENT_LENGTH=5"}, "twenty bytes of body").status() == 400);
+  }
+  {
+    Client c(s.sock);
+    CHECK(c.Request({"REQUEST_URI=/b", "CONTENT_LENGTH=50"}, "abc").status() == 400);
+  }
+}
+
+TEST_CASE("nothing beside the socket path is replaced while it is set up", "[server]") {
+  Server s;
+  std::ofstream(s.sock + ".new") << "precious";
+  s.Start(Echo);
+  std::ifstream in(s.sock + ".new");
+  std::string content;
+  in >> content;
+  CHECK(content == "precious");
+  Client c(s.sock);
+  CHECK(c.Request({"REQUEST_URI=/x"}).status() == 200);
 }
