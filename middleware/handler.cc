@@ -137,6 +137,7 @@ Handler::Page Handler::ResolvePage(const Request& request) const {
     std::size_t slash = name.find('/', kApache.size());
     if (slash == std::string_view::npos) throw HttpError(404, "no page " + std::string(name));
     name.remove_prefix(slash);
+    while (name.size() > 1 && name[1] == '/') name.remove_prefix(1);  // "fcgi://localhost/" + "/srv/..."
   } else if (name.substr(0, 6) == "proxy:") {
     throw HttpError(404, "no page " + std::string(name) + " (only proxy:fcgi://HOST/PATH is understood)");
   }
