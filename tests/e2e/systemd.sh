@@ -2,9 +2,9 @@
 # sessiond under systemd's socket activation (LISTEN_FDS, LISTEN_PID), as
 # systemd/sessiond.socket and sessiond.service run it, behind nginx:
 # - systemd-socket-activate holds the socket and starts sessiond at the first
-#   connection; the seed demo; a stopped sessiond leaves the socket it was
-#   given; two sockets, or a descriptor that is no listening socket, are a
-#   settings error (exit 2).
+#   connection; the seed demo; the socket (sessiond's fd 3) never reaches a
+#   page; a stopped sessiond leaves the socket it was given; two sockets, or
+#   a descriptor that is no listening socket, are a settings error (exit 2).
 # - A restart under load loses no request. A launcher holds the socket as
 #   systemd does (tools/inherit_socket.py --listen-fds --notify --gate) and
 #   runs sessiond #1, which says READY=1. While 4 clients send requests
@@ -66,6 +66,9 @@ check_activation() {
   login "Ann"
   get /home
   expect_body "Hello, <b>Ann</b>" "home after login"
+  # systemd's socket is sessiond's fd 3: it never reaches a page.
+  get /fds
+  expect_eq "$(sort -n "$DIR/body" | tr '\n' ' ')" "0 1 2 " "fds a page starts with under socket activation"
   stack_kill TERM "$A" || fail "sessiond on systemd's socket did not exit 0 on SIGTERM"
   [ -S "$DIR/a.sock" ] || fail "sessiond removed the socket systemd gave it"
   # Started again (systemd would start it at the next connection).
