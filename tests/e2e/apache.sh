@@ -115,9 +115,11 @@ for try in 1 2 3 4 5 6 7 8 9 10; do
   B=$!
   STACK_PIDS="$STACK_PIDS $B"
   stack_wait_for "$B" grep -q "^sessiond: serving" "$DIR/b.log" && break
+  ! kill -0 "$B" 2>/dev/null || fail "sessiond on TCP did not start in time"
   wait "$B"
   grep -q "in use" "$DIR/b.log" || fail "sessiond on TCP did not start"
 done
+grep -q "^sessiond: serving" "$DIR/b.log" || fail "no free port for sessiond on TCP"
 stack_apache "$PAGES" "127.0.0.1:$port" || fail "apache did not start in front of TCP"
 get /home
 expect_status 200 "home over TCP"
