@@ -20,7 +20,9 @@ std::string Attributes(const CookieAttributes& a) {
 
 std::optional<std::string_view> FindCookie(std::string_view header, std::string_view name) {
   while (!header.empty()) {
-    std::size_t semi = header.find(';');
+    // ';' separates cookies; so does ',', which no cookie value may hold
+    // (RFC 6265): Apache joins repeated Cookie headers with ", ".
+    std::size_t semi = header.find_first_of(";,");
     std::string_view pair = Trim(header.substr(0, semi));
     header = semi == std::string_view::npos ? std::string_view() : header.substr(semi + 1);
     std::size_t eq = pair.find('=');

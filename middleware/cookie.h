@@ -9,8 +9,9 @@
 namespace sessiond {
 
 // The value of the first cookie called `name` in a Cookie request header
-// ("a=1; sid=xyz; b=2"), or nullopt when there is none. Surrounding quotes are
-// removed. Other cookies are not looked at beyond their names.
+// ("a=1; sid=xyz; b=2", or "a=1, sid=xyz" as Apache joins two Cookie
+// headers), or nullopt when there is none. Surrounding quotes are removed.
+// Other cookies are not looked at beyond their names.
 std::optional<std::string_view> FindCookie(std::string_view header, std::string_view name);
 
 struct CookieAttributes {

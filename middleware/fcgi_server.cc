@@ -30,6 +30,7 @@
 #include "log/log.h"
 #include "middleware/fcgi_record.h"
 #include "middleware/http.h"
+#include "middleware/systemd.h"
 
 namespace sessiond {
 namespace {
@@ -732,19 +733,36 @@ struct FcgiServer::Loop {
 // ---------------------------------------------------------------------------
 
 FcgiServer::FcgiServer(const ServerOptions& options) : options_(options) {
+  // Always asked, so the variables are cleared and the descriptors closed at exec.
+  const int passed = SystemdSockets();
+  if (!options_.listen.empty() && passed > 0)
+    LogLine("warning: --listen " + options_.listen + " given: the socket systemd passed (LISTEN_FDS) is not used");
   if (options_.listen.empty()) {
+    // systemd's socket activation passes the socket from fd 3 on (and
+    // systemd-socket-activate); spawn-fcgi on fd 0.
+    if (passed > 1)
+      throw BadSetting("systemd passed " + std::to_string(passed) +
+                       " sockets (LISTEN_FDS); sessiond serves exactly one: one ListenStream= in the socket unit");
+    const int fd = passed == 1 ? kSystemdFirstFd : 0;
+    inherited_from_ = passed == 1 ? "the socket from systemd (fd 3)" : "the socket on fd 0";
     int accepting = 0;
     socklen_t len = sizeof accepting;
-    if (::getsockopt(0, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &len) != 0 || !accepting)
-      throw BadSetting("no --listen given and fd 0 is not a listening socket");
+    if (::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &len) != 0 || !accepting)
+      throw BadSetting(passed == 1 ? "the descriptor systemd passed (fd 3) is not a listening socket"
+                                   : "no --listen given, no socket from systemd (LISTEN_FDS), and fd 0 is not a "
+                                     "listening socket");
     // The descriptor is shared with whoever made it (spawn-fcgi, systemd):
     // it is never shut down or unlinked, only closed here.
-    listen_fd_ = ::fcntl(0, F_DUPFD_CLOEXEC, 3);
-    if (listen_fd_ < 0) Fail("dup of fd 0");
-    int null = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-    if (null >= 0) {
-      ::dup2(null, 0);  // fd 0 no longer holds the socket: nothing can hand it on
-      ::close(null);
+    if (fd == kSystemdFirstFd) {
+      listen_fd_ = fd;  // close-on-exec already (SystemdSockets)
+    } else {
+      listen_fd_ = ::fcntl(0, F_DUPFD_CLOEXEC, 3);
+      if (listen_fd_ < 0) Fail("dup of fd 0");
+      int null = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+      if (null >= 0) {
+        ::dup2(null, 0);  // fd 0 no longer holds the socket: nothing can hand it on
+        ::close(null);
+      }
     }
     ::fcntl(listen_fd_, F_SETFL, ::fcntl(listen_fd_, F_GETFL) | O_NONBLOCK);
     inherited_ = true;

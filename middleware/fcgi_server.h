@@ -23,7 +23,8 @@ namespace sessiond {
 
 struct ServerOptions {
   // "unix:/path/to.sock", "HOST:PORT" (":PORT" means 127.0.0.1:PORT), or
-  // empty: the listening socket inherited on fd 0 (spawn-fcgi).
+  // empty: the listening socket systemd passed (LISTEN_FDS, fd 3), else the
+  // one inherited on fd 0 (spawn-fcgi).
   std::string listen;
   unsigned socket_mode = 0660;  // permissions of a unix socket sessiond creates
   int workers = 16;             // requests handled at once
@@ -47,9 +48,15 @@ class FcgiServer {
   // Opens the listening socket. A unix socket gets `socket_mode` and appears
   // at its path only once it accepts connections; a path that holds anything
   // but a stale socket is refused. Throws BadSetting for a malformed address,
-  // std::runtime_error when the socket cannot be had (in use, no permission).
+  // more than one socket from systemd, or an inherited descriptor that is
+  // not a listening socket; std::runtime_error when the socket cannot be had
+  // (in use, no permission).
   explicit FcgiServer(const ServerOptions& options);
   ~FcgiServer();  // removes the unix socket it created, if it is still the one at the path
+
+  // For the log: where an inherited socket came from ("the socket from
+  // systemd (fd 3)", "the socket on fd 0"); empty with --listen.
+  const std::string& inherited_from() const { return inherited_from_; }
 
   // Runs the workers (each calls `make_handler` once, then serves requests one
   // at a time) and the event loop on the calling thread. Returns once Stop()
@@ -69,7 +76,8 @@ class FcgiServer {
   struct Loop;
   ServerOptions options_;
   int listen_fd_ = -1;
-  bool inherited_ = false;     // fd 0: never unlinked, never shut down
+  bool inherited_ = false;     // fd 0 or systemd's fd 3: never unlinked, never shut down
+  std::string inherited_from_;
   std::string unix_path_;      // the unix socket this server created
   dev_t unix_dev_ = 0;
   ino_t unix_ino_ = 0;

@@ -123,9 +123,24 @@ Response Handler::Process(Request& request) {
 // symlinks: the longest leading part of it that exists must be an executable
 // regular file inside the pages root; what follows is PATH_INFO
 // (/page/extra/path runs /page with PATH_INFO=/extra/path, as CGI servers do).
+// When nothing follows, a PATH_INFO the web server split off itself counts
+// (Apache does, for SetHandler).
 Handler::Page Handler::ResolvePage(const Request& request) const {
   std::string_view name = request.Param("SCRIPT_FILENAME").value_or("");
   if (name.empty()) throw HttpError(404, "no SCRIPT_FILENAME");
+  // Apache's mod_proxy_fcgi, configured as for php-fpm (SetHandler
+  // "proxy:unix:/path.sock|fcgi://localhost/"), sends
+  // "proxy:fcgi://localhost//srv/pages/home": the absolute path follows the
+  // host, as php-fpm reads it. Any other "proxy:" form names no file here.
+  constexpr std::string_view kApache = "proxy:fcgi://";
+  if (name.substr(0, kApache.size()) == kApache) {
+    std::size_t slash = name.find('/', kApache.size());
+    if (slash == std::string_view::npos) throw HttpError(404, "no page " + std::string(name));
+    name.remove_prefix(slash);
+    while (name.size() > 1 && name[1] == '/') name.remove_prefix(1);  // "fcgi://localhost/" + "/srv/..."
+  } else if (name.substr(0, 6) == "proxy:") {
+    throw HttpError(404, "no page " + std::string(name) + " (only proxy:fcgi://HOST/PATH is understood)");
+  }
   std::string candidate = name[0] == '/' ? std::string(name) : pages_root_ + '/' + std::string(name);
   std::string rest;
   struct stat st;
@@ -145,6 +160,10 @@ Handler::Page Handler::ResolvePage(const Request& request) const {
     throw HttpError(404, "page " + std::string(name) + " is outside the pages root");
   if (::stat(page.c_str(), &st) != 0 || !S_ISREG(st.st_mode) || ::access(page.c_str(), X_OK) != 0)
     throw HttpError(404, "page " + std::string(name) + " is not an executable file");
+  if (rest.empty()) {
+    std::string_view split = request.Param("PATH_INFO").value_or("");
+    if (!split.empty() && split[0] == '/') rest = split;
+  }
   return {page, rest};
 }
 

@@ -38,8 +38,9 @@ class Handler {
   // caller must then close the connection).
   void Handle(Request& request);
 
-  // The page named by SCRIPT_FILENAME: the executable file inside the pages
-  // root, and what followed it in the path (PATH_INFO).
+  // The page named by SCRIPT_FILENAME (a path, or Apache's
+  // "proxy:fcgi://HOST/path"): the executable file inside the pages root, and
+  // what followed it in the path, or else the web server's own PATH_INFO.
   struct Page {
     std::string path;       // resolved, inside the pages root
     std::string path_info;  // "" or "/extra/path"

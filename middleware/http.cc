@@ -48,7 +48,13 @@ std::string ErrorResponse(int status) {
 
 std::string Describe(const std::vector<std::string_view>& env) {
   std::string_view method = Find(env, "REQUEST_METHOD");
+  // nginx's DOCUMENT_URI; Apache sends none, and its SCRIPT_NAME lacks the
+  // PATH_INFO: there, the path of REQUEST_URI (as the client sent it).
   std::string_view uri = Find(env, "DOCUMENT_URI");
+  if (uri.empty()) {
+    std::string_view request_uri = Find(env, "REQUEST_URI");
+    uri = request_uri.substr(0, request_uri.find('?'));
+  }
   if (uri.empty()) uri = Find(env, "SCRIPT_NAME");
   return std::string(method.empty() ? "?" : method) + ' ' + std::string(uri.empty() ? "?" : uri);
 }

@@ -21,6 +21,7 @@
 #include "middleware/fcgi_server.h"
 #include "middleware/handler.h"
 #include "middleware/page_runner.h"
+#include "middleware/systemd.h"
 #include "store/sqlite_store.h"
 
 namespace sessiond {
@@ -158,6 +159,7 @@ int Serve(Config& config) {
         if (sig == SIGTERM || sig == SIGINT) {
           LogLine(std::string("received ") + (sig == SIGTERM ? "SIGTERM" : "SIGINT") +
                   ": no new connections, finishing the ones accepted");
+          NotifyStopping();
           server.Stop();
         } else if (sig == SIGHUP) {
           // The log file is what can be reloaded; other settings take a restart.
@@ -169,9 +171,10 @@ int Serve(Config& config) {
         }
       }
     });
-    LogLine("serving " + (config.server.listen.empty() ? std::string("fd 0") : config.server.listen) +
+    LogLine("serving " + (config.server.listen.empty() ? server.inherited_from() : config.server.listen) +
             ", pages " + config.pages + (config.page_user.set ? " as " + config.user : std::string()) +
             ", db " + config.store.path);
+    NotifyReady();  // systemd's Type=notify: the socket is served from here on
     std::exception_ptr failed;
     try {
       server.Serve([&config]() -> FcgiServer::RequestHandler {

@@ -8,6 +8,10 @@
 #                                  /static/ and /favicon.ico itself from
 #                                  $STACK_STATIC (default sample_static/); sets
 #                                  STACK_PORT and STACK_NGINX_PID
+#   stack_apache PAGES LISTEN      Apache httpd instead, on 127.0.0.1:$STACK_PORT
+#                                  (random when unset), in front of the sessiond
+#                                  at LISTEN (as sessiond's --listen: unix:PATH or
+#                                  HOST:PORT); sets STACK_PORT and STACK_APACHE_PID
 #   stack_kill SIGNAL PID          signals one of them and reaps it; returns
 #                                  its exit status
 #   stack_stop                     stops everything started (also on EXIT)
@@ -57,18 +61,24 @@ stack_sessiond() {
   fi
 }
 
-stack_nginx() {
-  _pages=$1; shift
-  # nginx hands out any file of the static directory as is: refuse one that
-  # holds the pages or lies among them, so no page's source is ever served.
+# Sets _static to the static directory for pages directory $1, or fails:
+# the web server hands out any file of it as is, so refuse one that holds the
+# pages or lies among them, and no page's source is ever served.
+_stack_static() {
   _static=${STACK_STATIC:-$SESSIOND_SRC/sample_static}
   [ -d "$_static" ] || { echo "no static directory $_static" >&2; return 1; }
   _static=$(realpath "$_static")
-  _real_pages=$(realpath "$_pages")
+  _real_pages=$(realpath "$1")
   case "$_static/" in "$_real_pages/"*)
     echo "static directory $_static is inside the pages directory $_real_pages" >&2; return 1;; esac
   case "$_real_pages/" in "$_static/"*)
     echo "pages directory $_real_pages is inside the static directory $_static" >&2; return 1;; esac
+  return 0
+}
+
+stack_nginx() {
+  _pages=$1; shift
+  _stack_static "$_pages" || return 1
   _servers=""
   # max_fails=0: a refused local socket costs nothing to retry, so nginx never
   # benches a sessiond that was restarted a moment ago.
@@ -102,6 +112,45 @@ stack_nginx() {
     fi
     echo "nginx did not start:" >&2
     cat "$STACK_DIR/nginx-error.log" >&2
+    return 1
+  done
+}
+
+stack_apache() {
+  _pages=$1
+  _stack_static "$_pages" || return 1
+  case $2 in
+    unix:*) _backend="$2|fcgi://localhost/" ;;  # sessiond's unix:PATH, as mod_proxy writes it
+    *) _backend="fcgi://$2/" ;;
+  esac
+  _user=""
+  [ "$(id -u)" -eq 0 ] && _user='User www-data\nGroup www-data'  # awk -v reads \n
+  _fixed=${STACK_PORT:-}
+  _try=0
+  while :; do
+    _try=$((_try + 1))
+    STACK_PORT=${_fixed:-$((20000 + $(od -An -N2 -tu2 /dev/urandom) % 30000))}
+    awk -v user="$_user" -v var="$STACK_DIR" -v port="$STACK_PORT" -v pages="$_pages" \
+        -v static="$_static" -v snippet="$SESSIOND_SRC/apache/sessiond.conf" -v backend="$_backend" '
+      { gsub("@VAR@", var); gsub("@PORT@", port); gsub("@PAGES@", pages); gsub("@STATIC@", static);
+        gsub("@SNIPPET@", snippet); gsub("@BACKEND@", backend);
+        if ($0 == "@USER@") { print user; next } print }' \
+      "$SESSIOND_SRC/apache/apache.conf.in" >"$STACK_DIR/apache.conf"
+    : >"$STACK_DIR/apache-error.log"
+    # In the foreground: this pid is Apache's parent process, stopped by SIGTERM.
+    apache2 -f "$STACK_DIR/apache.conf" -DFOREGROUND 2>>"$STACK_DIR/apache-error.log" &
+    STACK_APACHE_PID=$!
+    STACK_PIDS="$STACK_PIDS $STACK_APACHE_PID"
+    if stack_wait_for "$STACK_APACHE_PID" \
+        curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$STACK_PORT/"; then
+      return 0
+    fi
+    wait "$STACK_APACHE_PID" 2>/dev/null
+    if [ -z "$_fixed" ] && [ "$_try" -lt 10 ] && grep -q "in use" "$STACK_DIR/apache-error.log"; then
+      continue
+    fi
+    echo "apache did not start:" >&2
+    cat "$STACK_DIR/apache-error.log" >&2
     return 1
   done
 }

@@ -17,6 +17,10 @@ TEST_CASE("finding the session cookie", "[cookie]") {
   CHECK_FALSE(FindCookie("sid", "sid"));
   CHECK_FALSE(FindCookie(";;;", "sid"));
   CHECK(FindCookie("garbage; ; =x; sid=ok", "sid") == "ok");
+  // Apache joins two Cookie headers with ", ".
+  CHECK(FindCookie("a=1, sid=abc", "sid") == "abc");
+  CHECK(FindCookie("a=1; b=2, sid=abc; c=3", "sid") == "abc");
+  CHECK(FindCookie("a=x,y, sid=abc", "sid") == "abc");
 }
 
 TEST_CASE("Set-Cookie values", "[cookie]") {

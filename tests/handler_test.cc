@@ -204,3 +204,42 @@ TEST_CASE("a large output is streamed back whole from its spill file", "[handler
   CHECK(r.status() == 200);
   CHECK(r.body() == std::string(1000000, 'o'));
 }
+
+// Apache's mod_proxy_fcgi, set up as for php-fpm (SetHandler
+// "proxy:unix:...|fcgi://localhost/"), names the page as a proxy URL and
+// splits PATH_INFO off itself.
+TEST_CASE("Apache's proxy:fcgi:// SCRIPT_FILENAME names the page", "[handler]") {
+  Fixture f;
+  f.Page("info", "printf 'Content-Type: text/plain\\r\\n\\r\\n%s|%s|%s' \"$SCRIPT_NAME\" \"${PATH_INFO-unset}\" \"$SCRIPT_FILENAME\"");
+  std::string page = fs::canonical(f.config.pages + "/info").string();
+  // As Apache sends it: a slash after the host, then the absolute path.
+  CHECK(f.Serve({"SCRIPT_FILENAME=proxy:fcgi://localhost/" + page, "SCRIPT_NAME=/info"}).body() ==
+        "/info|unset|" + page);
+  CHECK(f.Serve({"SCRIPT_FILENAME=proxy:fcgi://127.0.0.1:9000" + page, "SCRIPT_NAME=/info"}).body() ==
+        "/info|unset|" + page);
+  // Apache split the path itself: SCRIPT_NAME and PATH_INFO stand as sent.
+  CHECK(f.Serve({"SCRIPT_FILENAME=proxy:fcgi://localhost/" + page, "SCRIPT_NAME=/info",
+                 "PATH_INFO=/extra/path", "PATH_TRANSLATED=/srv/extra/path"})
+            .body() == "/info|/extra/path|" + page);
+  // ProxyPassMatch: the whole path in SCRIPT_FILENAME, split by sessiond.
+  CHECK(f.Serve({"SCRIPT_FILENAME=proxy:fcgi://localhost" + page + "/extra/path", "SCRIPT_NAME=/info/extra/path"})
+            .body() == "/info|/extra/path|" + page);
+  // The path after the host is absolute, never below the pages root, and
+  // held to the root like any other; other proxy: forms name nothing.
+  for (const std::string& name :
+       {"proxy:fcgi://localhost/" + f.dir.string() + "/secret", "proxy:fcgi://localhost/" + f.config.pages + "/../secret",
+        std::string("proxy:fcgi://localhost/info"), std::string("proxy:fcgi://localhost"),
+        std::string("proxy:fcgi://localhost/"), "proxy:balancer://cluster" + page, "proxy:" + page,
+        "proxy:unix:/run/s.sock|fcgi://localhost" + page, "proxy:http://localhost" + page}) {
+    MemoryRequest r = f.Serve({"SCRIPT_FILENAME=" + name});
+    INFO(name);
+    CHECK(r.status() == 404);
+    CHECK(r.body().find("outside") == std::string::npos);
+  }
+}
+
+TEST_CASE("Apache's ', '-joined Cookie headers still carry the session", "[handler]") {
+  Fixture f;
+  std::string id = CookieOf(f.Serve({"SCRIPT_FILENAME=set", "QUERY_STRING=k=v"}));
+  CHECK(f.Serve({"SCRIPT_FILENAME=show", "HTTP_COOKIE=theme=dark, sid=" + id}).body() == "k=v");
+}
