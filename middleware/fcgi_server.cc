@@ -413,10 +413,12 @@ struct FcgiServer::Loop {
 
   // At the connection limit, an idle connection makes room for a new one, as
   // nginx reuses idle keep-alive connections: the one idle the longest, among
-  // those between two requests and those that have sent nothing at all (not
-  // even into the kernel's buffer, which a peek tells: a connection accepted a
-  // moment ago may have its request there, unread). False when there is none.
+  // those between two requests and those that have sent nothing at all for a
+  // quarter of a second (not even into the kernel's buffer, which a peek
+  // tells: a client may connect a moment before it writes). False when there
+  // is none; the sweep then tries again a quarter of a second later.
   bool CloseOldestIdle() {
+    const auto fresh = Clock::now() - std::chrono::milliseconds(250);
     std::vector<Conn*> idle;
     for (auto& [fd, c] : conns)
       if (!c->busy && c->id == 0 && c->in.empty()) idle.push_back(c.get());
@@ -424,7 +426,8 @@ struct FcgiServer::Loop {
     int peeks = 0;
     for (Conn* c : idle) {
       if (!c->served) {
-        if (++peeks > 64) break;  // bounded work per accept under a flood
+        if (c->idle_since > fresh) break;  // sorted: the rest are younger still
+        if (++peeks > 64) break;           // bounded work per accept under a flood
         char byte;
         if (::recv(c->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK))
           continue;  // data waiting (or EOF, an error): the loop reads it
