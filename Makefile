@@ -2,6 +2,7 @@
 BUILD ?= build
 SAN   ?= build-asan
 JOBS  ?= $(shell nproc)
+PORT  ?= 8080
 
 # Configures and builds tree $(1) with cmake flags $(2); quiet unless it fails.
 define cmake_build
@@ -32,8 +33,9 @@ unit: build
 	@cd $(BUILD) && ctest -j $(JOBS) --output-on-failure -L unit
 e2e: build
 	@cd $(BUILD) && ctest -j $(JOBS) --output-on-failure -L e2e
+# The demo on http://127.0.0.1:$(PORT)/ (make run PORT=8081); Ctrl-C stops it.
 run: build
-	@scripts/demo $(BUILD)/sessiond
+	@PORT=$(PORT) scripts/demo $(BUILD)/sessiond
 # Not a test: prints figures and writes bench/results/; see bench/run for settings.
 bench: build
 	@bench/run $(BUILD)
