@@ -75,6 +75,10 @@ std::vector<std::string> Validate(Config& c) {
            " bytes (a quarter of the stack limit): lower --max-session-bytes or --max-params-bytes, "
            "or raise the stack limit (ulimit -s)");
 
+  need(c.status_path.empty() ||
+           (c.status_path[0] == '/' && c.status_path.find_first_of(" \t\r\n?#") == std::string::npos),
+       "--status-path '" + c.status_path + "' must be a URI path starting with /, like /sessiond-status");
+
   if (!c.group.empty() && c.user.empty()) errors.push_back("--group needs --user");
   if (!c.user.empty()) {
     struct passwd* pw = ::getpwnam(c.user.c_str());

@@ -27,6 +27,7 @@
 #include "log/log.h"
 #include "middleware/fcgi_record.h"
 #include "middleware/http.h"
+#include "middleware/metrics.h"
 
 namespace sessiond {
 namespace {
@@ -197,6 +198,7 @@ class JobQueue {
       if (q_.size() >= limit) return false;
       q_.push_back(c);
     }
+    ProcessMetrics().Add(Metrics::Gauge::QueueLength, 1);
     cv_.notify_one();
     return true;
   }
@@ -207,6 +209,7 @@ class JobQueue {
     if (q_.empty()) return nullptr;
     Conn* c = q_.front();
     q_.pop_front();
+    ProcessMetrics().Add(Metrics::Gauge::QueueLength, -1);
     return c;
   }
   void Close() {
@@ -388,6 +391,7 @@ struct FcgiServer::Loop {
   void Reject(Conn& c, int status, const std::string& why) {
     std::vector<std::string_view> env(c.env.begin(), c.env.end());
     LogFailure(status, env, why);
+    ProcessMetrics().CountRequest(status);
     std::string out;
     fcgi::AppendRecords(out, fcgi::kStdout, c.id, ErrorResponse(status));
     fcgi::AppendRecords(out, fcgi::kStdout, c.id, {});
@@ -611,6 +615,7 @@ struct FcgiServer::Loop {
       if (c->id != 0 || !c->in.empty()) {
         std::vector<std::string_view> env(c->env.begin(), c->env.end());
         LogFailure(408, env, "request not received whole within io_timeout; connection closed");
+        ProcessMetrics().CountRequest(408);
       }
       Close(*c);
     }
@@ -692,6 +697,7 @@ void FcgiServer::Stop() {
 }
 
 void FcgiServer::Serve(const std::function<RequestHandler()>& make_handler) {
+  ProcessMetrics().SetLimits(options_.workers, options_.queue_size);
   JobQueue queue;
   Loop loop(*this, queue);
   std::exception_ptr failed;
@@ -708,14 +714,17 @@ void FcgiServer::Serve(const std::function<RequestHandler()>& make_handler) {
         Stop();
       }
       while (Conn* c = queue.Pop()) {
+        GaugeScope busy(Metrics::Gauge::WorkersBusy);
         FcgiRequest request(*c, options_.io_timeout);
         auto waited = Clock::now() - c->queued_at;
         if (!handle) {
+          ProcessMetrics().CountRequest(503);
           request.Write(ErrorResponse(503));
         } else if (waited > options_.queue_timeout) {
           LogFailure(503, c->env_views,
                      "waited " + std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(waited).count()) +
                          " ms for a worker, more than queue_timeout");
+          ProcessMetrics().CountRequest(503);
           request.Write(ErrorResponse(503));
         } else {
           // One request's failure stays with that request: the handler
@@ -724,12 +733,20 @@ void FcgiServer::Serve(const std::function<RequestHandler()>& make_handler) {
             handle(request);
           } catch (const std::exception& e) {
             LogFailure(500, c->env_views, std::string("unexpected: ") + e.what());
-            if (!request.wrote()) request.Write(ErrorResponse(500));
-            else c->close_after = true;  // half a response: only closing ends it
+            if (!request.wrote()) {
+              ProcessMetrics().CountRequest(500);
+              request.Write(ErrorResponse(500));
+            } else {
+              c->close_after = true;  // half a response: only closing ends it
+            }
           } catch (...) {
             LogFailure(500, c->env_views, "unexpected exception");
-            if (!request.wrote()) request.Write(ErrorResponse(500));
-            else c->close_after = true;
+            if (!request.wrote()) {
+              ProcessMetrics().CountRequest(500);
+              request.Write(ErrorResponse(500));
+            } else {
+              c->close_after = true;
+            }
           }
         }
         if (!c->close_after) request.Finish();

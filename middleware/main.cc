@@ -107,6 +107,9 @@ void AddServeOptions(CLI::App& serve, Config& c, Durations& d, std::string& sock
       ->capture_default_str()->transform(Seconds())->check(CLI::PositiveNumber);
   serve.add_option("--gc-batch", c.gc_batch, "Expired sessions deleted per transaction")
       ->capture_default_str()->check(CLI::PositiveNumber);
+
+  serve.add_option("--status-path", c.status_path,
+                   "Answer requests for this path (/sessiond-status) with metrics in Prometheus text format");
 }
 
 std::chrono::milliseconds Millis(double seconds) {

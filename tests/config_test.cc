@@ -67,3 +67,14 @@ TEST_CASE("who pages run as", "[config]") {
     CHECK(Says(Validate(c), "only root can run pages as another user"));
   }
 }
+
+TEST_CASE("a status path is a URI path", "[config][metrics]") {
+  Config c = Good();
+  c.status_path = "/sessiond-status";
+  CHECK(Validate(c).empty());
+  for (const char* bad : {"sessiond-status", "/status?x", "/a b"}) {
+    c.status_path = bad;
+    INFO(bad);
+    CHECK(Says(Validate(c), "--status-path"));
+  }
+}
