@@ -13,6 +13,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <condition_variable>
 #include <cstring>
@@ -101,7 +102,10 @@ bool IsLoopback(const sockaddr* sa) {
   return false;
 }
 
-int ListenTcp(const std::string& hostport) {
+using AddrInfo = std::unique_ptr<addrinfo, decltype(&freeaddrinfo)>;
+
+// HOST:PORT (or :PORT) as the address to bind; BadSetting when malformed.
+AddrInfo ResolveTcp(const std::string& hostport) {
   std::size_t colon = hostport.rfind(':');
   if (colon == std::string::npos) throw BadSetting("--listen wants unix:PATH or HOST:PORT, not " + hostport);
   std::string host = hostport.substr(0, colon), port = hostport.substr(colon + 1);
@@ -116,7 +120,12 @@ int ListenTcp(const std::string& hostport) {
   hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
   if (int rc = ::getaddrinfo(host.c_str(), port.c_str(), &hints, &res))
     throw BadSetting("--listen " + hostport + ": " + gai_strerror(rc));
-  std::unique_ptr<addrinfo, decltype(&freeaddrinfo)> guard(res, freeaddrinfo);
+  return AddrInfo(res, freeaddrinfo);
+}
+
+int ListenTcp(const std::string& hostport) {
+  AddrInfo guard = ResolveTcp(hostport);
+  addrinfo* res = guard.get();
   int fd = ::socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0) Fail("socket");
   int one = 1;
@@ -148,6 +157,29 @@ bool SendAll(int fd, std::string_view bytes, Clock::time_point deadline) {
   }
   return true;
 }
+
+}  // namespace
+
+void CheckListenAddress(const std::string& listen) {
+  if (listen.empty()) return;
+  if (listen.rfind("unix:", 0) != 0) {
+    ResolveTcp(listen);
+    return;
+  }
+  std::string path = listen.substr(5);
+  if (path.empty()) throw BadSetting("--listen unix: needs a path");
+  if (path.size() + 4 >= sizeof(sockaddr_un{}.sun_path)) throw BadSetting("socket path too long: " + path);
+  std::string dir = path.find('/') == std::string::npos ? "." : path.substr(0, std::max<std::size_t>(path.rfind('/'), 1));
+  struct stat st;
+  if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+    throw BadSetting("--listen " + listen + ": no directory " + dir);
+  if (::access(dir.c_str(), W_OK | X_OK) != 0)
+    throw BadSetting("--listen " + listen + ": cannot create the socket in " + dir + ": " + std::strerror(errno));
+  if (::lstat(path.c_str(), &st) == 0 && !S_ISSOCK(st.st_mode))
+    throw BadSetting("--listen " + listen + ": " + path + " exists and is not a socket; serve refuses to replace it");
+}
+
+namespace {
 
 // ---------------------------------------------------------------------------
 // Connections and the queue between the loop and the workers
