@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <condition_variable>
+#include <cstdio>
 #include <cstring>
 #include <deque>
 #include <memory>
@@ -326,6 +327,8 @@ struct FcgiServer::Loop {
   bool limit_logged = false;
   std::size_t in_flight = 0;  // queued or with a worker
   bool burst = false;         // requests were served since memory was last given back
+  Clock::time_point drain_started;
+  std::size_t drained = 0;    // requests finished since the drain started
 
   std::mutex returned_mutex;
   std::vector<Conn*> returned;  // finished by workers, for the loop to reuse or close
@@ -366,7 +369,10 @@ struct FcgiServer::Loop {
     epoll_event events[64];
     for (;;) {
       if (server.stop_ && !draining) StartDrain();
-      if (draining && conns.empty()) return;
+      if (draining && conns.empty()) {
+        LogDrained();
+        return;
+      }
       int n = ::epoll_wait(epoll_fd, events, 64, 250);
       if (n < 0 && errno != EINTR) Fail("epoll_wait");
       for (int i = 0; i < n; ++i) {
@@ -620,6 +626,7 @@ struct FcgiServer::Loop {
     }
     for (Conn* c : done) {
       --in_flight;
+      if (draining) ++drained;
       c->busy = false;
       if (c->close_after || !c->keep || (draining && c->in.empty())) {
         conns.erase(c->fd);
@@ -664,6 +671,7 @@ struct FcgiServer::Loop {
   // Serves what the kernel accepted before the stop, and nothing after.
   void StartDrain() {
     draining = true;
+    drain_started = Clock::now();
     if (server.listen_fd_ >= 0) {
       Accept(true);  // the backlog: connections the kernel accepted already
       SetListening(false);
@@ -674,6 +682,16 @@ struct FcgiServer::Loop {
       if (!c->busy && c->served && c->id == 0 && c->in.empty()) idle.push_back(c.get());
     for (Conn* c : idle) Close(*c);
     LogLine("stopping: finishing " + std::to_string(conns.size()) + " connections");
+  }
+
+  // What the drain did, for an operator following a restart.
+  void LogDrained() {
+    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - drain_started).count();
+    char took[32];
+    std::snprintf(took, sizeof took, "%lld.%03lld s", static_cast<long long>(ms / 1000),
+                  static_cast<long long>(ms % 1000));
+    LogLine("drained: served " + std::to_string(drained) + (drained == 1 ? " request" : " requests") +
+            " after the stop, in " + took);
   }
 };
 

@@ -75,6 +75,26 @@ std::string_view SetCookieName(std::string_view value) {
   return name;
 }
 
+// The Cookie header: a client may split its cookies over several Cookie
+// headers (HTTP/2 does), which the web server may pass on as several
+// HTTP_COOKIE variables.
+std::string CookieHeader(const Request& request) {
+  std::string header;
+  for (std::string_view kv : request.Environment()) {
+    if (kv.substr(0, 12) != "HTTP_COOKIE=") continue;
+    if (!header.empty()) header += "; ";
+    header += kv.substr(12);
+  }
+  return header;
+}
+
+// `line` with every occurrence of `secret` replaced.
+std::string Redacted(std::string line, std::string_view secret) {
+  if (secret.empty()) return line;
+  for (std::size_t at; (at = line.find(secret)) != std::string::npos;) line.replace(at, secret.size(), "[session id]");
+  return line;
+}
+
 }  // namespace
 
 Handler::Handler(const Config& config, std::unique_ptr<SessionStore> store)
@@ -140,7 +160,7 @@ Response Handler::Process(Request& request) {
   const Page page = ResolvePage(request);
   const std::optional<Session> session = LoadSession(request);
   PageResult run = Run(request, page, session);
-  const CgiResponse out = CheckPage(run, page.path);
+  const CgiResponse out = CheckPage(run, page.path, request);
   const CommitResult committed = Commit(session, out.session);
   if (committed.outcome == CommitResult::Outcome::Gone)
     throw HttpError(409, "the session ended while the page ran (a login, logout or expiry meanwhile); "
@@ -180,14 +200,7 @@ Handler::Page Handler::ResolvePage(const Request& request) const {
 // The cookie's session, or nullopt for a new visitor: no cookie, a malformed
 // one, or an id the store does not know (never issued, expired, abandoned).
 std::optional<Session> Handler::LoadSession(const Request& request) {
-  // A client may split its cookies over several Cookie headers (HTTP/2 does),
-  // which the web server may pass on as several HTTP_COOKIE variables.
-  std::string header;
-  for (std::string_view kv : request.Environment()) {
-    if (kv.substr(0, 12) != "HTTP_COOKIE=") continue;
-    if (!header.empty()) header += "; ";
-    header += kv.substr(12);
-  }
+  std::string header = CookieHeader(request);
   if (header.size() > config_.max_cookie_bytes)
     throw HttpError(400, "Cookie header of " + std::to_string(header.size()) +
                              " bytes exceeds max_cookie_bytes");
@@ -264,13 +277,18 @@ PageResult Handler::Run(const Request& request, const Page& page, const std::opt
   return result;
 }
 
-CgiResponse Handler::CheckPage(const PageResult& run, const std::string& page) const {
+CgiResponse Handler::CheckPage(const PageResult& run, const std::string& page, const Request& request) const {
   if (!run.errors.empty()) {
     // The page's stderr, bounded by page_stderr_bytes, one log line per line.
+    // A page that prints its environment (SESSION_ID, HTTP_COOKIE) must not
+    // put a live session id in the log: the cookie's id is masked.
+    std::string header = CookieHeader(request);
+    std::string_view id = FindCookie(header, config_.cookie.name).value_or("");
+    if (!IsWellFormedId(id)) id = {};
     std::string_view rest = run.errors;
     while (!rest.empty()) {
       std::size_t nl = rest.find('\n');
-      LogLine("page " + page + ": " + std::string(rest.substr(0, nl)));
+      LogLine("page " + page + ": " + Redacted(std::string(rest.substr(0, nl)), id));
       rest = nl == std::string_view::npos ? std::string_view() : rest.substr(nl + 1);
     }
   }

@@ -53,7 +53,7 @@ class Handler {
   Page ResolvePage(const Request& request) const;
   std::optional<Session> LoadSession(const Request& request);
   PageResult Run(const Request& request, const Page& page, const std::optional<Session>& session) const;
-  CgiResponse CheckPage(const PageResult& run, const std::string& page) const;
+  CgiResponse CheckPage(const PageResult& run, const std::string& page, const Request& request) const;
   CommitResult Commit(const std::optional<Session>& session, const ChangeSet& changes);
   Response Respond(const CgiResponse& page, PageResult& run, const std::optional<Session>& session,
                    const CommitResult& committed, bool https) const;

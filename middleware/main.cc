@@ -148,7 +148,8 @@ int Serve(Config& config, const std::string& settings) {
 
   try {
     if (!config.log_file.empty()) LogToFile(config.log_file);
-    (void)settings;
+    LogLine(std::string("starting sessiond ") + SESSIOND_VERSION + ", pid " + std::to_string(::getpid()) + ": " +
+            settings);
     { SqliteStore check(config.store); }  // file, pragmas and schema fail now, not per request
     FcgiServer server(config.server);
     AdoptOrphans();
