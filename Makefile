@@ -2,6 +2,8 @@
 BUILD ?= build
 SAN   ?= build-asan
 JOBS  ?= $(shell nproc)
+PORT  ?= 8080
+PREFIX ?= /usr/local
 
 # Configures and builds tree $(1) with cmake flags $(2); quiet unless it fails.
 define cmake_build
@@ -15,7 +17,7 @@ define ctest_quiet
 	  && { printf '%s: ' $(1); grep -E "tests passed"  ctest.log; } || { cat ctest.log; exit 1; }; }
 endef
 
-.PHONY: all deps build build-asan test unit e2e run bench fuzz clean
+.PHONY: all deps build build-asan test unit e2e run install bench fuzz clean
 all: build
 deps:
 	@scripts/install-deps
@@ -32,8 +34,13 @@ unit: build
 	@cd $(BUILD) && ctest -j $(JOBS) --output-on-failure -L unit
 e2e: build
 	@cd $(BUILD) && ctest -j $(JOBS) --output-on-failure -L e2e
+# The demo on http://127.0.0.1:$(PORT)/ (make run PORT=8081); Ctrl-C stops it.
 run: build
-	@scripts/demo $(BUILD)/sessiond
+	@PORT=$(PORT) scripts/demo $(BUILD)/sessiond
+# bin/sessiond, the man page, the units, the snippets and the example config
+# under $(PREFIX) (make install PREFIX=/usr DESTDIR=/tmp/pkg for a package).
+install: build
+	DESTDIR=$(DESTDIR) cmake --install $(BUILD) --prefix $(PREFIX)
 # Not a test: prints figures and writes bench/results/; see bench/run for settings.
 bench: build
 	@bench/run $(BUILD)

@@ -3,6 +3,7 @@
 #include <ctime>
 
 #include "log/log.h"
+#include "middleware/metrics.h"
 
 namespace sessiond {
 
@@ -27,10 +28,14 @@ void Collector::Run() {
       do {
         n = store_.CollectGarbage(static_cast<std::int64_t>(std::time(nullptr)), batch_);
         total += n;
+        ProcessMetrics().CountCollected(n);
       } while (n == batch_ && !stopping_);
       if (total) LogLine("gc: deleted " + std::to_string(total) + " expired sessions");
-    } catch (const std::exception& e) {
+    } catch (const StoreError& e) {
+      ProcessMetrics().CountStoreError(e.busy());
       LogLine(std::string("gc: ") + e.what());  // tried again at the next sweep
+    } catch (const std::exception& e) {
+      LogLine(std::string("gc: ") + e.what());
     }
     lock.lock();
   }

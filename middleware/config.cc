@@ -83,6 +83,9 @@ std::vector<std::string> Validate(Config& c) {
   else
     errors.push_back("--temp-dir " + c.server.temp_dir + ": cannot make a temporary file there (" +
                      std::strerror(errno) + ")");
+  need(c.status_path.empty() ||
+           (c.status_path[0] == '/' && c.status_path.find_first_of(" \t\r\n?#") == std::string::npos),
+       "--status-path '" + c.status_path + "' must be a URI path starting with /, like /sessiond-status");
 
   if (!c.group.empty() && c.user.empty()) errors.push_back("--group needs --user");
   if (!c.user.empty()) {

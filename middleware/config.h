@@ -36,6 +36,11 @@ struct Config {
 
   std::string log_file;  // empty: stderr; else appended to, reopened on SIGHUP
 
+  // A request whose SCRIPT_NAME or DOCUMENT_URI is this path ("/sessiond-status")
+  // gets sessiond's metrics in Prometheus's text format instead of a page.
+  // Empty (the default): no such path, every request is a page's.
+  std::string status_path;
+
   std::int64_t gc_interval = 60;  // seconds between sweeps for expired sessions
   std::size_t gc_batch = 500;     // sessions deleted per transaction by a sweep
 };

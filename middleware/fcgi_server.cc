@@ -18,6 +18,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <condition_variable>
+#include <cstdio>
 #include <cstring>
 #include <deque>
 #include <memory>
@@ -31,6 +32,7 @@
 #include "middleware/fcgi_record.h"
 #include "middleware/http.h"
 #include "middleware/systemd.h"
+#include "middleware/metrics.h"
 
 namespace sessiond {
 namespace {
@@ -113,7 +115,10 @@ bool IsLoopback(const sockaddr* sa) {
   return false;
 }
 
-int ListenTcp(const std::string& hostport) {
+using AddrInfo = std::unique_ptr<addrinfo, decltype(&freeaddrinfo)>;
+
+// HOST:PORT (or :PORT) as the address to bind; BadSetting when malformed.
+AddrInfo ResolveTcp(const std::string& hostport) {
   std::size_t colon = hostport.rfind(':');
   if (colon == std::string::npos) throw BadSetting("--listen wants unix:PATH or HOST:PORT, not " + hostport);
   std::string host = hostport.substr(0, colon), port = hostport.substr(colon + 1);
@@ -128,7 +133,12 @@ int ListenTcp(const std::string& hostport) {
   hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
   if (int rc = ::getaddrinfo(host.c_str(), port.c_str(), &hints, &res))
     throw BadSetting("--listen " + hostport + ": " + gai_strerror(rc));
-  std::unique_ptr<addrinfo, decltype(&freeaddrinfo)> guard(res, freeaddrinfo);
+  return AddrInfo(res, freeaddrinfo);
+}
+
+int ListenTcp(const std::string& hostport) {
+  AddrInfo guard = ResolveTcp(hostport);
+  addrinfo* res = guard.get();
   int fd = ::socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0) Fail("socket");
   int one = 1;
@@ -160,6 +170,29 @@ bool SendAll(int fd, std::string_view bytes, Clock::time_point deadline) {
   }
   return true;
 }
+
+}  // namespace
+
+void CheckListenAddress(const std::string& listen) {
+  if (listen.empty()) return;
+  if (listen.rfind("unix:", 0) != 0) {
+    ResolveTcp(listen);
+    return;
+  }
+  std::string path = listen.substr(5);
+  if (path.empty()) throw BadSetting("--listen unix: needs a path");
+  if (path.size() + 4 >= sizeof(sockaddr_un{}.sun_path)) throw BadSetting("socket path too long: " + path);
+  std::string dir = path.find('/') == std::string::npos ? "." : path.substr(0, std::max<std::size_t>(path.rfind('/'), 1));
+  struct stat st;
+  if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+    throw BadSetting("--listen " + listen + ": no directory " + dir);
+  if (::access(dir.c_str(), W_OK | X_OK) != 0)
+    throw BadSetting("--listen " + listen + ": cannot create the socket in " + dir + ": " + std::strerror(errno));
+  if (::lstat(path.c_str(), &st) == 0 && !S_ISSOCK(st.st_mode))
+    throw BadSetting("--listen " + listen + ": " + path + " exists and is not a socket; serve refuses to replace it");
+}
+
+namespace {
 
 // ---------------------------------------------------------------------------
 // Connections and the queue between the loop and the workers
@@ -214,6 +247,7 @@ class JobQueue {
       if (q_.size() >= limit) return false;
       q_.push_back(c);
     }
+    ProcessMetrics().Add(Metrics::Gauge::QueueLength, 1);
     cv_.notify_one();
     return true;
   }
@@ -224,6 +258,7 @@ class JobQueue {
     if (q_.empty()) return nullptr;
     Conn* c = q_.front();
     q_.pop_front();
+    ProcessMetrics().Add(Metrics::Gauge::QueueLength, -1);
     return c;
   }
   void Close() {
@@ -324,6 +359,8 @@ struct FcgiServer::Loop {
   bool limit_logged = false;
   std::size_t in_flight = 0;  // queued or with a worker
   bool burst = false;         // requests were served since memory was last given back
+  Clock::time_point drain_started;
+  std::size_t drained = 0;    // requests finished since the drain started
 
   std::mutex returned_mutex;
   std::vector<Conn*> returned;  // finished by workers, for the loop to reuse or close
@@ -364,7 +401,10 @@ struct FcgiServer::Loop {
     epoll_event events[64];
     for (;;) {
       if (server.stop_ && !draining) StartDrain();
-      if (draining && conns.empty()) return;
+      if (draining && conns.empty()) {
+        LogDrained();
+        return;
+      }
       int n = ::epoll_wait(epoll_fd, events, 64, 250);
       if (n < 0 && errno != EINTR) Fail("epoll_wait");
       for (int i = 0; i < n; ++i) {
@@ -450,6 +490,7 @@ struct FcgiServer::Loop {
   void Reject(Conn& c, int status, const std::string& why) {
     std::vector<std::string_view> env(c.env.begin(), c.env.end());
     LogFailure(status, env, why);
+    ProcessMetrics().CountRequest(status);
     std::string out;
     fcgi::AppendRecords(out, fcgi::kStdout, c.id, ErrorResponse(status));
     fcgi::AppendRecords(out, fcgi::kStdout, c.id, {});
@@ -662,6 +703,7 @@ struct FcgiServer::Loop {
     }
     for (Conn* c : done) {
       --in_flight;
+      if (draining) ++drained;
       c->busy = false;
       if (c->close_after || !c->keep || (draining && c->in.empty())) {
         conns.erase(c->fd);
@@ -697,6 +739,7 @@ struct FcgiServer::Loop {
       if (c->id != 0 || !c->in.empty()) {
         std::vector<std::string_view> env(c->env.begin(), c->env.end());
         LogFailure(408, env, "request not received whole within io_timeout; connection closed");
+        ProcessMetrics().CountRequest(408);
       }
       Close(*c);
     }
@@ -715,6 +758,7 @@ struct FcgiServer::Loop {
   // Serves what the kernel accepted before the stop, and nothing after.
   void StartDrain() {
     draining = true;
+    drain_started = Clock::now();
     if (server.listen_fd_ >= 0) {
       Accept(true);  // the backlog: connections the kernel accepted already
       SetListening(false);
@@ -730,6 +774,16 @@ struct FcgiServer::Loop {
     }
     for (Conn* c : idle) Close(*c);
     LogLine("stopping: finishing " + std::to_string(conns.size()) + " connections");
+  }
+
+  // What the drain did, for an operator following a restart.
+  void LogDrained() {
+    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - drain_started).count();
+    char took[32];
+    std::snprintf(took, sizeof took, "%lld.%03lld s", static_cast<long long>(ms / 1000),
+                  static_cast<long long>(ms % 1000));
+    LogLine("drained: served " + std::to_string(drained) + (drained == 1 ? " request" : " requests") +
+            " after the stop, in " + took);
   }
 };
 
@@ -802,6 +856,7 @@ void FcgiServer::Stop() {
 }
 
 void FcgiServer::Serve(const std::function<RequestHandler()>& make_handler) {
+  ProcessMetrics().SetLimits(options_.workers, options_.queue_size);
   JobQueue queue;
   Loop loop(*this, queue);
   std::exception_ptr failed;
@@ -818,14 +873,17 @@ void FcgiServer::Serve(const std::function<RequestHandler()>& make_handler) {
         Stop();
       }
       while (Conn* c = queue.Pop()) {
+        GaugeScope busy(Metrics::Gauge::WorkersBusy);
         FcgiRequest request(*c, options_.io_timeout);
         auto waited = Clock::now() - c->queued_at;
         if (!handle) {
+          ProcessMetrics().CountRequest(503);
           request.Write(ErrorResponse(503));
         } else if (waited > options_.queue_timeout) {
           LogFailure(503, c->env_views,
                      "waited " + std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(waited).count()) +
                          " ms for a worker, more than queue_timeout");
+          ProcessMetrics().CountRequest(503);
           request.Write(ErrorResponse(503));
         } else {
           // One request's failure stays with that request: the handler
@@ -834,12 +892,20 @@ void FcgiServer::Serve(const std::function<RequestHandler()>& make_handler) {
             handle(request);
           } catch (const std::exception& e) {
             LogFailure(500, c->env_views, std::string("unexpected: ") + e.what());
-            if (!request.wrote()) request.Write(ErrorResponse(500));
-            else c->close_after = true;  // half a response: only closing ends it
+            if (!request.wrote()) {
+              ProcessMetrics().CountRequest(500);
+              request.Write(ErrorResponse(500));
+            } else {
+              c->close_after = true;  // half a response: only closing ends it
+            }
           } catch (...) {
             LogFailure(500, c->env_views, "unexpected exception");
-            if (!request.wrote()) request.Write(ErrorResponse(500));
-            else c->close_after = true;
+            if (!request.wrote()) {
+              ProcessMetrics().CountRequest(500);
+              request.Write(ErrorResponse(500));
+            } else {
+              c->close_after = true;
+            }
           }
         }
         if (!c->close_after) request.Finish();

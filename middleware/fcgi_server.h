@@ -43,6 +43,14 @@ class BadSetting : public std::invalid_argument {
   using std::invalid_argument::invalid_argument;
 };
 
+// Checks `listen` as FcgiServer would take it, without binding anything: a
+// well-formed address (a host that resolves, a port in range), or a unix
+// socket path that fits, in a directory that exists and can be written to,
+// and that holds nothing or a socket. A path where a server listens now is
+// fine: the check is for settings, not for a free address. Empty (fd 0) is
+// fine too. Throws BadSetting with the reason.
+void CheckListenAddress(const std::string& listen);
+
 class FcgiServer {
  public:
   // Opens the listening socket. A unix socket gets `socket_mode` and appears

@@ -15,6 +15,7 @@
 
 #include "log/log.h"
 #include "middleware/cookie.h"
+#include "middleware/metrics.h"
 #include "middleware/page_runner.h"
 #include "middleware/percent.h"
 #include "store/session_id.h"
@@ -74,6 +75,26 @@ std::string_view SetCookieName(std::string_view value) {
   return name;
 }
 
+// The Cookie header: a client may split its cookies over several Cookie
+// headers (HTTP/2 does), which the web server may pass on as several
+// HTTP_COOKIE variables.
+std::string CookieHeader(const Request& request) {
+  std::string header;
+  for (std::string_view kv : request.Environment()) {
+    if (kv.substr(0, 12) != "HTTP_COOKIE=") continue;
+    if (!header.empty()) header += "; ";
+    header += kv.substr(12);
+  }
+  return header;
+}
+
+// `line` with every occurrence of `secret` replaced.
+std::string Redacted(std::string line, std::string_view secret) {
+  if (secret.empty()) return line;
+  for (std::size_t at; (at = line.find(secret)) != std::string::npos;) line.replace(at, secret.size(), "[session id]");
+  return line;
+}
+
 }  // namespace
 
 Handler::Handler(const Config& config, std::unique_ptr<SessionStore> store)
@@ -85,6 +106,7 @@ Handler::Handler(const Config& config, std::unique_ptr<SessionStore> store)
 }
 
 void Handler::Handle(Request& request) {
+  if (IsStatusRequest(request)) return ServeStatus(request);
   Response response;
   auto fail = [&](int status, const std::string& why) {
     LogFailure(status, request.Environment(), why);
@@ -97,11 +119,38 @@ void Handler::Handle(Request& request) {
   } catch (const LimitError& e) {
     fail(413, e.what());
   } catch (const StoreError& e) {
+    ProcessMetrics().CountStoreError(e.busy());
     fail(e.busy() ? 503 : 500, std::string("store: ") + e.what());
   } catch (const std::exception& e) {
     fail(500, e.what());
   }
+  // Counted before the first byte leaves: a client that got the response and
+  // then scrapes the metrics sees its request counted.
+  ProcessMetrics().CountRequest(response.status);
   Send(request, response);
+}
+
+// The status path, as nginx names it (SCRIPT_NAME) or as it was asked for
+// (DOCUMENT_URI, when a location passes no SCRIPT_NAME of its own).
+bool Handler::IsStatusRequest(const Request& request) const {
+  const std::string& path = config_.status_path;
+  return !path.empty() && (request.Param("SCRIPT_NAME") == path || request.Param("DOCUMENT_URI") == path);
+}
+
+// The metrics, with the live session count taken now: one COUNT over the
+// expiry index per scrape, on this worker's own connection.
+void Handler::ServeStatus(Request& request) {
+  std::optional<std::int64_t> live;
+  try {
+    live = store_->CountLive(Now());
+  } catch (const StoreError& e) {
+    ProcessMetrics().CountStoreError(e.busy());
+    LogLine(std::string("status: cannot count live sessions: ") + e.what());
+  }
+  std::string text = ProcessMetrics().Render(live);
+  request.Write("Status: 200 OK\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
+                "Cache-Control: no-store\r\nContent-Length: " + std::to_string(text.size()) + "\r\n\r\n");
+  request.Write(text);
 }
 
 // The whole request, in order. Each step throws HttpError (or a store error)
@@ -111,8 +160,8 @@ Response Handler::Process(Request& request) {
   const Page page = ResolvePage(request);
   const std::optional<Session> session = LoadSession(request);
   PageResult run = Run(request, page, session);
-  const CgiResponse out = CheckPage(run, page.path);
-  const CommitResult committed = store_->Commit(session, out.session, Now());
+  const CgiResponse out = CheckPage(run, page.path, request);
+  const CommitResult committed = Commit(session, out.session);
   if (committed.outcome == CommitResult::Outcome::Gone)
     throw HttpError(409, "the session ended while the page ran (a login, logout or expiry meanwhile); "
                          "its changes were not kept");
@@ -170,20 +219,23 @@ Handler::Page Handler::ResolvePage(const Request& request) const {
 // The cookie's session, or nullopt for a new visitor: no cookie, a malformed
 // one, or an id the store does not know (never issued, expired, abandoned).
 std::optional<Session> Handler::LoadSession(const Request& request) {
-  // A client may split its cookies over several Cookie headers (HTTP/2 does),
-  // which the web server may pass on as several HTTP_COOKIE variables.
-  std::string header;
-  for (std::string_view kv : request.Environment()) {
-    if (kv.substr(0, 12) != "HTTP_COOKIE=") continue;
-    if (!header.empty()) header += "; ";
-    header += kv.substr(12);
-  }
+  std::string header = CookieHeader(request);
   if (header.size() > config_.max_cookie_bytes)
     throw HttpError(400, "Cookie header of " + std::to_string(header.size()) +
                              " bytes exceeds max_cookie_bytes");
   std::optional<std::string_view> id = FindCookie(header, config_.cookie.name);
   if (!id || !IsWellFormedId(*id)) return std::nullopt;
-  return store_->Load(*id, Now());
+  auto start = std::chrono::steady_clock::now();
+  std::optional<Session> session = store_->Load(*id, Now());
+  ProcessMetrics().ObserveStoreLoad(SecondsSince(start));
+  if (!session) {
+    // Only for the metrics: a store that cannot tell costs the request nothing.
+    try {
+      if (store_->HoldsExpired(*id, Now())) ProcessMetrics().CountSession(Metrics::SessionEvent::ExpiredOnRead);
+    } catch (const StoreError&) {
+    }
+  }
+  return session;
 }
 
 // Runs the page with the CGI environment and the injected session. Nothing of
@@ -237,16 +289,25 @@ PageResult Handler::Run(const Request& request, const Page& page, const std::opt
   else spec.input = body.head();
   spec.extra_fd = file ? file->fd() : -1;
   spec.user = config_.page_user.set ? &config_.page_user : nullptr;
-  return RunPage(spec, config_.page);
+  GaugeScope running(Metrics::Gauge::PagesRunning);
+  auto start = std::chrono::steady_clock::now();
+  PageResult result = RunPage(spec, config_.page);
+  ProcessMetrics().ObservePageRun(SecondsSince(start));
+  return result;
 }
 
-CgiResponse Handler::CheckPage(const PageResult& run, const std::string& page) const {
+CgiResponse Handler::CheckPage(const PageResult& run, const std::string& page, const Request& request) const {
   if (!run.errors.empty()) {
     // The page's stderr, bounded by page_stderr_bytes, one log line per line.
+    // A page that prints its environment (SESSION_ID, HTTP_COOKIE) must not
+    // put a live session id in the log: the cookie's id is masked.
+    std::string header = CookieHeader(request);
+    std::string_view id = FindCookie(header, config_.cookie.name).value_or("");
+    if (!IsWellFormedId(id)) id = {};
     std::string_view rest = run.errors;
     while (!rest.empty()) {
       std::size_t nl = rest.find('\n');
-      LogLine("page " + page + ": " + std::string(rest.substr(0, nl)));
+      LogLine("page " + page + ": " + Redacted(std::string(rest.substr(0, nl)), id));
       rest = nl == std::string_view::npos ? std::string_view() : rest.substr(nl + 1);
     }
   }
@@ -286,6 +347,27 @@ CgiResponse Handler::CheckPage(const PageResult& run, const std::string& page) c
     if (strcasecmp(h.first.c_str(), "Set-Cookie") == 0 && SetCookieName(h.second) == config_.cookie.name)
       throw HttpError(502, "page " + page + " sent a Set-Cookie for the session cookie " + config_.cookie.name);
   return out;
+}
+
+// Commits the page's changes, and counts what became of sessions and how
+// long the store took (a read with nothing to write costs no store time and
+// is not observed).
+CommitResult Handler::Commit(const std::optional<Session>& session, const ChangeSet& changes) {
+  using O = CommitResult::Outcome;
+  Metrics& metrics = ProcessMetrics();
+  auto start = std::chrono::steady_clock::now();
+  CommitResult committed;
+  try {
+    committed = store_->Commit(session, changes, Now());
+  } catch (const StoreError&) {
+    metrics.ObserveStoreCommit(SecondsSince(start));
+    throw;
+  }
+  if (committed.outcome != O::Unchanged) metrics.ObserveStoreCommit(SecondsSince(start));
+  if (committed.outcome == O::Created) metrics.CountSession(Metrics::SessionEvent::Created);
+  if (committed.outcome == O::Regenerated) metrics.CountSession(Metrics::SessionEvent::Regenerated);
+  if (committed.outcome == O::Abandoned) metrics.CountSession(Metrics::SessionEvent::Abandoned);
+  return committed;
 }
 
 // The page's response with the session's cookie. A response that belongs to

@@ -35,7 +35,8 @@ class Handler {
   // Serves one request completely. A request that fails gets an error status,
   // one log line, and no session change at all. Throws only when the page's
   // output cannot be read back after part of the response was sent (the
-  // caller must then close the connection).
+  // caller must then close the connection). A request for config.status_path
+  // gets the metrics (ProcessMetrics()) instead of a page.
   void Handle(Request& request);
 
   // The page named by SCRIPT_FILENAME (a path, or Apache's
@@ -48,10 +49,13 @@ class Handler {
 
  private:
   Response Process(Request& request);
+  bool IsStatusRequest(const Request& request) const;
+  void ServeStatus(Request& request);
   Page ResolvePage(const Request& request) const;
   std::optional<Session> LoadSession(const Request& request);
   PageResult Run(const Request& request, const Page& page, const std::optional<Session>& session) const;
-  CgiResponse CheckPage(const PageResult& run, const std::string& page) const;
+  CgiResponse CheckPage(const PageResult& run, const std::string& page, const Request& request) const;
+  CommitResult Commit(const std::optional<Session>& session, const ChangeSet& changes);
   Response Respond(const CgiResponse& page, PageResult& run, const std::optional<Session>& session,
                    const CommitResult& committed, bool https) const;
   void Send(Request& request, const Response& response) const;

@@ -22,6 +22,7 @@
 #include "middleware/handler.h"
 #include "middleware/page_runner.h"
 #include "middleware/systemd.h"
+#include "middleware/settings_check.h"
 #include "store/sqlite_store.h"
 
 namespace sessiond {
@@ -109,6 +110,9 @@ void AddServeOptions(CLI::App& serve, Config& c, Durations& d, std::string& sock
       ->capture_default_str()->transform(Seconds())->check(CLI::PositiveNumber);
   serve.add_option("--gc-batch", c.gc_batch, "Expired sessions deleted per transaction")
       ->capture_default_str()->check(CLI::PositiveNumber);
+
+  serve.add_option("--status-path", c.status_path,
+                   "Answer requests for this path (/sessiond-status) with metrics in Prometheus text format");
 }
 
 std::chrono::milliseconds Millis(double seconds) {
@@ -124,7 +128,8 @@ sigset_t OwnedSignals() {
   return set;
 }
 
-int Serve(Config& config) {
+// `settings`: the effective settings on one line (SettingsLine), for the log.
+int Serve(Config& config, const std::string& settings) {
   // A shell starts background commands with SIGINT ignored, and an ignored
   // signal never reaches sigwait(): take each back first.
   for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2}) ::signal(sig, SIG_DFL);
@@ -145,6 +150,8 @@ int Serve(Config& config) {
 
   try {
     if (!config.log_file.empty()) LogToFile(config.log_file);
+    LogLine(std::string("starting sessiond ") + SESSIOND_VERSION + ", pid " + std::to_string(::getpid()) + ": " +
+            settings);
     { SqliteStore check(config.store); }  // file, pragmas and schema fail now, not per request
     FcgiServer server(config.server);
     AdoptOrphans();
@@ -218,6 +225,11 @@ int main(int argc, char** argv) {
   app.allow_config_extras(false);
   serve->fallthrough();
   AddServeOptions(*serve, config, durations, socket_mode);
+  bool test = false;
+  serve->add_flag("-t,--test", test,
+                  "Check the settings, the database and the listen address without serving; print the "
+                  "effective settings; exit 0 (good) or 2")
+      ->configurable(false);
   try {
     app.parse(argc, argv);
   } catch (const CLI::Success& e) {
@@ -252,10 +264,11 @@ int main(int argc, char** argv) {
   if (socket_mode.empty() || *end != '\0' || mode > 0777)
     errors.push_back("--socket-mode must be octal permissions, like 0660");
   config.server.socket_mode = static_cast<unsigned>(mode);
+  if (test) return TestSettings(*serve, config, errors);
   if (!errors.empty()) {
     for (const std::string& e : errors) LogLine(e);
     return kUsage;
   }
-  if (*serve) return Serve(config);
+  if (*serve) return Serve(config, SettingsLine(EffectiveSettings(*serve)));
   return 0;
 }

@@ -14,6 +14,8 @@
 #                                  HOST:PORT); sets STACK_PORT and STACK_APACHE_PID
 #   stack_kill SIGNAL PID          signals one of them and reaps it; returns
 #                                  its exit status
+#   stack_forget PID               drops PID from what stack_stop stops (it
+#                                  was reaped: its pid may be reused)
 #   stack_stop                     stops everything started (also on EXIT)
 # Needs SESSIOND (the binary) and SESSIOND_SRC (the source tree).
 # Every process is stopped by its pid; every wait is bounded.
@@ -98,14 +100,18 @@ stack_nginx() {
         if ($0 == "@SERVERS@") { printf "%s", servers; next } print }' \
       "$SESSIOND_SRC/nginx/nginx.conf.in" >"$STACK_DIR/nginx.conf"
     : >"$STACK_DIR/nginx-error.log"
+    # nginx writes its pid file only once it holds its listening sockets: the
+    # proof that the port answering below is this nginx, not another server
+    # that had it already.
+    rm -f "$STACK_DIR/nginx.pid"
     nginx -e "$STACK_DIR/nginx-error.log" -c "$STACK_DIR/nginx.conf" 2>>"$STACK_DIR/nginx-error.log" &
     STACK_NGINX_PID=$!
     STACK_PIDS="$STACK_PIDS $STACK_NGINX_PID"
-    if stack_wait_for "$STACK_NGINX_PID" \
-        curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$STACK_PORT/"; then
+    if stack_wait_for "$STACK_NGINX_PID" _stack_nginx_up; then
       return 0
     fi
     wait "$STACK_NGINX_PID" 2>/dev/null
+    stack_forget "$STACK_NGINX_PID"
     # Another program had the port: try another one, unless it was asked for.
     if [ -z "$_fixed" ] && [ "$_try" -lt 10 ] && grep -q "in use" "$STACK_DIR/nginx-error.log"; then
       continue
@@ -155,17 +161,29 @@ stack_apache() {
   done
 }
 
+_stack_nginx_up() {
+  [ "$(cat "$STACK_DIR/nginx.pid" 2>/dev/null)" = "$STACK_NGINX_PID" ] &&
+    curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$STACK_PORT/"
+}
+
 stack_kill() {
   kill "-$1" "$2"
   wait "$2"
   _status=$?
-  # Forget it, so stack_stop never signals a pid the system has reused.
-  STACK_PIDS=$(echo "$STACK_PIDS" | tr ' ' '\n' | grep -vx "$2" | tr '\n' ' ')
+  stack_forget "$2"
   return "$_status"
 }
 
+# Forget a pid that was reaped, so stack_stop never signals a pid the system
+# has reused.
+stack_forget() {
+  STACK_PIDS=$(echo "$STACK_PIDS" | tr ' ' '\n' | grep -vx "$1" | tr '\n' ' ')
+}
+
+# Each kill and wait may fail (a process that died already) and must not end
+# a `set -e` caller half-way: every process gets its signal.
 stack_stop() {
-  for _p in $STACK_PIDS; do kill -TERM "$_p" 2>/dev/null; done
-  for _p in $STACK_PIDS; do wait "$_p" 2>/dev/null; done
+  for _p in $STACK_PIDS; do kill -TERM "$_p" 2>/dev/null || :; done
+  for _p in $STACK_PIDS; do wait "$_p" 2>/dev/null || :; done
   STACK_PIDS=""
 }

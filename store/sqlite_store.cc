@@ -338,4 +338,25 @@ std::size_t SqliteStore::CollectGarbage(std::int64_t now, std::size_t batch) {
   return deleted;
 }
 
+// The metrics' queries are prepared per call: they run once per scrape or
+// per request with a dead cookie, never on the hot path.
+std::optional<std::int64_t> SqliteStore::CountLive(std::int64_t now) {
+  // Counted in the expiry index alone (it holds expires and the key): no
+  // session row is read.
+  Stmt count(impl_->db, "SELECT count(*) FROM sessions WHERE expires > ?1");
+  Stmt::Scope scope(count);
+  count.Bind(1, now).Step();
+  return count.Int(0);
+}
+
+bool SqliteStore::HoldsExpired(std::string_view id, std::int64_t /*now*/) {
+  if (!IsWellFormedId(id)) return false;
+  // Load() found no live session under this id: a row that is still there
+  // is one that expired (abandoned and regenerated ids have no row).
+  Stmt held(impl_->db, "SELECT 1 FROM sessions WHERE id_hash = ?1");
+  Stmt::Scope scope(held);
+  IdDigest d = DigestOf(id);
+  return held.BindBlob(1, d.data(), d.size()).Step();
+}
+
 }  // namespace sessiond

@@ -46,6 +46,8 @@ class SqliteStore final : public SessionStore {
   CommitResult Commit(const std::optional<Session>& loaded, const ChangeSet& changes,
                       std::int64_t now) override;
   std::size_t CollectGarbage(std::int64_t now, std::size_t batch) override;
+  std::optional<std::int64_t> CountLive(std::int64_t now) override;
+  bool HoldsExpired(std::string_view id, std::int64_t now) override;
 
   // Seconds after the recorded access before a read refreshes it: a tenth of the
   // idle window, so a session ends between 90% and 100% of it after its last use.

@@ -82,6 +82,17 @@ class SessionStore {
   // Deletes up to `batch` sessions expired at `now`; returns how many.
   // Throws StoreError, in which case nothing was deleted.
   virtual std::size_t CollectGarbage(std::int64_t now, std::size_t batch) = 0;
+
+  // For the metrics (--status-path); a store that cannot answer cheaply keeps
+  // these defaults. Both never write, and throw StoreError.
+  //
+  // Sessions alive at `now`, counted without reading every session (the
+  // expiry index), or nullopt when the store cannot count them so.
+  virtual std::optional<std::int64_t> CountLive(std::int64_t /*now*/) { return std::nullopt; }
+  // After Load() found nothing for `id`: whether the store still holds that
+  // session, expired and not yet collected (rather than never issued,
+  // abandoned or regenerated away).
+  virtual bool HoldsExpired(std::string_view /*id*/, std::int64_t /*now*/) { return false; }
 };
 
 }  // namespace sessiond

@@ -75,3 +75,14 @@ TEST_CASE("the temporary directory must take an unnamed file", "[config]") {
   c.server.temp_dir = "/nonexistent-sessiond-dir";
   CHECK(Says(Validate(c), "--temp-dir"));
 }
+
+TEST_CASE("a status path is a URI path", "[config][metrics]") {
+  Config c = Good();
+  c.status_path = "/sessiond-status";
+  CHECK(Validate(c).empty());
+  for (const char* bad : {"sessiond-status", "/status?x", "/a b"}) {
+    c.status_path = bad;
+    INFO(bad);
+    CHECK(Says(Validate(c), "--status-path"));
+  }
+}

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "middleware/metrics.h"
 #include "store/sqlite_store.h"
 
 using namespace sessiond;
@@ -242,4 +243,68 @@ TEST_CASE("Apache's ', '-joined Cookie headers still carry the session", "[handl
   Fixture f;
   std::string id = CookieOf(f.Serve({"SCRIPT_FILENAME=set", "QUERY_STRING=k=v"}));
   CHECK(f.Serve({"SCRIPT_FILENAME=show", "HTTP_COOKIE=theme=dark, sid=" + id}).body() == "k=v");
+}
+
+namespace {
+
+// The value of one series in the process's metrics (0 when absent).
+double Series(const std::string& series) {
+  std::string text = ProcessMetrics().Render(std::nullopt);
+  std::size_t at = text.find("\n" + series + " ");
+  return at == std::string::npos ? 0 : std::stod(text.substr(at + series.size() + 2));
+}
+
+}  // namespace
+
+TEST_CASE("the status path is answered with the metrics, never by a page", "[handler][metrics]") {
+  Fixture f;
+  f.config.status_path = "/sessiond-status";
+  // A page of that name is not run: the path is sessiond's.
+  f.Page("sessiond-status", "printf 'Content-Type: text/plain\\r\\n\\r\\npage'");
+  MemoryRequest empty = f.Serve({"SCRIPT_FILENAME=sessiond-status", "SCRIPT_NAME=/sessiond-status"});
+  CHECK(empty.status() == 200);
+  CHECK(empty.has("Content-Type: text/plain; version=0.0.4; charset=utf-8"));
+  CHECK(empty.has("Cache-Control: no-store"));
+  CHECK(empty.body().find("\nsessiond_sessions_live 0\n") != std::string::npos);
+  CHECK(empty.body().find("page") != 0);
+  CHECK(empty.out().find("Set-Cookie") == std::string::npos);
+
+  f.Serve({"SCRIPT_FILENAME=set", "QUERY_STRING=k=v"});
+  // Through a location that passes no SCRIPT_NAME: the URI counts.
+  MemoryRequest one = f.Serve({"DOCUMENT_URI=/sessiond-status"});
+  CHECK(one.status() == 200);
+  CHECK(one.body().find("\nsessiond_sessions_live 1\n") != std::string::npos);
+  // Other paths are pages as before.
+  CHECK(f.Serve({"SCRIPT_FILENAME=sessiond-status", "SCRIPT_NAME=/sessiond-status/x"}).body() == "page");
+}
+
+TEST_CASE("without a status path, its path is a page path", "[handler][metrics]") {
+  Fixture f;
+  MemoryRequest r = f.Serve({"SCRIPT_FILENAME=sessiond-status", "SCRIPT_NAME=/sessiond-status"});
+  CHECK(r.status() == 404);
+  CHECK(r.body().find("sessiond_") == std::string::npos);
+}
+
+TEST_CASE("requests are counted by status, the status path's own not at all", "[handler][metrics]") {
+  Fixture f;
+  f.config.status_path = "/sessiond-status";
+  f.Page("fail", "exit 1");
+  double ok = Series("sessiond_requests_total{status=\"200\"}");
+  double missing = Series("sessiond_requests_total{status=\"404\"}");
+  double failed = Series("sessiond_requests_total{status=\"502\"}");
+  double created = Series("sessiond_sessions_created_total");
+  double abandoned = Series("sessiond_sessions_abandoned_total");
+  double runs = Series("sessiond_page_duration_seconds_count");
+  f.Page("logout", "printf 'X-Session-Abandon: 1\\r\\n\\r\\n'");
+  std::string id = CookieOf(f.Serve({"SCRIPT_FILENAME=set", "QUERY_STRING=k=v"}));
+  f.Serve({"SCRIPT_FILENAME=missing"});
+  f.Serve({"SCRIPT_FILENAME=fail"});
+  f.Serve({"SCRIPT_NAME=/sessiond-status"});
+  f.Serve({"SCRIPT_FILENAME=logout", "HTTP_COOKIE=sid=" + id});
+  CHECK(Series("sessiond_requests_total{status=\"200\"}") == ok + 2);
+  CHECK(Series("sessiond_requests_total{status=\"404\"}") == missing + 1);
+  CHECK(Series("sessiond_requests_total{status=\"502\"}") == failed + 1);
+  CHECK(Series("sessiond_sessions_created_total") == created + 1);
+  CHECK(Series("sessiond_sessions_abandoned_total") == abandoned + 1);
+  CHECK(Series("sessiond_page_duration_seconds_count") == runs + 3);
 }

@@ -1,0 +1,92 @@
+// sessiond's metrics: what the request path, the server and the collector
+// count, and their text in Prometheus's exposition format, which sessiond
+// serves at --status-path. Only metrics.cc includes prometheus-cpp: callers
+// see plain member functions.
+//
+// Thread-safety: every member function may be called from any thread.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+namespace sessiond {
+
+class Metrics {
+ public:
+  Metrics();
+  ~Metrics();
+  Metrics(const Metrics&) = delete;
+  Metrics& operator=(const Metrics&) = delete;
+
+  // A request answered with this HTTP status, by a page or by sessiond itself
+  // (its own 4xx/5xx, a 503 from a full queue). The status path's own
+  // requests are not counted. sessiond_requests_total{status="NNN"}.
+  void CountRequest(int status);
+
+  // Durations in seconds: a page's run (start to exit, whatever the outcome);
+  // a store Load; a store Commit that wrote, or tried to (a read that had
+  // nothing to write and no last-access time to refresh is not one).
+  void ObservePageRun(double seconds);
+  void ObserveStoreLoad(double seconds);
+  void ObserveStoreCommit(double seconds);
+
+  // The store failed: `busy` when another writer held it past the busy
+  // timeout (the request got 503), else any other failure (500).
+  void CountStoreError(bool busy);
+
+  enum class SessionEvent {
+    Created,        // a new session was stored (a new visitor's first write)
+    Regenerated,    // a session moved to a new id
+    Abandoned,      // a session was deleted at a page's request (logout)
+    ExpiredOnRead,  // a request's cookie named a session that had expired, not yet collected
+  };
+  void CountSession(SessionEvent event);
+  // Expired sessions the background sweep deleted.
+  void CountCollected(std::size_t sessions);
+
+  enum class Gauge {
+    PagesRunning,  // pages started and not yet ended
+    WorkersBusy,   // workers serving a request
+    QueueLength,   // complete requests waiting for a worker
+  };
+  void Add(Gauge gauge, double delta);
+
+  // The configured limits the gauges above are measured against
+  // (--workers, --queue-size).
+  void SetLimits(int workers, std::size_t queue_size);
+
+  // Every metric, in the text exposition format (version 0.0.4), with
+  // `live_sessions` as sessiond_sessions_live when it is known.
+  std::string Render(std::optional<std::int64_t> live_sessions) const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// This process's metrics: what the handler, the server and the collector
+// count, and what --status-path serves.
+Metrics& ProcessMetrics();
+
+// Adds 1 to a gauge of ProcessMetrics() for its lifetime.
+class GaugeScope {
+ public:
+  explicit GaugeScope(Metrics::Gauge gauge) : gauge_(gauge) { ProcessMetrics().Add(gauge_, 1); }
+  ~GaugeScope() { ProcessMetrics().Add(gauge_, -1); }
+  GaugeScope(const GaugeScope&) = delete;
+  GaugeScope& operator=(const GaugeScope&) = delete;
+
+ private:
+  Metrics::Gauge gauge_;
+};
+
+// Seconds since `start` on the steady clock, for the Observe* functions.
+inline double SecondsSince(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+}  // namespace sessiond

@@ -1,0 +1,169 @@
+#include "middleware/settings_check.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+#include <iostream>
+#include <regex>
+
+#include "log/log.h"
+#include "middleware/fcgi_server.h"
+#include "store/sqlite_check.h"
+
+namespace sessiond {
+namespace {
+
+bool IsNumber(const std::string& v) { return std::regex_match(v, std::regex(R"(-?[0-9]+(\.[0-9]+)?)")); }
+
+std::string Quoted(const std::string& v) {
+  std::string out = "\"";
+  for (char c : v) {
+    if (c == '"' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out + '"';
+}
+
+// Seconds, in the largest unit that is exact (--page-timeout 0.5 as 500ms).
+// The options' units are CLI11's AsNumberWithUnit in main.cc, which its type
+// name lists ("[s|m|h|d]", "[ms|s|m|h|d]").
+std::string Duration(const std::string& seconds) {
+  double d = std::stod(seconds);
+  long long ms = std::llround(d * 1000);
+  if (std::fabs(d * 1000 - static_cast<double>(ms)) > 1e-6) return seconds;
+  if (ms == 0) return "0";
+  if (ms % 3600000 == 0) return std::to_string(ms / 3600000) + "h";
+  if (ms % 60000 == 0) return std::to_string(ms / 60000) + "m";
+  if (ms % 1000 == 0) return std::to_string(ms / 1000) + "s";
+  return std::to_string(ms) + "ms";
+}
+
+// Bytes, in KiB or MiB when exact (CLI11's AsSizeValue, "SIZE [...]").
+std::string Size(const std::string& bytes) {
+  unsigned long long n = std::stoull(bytes);
+  if (n == 0) return "0";
+  if (n % (1024 * 1024) == 0) return std::to_string(n / (1024 * 1024)) + "MiB";
+  if (n % 1024 == 0) return std::to_string(n / 1024) + "KiB";
+  return bytes;
+}
+
+// Text with the password of any URI (scheme://user:PASSWORD@host) or
+// key=value connection string (password=...) replaced by ********.
+std::string MaskSecrets(std::string text) {
+  text = std::regex_replace(text, std::regex(R"(([A-Za-z][A-Za-z0-9+.-]*://[^/@:\s"]*):[^/@\s"]*@)"), "$1:********@");
+  text = std::regex_replace(text, std::regex(R"((^|[\s"])password\s*=\s*('([^'\\]|\\.)*'|[^\s"]+))"),
+                            "$1password=********");
+  return text;
+}
+
+std::string Masked(const std::string& key, const std::string& value) {
+  if (std::regex_search(key, std::regex("password|passwd|secret|token"))) return "********";
+  return MaskSecrets(value);
+}
+
+// What the CLI11 option will hand the program, as config-file syntax.
+Setting Describe(const CLI::Option& option) {
+  Setting s;
+  s.key = option.get_lnames().front();
+  const bool flag = option.get_expected_min() == 0;
+  std::string value;
+  if (option.count() > 0) {
+    for (const std::string& r : option.results()) value += (value.empty() ? "" : ",") + r;
+    if (flag) value = option.as<bool>() ? "true" : "false";
+  } else {
+    value = flag ? "false" : option.get_default_str();
+  }
+  if (value.empty()) return s;
+  s.set = true;
+  value = Masked(s.key, value);
+  const std::string type = option.get_type_name();
+  if (type.find("s|m|h|d]") != std::string::npos && IsNumber(value)) value = Duration(value);
+  else if (type.find("SIZE [") != std::string::npos && IsNumber(value)) value = Size(value);
+  s.value = flag || IsNumber(value) ? value : Quoted(value);
+  return s;
+}
+
+// A file serve can open for appending: it exists and is writable, or its
+// directory lets serve create it.
+std::string AppendProblem(const std::string& what, const std::string& path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) == 0) {
+    if (!S_ISREG(st.st_mode)) return what + " " + path + " is not a regular file";
+    if (::access(path.c_str(), W_OK) != 0) return what + " " + path + " is not writable: " + std::strerror(errno);
+    return {};
+  }
+  if (errno != ENOENT) return what + " " + path + ": " + std::strerror(errno);
+  std::size_t slash = path.rfind('/');
+  std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+  if (::access(dir.c_str(), W_OK | X_OK) != 0)
+    return what + " " + path + " cannot be created in " + dir + ": " + std::strerror(errno);
+  return {};
+}
+
+}  // namespace
+
+std::vector<Setting> EffectiveSettings(const CLI::App& serve) {
+  std::vector<Setting> settings;
+  for (const CLI::Option* option : serve.get_options()) {
+    if (!option->get_configurable() || option->get_lnames().empty()) continue;  // --help, --test
+    settings.push_back(Describe(*option));
+  }
+  return settings;
+}
+
+std::string SettingsFile(const std::vector<Setting>& settings) {
+  std::string out = "[serve]\n";
+  for (const Setting& s : settings)
+    out += s.set ? s.key + " = " + s.value + "\n" : "# " + s.key + " is not set\n";
+  return out;
+}
+
+std::string SettingsLine(const std::vector<Setting>& settings) {
+  std::string out;
+  for (const Setting& s : settings)
+    if (s.set) out += (out.empty() ? "" : " ") + s.key + "=" + s.value;
+  return out;
+}
+
+std::vector<std::string> CheckBeforeServe(const Config& config, std::vector<std::string>& notes) {
+  std::vector<std::string> problems;
+  try {
+    CheckListenAddress(config.server.listen);
+  } catch (const BadSetting& e) {
+    problems.push_back(e.what());
+  }
+  if (config.server.listen.empty())
+    notes.push_back("no --listen: serve takes the listening socket on fd 0 (spawn-fcgi, systemd socket activation)");
+  CheckSqliteFile(config.store, problems, notes);
+  if (::access(config.pages.c_str(), R_OK | X_OK) != 0)
+    problems.push_back("--pages " + config.pages + " cannot be read by sessiond: " + std::strerror(errno));
+  if (!config.log_file.empty()) {
+    std::string why = AppendProblem("--log-file", config.log_file);
+    if (!why.empty()) problems.push_back(why);
+  }
+  if (::access(config.server.temp_dir.c_str(), W_OK | X_OK) != 0)
+    problems.push_back("--temp-dir " + config.server.temp_dir + " is not writable: " + std::strerror(errno));
+  return problems;
+}
+
+int TestSettings(const CLI::App& serve, const Config& config, std::vector<std::string> problems) {
+  std::vector<std::string> notes;
+  for (std::string& p : CheckBeforeServe(config, notes)) problems.push_back(std::move(p));
+  std::cout << "# the effective settings of sessiond serve (sessiond serve --test)\n"
+            << SettingsFile(EffectiveSettings(serve)) << std::flush;
+  // A message may quote a setting (the --db of a failed check).
+  for (const std::string& n : notes) LogLine("note: " + MaskSecrets(n));
+  for (const std::string& p : problems) LogLine(MaskSecrets(p));
+  if (problems.empty()) {
+    LogLine("serve --test: the settings are good");
+    return 0;
+  }
+  LogLine("serve --test: " + std::to_string(problems.size()) + (problems.size() == 1 ? " problem" : " problems"));
+  return 2;
+}
+
+}  // namespace sessiond
