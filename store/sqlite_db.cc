@@ -60,6 +60,21 @@ Db::Db(const std::string& path) {
   sqlite3_extended_result_codes(db_, 1);
 }
 
+Db::Db(const std::string& path, Access access) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0)
+    throw StoreError("cannot open " + path + ": " + std::strerror(errno), SQLITE_CANTOPEN, false);
+  int flags = (access == Access::ReadOnly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE) | SQLITE_OPEN_NOMUTEX;
+  int rc = sqlite3_open_v2(path.c_str(), &db_, flags, nullptr);
+  if (rc != SQLITE_OK) {
+    std::string msg = db_ ? sqlite3_errmsg(db_) : sqlite3_errstr(rc);
+    sqlite3_close_v2(db_);
+    db_ = nullptr;
+    throw StoreError("cannot open " + path + ": " + msg, rc, IsBusy(rc));
+  }
+  sqlite3_extended_result_codes(db_, 1);
+}
+
 Db::~Db() { sqlite3_close_v2(db_); }
 
 int Db::Check(int rc, const char* what) const {

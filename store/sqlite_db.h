@@ -20,6 +20,11 @@ class Db {
  public:
   // Opens (creating if needed, with mode 0600) the database file at `path`.
   explicit Db(const std::string& path);
+  // Opens the existing file at `path`, never creating it (the admin commands).
+  // A ReadOnly connection cannot change the database (SQLITE_READONLY), though
+  // in WAL mode SQLite may create the -wal and -shm files beside it.
+  enum class Access { ReadOnly, ReadWrite };
+  Db(const std::string& path, Access access);
   ~Db();
   Db(const Db&) = delete;
   Db& operator=(const Db&) = delete;
