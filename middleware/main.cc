@@ -1,4 +1,5 @@
-// sessiond's command line: `sessiond serve` runs the FastCGI server.
+// sessiond's command line: `sessiond serve` runs the FastCGI server; list,
+// show, rm, logout, gc, stats, check and backup are commands/commands.h.
 // Exit status: 0 after a clean stop, 1 when it could not start or failed,
 // 2 for a usage or settings error.
 #include <malloc.h>
@@ -10,11 +11,13 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
+#include <ctime>
 #include <iostream>
 #include <map>
 #include <memory>
 #include <thread>
 
+#include "commands/commands.h"
 #include "log/log.h"
 #include "middleware/collector.h"
 #include "middleware/config.h"
@@ -230,6 +233,7 @@ int main(int argc, char** argv) {
                   "Check the settings, the database and the listen address without serving; print the "
                   "effective settings; exit 0 (good) or 2")
       ->configurable(false);
+  AdminCommands admin(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::Success& e) {
@@ -242,9 +246,10 @@ int main(int argc, char** argv) {
     if (at != std::string::npos)
       std::cerr << "sessiond: unknown option in the config file: " << what.substr(at + 18) << '\n';
     else
-      std::cerr << "sessiond: " << what << "\n(sessiond serve --help lists the options)\n";
+      std::cerr << "sessiond: " << what << "\n(sessiond --help lists the commands, sessiond COMMAND --help their options)\n";
     return kUsage;
   }
+  if (admin.chosen()) return admin.Run(std::cout, std::cerr, std::time(nullptr));  // serve's checks are not theirs
   // Durations are bounded before they become integers: no overflow, and no
   // timeout that rounds to nothing.
   std::vector<std::string> errors;

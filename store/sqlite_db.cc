@@ -51,12 +51,23 @@ Db::Db(const std::string& path, bool create) : path_(path) {
       throw StoreError("cannot create " + path + ": " + std::strerror(errno), SQLITE_CANTOPEN, false);
     if (fd >= 0) ::close(fd);
   }
-  int rc = sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr);
+  Open(SQLITE_OPEN_READWRITE);
+}
+
+Db::Db(const std::string& path, Access access) : path_(path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0)
+    throw StoreError("cannot open " + path + ": " + std::strerror(errno), SQLITE_CANTOPEN, false);
+  Open(access == Access::ReadOnly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE);
+}
+
+void Db::Open(int flags) {
+  int rc = sqlite3_open_v2(path_.c_str(), &db_, flags | SQLITE_OPEN_NOMUTEX, nullptr);
   if (rc != SQLITE_OK) {
     std::string msg = db_ ? sqlite3_errmsg(db_) : sqlite3_errstr(rc);
     sqlite3_close_v2(db_);
     db_ = nullptr;
-    throw StoreError("cannot open " + path + ": " + msg, rc, IsBusy(rc));
+    throw StoreError("cannot open " + path_ + ": " + msg, rc, IsBusy(rc));
   }
   sqlite3_extended_result_codes(db_, 1);
 }

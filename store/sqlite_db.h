@@ -21,6 +21,11 @@ class Db {
   // Opens the database file at `path`; when `create`, a missing file is first
   // created with mode 0600, otherwise a missing file is a StoreError.
   explicit Db(const std::string& path, bool create = true);
+  // Opens the existing file at `path`, never creating it (the admin commands).
+  // A ReadOnly connection cannot change the database (SQLITE_READONLY), though
+  // in WAL mode SQLite may create the -wal and -shm files beside it.
+  enum class Access { ReadOnly, ReadWrite };
+  Db(const std::string& path, Access access);
   ~Db();
   Db(const Db&) = delete;
   Db& operator=(const Db&) = delete;
@@ -67,6 +72,8 @@ class Db {
   // The file SQLite opened: `path` with symbolic links resolved. Its -wal
   // and -shm are named after it.
   std::string FileName() const;
+
+  void Open(int flags);  // sqlite3_open_v2 on path_; StoreError on failure
 
   std::string path_;
   sqlite3* db_ = nullptr;

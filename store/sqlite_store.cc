@@ -29,6 +29,22 @@ CREATE TABLE items (
   PRIMARY KEY (id_hash, key)
 ) WITHOUT ROWID;
 )sql",
+    // 1 -> 2: a session's items follow it when it is deleted or renamed
+    // whatever PRAGMA foreign_keys says, so a DELETE typed in the sqlite3
+    // shell (where the pragma is off) leaves no items behind. With the pragma
+    // on, the foreign key's cascade acts first and the triggers find nothing.
+    // Items such deletes left behind before are removed.
+    R"sql(
+CREATE TRIGGER sessions_delete_items AFTER DELETE ON sessions
+BEGIN
+  DELETE FROM items WHERE id_hash = old.id_hash;
+END;
+CREATE TRIGGER sessions_rename_items AFTER UPDATE OF id_hash ON sessions
+BEGIN
+  UPDATE items SET id_hash = new.id_hash WHERE id_hash = old.id_hash;
+END;
+DELETE FROM items WHERE id_hash NOT IN (SELECT id_hash FROM sessions);
+)sql",
 };
 static_assert(std::size(kMigrations) == kSchemaVersion);
 

@@ -21,7 +21,7 @@ struct SqliteOptions {
 };
 
 // The schema version this build writes (PRAGMA user_version).
-inline constexpr int kSchemaVersion = 1;
+inline constexpr int kSchemaVersion = 2;
 
 // Instances on one file within a process queue for writes on a shared mutex;
 // across processes, SQLite's busy timeout decides.

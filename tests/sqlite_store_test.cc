@@ -413,7 +413,7 @@ TEST_CASE("the file is private, in WAL mode, at the current schema version", "[s
   REQUIRE(stat(t.path.c_str(), &st) == 0);
   CHECK((st.st_mode & 0777) == 0600);
   CHECK(t.query("PRAGMA journal_mode") == "wal");
-  CHECK(t.query("PRAGMA user_version") == "1");
+  CHECK(t.query("PRAGMA user_version") == std::to_string(kSchemaVersion));
 }
 
 TEST_CASE("a file of a newer schema version is refused", "[store]") {

@@ -1,0 +1,470 @@
+#include "store/sqlite_admin.h"
+
+#include <sqlite3.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <filesystem>
+#include <fstream>
+
+#include "store/session_id.h"
+#include "store/sqlite_store.h"
+
+using namespace sessiond;
+using Which = ListQuery::Which;
+
+namespace {
+
+constexpr std::int64_t T0 = 1'800'000'000;
+
+// A fresh directory with a database file in it, removed at the end.
+struct TempDb {
+  std::string dir, path;
+  TempDb() {
+    char d[] = "/tmp/sessiond-admin-test.XXXXXX";
+    REQUIRE(mkdtemp(d));
+    dir = d;
+    path = dir + "/sessions.db";
+  }
+  ~TempDb() { std::filesystem::remove_all(dir); }
+  SqliteOptions options() const {
+    SqliteOptions o;
+    o.path = path;
+    o.idle_timeout = 600;
+    o.absolute_timeout = 3600;
+    return o;
+  }
+  SqliteAdmin admin(bool writable = false, int busy_ms = 1000) const {
+    return SqliteAdmin(SqliteAdminOptions{path, busy_ms, writable});
+  }
+  // Runs SQL on a connection of its own, as an operator with the sqlite3
+  // shell would (PRAGMA foreign_keys off, the shell's default).
+  void exec(const std::string& sql) const {
+    sqlite3* db = nullptr;
+    REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
+    char* err = nullptr;
+    int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err);
+    INFO((err ? err : ""));
+    sqlite3_free(err);
+    sqlite3_close(db);
+    REQUIRE(rc == SQLITE_OK);
+  }
+  std::string query(const std::string& sql) const {
+    sqlite3* db = nullptr;
+    REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
+    sqlite3_stmt* st = nullptr;
+    REQUIRE(sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr) == SQLITE_OK);
+    std::string out;
+    if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0))
+      out = reinterpret_cast<const char*>(sqlite3_column_text(st, 0));
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return out;
+  }
+};
+
+ChangeSet Sets(std::initializer_list<std::pair<std::string, std::string>> kv) {
+  ChangeSet cs;
+  for (const auto& [k, v] : kv) cs.changes.push_back({Change::Kind::Set, k, v, {}});
+  return cs;
+}
+
+// A session row with a chosen digest (hex, padded with zeros), for prefix tests.
+void InsertDigest(const TempDb& t, const std::string& hex) {
+  std::string padded = hex + std::string(64 - hex.size(), '0');
+  t.exec("INSERT INTO sessions VALUES (X'" + padded + "', " + std::to_string(T0) + ", " + std::to_string(T0) +
+         ", " + std::to_string(T0 + 600) + ")");
+}
+
+std::vector<std::string> Tags(const std::vector<SessionSummary>& rows) {
+  std::vector<std::string> out;
+  for (const SessionSummary& r : rows) out.push_back(TagOf(r.digest));
+  return out;
+}
+
+// Schema version 1 as sessiond 0.1 shipped it.
+constexpr const char* kSchemaV1 = R"sql(
+CREATE TABLE sessions (
+  id_hash  BLOB PRIMARY KEY,
+  created  INTEGER NOT NULL,
+  accessed INTEGER NOT NULL,
+  expires  INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX sessions_by_expiry ON sessions(expires);
+CREATE TABLE items (
+  id_hash BLOB NOT NULL REFERENCES sessions(id_hash) ON DELETE CASCADE ON UPDATE CASCADE,
+  key     TEXT NOT NULL,
+  value   BLOB NOT NULL,
+  PRIMARY KEY (id_hash, key)
+) WITHOUT ROWID;
+PRAGMA user_version = 1;
+)sql";
+
+}  // namespace
+
+TEST_CASE("list: live sessions, newest first, with their item count and bytes", "[admin]") {
+  TempDb t;
+  SqliteStore store(t.options());
+  std::string a = store.Commit(std::nullopt, Sets({{"UserName", "ann"}}), T0).id;
+  std::string b = store.Commit(std::nullopt, Sets({{"UserName", "bob"}, {"cart", "3"}}), T0 + 10).id;
+  auto rows = t.admin().List({}, T0 + 20);
+  REQUIRE(rows.size() == 2);
+  CHECK(rows[0].digest == DigestOf(b));
+  CHECK(rows[0].created == T0 + 10);
+  CHECK(rows[0].accessed == T0 + 10);
+  CHECK(rows[0].expires == T0 + 610);
+  CHECK(rows[0].items == 2);
+  CHECK(rows[0].bytes == std::string("UserNamebobcart3").size());
+  CHECK(rows[1].digest == DigestOf(a));
+  CHECK(rows[1].items == 1);
+}
+
+TEST_CASE("list: expired ones instead, or both; at most --limit", "[admin]") {
+  TempDb t;
+  SqliteStore store(t.options());  // idle 600 s
+  std::string old_one = store.Commit(std::nullopt, Sets({{"k", "1"}}), T0).id;
+  std::string mid = store.Commit(std::nullopt, Sets({{"k", "2"}}), T0 + 300).id;
+  std::string young = store.Commit(std::nullopt, Sets({{"k", "3"}}), T0 + 500).id;
+  auto admin = t.admin();
+  std::int64_t now = T0 + 600;  // the first has just expired: expires <= now, as the server's rule
+  ListQuery q;
+  CHECK(Tags(admin.List(q, now)) == std::vector{TagOf(DigestOf(young)), TagOf(DigestOf(mid))});
+  q.which = Which::Expired;
+  CHECK(Tags(admin.List(q, now)) == std::vector{TagOf(DigestOf(old_one))});
+  q.which = Which::All;
+  CHECK(admin.List(q, now).size() == 3);
+  q.limit = 2;
+  CHECK(Tags(admin.List(q, now)) == std::vector{TagOf(DigestOf(young)), TagOf(DigestOf(mid))});
+  CHECK(store.Load(old_one, now) == std::nullopt);  // the server agrees
+}
+
+TEST_CASE("list --where: every given item, byte for byte", "[admin]") {
+  TempDb t;
+  SqliteStore store(t.options());
+  std::string binary("\x00\xff", 2);
+  std::string ann = store.Commit(std::nullopt, Sets({{"UserName", "ann"}, {"role", "admin"}}), T0).id;
+  std::string ann2 = store.Commit(std::nullopt, Sets({{"UserName", "ann"}}), T0 + 1).id;
+  std::string bob = store.Commit(std::nullopt, Sets({{"UserName", "bob"}, {"blob", binary}}), T0 + 2).id;
+  auto admin = t.admin();
+  auto where = [&](std::vector<ItemMatch> m) {
+    ListQuery q;
+    q.where = std::move(m);
+    return Tags(admin.List(q, T0 + 10));
+  };
+  CHECK(where({{"UserName", "ann"}}) == std::vector{TagOf(DigestOf(ann2)), TagOf(DigestOf(ann))});
+  CHECK(where({{"UserName", "ann"}, {"role", "admin"}}) == std::vector{TagOf(DigestOf(ann))});
+  CHECK(where({{"blob", binary}}) == std::vector{TagOf(DigestOf(bob))});
+  CHECK(where({{"UserName", "ann "}}).empty());
+  CHECK(where({{"username", "ann"}}).empty());
+  CHECK(where({{"UserName", "ann"}, {"UserName", "bob"}}).empty());
+}
+
+TEST_CASE("a session is named by its id or by a digest prefix of 4 or more hex digits", "[admin]") {
+  TempDb t;
+  SqliteStore store(t.options());
+  std::string id = store.Commit(std::nullopt, Sets({{"k", "v"}}), T0).id;
+  std::string hex = HexOf(DigestOf(id));
+  auto admin = t.admin();
+  auto found = [&](const std::string& text) {
+    SessionRef r = FindSession(admin, text);
+    return r.kind == SessionRef::Kind::Found && r.digest == DigestOf(id);
+  };
+  CHECK(found(id));
+  CHECK(found(hex));
+  CHECK(found(hex.substr(0, 4)));
+  CHECK(found(hex.substr(0, 9)));
+  std::string upper = hex.substr(0, 12);
+  for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  CHECK(found(upper));
+
+  CHECK(FindSession(admin, NewSessionId()).kind == SessionRef::Kind::NotFound);
+  std::string other = hex.substr(0, 3) + (hex[3] == '0' ? '1' : '0');
+  CHECK(FindSession(admin, other).kind == SessionRef::Kind::NotFound);
+  CHECK(FindSession(admin, hex.substr(0, 3)).kind == SessionRef::Kind::Malformed);  // too short
+  CHECK(FindSession(admin, "wxyz").kind == SessionRef::Kind::Malformed);
+  CHECK(FindSession(admin, hex + "0").kind == SessionRef::Kind::Malformed);  // 65 digits
+  CHECK(FindSession(admin, "").kind == SessionRef::Kind::Malformed);
+}
+
+TEST_CASE("a prefix several digests share is ambiguous, and lists them", "[admin]") {
+  TempDb t;
+  { SqliteStore store(t.options()); }
+  InsertDigest(t, "abcd01");
+  InsertDigest(t, "abcd02");
+  InsertDigest(t, "abcdf0");
+  InsertDigest(t, "abce00");
+  InsertDigest(t, "ffffff");
+  auto admin = t.admin();
+  SessionRef r = FindSession(admin, "abcd");
+  REQUIRE(r.kind == SessionRef::Kind::Ambiguous);
+  REQUIRE(r.candidates.size() == 3);
+  CHECK(HexOf(r.candidates[0]).substr(0, 6) == "abcd01");
+  CHECK(HexOf(r.candidates[2]).substr(0, 6) == "abcdf0");
+  CHECK_FALSE(r.more);
+  CHECK(FindSession(admin, "abcd0").kind == SessionRef::Kind::Ambiguous);
+  CHECK(FindSession(admin, "abcd02").kind == SessionRef::Kind::Found);
+  // Odd lengths and the top of the range: abcdf must not reach abce.., ffff has no upper end.
+  CHECK(HexOf(FindSession(admin, "abcdf").digest).substr(0, 6) == "abcdf0");
+  CHECK(HexOf(FindSession(admin, "abce").digest).substr(0, 6) == "abce00");
+  CHECK(FindSession(admin, "ffff").kind == SessionRef::Kind::Found);
+  CHECK(FindSession(admin, "abcc").kind == SessionRef::Kind::NotFound);
+
+  for (int i = 0; i < 12; ++i) InsertDigest(t, "1234" + std::string(1, "0123456789ab"[i]));
+  SessionRef many = FindSession(admin, "1234");
+  CHECK(many.kind == SessionRef::Kind::Ambiguous);
+  CHECK(many.candidates.size() == 10);
+  CHECK(many.more);
+}
+
+TEST_CASE("get: a session's times and items, live or expired", "[admin]") {
+  TempDb t;
+  SqliteStore store(t.options());
+  std::string binary("a\0b\xff", 4);
+  std::string id = store.Commit(std::nullopt, Sets({{"UserName", "ann"}, {"bin", binary}}), T0).id;
+  std::string empty = store.Commit(std::nullopt, Sets({{"k", "v"}}), T0).id;
+  ChangeSet clear;
+  clear.changes.push_back({Change::Kind::Clear, {}, {}, {}});
+  store.Commit(store.Load(empty, T0), clear, T0);
+  auto admin = t.admin();
+  auto d = admin.Get(DigestOf(id));
+  REQUIRE(d);
+  CHECK(d->items == Items{{"UserName", "ann"}, {"bin", binary}});
+  CHECK(d->summary.created == T0);
+  CHECK(d->summary.expires == T0 + 600);
+  CHECK(d->summary.items == 2);
+  CHECK(d->summary.bytes == 8 + 3 + 3 + 4);
+  auto e = admin.Get(DigestOf(empty));
+  REQUIRE(e);
+  CHECK(e->items.empty());
+  CHECK_FALSE(admin.Get(DigestOf(NewSessionId())));
+  CHECK(admin.Get(DigestOf(id)));  // expiry does not hide it: the row is still there
+}
+
+TEST_CASE("rm removes sessions and their items; unknown ones are not counted", "[admin]") {
+  TempDb t;
+  SqliteStore store(t.options());
+  std::string a = store.Commit(std::nullopt, Sets({{"k", "1"}, {"l", "2"}}), T0).id;
+  std::string b = store.Commit(std::nullopt, Sets({{"k", "1"}}), T0).id;
+  std::string c = store.Commit(std::nullopt, Sets({{"k", "1"}}), T0).id;
+  auto admin = t.admin(true);
+  CHECK(admin.Remove({DigestOf(a), DigestOf(b), DigestOf(NewSessionId()), DigestOf(a)}) == 2);
+  CHECK_FALSE(store.Load(a, T0));
+  CHECK_FALSE(store.Load(b, T0));
+  CHECK(store.Load(c, T0));
+  CHECK(t.query("SELECT count(*) FROM items") == "1");
+}
+
+TEST_CASE("logout removes every session holding the item, and only those", "[admin]") {
+  TempDb t;
+  SqliteStore store(t.options());
+  std::string ann1 = store.Commit(std::nullopt, Sets({{"UserName", "ann"}}), T0).id;
+  std::string ann2 = store.Commit(std::nullopt, Sets({{"UserName", "ann"}, {"cart", "2"}}), T0).id;
+  std::string bob = store.Commit(std::nullopt, Sets({{"UserName", "bob"}}), T0).id;
+  std::string annie = store.Commit(std::nullopt, Sets({{"UserName", "annie"}}), T0).id;
+  auto admin = t.admin(true);
+  CHECK(admin.RemoveWhere({{"UserName", "ann"}}) == 2);
+  CHECK_FALSE(store.Load(ann1, T0));
+  CHECK_FALSE(store.Load(ann2, T0));
+  CHECK(store.Load(bob, T0));
+  CHECK(store.Load(annie, T0));
+  CHECK(t.query("SELECT count(*) FROM items") == "2");
+  CHECK(admin.RemoveWhere({{"UserName", "ann"}}) == 0);
+  CHECK(admin.RemoveWhere({{"UserName", "bob"}, {"cart", "2"}}) == 0);
+  CHECK_THROWS_AS(admin.RemoveWhere({}), std::invalid_argument);
+}
+
+TEST_CASE("gc removes the expired sessions, a batch per transaction", "[admin]") {
+  TempDb t;
+  SqliteStore store(t.options());
+  for (int i = 0; i < 5; ++i) store.Commit(std::nullopt, Sets({{"k", "v"}}), T0);
+  std::string live = store.Commit(std::nullopt, Sets({{"k", "v"}}), T0 + 500).id;
+  auto admin = t.admin(true);
+  CHECK(admin.CollectGarbage(T0 + 599, 2) == 0);
+  CHECK(admin.CollectGarbage(T0 + 600, 2) == 5);
+  CHECK(admin.CollectGarbage(T0 + 600, 2) == 0);
+  CHECK(store.Load(live, T0 + 600));
+  CHECK(t.query("SELECT count(*) FROM items") == "1");
+}
+
+TEST_CASE("stats: sessions, items, bytes, the oldest live one, sizes, schema", "[admin]") {
+  TempDb t;
+  SqliteStore store(t.options());
+  auto admin = t.admin();
+  StoreStats empty = admin.Stats(T0);
+  CHECK(empty.live == 0);
+  CHECK_FALSE(empty.oldest);
+  store.Commit(std::nullopt, Sets({{"ab", "cd"}}), T0);                   // expired at T0 + 600
+  store.Commit(std::nullopt, Sets({{"UserName", "ann"}, {"x", ""}}), T0 + 100);
+  store.Commit(std::nullopt, Sets({{"k", "v"}}), T0 + 200);
+  StoreStats st = admin.Stats(T0 + 650);
+  CHECK(st.live == 2);
+  CHECK(st.expired == 1);
+  CHECK(st.items == 4);
+  CHECK(st.bytes == 4 + 11 + 1 + 2);
+  REQUIRE(st.oldest);
+  CHECK(*st.oldest == T0 + 100);
+  CHECK(st.schema_version == kSchemaVersion);
+  CHECK(st.file_bytes > 0);
+  CHECK(st.wal_bytes > 0);  // the store's connection is open: its commits are in the WAL
+}
+
+TEST_CASE("the read-only admin never writes, and reads do not wait for a writer", "[admin]") {
+  TempDb t;
+  SqliteStore store(t.options());
+  std::string id = store.Commit(std::nullopt, Sets({{"k", "v"}}), T0).id;
+  auto reader = t.admin(false, 0);  // no busy timeout: any wait would throw
+  CHECK_THROWS_AS(reader.Remove({DigestOf(id)}), StoreError);
+  CHECK_THROWS_AS(reader.CollectGarbage(T0 + 10000, 10), StoreError);
+  CHECK_THROWS_AS(reader.RemoveWhere({{"k", "v"}}), StoreError);
+  CHECK(store.Load(id, T0));
+
+  // An operator's shell holds the write lock with a change in flight.
+  sqlite3* other = nullptr;
+  REQUIRE(sqlite3_open(t.path.c_str(), &other) == SQLITE_OK);
+  REQUIRE(sqlite3_exec(other, "BEGIN IMMEDIATE; DELETE FROM items;", nullptr, nullptr, nullptr) == SQLITE_OK);
+  CHECK(reader.List({}, T0).size() == 1);
+  CHECK(reader.Get(DigestOf(id))->items.size() == 1);  // the committed state
+  CHECK(reader.Stats(T0).items == 1);
+  CHECK(reader.Check(true).empty());
+  auto writer = t.admin(true, 0);
+  CHECK_THROWS_AS(writer.Remove({DigestOf(id)}), StoreError);  // a writer does wait, up to its timeout
+  sqlite3_exec(other, "ROLLBACK", nullptr, nullptr, nullptr);
+  sqlite3_close(other);
+}
+
+TEST_CASE("a missing file is not created; a foreign or newer one is refused", "[admin]") {
+  TempDb t;
+  CHECK_THROWS_AS(t.admin(), StoreError);
+  CHECK_THROWS_AS(t.admin(true), StoreError);
+  CHECK_FALSE(std::filesystem::exists(t.path));
+  t.exec("CREATE TABLE other (x)");
+  CHECK_THROWS_WITH(t.admin(), Catch::Contains("not a sessiond store"));
+  t.exec("PRAGMA user_version = 99");
+  CHECK_THROWS_WITH(t.admin(), Catch::Contains("newer than this sessiond supports"));
+}
+
+TEST_CASE("check: all well, items without a session, an old schema", "[admin]") {
+  TempDb t;
+  { SqliteStore store(t.options()); store.Commit(std::nullopt, Sets({{"k", "v"}}), T0); }
+  CHECK(t.admin().Check(false).empty());
+  CHECK(t.admin().Check(true).empty());
+  t.exec("INSERT INTO items VALUES (X'00', 'k', 'v')");  // foreign keys off, as in the shell
+  auto problems = t.admin().Check(false);
+  REQUIRE(problems.size() == 1);
+  CHECK_THAT(problems[0], Catch::Contains("1 items belong to no session"));
+  t.exec("DELETE FROM items WHERE id_hash = X'00'; DROP TRIGGER sessions_rename_items");
+  problems = t.admin().Check(false);
+  REQUIRE(problems.size() == 1);
+  CHECK_THAT(problems[0], Catch::Contains("trigger"));
+  t.exec("PRAGMA user_version = 1");
+  CHECK_THAT(t.admin().Check(false).at(0), Catch::Contains("schema version 1 is older"));
+}
+
+TEST_CASE("check reports a corrupt file", "[admin]") {
+  TempDb t;
+  {
+    SqliteStore store(t.options());
+    for (int i = 0; i < 300; ++i) store.Commit(std::nullopt, Sets({{"UserName", "user" + std::to_string(i)}}), T0);
+  }  // the last connection closes: the WAL is checkpointed into the file
+  REQUIRE(std::filesystem::file_size(t.path) > 4 * 4096);
+  {
+    // Garbage over every page but the first (the header and schema).
+    std::fstream f(t.path, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(4096);
+    std::string junk(std::filesystem::file_size(t.path) - 4096, '\x5a');
+    f.write(junk.data(), static_cast<std::streamsize>(junk.size()));
+  }
+  std::vector<std::string> problems;
+  try {
+    problems = t.admin().Check(false);
+  } catch (const StoreError& e) {
+    problems.push_back(e.what());  // too broken to open is a failed check too
+  }
+  CHECK_FALSE(problems.empty());
+}
+
+TEST_CASE("backup: a consistent copy, mode 0600 whatever the umask, never over a file", "[admin]") {
+  TempDb t;
+  SqliteStore store(t.options());
+  std::string id = store.Commit(std::nullopt, Sets({{"UserName", "ann"}}), T0).id;
+  std::string copy = t.dir + "/copy.db";
+  mode_t old_mask = ::umask(0);
+  t.admin().Backup(copy);
+  ::umask(old_mask);
+  struct stat st;
+  REQUIRE(::stat(copy.c_str(), &st) == 0);
+  CHECK((st.st_mode & 0777) == 0600);
+
+  SqliteOptions o = t.options();
+  o.path = copy;
+  SqliteStore restored(o);
+  auto s = restored.Load(id, T0 + 1);
+  REQUIRE(s);
+  CHECK(s->items == Items{{"UserName", "ann"}});
+
+  // An existing file is left as it is.
+  std::string other = t.dir + "/other";
+  std::ofstream(other) << "precious";
+  CHECK_THROWS_WITH(t.admin().Backup(other), Catch::Contains("exists"));
+  std::ifstream in(other);
+  std::string text;
+  in >> text;
+  CHECK(text == "precious");
+  // A failed backup leaves nothing behind.
+  CHECK_THROWS_AS(t.admin().Backup(t.dir + "/no/such/dir/copy.db"), StoreError);
+}
+
+TEST_CASE("migration 1 -> 2 keeps the sessions and removes only items of no session", "[admin][store]") {
+  TempDb t;
+  t.exec(kSchemaV1);
+  std::string id = NewSessionId();
+  std::string hex = HexOf(DigestOf(id));
+  t.exec("INSERT INTO sessions VALUES (X'" + hex + "', " + std::to_string(T0) + ", " + std::to_string(T0) + ", " +
+         std::to_string(T0 + 600) + ");"
+         "INSERT INTO items VALUES (X'" + hex + "', 'UserName', 'ann'), (X'" + hex + "', 'cart', '3');"
+         "INSERT INTO items VALUES (X'00', 'orphan', 'left by a shell DELETE without the pragma')");
+
+  // The commands work on the old version as it is, without migrating it.
+  CHECK(t.admin().List({}, T0).size() == 1);
+  CHECK_THAT(t.admin().Check(false), Catch::VectorContains(std::string(
+      "schema version 1 is older than this sessiond's (2): sessiond serve migrates it when it starts")));
+  CHECK(t.query("PRAGMA user_version") == "1");
+
+  SqliteStore store(t.options());
+  CHECK(t.query("PRAGMA user_version") == "2");
+  auto s = store.Load(id, T0 + 1);
+  REQUIRE(s);
+  CHECK(s->items == Items{{"UserName", "ann"}, {"cart", "3"}});
+  CHECK(s->created == T0);
+  CHECK(t.query("SELECT count(*) FROM items") == "2");
+  CHECK(t.admin().Check(false).empty());
+}
+
+TEST_CASE("from version 2, items follow their session in the sqlite3 shell too", "[admin][store]") {
+  TempDb t;
+  SqliteStore store(t.options());
+  std::string a = store.Commit(std::nullopt, Sets({{"k", "1"}, {"l", "2"}}), T0).id;
+  std::string b = store.Commit(std::nullopt, Sets({{"k", "1"}}), T0).id;
+  // The shell's connection has PRAGMA foreign_keys off.
+  t.exec("DELETE FROM sessions WHERE id_hash = X'" + HexOf(DigestOf(a)) + "'");
+  CHECK(t.query("SELECT count(*) FROM items") == "1");
+  std::string renamed = NewSessionId();
+  t.exec("UPDATE sessions SET id_hash = X'" + HexOf(DigestOf(renamed)) + "' WHERE id_hash = X'" +
+         HexOf(DigestOf(b)) + "'");
+  auto s = store.Load(renamed, T0);
+  REQUIRE(s);
+  CHECK(s->items == Items{{"k", "1"}});
+  CHECK(t.admin().Check(false).empty());
+
+  // And in sessiond's own connections, with the pragma on, nothing changes.
+  ChangeSet cs = Sets({{"m", "3"}});
+  cs.regenerate = true;
+  CommitResult r = store.Commit(s, cs, T0);
+  REQUIRE(r.outcome == CommitResult::Outcome::Regenerated);
+  CHECK(store.Load(r.id, T0)->items == Items{{"k", "1"}, {"m", "3"}});
+  cs = ChangeSet{};
+  cs.abandon = true;
+  store.Commit(store.Load(r.id, T0), cs, T0);
+  CHECK(t.query("SELECT count(*) FROM items") == "0");
+}
