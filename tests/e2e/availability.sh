@@ -24,32 +24,9 @@ background() {
   printf -v "$name" '%s' "$!"
   STACK_PIDS="$STACK_PIDS $!"
 }
-# in_background STATUSFILE PATH: a request through nginx, in the background
-# (its pid in BG); its HTTP status lands in STATUSFILE once it is answered.
-in_background() {
-  rm -f "$1"
-  curl -s -o /dev/null -w '%{http_code}' --max-time 60 "$(BASE)$2" >"$1" &
-  BG=$!
-  STACK_PIDS="$STACK_PIDS $BG"
-}
-# reap PID: waits for a process of ours that is ending, forgets its pid (so
-# stack_stop never signals a pid the system reused), returns its status.
-reap() {
-  wait "$1"
-  local status=$?
-  STACK_PIDS=$(echo "$STACK_PIDS" | tr ' ' '\n' | grep -vx "$1" | tr '\n' ' ')
-  return "$status"
-}
-# A page that blocks its worker until release_block (tests/e2e/pages/block).
-block_worker() {
-  rm -f "$PAGES/block.started" "$DIR/blocked"
-  [ -p "$PAGES/block.fifo" ] || mkfifo "$PAGES/block.fifo"
-  in_background "$DIR/blocked" /block
-  BLOCKED_CURL=$BG
-  stack_wait_for "$A" test -e "$PAGES/block.started" || fail "the blocking page did not start"
-}
-release_block() {
-  timeout 10 sh -c "echo go >'$PAGES/block.fifo'" || fail "the blocking page was not waiting"
+# release_checked: lets the blocked page finish; it must have been answered 200.
+release_checked() {
+  release_block
   reap "$BLOCKED_CURL"
   expect_eq "$(cat "$DIR/blocked")" 200 "the request that held the worker"
 }
@@ -121,7 +98,7 @@ check_queue_size() {
   [ -s "$DIR/blocked" ] && fail "the blocked request finished before it was released"
   expect_eq "$(cat "$DIR/$refused")" 503 "a request beyond --queue-size"
   grep -q "queue_size" "$DIR/a.log" || fail "no log line naming queue_size"
-  release_block
+  release_checked
   reap "$waiting"
   expect_eq "$(printf '%s\n' "$(cat "$DIR/second")" "$(cat "$DIR/third")" | sort | tr '\n' ' ')" "200 503 " \
     "the queued request after the worker was released"
@@ -136,7 +113,7 @@ check_queue_timeout() {
   # queue for longer than --queue-timeout (200 ms), so the worker stays held
   # for clearly longer than that. Nothing else is waited for by sleeping.
   sleep 1
-  release_block
+  release_checked
   reap "$queued"
   expect_eq "$(cat "$DIR/queued")" 503 "a request that waited longer than --queue-timeout"
   grep -q "queue_timeout" "$DIR/a.log" || fail "no log line naming queue_timeout"

@@ -17,44 +17,6 @@ restart() {
   start_sessiond a "$@"
   A=$STACK_PID
 }
-# in_background STATUSFILE PATH: a request through nginx, in the background
-# (its pid in BG); its HTTP status lands in STATUSFILE once it is answered.
-in_background() {
-  rm -f "$1"
-  curl -s -o /dev/null -w '%{http_code}' --max-time 60 "$(BASE)$2" >"$1" &
-  BG=$!
-  STACK_PIDS="$STACK_PIDS $BG"
-}
-# reap PID: waits for a process of ours that is ending, forgets its pid (so
-# stack_stop never signals a pid the system reused), returns its status.
-reap() {
-  wait "$1"
-  local status=$?
-  STACK_PIDS=$(echo "$STACK_PIDS" | tr ' ' '\n' | grep -vx "$1" | tr '\n' ' ')
-  return "$status"
-}
-# A page that blocks its worker until release_block (tests/e2e/pages/block).
-block_worker() {
-  rm -f "$PAGES/block.started" "$DIR/blocked"
-  [ -p "$PAGES/block.fifo" ] || mkfifo "$PAGES/block.fifo"
-  in_background "$DIR/blocked" /block
-  BLOCKED_CURL=$BG
-  stack_wait_for "$A" test -e "$PAGES/block.started" || fail "the blocking page did not start"
-}
-release_block() {
-  timeout 10 sh -c "echo go >'$PAGES/block.fifo'" || fail "the blocking page was not waiting"
-}
-# wait_exit PID: waits (up to ~10 s) for a process of ours that was told to
-# stop, and returns its exit status.
-wait_exit() {
-  local i=0 state
-  while state=$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null) && [ "$state" != Z ]; do
-    i=$((i + 1))
-    [ "$i" -le 500 ] || { echo "process $1 did not exit" >&2; return 124; }
-    sleep 0.02
-  done
-  reap "$1"
-}
 # get_home: GET /home through nginx, with a hang guard.
 get_home() {
   : >"$DIR/body"

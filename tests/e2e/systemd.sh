@@ -17,25 +17,6 @@
 LAUNCHER="$SESSIOND_SRC/tests/e2e/tools/inherit_socket.py"
 command -v systemd-socket-activate >/dev/null || fail "systemd-socket-activate is missing (scripts/install-deps installs systemd)"
 
-# reap PID: waits for a process of ours that is ending, forgets its pid (so
-# stack_stop never signals a pid the system reused), returns its status.
-reap() {
-  wait "$1"
-  local status=$?
-  STACK_PIDS=$(echo "$STACK_PIDS" | tr ' ' '\n' | grep -vx "$1" | tr '\n' ' ')
-  return "$status"
-}
-# wait_exit PID: waits (up to ~10 s) for a process of ours to end, and
-# returns its exit status.
-wait_exit() {
-  local i=0 state
-  while state=$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null) && [ "$state" != Z ]; do
-    i=$((i + 1))
-    [ "$i" -le 500 ] || { echo "process $1 did not exit" >&2; return 124; }
-    sleep 0.02
-  done
-  reap "$1"
-}
 # activate SOCKET...: sessiond under systemd-socket-activate, which listens
 # on each SOCKET and starts sessiond (as this pid: it execs) at the first
 # connection; its pid in A.
