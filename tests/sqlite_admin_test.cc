@@ -10,6 +10,7 @@
 
 #include "store/session_id.h"
 #include "store/sqlite_store.h"
+#include "tests/temp_db.h"
 
 using namespace sessiond;
 using Which = ListQuery::Which;
@@ -18,57 +19,13 @@ namespace {
 
 constexpr std::int64_t T0 = 1'800'000'000;
 
-// A fresh directory with a database file in it, removed at the end.
-struct TempDb {
-  std::string dir, path;
-  TempDb() {
-    char d[] = "/tmp/sessiond-admin-test.XXXXXX";
-    REQUIRE(mkdtemp(d));
-    dir = d;
-    path = dir + "/sessions.db";
-  }
-  ~TempDb() { std::filesystem::remove_all(dir); }
-  SqliteOptions options() const {
-    SqliteOptions o;
-    o.path = path;
-    o.idle_timeout = 600;
-    o.absolute_timeout = 3600;
-    return o;
-  }
+// The shared temporary database, with an admin handle on it.
+struct TempDb : testing::TempDb {
   SqliteAdmin admin(bool writable = false, int busy_ms = 1000) const {
     return SqliteAdmin(SqliteAdminOptions{path, busy_ms, writable});
   }
-  // Runs SQL on a connection of its own, as an operator with the sqlite3
-  // shell would (PRAGMA foreign_keys off, the shell's default).
-  void exec(const std::string& sql) const {
-    sqlite3* db = nullptr;
-    REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
-    char* err = nullptr;
-    int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err);
-    INFO((err ? err : ""));
-    sqlite3_free(err);
-    sqlite3_close(db);
-    REQUIRE(rc == SQLITE_OK);
-  }
-  std::string query(const std::string& sql) const {
-    sqlite3* db = nullptr;
-    REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
-    sqlite3_stmt* st = nullptr;
-    REQUIRE(sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr) == SQLITE_OK);
-    std::string out;
-    if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0))
-      out = reinterpret_cast<const char*>(sqlite3_column_text(st, 0));
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-    return out;
-  }
 };
-
-ChangeSet Sets(std::initializer_list<std::pair<std::string, std::string>> kv) {
-  ChangeSet cs;
-  for (const auto& [k, v] : kv) cs.changes.push_back({Change::Kind::Set, k, v, {}});
-  return cs;
-}
+using testing::Sets;
 
 // A session row with a chosen digest (hex, padded with zeros), for prefix tests.
 void InsertDigest(const TempDb& t, const std::string& hex) {

@@ -12,63 +12,14 @@
 #include <filesystem>
 
 #include "store/session_id.h"
+#include "tests/temp_db.h"
 
 using namespace sessiond;
+using namespace sessiond::testing;
 using Kind = Change::Kind;
 
 namespace {
 
-// A fresh database file, removed with its -wal and -shm at the end.
-struct TempDb {
-  std::string dir, path;
-  TempDb() {
-    char d[] = "/tmp/sessiond-store-test.XXXXXX";
-    REQUIRE(mkdtemp(d));
-    dir = d;
-    path = dir + "/sessions.db";
-  }
-  ~TempDb() {
-    ::chmod(dir.c_str(), 0700);  // a test may have taken the write permission away
-    std::filesystem::remove_all(dir);
-  }
-  SqliteOptions options() const {
-    SqliteOptions o;
-    o.path = path;
-    o.idle_timeout = 600;
-    o.absolute_timeout = 3600;
-    return o;
-  }
-  // Runs SQL on a connection of its own, as an operator with the sqlite3 shell would.
-  void exec(const std::string& sql) const {
-    sqlite3* db = nullptr;
-    REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
-    char* err = nullptr;
-    int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err);
-    INFO((err ? err : ""));
-    sqlite3_free(err);
-    sqlite3_close(db);
-    REQUIRE(rc == SQLITE_OK);
-  }
-  // The first column of the first row of `sql`, as text ("" when NULL or no row).
-  std::string query(const std::string& sql) const {
-    sqlite3* db = nullptr;
-    REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
-    sqlite3_stmt* st = nullptr;
-    REQUIRE(sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr) == SQLITE_OK);
-    std::string out;
-    if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0))
-      out = reinterpret_cast<const char*>(sqlite3_column_text(st, 0));
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-    return out;
-  }
-};
-
-ChangeSet Sets(std::initializer_list<std::pair<std::string, std::string>> kv) {
-  ChangeSet cs;
-  for (const auto& [k, v] : kv) cs.changes.push_back({Kind::Set, k, v, {}});
-  return cs;
-}
 
 constexpr std::int64_t T0 = 1'800'000'000;
 

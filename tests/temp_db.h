@@ -1,0 +1,72 @@
+// For the store's tests: a database file in a fresh directory, and SQL run
+// on a connection of its own, as an operator with the sqlite3 shell would
+// (PRAGMA foreign_keys off, the shell's default).
+#pragma once
+
+#include <sqlite3.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <filesystem>
+#include <initializer_list>
+#include <string>
+#include <utility>
+
+#include "store/session.h"
+#include "store/sqlite_store.h"
+
+namespace sessiond::testing {
+
+struct TempDb {
+  std::string dir, path;
+  TempDb() {
+    char d[] = "/tmp/sessiond-store-test.XXXXXX";
+    REQUIRE(mkdtemp(d));
+    dir = d;
+    path = dir + "/sessions.db";
+  }
+  ~TempDb() {
+    ::chmod(dir.c_str(), 0700);  // a test may have taken the write permission away
+    std::filesystem::remove_all(dir);
+  }
+  SqliteOptions options() const {
+    SqliteOptions o;
+    o.path = path;
+    o.idle_timeout = 600;
+    o.absolute_timeout = 3600;
+    return o;
+  }
+  void exec(const std::string& sql) const {
+    sqlite3* db = nullptr;
+    REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
+    char* err = nullptr;
+    int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err);
+    INFO((err ? err : ""));
+    sqlite3_free(err);
+    sqlite3_close(db);
+    REQUIRE(rc == SQLITE_OK);
+  }
+  // The first column of the first row of `sql`, as text ("" when NULL or no row).
+  std::string query(const std::string& sql) const {
+    sqlite3* db = nullptr;
+    REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
+    sqlite3_stmt* st = nullptr;
+    REQUIRE(sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr) == SQLITE_OK);
+    std::string out;
+    if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0))
+      out = reinterpret_cast<const char*>(sqlite3_column_text(st, 0));
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return out;
+  }
+};
+
+// A change set of Set changes, in order.
+inline ChangeSet Sets(std::initializer_list<std::pair<std::string, std::string>> kv) {
+  ChangeSet cs;
+  for (const auto& [k, v] : kv) cs.changes.push_back({Change::Kind::Set, k, v, {}});
+  return cs;
+}
+
+}  // namespace sessiond::testing
