@@ -14,7 +14,7 @@ endef
 # Runs ctest in tree $(1): the summary on success, everything on failure.
 define ctest_quiet
 	@cd $(1) && { ctest -j $(JOBS) --output-on-failure $(CTEST_ARGS) >ctest.log 2>&1 \
-	  && { printf '%s: ' $(1); grep -E "tests passed"  ctest.log; } || { cat ctest.log; exit 1; }; }
+	  && { echo "$(1):"; grep -E "tests passed" ctest.log; } || { cat ctest.log; exit 1; }; }
 endef
 
 .PHONY: all deps build build-asan test unit e2e run install bench fuzz clean
