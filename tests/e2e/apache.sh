@@ -79,17 +79,7 @@ get /plain.txt/extra
 expect_status 404 "/plain.txt/extra"
 
 # --- Static files: Apache's, from sample_static/ -----------------------------
-get /static/style.css
-expect_status 200 "stylesheet"
-expect_eq "$(header Content-Type)" "text/css" "stylesheet's type"
-cmp -s "$DIR/body" "$SESSIOND_SRC/sample_static/style.css" || fail "stylesheet: not sample_static/style.css"
-get /favicon.ico
-expect_status 200 "favicon"
-expect_eq "$(header Content-Type)" "image/x-icon" "favicon's type"
-cmp -s "$DIR/body" "$SESSIOND_SRC/sample_static/favicon.ico" || fail "favicon: not sample_static/favicon.ico"
-get /static/missing.css
-expect_status 404 "missing static file"
-! grep -E ' (/static/|/favicon\.ico)' "$DIR/a.log" || fail "sessiond saw a static file request"
+expect_static_files
 # A file of the pages directory is never sent as it is: not a page's
 # source, not a file that is no page.
 get /plain.txt

@@ -8,15 +8,6 @@
 . "$SESSIOND_SRC/tests/e2e/lib.sh"
 CLIENT="$SESSIOND_SRC/tests/e2e/tools/fcgi_client.py"
 
-# restart ARGS...: sessiond "a" (behind nginx) anew, with these settings and
-# an empty a.log.
-A=""
-restart() {
-  [ -z "$A" ] || stack_kill TERM "$A" || fail "sessiond did not stop cleanly"
-  : >"$DIR/a.log"
-  start_sessiond a "$@"
-  A=$STACK_PID
-}
 # background NAME CMD...: runs CMD, stopped with the stack; its pid in $NAME.
 background() {
   local name=$1; shift

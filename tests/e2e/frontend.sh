@@ -13,19 +13,7 @@ get /login
 expect_status 200 "login form"
 expect_body 'href="/static/style.css"' "login form"
 
-get /static/style.css
-expect_status 200 "stylesheet"
-expect_eq "$(header Content-Type)" "text/css" "stylesheet's type"
-cmp -s "$DIR/body" "$SESSIOND_SRC/sample_static/style.css" || fail "stylesheet: not sample_static/style.css"
-get /favicon.ico
-expect_status 200 "favicon"
-expect_eq "$(header Content-Type)" "image/x-icon" "favicon's type"
-cmp -s "$DIR/body" "$SESSIOND_SRC/sample_static/favicon.ico" || fail "favicon: not sample_static/favicon.ico"
-get /static/missing.css
-expect_status 404 "missing static file"
-# sessiond logs every request it fails, so a static request that reached it
-# (a 404 there) would leave a line.
-! grep -E ' (/static/|/favicon\.ico)' "$DIR/a.log" || fail "sessiond saw a static file request"
+expect_static_files
 
 # A page's source is never a static file: not below /static/, not through
 # .. (plain, percent-encoded, or the alias off-by-slash /static../), not

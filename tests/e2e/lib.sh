@@ -116,3 +116,29 @@ block_worker() {
 release_block() {
   timeout 10 sh -c "echo go >'$PAGES/block.fifo'" || fail "the blocking page was not waiting"
 }
+
+# restart ARGS...: sessiond "a" (behind nginx) anew, with these settings and
+# an empty a.log; its pid in A (empty: none running yet).
+A=""
+restart() {
+  [ -z "$A" ] || stack_kill TERM "$A" || fail "sessiond did not stop cleanly"
+  : >"$DIR/a.log"
+  start_sessiond a "$@"
+  A=$STACK_PID
+}
+# expect_static_files: the stylesheet and the icon of sample_static/ come from
+# the web server itself, a missing one is its 404, and sessiond never saw
+# them (it logs every request it fails, so one that reached it would leave a line).
+expect_static_files() {
+  get /static/style.css
+  expect_status 200 "stylesheet"
+  expect_eq "$(header Content-Type)" "text/css" "stylesheet's type"
+  cmp -s "$DIR/body" "$SESSIOND_SRC/sample_static/style.css" || fail "stylesheet: not sample_static/style.css"
+  get /favicon.ico
+  expect_status 200 "favicon"
+  expect_eq "$(header Content-Type)" "image/x-icon" "favicon's type"
+  cmp -s "$DIR/body" "$SESSIOND_SRC/sample_static/favicon.ico" || fail "favicon: not sample_static/favicon.ico"
+  get /static/missing.css
+  expect_status 404 "missing static file"
+  ! grep -E ' (/static/|/favicon\.ico)' "$DIR/a.log" || fail "sessiond saw a static file request"
+}

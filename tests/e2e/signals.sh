@@ -8,15 +8,6 @@
 . "$SESSIOND_SRC/tests/e2e/lib.sh"
 CLIENT="$SESSIOND_SRC/tests/e2e/tools/fcgi_client.py"
 
-# restart ARGS...: sessiond "a" (behind nginx) anew, with these settings and
-# an empty a.log.
-A=""
-restart() {
-  [ -z "$A" ] || stack_kill TERM "$A" || fail "sessiond did not stop cleanly"
-  : >"$DIR/a.log"
-  start_sessiond a "$@"
-  A=$STACK_PID
-}
 # get_home: GET /home through nginx, with a hang guard.
 get_home() {
   : >"$DIR/body"
