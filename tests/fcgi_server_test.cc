@@ -193,6 +193,22 @@ void Echo(Request& r) {
   r.Write("Content-Type: text/plain\r\n\r\n" + ParamOf(r, "REQUEST_URI") + ' ' + r.Body().str());
 }
 
+// Echo, but a request for /hold first waits at `gate`.
+FcgiServer::RequestHandler EchoHoldingAt(Gate& gate) {
+  return [&gate](Request& r) {
+    if (ParamOf(r, "REQUEST_URI") == "/hold") gate.Wait();
+    Echo(r);
+  };
+}
+
+// Sends a request for /hold through `client` and returns once a worker is
+// waiting at `gate` with it: with one worker, the server is then busy.
+void HoldWorker(Client& client, Gate& gate) {
+  client.Begin({"REQUEST_URI=/hold"});
+  client.Body({});
+  gate.WaitForWaiting(1);
+}
+
 }  // namespace
 
 TEST_CASE("a request arrives whole; the response goes back framed", "[server]") {
@@ -263,14 +279,9 @@ TEST_CASE("a full queue answers 503 at once", "[server]") {
     o.workers = 1;
     o.queue_size = 1;
   });
-  s.Start([&](Request& r) {
-    if (ParamOf(r, "REQUEST_URI") == "/hold") gate.Wait();
-    Echo(r);
-  });
+  s.Start(EchoHoldingAt(gate));
   Client held(s.sock);
-  held.Begin({"REQUEST_URI=/hold"});
-  held.Body({});
-  gate.WaitForWaiting(1);
+  HoldWorker(held, gate);
   Client b(s.sock), c(s.sock);
   b.Begin({"REQUEST_URI=/b"});
   b.Body({});
@@ -364,14 +375,9 @@ TEST_CASE("management records, roles and multiplexing are answered", "[server]")
 TEST_CASE("stopping serves every connection accepted before it, then returns", "[server]") {
   Gate gate;
   Server s([](ServerOptions& o) { o.workers = 1; });
-  s.Start([&](Request& r) {
-    if (ParamOf(r, "REQUEST_URI") == "/hold") gate.Wait();
-    Echo(r);
-  });
+  s.Start(EchoHoldingAt(gate));
   Client held(s.sock);
-  held.Begin({"REQUEST_URI=/hold"});
-  held.Body({});
-  gate.WaitForWaiting(1);
+  HoldWorker(held, gate);
   std::vector<std::unique_ptr<Client>> queued;
   for (int i = 0; i < 5; ++i) {
     queued.push_back(std::make_unique<Client>(s.sock));  // connected: accepted by the kernel
@@ -410,14 +416,9 @@ TEST_CASE("a request that waits past queue_timeout is answered 503 while the wor
     o.workers = 1;
     o.queue_timeout = std::chrono::milliseconds(200);
   });
-  s.Start([&](Request& r) {
-    if (ParamOf(r, "REQUEST_URI") == "/hold") gate.Wait();
-    Echo(r);
-  });
+  s.Start(EchoHoldingAt(gate));
   Client held(s.sock);
-  held.Begin({"REQUEST_URI=/hold"});
-  held.Body({});
-  gate.WaitForWaiting(1);
+  HoldWorker(held, gate);
   Client queued(s.sock);
   // Answered with the gate still shut: the loop, not a worker, refused it.
   CHECK(queued.Request({"REQUEST_URI=/queued"}).status() == 503);
