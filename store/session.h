@@ -19,6 +19,7 @@ struct Session {
   Items items;
   std::int64_t created = 0;   // unix seconds
   std::int64_t accessed = 0;  // last access the store recorded (refreshed lazily)
+  std::int64_t now = 0;       // the store's clock when it was loaded (see backend.h)
 };
 
 // One change to a session's items, applied in the order the page gave them.

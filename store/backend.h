@@ -1,0 +1,91 @@
+// What a storage engine gives the session policy (store/session_store.h):
+// rows of sessions and items under the digests of their ids, and atomic units
+// of work over them. The policy (limits, lazy touch, a session gone since it
+// was loaded, regenerate, abandon) lives above this line, once for every
+// engine; a backend knows SQL and its engine, nothing about HTTP or cookies.
+// Every engine runs the same conformance suite (tests/store_conformance_test.cc).
+//
+// Times are unix seconds. `now` is the caller's clock; a backend configured to
+// use its server's clock (PostgreSQL, so the machines of a farm agree on
+// expiry) ignores it and uses its own, everywhere it takes a `now`.
+// A session is alive at `now` when expires > now, accessed > now - idle and
+// created > now - absolute (the timeouts of StoreTimeouts).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string_view>
+#include <utility>
+
+#include "store/session.h"
+#include "store/session_id.h"
+#include "store/store.h"
+
+namespace sessiond {
+
+// The timeouts every timed query uses.
+struct StoreTimeouts {
+  std::int64_t idle = 20 * 60;        // seconds without a request before a session ends
+  std::int64_t absolute = 24 * 3600;  // seconds after creation a session ends regardless
+};
+
+// The operations of one unit of work. Valid only inside StoreBackend::Write's
+// call of the unit; every method throws StoreError.
+class StoreWriter {
+ public:
+  virtual ~StoreWriter() = default;
+  // Sets accessed = now and expires = min(now + idle, created + absolute) if
+  // the session is alive at `now`; returns whether it was (and so touched).
+  virtual bool Touch(const IdDigest& d, std::int64_t now) = 0;
+  // Whether the session is alive at `now`. Writes nothing.
+  virtual bool Alive(const IdDigest& d, std::int64_t now) = 0;
+  // A new session: created = accessed = now, expires = now + min(idle, absolute).
+  virtual void Insert(const IdDigest& d, std::int64_t now) = 0;
+  virtual void SetItem(const IdDigest& d, std::string_view key, std::string_view value) = 0;
+  virtual void RemoveItem(const IdDigest& d, std::string_view key) = 0;
+  virtual void ClearItems(const IdDigest& d) = 0;
+  // The session's item count and the bytes of its keys and values.
+  virtual std::pair<std::size_t, std::size_t> Totals(const IdDigest& d) = 0;
+  // Moves the session and its items to `to`.
+  virtual void Rename(const IdDigest& from, const IdDigest& to) = 0;
+  // Deletes the session and its items.
+  virtual void Delete(const IdDigest& d) = 0;
+};
+
+// Thread-safety: one instance per thread (one connection each). Instances on
+// one store, in one process or many, on one machine or many, may be used at
+// once: the engine serialises what must be.
+class StoreBackend {
+ public:
+  virtual ~StoreBackend() = default;
+
+  // The session under `d` alive at `now`, row and items from one snapshot,
+  // with `id` copied into it and Session::now set to the clock the backend
+  // used; nullopt when there is none. Never writes.
+  virtual std::optional<Session> Load(const IdDigest& d, std::string_view id, std::int64_t now) = 0;
+
+  // Runs `unit` as one atomic unit of work: all of its writes are durable
+  // (as the store's durability setting defines) when Write returns, or none
+  // of them is kept. When `unit` throws, its writes are undone and the
+  // exception leaves Write. A backend may run units of several threads in
+  // one transaction (group commit), each unit all-or-nothing on its own,
+  // and may call `unit` on another thread than the caller's while the
+  // caller waits; `unit` must not touch thread-local state. Throws
+  // StoreError when the work could not be made durable; the outcome is then
+  // unknown to the caller only where the error says so (a connection lost
+  // during COMMIT), and the caller must report failure either way.
+  virtual void Write(const std::function<void(StoreWriter&)>& unit) = 0;
+
+  // Deletes up to `batch` sessions expired at `now` (stored expires <= now);
+  // returns how many. Several processes collecting at once must not block
+  // each other or requests, nor delete a row twice.
+  virtual std::size_t CollectGarbage(std::int64_t now, std::size_t batch) = 0;
+
+  // Sessions with stored expires > now, counted from the expiry index.
+  virtual std::optional<std::int64_t> CountLive(std::int64_t now) = 0;
+  // Whether a row under `d` exists at all (alive or not).
+  virtual bool Holds(const IdDigest& d) = 0;
+};
+
+}  // namespace sessiond

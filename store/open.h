@@ -1,0 +1,45 @@
+// Opening a store by what the operator wrote in --db: a file path (SQLite) or
+// a libpq connection URI (PostgreSQL). The one place that knows both engines.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "store/admin.h"
+#include "store/backend.h"
+#include "store/store.h"
+
+namespace sessiond {
+
+struct StoreOptions {
+  // A file path (SQLite; created 0600 if missing), or a libpq URI starting
+  // with postgresql:// or postgres:// (PostgreSQL; libpq's own settings,
+  // passwords from ~/.pgpass, passfile= or PGPASSWORD).
+  std::string db = "sessions.db";
+  StoreTimeouts timeouts;
+  // SQLite: how long to wait for another writer. PostgreSQL: the bound on
+  // connecting, on waiting for a lock, and on each statement. Past it:
+  // StoreError, busy (HTTP 503).
+  int busy_timeout_ms = 5000;
+  // SQLite's PRAGMA synchronous: FULL (default), NORMAL, EXTRA, OFF.
+  // PostgreSQL keeps the server's synchronous_commit.
+  std::string synchronous = "FULL";
+  SessionLimits limits;
+};
+
+// Whether `db` names a PostgreSQL database rather than a file.
+bool IsPostgresUri(std::string_view db);
+
+// `db` as it may appear in a log line or an error message: a URI without the
+// password it may carry (user:secret@ -> user@, password=secret -> password=...).
+std::string PrintableDb(std::string_view db);
+
+// The session policy over the backend `options.db` names; one per thread.
+// Opens (and on first use creates or migrates) the schema. Throws StoreError.
+std::unique_ptr<SessionStore> OpenStore(const StoreOptions& options);
+
+// The same store for the operator's commands; `read_only` for those that only look.
+std::unique_ptr<SessionAdmin> OpenAdmin(const StoreOptions& options, bool read_only);
+
+}  // namespace sessiond
