@@ -29,26 +29,78 @@ bool OpenAsStderr(const std::string& path) {
 
 }  // namespace
 
+namespace {
+
+// The length of the UTF-8 sequence at the start of `s` and the code point it
+// encodes, or 0 when it is not well-formed UTF-8 (stray continuation byte,
+// truncated, overlong, a surrogate, past U+10FFFF).
+std::size_t DecodeUtf8(std::string_view s, char32_t& cp) {
+  auto b = [&](std::size_t i) { return static_cast<unsigned char>(s[i]); };
+  unsigned char lead = b(0);
+  std::size_t n;
+  char32_t min;
+  if (lead < 0x80) {
+    cp = lead;
+    return 1;
+  } else if ((lead & 0xe0) == 0xc0) {
+    n = 2, min = 0x80, cp = lead & 0x1f;
+  } else if ((lead & 0xf0) == 0xe0) {
+    n = 3, min = 0x800, cp = lead & 0x0f;
+  } else if ((lead & 0xf8) == 0xf0) {
+    n = 4, min = 0x10000, cp = lead & 0x07;
+  } else {
+    return 0;
+  }
+  if (s.size() < n) return 0;
+  for (std::size_t i = 1; i < n; ++i) {
+    if ((b(i) & 0xc0) != 0x80) return 0;
+    cp = (cp << 6) | (b(i) & 0x3f);
+  }
+  if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return 0;
+  return n;
+}
+
+// Code points past ASCII that change how a line is shown rather than what it
+// says: C1 controls, line and paragraph separators, the bidirectional marks,
+// embeddings, overrides and isolates, and the byte order mark.
+bool IsInvisibleControl(char32_t cp) {
+  return (cp >= 0x80 && cp <= 0x9f) || cp == 0x061c || cp == 0x200e || cp == 0x200f ||
+         (cp >= 0x2028 && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069) || cp == 0xfeff;
+}
+
+}  // namespace
+
 std::string EscapeForLog(std::string_view text) {
   static constexpr char kHex[] = "0123456789abcdef";
   std::string out;
   out.reserve(text.size());
-  for (char ch : text) {
-    auto c = static_cast<unsigned char>(ch);
-    switch (c) {
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      case '\\': out += "\\\\"; break;
-      default:
-        if (c < 0x20 || c == 0x7f) {
+  while (!text.empty()) {
+    char32_t cp;
+    std::size_t n = DecodeUtf8(text, cp);
+    if (n == 0 || cp < 0x20 || cp == 0x7f) {
+      auto c = static_cast<unsigned char>(text[0]);
+      switch (c) {
+        case '\n': out += "\\n"; break;
+        case '\r': out += "\\r"; break;
+        case '\t': out += "\\t"; break;
+        default:
           out += "\\x";
           out += kHex[c >> 4];
           out += kHex[c & 15];
-        } else {
-          out += ch;
-        }
+      }
+      text.remove_prefix(1);
+      continue;
     }
+    if (IsInvisibleControl(cp)) {
+      out += "\\u{";
+      for (int shift = 12; shift >= 0; shift -= 4) out += kHex[(cp >> shift) & 15];
+      out += '}';
+    } else if (cp == '\\') {
+      out += "\\\\";
+    } else {
+      out.append(text.substr(0, n));
+    }
+    text.remove_prefix(n);
   }
   return out;
 }

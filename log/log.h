@@ -12,12 +12,14 @@
 namespace sessiond {
 
 // Writes "sessiond: <message>\n" with one write(2), so lines of concurrent
-// threads never interleave. Control bytes and backslashes in `message` are
-// escaped (\n, \r, \t, \\, \xNN), so nothing a client sends (a %0A in a
-// URL, a page's stderr) can forge or split a line.
+// threads never interleave. Control bytes, bytes that are not UTF-8 and
+// backslashes in `message` are escaped (\n, \r, \t, \\, \xNN), and so are the
+// Unicode controls that change how a line is shown (C1 controls, line
+// separators, bidirectional overrides: \u{202e}), so nothing a client sends
+// (a %0A in a URL, a page's stderr) can forge, split or disguise a line.
 void LogLine(std::string_view message);
 
-// `text` with control bytes (0x00-0x1f, 0x7f) and '\' escaped as LogLine does.
+// `text` escaped as LogLine does.
 std::string EscapeForLog(std::string_view text);
 
 // Sends the log to `path` (appended to, created 0640) instead of stderr: the
