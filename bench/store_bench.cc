@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "store/session_id.h"
-#include "store/sqlite_store.h"
+#include "store/open.h"
 
 using namespace sessiond;
 using Clock = std::chrono::steady_clock;
@@ -45,9 +45,9 @@ void Check(int rc, sqlite3* db) {
 // Fills the file with `n` sessions of one item each, in one transaction,
 // straight through SQLite (a million commits one by one would take minutes).
 std::vector<std::string> Populate(const std::string& path, std::size_t n, std::int64_t now) {
-  SqliteOptions o;
-  o.path = path;
-  { SqliteStore schema(o); }
+  StoreOptions o;
+  o.db = path;
+  OpenStore(o);  // creates the schema
   sqlite3* db = nullptr;
   Check(sqlite3_open(path.c_str(), &db), db);
   Check(sqlite3_exec(db, "PRAGMA synchronous = OFF; BEGIN", nullptr, nullptr, nullptr), db);
@@ -109,10 +109,11 @@ int main(int argc, char** argv) {
     stat(path.c_str(), &st);
     double bytes_per_session = static_cast<double>(st.st_size) / static_cast<double>(n);
     for (const char* sync : {"FULL", "NORMAL"}) {
-      SqliteOptions o;
-      o.path = path;
+      StoreOptions o;
+      o.db = path;
       o.synchronous = sync;
-      SqliteStore store(o);
+      auto opened = OpenStore(o);
+      SessionStore& store = *opened;
       std::uniform_int_distribution<std::size_t> pick(0, n - 1);
 
       // Warm-up: a server that has run a while has the file mapped; measure that.
