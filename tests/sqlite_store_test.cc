@@ -11,6 +11,8 @@
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
+#include <thread>
+#include <vector>
 
 #include "store/session_id.h"
 #include "tests/temp_db.h"
@@ -268,4 +270,135 @@ TEST_CASE("a database in a directory that is not writable is refused at start", 
   CHECK(OpenErrorUnprivileged(t.dir, t.options()) ==
         "directory " + t.dir + " is not writable: SQLite keeps " + t.path + "-wal and " + t.path +
             "-shm beside the database");
+}
+
+namespace {
+
+// Runs body(0) ... body(n - 1) on n threads at once, their writes in one
+// batch: the leader waits until all n are queued. Returns how many
+// transactions the leaders ran meanwhile.
+template <class Body>
+std::uint64_t InOneBatch(const std::string& path, int n, Body body) {
+  std::uint64_t before = SqliteBackend::BatchesForTesting(path);
+  SqliteBackend::GatherNextBatchForTesting(path, static_cast<std::size_t>(n));
+  std::vector<std::thread> threads;
+  for (int i = 0; i < n; ++i) threads.emplace_back(body, i);
+  for (auto& t : threads) t.join();
+  return SqliteBackend::BatchesForTesting(path) - before;
+}
+
+}  // namespace
+
+TEST_CASE("concurrent writes share one transaction, and a failing one is undone alone", "[store][sqlite]") {
+  TempDb t;
+  StoreOptions o = t.options();
+  o.limits.max_items = 3;
+  auto setup = OpenStore(o);
+  std::string full = setup->Commit(std::nullopt, Sets({{"a", "1"}, {"b", "2"}, {"c", "3"}}), T0).id;
+  std::string gone = setup->Commit(std::nullopt, Sets({{"k", "v"}}), T0).id;
+  std::string regen = setup->Commit(std::nullopt, Sets({{"k", "v"}}), T0).id;
+  std::string plain1 = setup->Commit(std::nullopt, Sets({{"k", "v"}}), T0).id;
+  std::string plain2 = setup->Commit(std::nullopt, Sets({{"k", "v"}}), T0).id;
+  auto full_loaded = setup->Load(full, T0), gone_loaded = setup->Load(gone, T0),
+       regen_loaded = setup->Load(regen, T0), plain1_loaded = setup->Load(plain1, T0),
+       plain2_loaded = setup->Load(plain2, T0);
+  ChangeSet abandon;
+  abandon.abandon = true;
+  REQUIRE(setup->Commit(setup->Load(gone, T0), abandon, T0).outcome == CommitResult::Outcome::Abandoned);
+  ChangeSet regenerate = Sets({{"UserName", "ann"}});
+  regenerate.regenerate = true;
+
+  constexpr int kWriters = 6;
+  std::vector<std::unique_ptr<SessionStore>> stores;
+  for (int i = 0; i < kWriters; ++i) stores.push_back(OpenStore(o));  // one per worker thread
+  std::vector<CommitResult> results(kWriters);
+  std::vector<std::string> errors(kWriters);
+  auto batches = InOneBatch(t.path, kWriters, [&](int i) {
+    SessionStore& s = *stores[static_cast<std::size_t>(i)];
+    auto u = static_cast<std::size_t>(i);
+    try {
+      switch (i) {
+        case 0: results[u] = s.Commit(full_loaded, Sets({{"d", "4"}}), T0); break;  // past max_items
+        case 1: results[u] = s.Commit(gone_loaded, Sets({{"k", "w"}}), T0); break;
+        case 2: results[u] = s.Commit(regen_loaded, regenerate, T0); break;
+        case 3: results[u] = s.Commit(std::nullopt, Sets({{"new", "1"}}), T0); break;
+        case 4: results[u] = s.Commit(plain1_loaded, Sets({{"k", "one"}}), T0); break;
+        case 5: results[u] = s.Commit(plain2_loaded, Sets({{"k", "two"}}), T0); break;
+      }
+    } catch (const LimitError& e) {
+      errors[u] = std::string("limit: ") + e.what();
+    } catch (const std::exception& e) {
+      errors[u] = e.what();
+    }
+  });
+  CHECK(batches == 1);
+  CHECK(errors[0] == "limit: session of 4 items exceeds max_items");
+  for (int i = 1; i < kWriters; ++i) CHECK(errors[static_cast<std::size_t>(i)] == "");
+  CHECK(results[1].outcome == CommitResult::Outcome::Gone);
+  CHECK(results[2].outcome == CommitResult::Outcome::Regenerated);
+  CHECK(results[3].outcome == CommitResult::Outcome::Created);
+  CHECK(results[4].outcome == CommitResult::Outcome::Updated);
+  CHECK(results[5].outcome == CommitResult::Outcome::Updated);
+  CHECK(results[2].id != results[3].id);
+
+  CHECK(setup->Load(full, T0)->items == Items{{"a", "1"}, {"b", "2"}, {"c", "3"}});  // "d" undone
+  CHECK_FALSE(setup->Load(gone, T0));
+  CHECK_FALSE(setup->Load(regen, T0));
+  CHECK(setup->Load(results[2].id, T0)->items == Items{{"UserName", "ann"}, {"k", "v"}});
+  CHECK(setup->Load(results[3].id, T0)->items == Items{{"new", "1"}});
+  CHECK(setup->Load(plain1, T0)->items == Items{{"k", "one"}});
+  CHECK(setup->Load(plain2, T0)->items == Items{{"k", "two"}});
+  CHECK(t.query("SELECT count(*) FROM sessions") == "5");
+}
+
+TEST_CASE("a batch whose COMMIT fails fails every write in it", "[store][sqlite]") {
+  TempDb t;
+  constexpr int kWriters = 4;
+  std::vector<std::unique_ptr<SessionStore>> stores;
+  std::vector<std::optional<Session>> loaded;
+  for (int i = 0; i < kWriters; ++i) {
+    stores.push_back(OpenStore(t.options()));
+    loaded.push_back(stores.back()->Load(stores.back()->Commit(std::nullopt, Sets({{"k", "v"}}), T0).id, T0));
+  }
+  REQUIRE(::unlink(t.path.c_str()) == 0);
+  std::vector<std::string> errors(kWriters);
+  auto batches = InOneBatch(t.path, kWriters, [&](int i) {
+    auto u = static_cast<std::size_t>(i);
+    try {
+      // A new session, a change and a read due for a refresh fail alike.
+      if (i == 0) stores[u]->Commit(std::nullopt, Sets({{"k", "v"}}), T0);
+      else stores[u]->Commit(loaded[u], Sets({{"k", "w"}}), T0);
+      errors[u] = "acknowledged";
+    } catch (const StoreError& e) {
+      errors[u] = e.what();
+    }
+  });
+  CHECK(batches == 1);
+  for (const std::string& e : errors) CHECK(e == "database file " + t.path + " was deleted or replaced");
+}
+
+TEST_CASE("a batch that cannot begin fails every write in it as busy", "[store][sqlite]") {
+  TempDb t;
+  StoreOptions o = t.options();
+  o.busy_timeout_ms = 50;
+  constexpr int kWriters = 3;
+  std::vector<std::unique_ptr<SessionStore>> stores;
+  for (int i = 0; i < kWriters; ++i) stores.push_back(OpenStore(o));
+  sqlite3* other = nullptr;
+  sqlite3_open(t.path.c_str(), &other);
+  REQUIRE(sqlite3_exec(other, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) == SQLITE_OK);
+  std::vector<int> busy(kWriters, 0);
+  auto batches = InOneBatch(t.path, kWriters, [&](int i) {
+    auto u = static_cast<std::size_t>(i);
+    try {
+      stores[u]->Commit(std::nullopt, Sets({{"k", "v"}}), T0);
+    } catch (const StoreError& e) {
+      busy[u] = e.busy() ? 1 : 2;
+    }
+  });
+  sqlite3_exec(other, "COMMIT", nullptr, nullptr, nullptr);
+  sqlite3_close(other);
+  CHECK(batches == 1);
+  CHECK(busy == std::vector<int>(kWriters, 1));
+  CHECK(t.query("SELECT count(*) FROM sessions") == "0");
 }

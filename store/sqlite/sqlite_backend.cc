@@ -3,8 +3,12 @@
 #include "store/open.h"
 
 #include <algorithm>
+#include <condition_variable>
+#include <deque>
+#include <exception>
 #include <map>
 #include <mutex>
+#include <vector>
 
 #include "log/log.h"
 #include "store/session_id.h"
@@ -64,18 +68,48 @@ void Migrate(Db& db) {
   tx.Commit();
 }
 
-// Writers of one file in this process take turns on a mutex before asking
-// SQLite for the write lock. Without it, sixteen threads committing at once
-// meet SQLite's busy handler, which sleeps 1, 2, 5, 10... ms between tries:
-// throughput falls and p99 latency reaches hundreds of ms. Other processes on
-// the same file still wait through the busy timeout.
-std::mutex& WriterMutex(const std::string& path) {
+// Units of work one leader takes into one transaction at most: bounds how
+// long the last of them waits, and how much one failed COMMIT fails.
+constexpr std::size_t kMaxBatch = 64;
+
+// A Write() waiting for its unit to be run and committed.
+struct Pending {
+  const std::function<void(StoreWriter&)>* unit;
+  std::exception_ptr error;  // the unit's own, or its batch's
+  bool done = false;
+};
+
+// What the writers of one file in this process share.
+//
+// They take turns on `writer` before asking SQLite for the write lock.
+// Without it, sixteen threads committing at once meet SQLite's busy handler,
+// which sleeps 1, 2, 5, 10... ms between tries: throughput falls and p99
+// latency reaches hundreds of ms. Other processes on the same file still
+// wait through the busy timeout.
+//
+// Group commit: a write transaction costs one fsync (synchronous FULL), and
+// a disk does only so many of those a second. So Write() queues its unit;
+// the first waiting thread becomes the leader, takes the queued units (up
+// to kMaxBatch) into one transaction on its own connection, each in a
+// savepoint of its own, commits once, and wakes their callers. Units that
+// arrive meanwhile wait for the next leader, and share its fsync.
+struct FileWriters {
+  std::mutex writer;  // held around every write transaction of this process
+  std::mutex mutex;   // guards the members below
+  std::condition_variable changed;  // queued, or a batch is done
+  std::deque<Pending*> queue;
+  bool leading = false;    // a leader is gathering or running a batch
+  std::size_t gather = 0;  // tests: the next leader waits for this many queued units
+  std::uint64_t batches = 0;  // transactions the leaders ran, for tests
+};
+
+FileWriters& WritersOf(const std::string& path) {
   static std::mutex registry_mutex;
-  static std::map<std::string, std::unique_ptr<std::mutex>> registry;
+  static std::map<std::string, std::unique_ptr<FileWriters>> registry;
   std::lock_guard lock(registry_mutex);
-  auto& m = registry[path];
-  if (!m) m = std::make_unique<std::mutex>();
-  return *m;
+  auto& w = registry[path];
+  if (!w) w = std::make_unique<FileWriters>();
+  return *w;
 }
 
 }  // namespace
@@ -84,7 +118,8 @@ std::mutex& WriterMutex(const std::string& path) {
 struct SqliteBackend::Conn {
   Conn(const StoreOptions& o, bool create)
       : opts(o),
-        writer(WriterMutex(o.db)),
+        shared(WritersOf(o.db)),
+        writer(shared.writer),
         db(o.db, create),
         ready(Setup(db, o)),
         load(db, "SELECT s.created, s.accessed, i.key, i.value FROM sessions s "
@@ -107,7 +142,10 @@ struct SqliteBackend::Conn {
                    "length(CAST(value AS BLOB))), 0) FROM items WHERE id_hash = ?1"),
         gc(db, "DELETE FROM sessions WHERE id_hash IN "
                "(SELECT id_hash FROM sessions WHERE expires <= ?1 LIMIT ?2)"),
-        holds(db, "SELECT 1 FROM sessions WHERE id_hash = ?1") {}
+        holds(db, "SELECT 1 FROM sessions WHERE id_hash = ?1"),
+        savepoint(db, "SAVEPOINT unit"),
+        release(db, "RELEASE unit"),
+        rollback_to(db, "ROLLBACK TO unit") {}
 
   // Sets the pragmas and migrates before any statement is prepared against the schema.
   static bool Setup(Db& db, const StoreOptions& o) {
@@ -166,11 +204,12 @@ struct SqliteBackend::Conn {
   }
 
   StoreOptions opts;
+  FileWriters& shared;
   std::mutex& writer;  // held around every write transaction
   Db db;
   bool ready;  // Setup() ran: the schema exists before the statements below are prepared
   Stmt load, touch, alive, insert_session, delete_session, rename_session, set_item, remove_item,
-      clear_items, totals, gc, holds;
+      clear_items, totals, gc, holds, savepoint, release, rollback_to;
 };
 
 namespace {
@@ -235,14 +274,85 @@ std::optional<Session> SqliteBackend::Load(const IdDigest& d, std::string_view i
   return s;
 }
 
+namespace {
+
+// Runs `batch` in one transaction on `c`, each unit in a savepoint: a unit
+// that throws is undone alone and keeps its exception. When BEGIN or COMMIT
+// fails, or a unit's error ended the whole transaction (SQLite rolls back by
+// itself on some I/O errors and a full disk), every unit of the batch that
+// has no error of its own gets that one: none of their writes was kept.
+void RunBatch(SqliteBackend::Conn& c, const std::vector<Pending*>& batch) {
+  try {
+    std::lock_guard lock(c.writer);
+    Transaction tx(c.db);
+    SqliteWriter w(c);
+    for (Pending* p : batch) {
+      c.savepoint.Run();
+      try {
+        (*p->unit)(w);
+      } catch (...) {
+        p->error = std::current_exception();
+        if (!c.db.InTransaction()) throw;
+        c.rollback_to.Run();
+      }
+      c.release.Run();
+    }
+    tx.Commit();  // durable when it returns, under the configured synchronous
+  } catch (...) {
+    std::exception_ptr failed = std::current_exception();
+    for (Pending* p : batch)
+      if (!p->error) p->error = failed;
+  }
+}
+
+}  // namespace
+
 void SqliteBackend::Write(const std::function<void(StoreWriter&)>& unit) {
   Conn::Follow(conn_);
-  Conn& c = *conn_;
-  std::lock_guard lock(c.writer);
-  Transaction tx(c.db);
-  SqliteWriter w(c);
-  unit(w);
-  tx.Commit();
+  FileWriters& f = conn_->shared;
+  Pending mine{&unit, nullptr, false};
+  std::unique_lock lock(f.mutex);
+  f.queue.push_back(&mine);
+  f.changed.notify_all();
+  while (!mine.done) {
+    if (f.leading) {
+      f.changed.wait(lock);
+      continue;
+    }
+    // The leader: runs what is queued, its own unit among it unless more than
+    // a batch waited before it (then it leads again, or another does).
+    f.leading = true;
+    if (f.gather) {
+      f.changed.wait(lock, [&f] { return f.queue.size() >= f.gather; });
+      f.gather = 0;
+    }
+    std::vector<Pending*> batch;
+    while (!f.queue.empty() && batch.size() < kMaxBatch) {
+      batch.push_back(f.queue.front());
+      f.queue.pop_front();
+    }
+    ++f.batches;
+    lock.unlock();
+    RunBatch(*conn_, batch);  // the units run on this thread, on this connection
+    lock.lock();
+    for (Pending* p : batch) p->done = true;
+    f.leading = false;  // the next waiter leads
+    f.changed.notify_all();
+  }
+  lock.unlock();
+  if (mine.error) std::rethrow_exception(mine.error);
+}
+
+void SqliteBackend::GatherNextBatchForTesting(const std::string& path, std::size_t units) {
+  FileWriters& f = WritersOf(path);
+  std::lock_guard lock(f.mutex);
+  f.gather = units;
+}
+
+std::uint64_t SqliteBackend::BatchesForTesting(const std::string& path) {
+  FileWriters& f = WritersOf(path);
+  std::lock_guard lock(f.mutex);
+  return f.batches;
 }
 
 std::size_t SqliteBackend::CollectGarbage(std::int64_t now, std::size_t batch) {

@@ -15,8 +15,12 @@ struct StoreOptions;
 // The schema version this build writes (PRAGMA user_version).
 inline constexpr int kSchemaVersion = 2;
 
-// Instances on one file within a process queue for writes on a shared mutex;
-// across processes, SQLite's busy timeout decides.
+// Instances on one file within a process share their writes (group
+// commit): concurrent Write() calls are run by one of their threads, the
+// leader, in one transaction on its connection, each unit in a savepoint of
+// its own (a unit that throws is undone alone), with one COMMIT and so one
+// fsync for all; each caller returns when that COMMIT has. Across
+// processes, SQLite's busy timeout decides.
 //
 // The file may be deleted or replaced while the backend is open. Load, Write
 // and CollectGarbage first look at the path: when another file is there now
@@ -40,6 +44,13 @@ class SqliteBackend final : public StoreBackend {
   std::size_t CollectGarbage(std::int64_t now, std::size_t batch) override;
   std::optional<std::int64_t> CountLive(std::int64_t now) override;
   bool Holds(const IdDigest& d) override;
+
+  // Test seams, per path as given in StoreOptions::db. The next leader on
+  // `path` waits, before it takes its batch, until `units` units are queued
+  // (at most 64, the largest batch), so that a test can put them in one batch.
+  static void GatherNextBatchForTesting(const std::string& path, std::size_t units);
+  // Transactions the leaders on `path` have run so far.
+  static std::uint64_t BatchesForTesting(const std::string& path);
 
   struct Conn;  // a connection and its prepared statements
 

@@ -148,6 +148,8 @@ std::int64_t Db::QueryInt(const char* sql) {
 
 std::int64_t Db::Changes() const { return sqlite3_changes64(db_); }
 
+bool Db::InTransaction() const { return sqlite3_get_autocommit(db_) == 0; }
+
 void Db::SetBusyTimeout(int ms) { Check(sqlite3_busy_timeout(db_, ms), "busy_timeout"); }
 
 Stmt::Stmt(Db& db, const char* sql) : db_(db) {
