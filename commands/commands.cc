@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "commands/output.h"
-#include "store/sqlite_admin.h"
+#include "store/open.h"
 
 namespace sessiond {
 namespace {
@@ -148,11 +148,10 @@ struct Entry {
 
   // The store, through the one place that picks its implementation.
   std::unique_ptr<SessionAdmin> Open(bool writable) const {
-    SqliteAdminOptions so;
-    so.path = o.db;
+    StoreOptions so;
+    so.db = o.db;
     so.busy_timeout_ms = static_cast<int>(o.busy_timeout * 1000);
-    so.writable = writable;
-    return std::make_unique<SqliteAdmin>(so);
+    return OpenAdmin(so, !writable);
   }
 
   int Run(std::ostream& out, std::ostream& err, std::int64_t now);

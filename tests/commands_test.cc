@@ -11,7 +11,8 @@
 #include <sstream>
 
 #include "store/admin.h"
-#include "store/sqlite_store.h"
+#include "store/open.h"
+#include "store/sqlite/sqlite_backend.h"
 
 using namespace sessiond;
 
@@ -60,14 +61,14 @@ struct Fixture {
     REQUIRE(mkdtemp(d));
     dir = d;
     db = dir + "/sessions.db";
-    SqliteOptions o;
-    o.path = db;
-    SqliteStore store(o);
+    StoreOptions o;
+    o.db = db;
+    auto store = OpenStore(o);
     ChangeSet cs;
     cs.changes.push_back({Change::Kind::Set, "UserName", "ann", {}});
-    ann = store.Commit(std::nullopt, cs, T0).id;
+    ann = store->Commit(std::nullopt, cs, T0).id;
     cs.changes[0].value = "bob";
-    bob = store.Commit(std::nullopt, cs, T0 + 1).id;
+    bob = store->Commit(std::nullopt, cs, T0 + 1).id;
   }
   ~Fixture() { std::filesystem::remove_all(dir); }
 };
