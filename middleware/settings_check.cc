@@ -139,7 +139,8 @@ std::vector<std::string> CheckBeforeServe(const Config& config, std::vector<std:
   if (config.server.listen.empty())
     notes.push_back("no --listen: serve takes the listening socket on fd 0 (spawn-fcgi, systemd socket activation)");
   if (IsPostgresUri(config.store.db))
-    problems.push_back("--db " + PrintableDb(config.store.db) + ": this sessiond was built without the PostgreSQL store");
+    notes.push_back("--db " + PrintableDb(config.store.db) +
+                    ": a PostgreSQL database; sessiond connects (and creates its schema) when it starts");
   else
     CheckSqliteFile(config.store, problems, notes);
   if (::access(config.pages.c_str(), R_OK | X_OK) != 0)

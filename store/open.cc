@@ -1,5 +1,7 @@
 #include "store/open.h"
 
+#include "store/postgres/pg_admin.h"
+#include "store/postgres/pg_backend.h"
 #include "store/session_store.h"
 #include "store/sqlite/sqlite_admin.h"
 #include "store/sqlite/sqlite_backend.h"
@@ -8,10 +10,6 @@ namespace sessiond {
 namespace {
 
 bool StartsWith(std::string_view s, std::string_view prefix) { return s.substr(0, prefix.size()) == prefix; }
-
-[[noreturn]] void NoPostgres() {
-  throw StoreError("this sessiond was built without the PostgreSQL store", 1, false);
-}
 
 }  // namespace
 
@@ -54,12 +52,25 @@ std::string PrintableDb(std::string_view db) {
 }
 
 std::unique_ptr<SessionStore> OpenStore(const StoreOptions& options) {
-  if (IsPostgresUri(options.db)) NoPostgres();
+  if (IsPostgresUri(options.db)) {
+    // The server's clock, and its own synchronous_commit.
+    PgOptions po;
+    po.uri = options.db;
+    po.timeouts = options.timeouts;
+    po.timeout_ms = options.busy_timeout_ms;
+    return std::make_unique<PolicyStore>(std::make_unique<PgBackend>(po), options.timeouts, options.limits);
+  }
   return std::make_unique<PolicyStore>(std::make_unique<SqliteBackend>(options), options.timeouts, options.limits);
 }
 
 std::unique_ptr<SessionAdmin> OpenAdmin(const StoreOptions& options, bool read_only) {
-  if (IsPostgresUri(options.db)) NoPostgres();
+  if (IsPostgresUri(options.db)) {
+    PgAdminOptions po;
+    po.uri = options.db;
+    po.timeout_ms = options.busy_timeout_ms;
+    po.writable = !read_only;
+    return std::make_unique<PgAdmin>(po);
+  }
   SqliteAdminOptions so;
   so.path = options.db;
   so.busy_timeout_ms = options.busy_timeout_ms;

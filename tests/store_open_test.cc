@@ -2,6 +2,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <functional>
+
 using namespace sessiond;
 
 TEST_CASE("--db names PostgreSQL by a postgresql:// or postgres:// URI, anything else is a file", "[store][open]") {
@@ -27,9 +29,18 @@ TEST_CASE("a database as printed carries no password", "[store][open]") {
   CHECK(PrintableDb("/srv/mypassword=1/sessions.db") == "/srv/mypassword=1/sessions.db");
 }
 
-TEST_CASE("without the PostgreSQL store, a PostgreSQL URI is a clear error", "[store][open]") {
+TEST_CASE("a PostgreSQL URI opens the PostgreSQL store: nobody there is busy, without the password",
+          "[store][open]") {
   StoreOptions o;
-  o.db = "postgresql://sessiond:secret@127.0.0.1/sessions";
-  CHECK_THROWS_WITH(OpenStore(o), "this sessiond was built without the PostgreSQL store");
-  CHECK_THROWS_WITH(OpenAdmin(o, true), "this sessiond was built without the PostgreSQL store");
+  o.db = "postgresql://sessiond:Sekr3tPassw0rd@127.0.0.1:1/sessions";  // port 1: refused
+  for (auto open : {std::function<void()>([&] { OpenStore(o); }), std::function<void()>([&] { OpenAdmin(o, true); })}) {
+    try {
+      open();
+      FAIL("connected to nobody");
+    } catch (const StoreError& e) {
+      CHECK(e.busy());
+      CHECK_THAT(e.what(), Catch::Contains("PostgreSQL: cannot connect"));
+      CHECK_THAT(e.what(), !Catch::Contains("Sekr3tPassw0rd"));
+    }
+  }
 }

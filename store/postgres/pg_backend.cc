@@ -36,10 +36,6 @@ static_assert(std::size(kMigrations) == kPgSchemaVersion);
 // around creating or migrating the schema (per database).
 constexpr std::int64_t kSchemaLock = 0x73657373696f6e64;
 
-// The server's clock, in whole seconds as time(2) counts them. The
-// transaction's start, so every statement of a unit of work sees one `now`.
-constexpr const char* kServerNow = "floor(extract(epoch from transaction_timestamp()))::bigint";
-
 std::string WithNow(std::string sql, const std::string& now) {
   for (std::size_t pos = 0; (pos = sql.find("{now}", pos)) != std::string::npos; pos += now.size())
     sql.replace(pos, 5, now);
@@ -83,8 +79,8 @@ struct PgBackend::Statements {
   explicit Statements(bool server_clock)
       // Parameters: $1 the digest, $2 the caller's now (unused on the
       // server's clock), $3 idle, $4 absolute.
-      : now(server_clock ? kServerNow : "$2"),
-        gc_now(server_clock ? kServerNow : "$1"),
+      : now(server_clock ? kPgServerNow : "$2"),
+        gc_now(server_clock ? kPgServerNow : "$1"),
         load_sql(WithNow("SELECT s.created, s.accessed, i.key, i.value, {now} FROM sessions s "
                          "LEFT JOIN items i ON i.id_hash = s.id_hash "
                          "WHERE s.id_hash = $1 AND s.expires > {now} "

@@ -32,6 +32,10 @@ struct PgOptions {
 // The schema version this build writes (table sessiond_schema).
 inline constexpr int kPgSchemaVersion = 1;
 
+// The server's clock in SQL, in whole seconds as time(2) counts them: the
+// transaction's start, so every statement of a unit of work sees one `now`.
+inline constexpr const char* kPgServerNow = "floor(extract(epoch from transaction_timestamp()))::bigint";
+
 // Creates the schema in an empty database, migrates an older one, and
 // refuses (StoreError, not busy) one newer than kPgSchemaVersion. Several
 // processes starting at once serialise on an advisory lock: one creates, the
