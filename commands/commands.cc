@@ -256,15 +256,13 @@ int AdminCommands::Run(std::ostream& out, std::ostream& err, std::int64_t now) {
           << name << "]\n";
       return kUsage;
     }
-    if (o.db.rfind("postgres://", 0) == 0 || o.db.rfind("postgresql://", 0) == 0) {
-      err << "sessiond " << name << ": PostgreSQL stores are not supported by this build\n";
-      return kUsage;
-    }
     try {
       return e->Run(out, err, now);
     } catch (const StoreError& x) {
       err << "sessiond " << name << ": " << Escaped(x.what());
-      if (x.busy()) err << " (another connection held the database past --busy-timeout)";
+      if (x.busy())
+        err << (IsPostgresUri(e->o.db) ? " (the database server is unreachable or busy; try again later)"
+                                       : " (another connection held the database past --busy-timeout)");
       err << '\n';
       return kFailed;
     } catch (const std::exception& x) {

@@ -155,7 +155,17 @@ TEST_CASE("pg: by default the server's clock decides, not the caller's", "[postg
   CHECK(caller.CollectGarbage(4'000'000'000, 100) == 1);
 }
 
-TEST_CASE("pg: a killed connection fails one call, commits nothing, and the next call reconnects",
+// Kills the server process `pid` of another connection, and waits (up to
+// 5 s) until it has gone.
+void Terminate(const std::string& uri, int pid) {
+  pg::Conn killer({uri, 2000});
+  killer.Send(pg::Statement{"kill", "SELECT pg_terminate_backend($1::bigint::int, 5000)"},
+              {pg::Param::Int(pid)});
+  REQUIRE(killer.Sync().back().int64(0, 0) == 1);
+}
+
+TEST_CASE("pg: a connection killed mid-transaction fails that call, commits nothing, and the next "
+          "call reconnects",
           "[postgres]") {
   TempPgSchema schema;
   PgBackend b(Opts(schema.uri()));
@@ -164,27 +174,42 @@ TEST_CASE("pg: a killed connection fails one call, commits nothing, and the next
   Create(b, d, 1000);
   int pid = b.backend_pid();
   REQUIRE(pid != 0);
-  pg::Conn killer({schema.uri(), 2000});
-  // Waits (up to 5 s) until the server process has gone.
-  killer.Send(pg::Statement{"kill", "SELECT pg_terminate_backend($1::bigint::int, 5000)"},
-              {pg::Param::Int(pid)});
-  REQUIRE(killer.Sync().back().int64(0, 0) == 1);
-
-  IdDigest other = DigestOf(NewSessionId());
   try {
-    Create(b, other, 1000, {{"k", "v"}});
+    b.Write([&](StoreWriter& w) {
+      REQUIRE(w.Touch(d, 1500));  // the transaction is open on the server
+      Terminate(schema.uri(), pid);
+      w.SetItem(d, "k", "v");
+      w.Delete(d);
+    });
     FAIL("a write on a dead connection succeeded");
   } catch (const StoreError& e) {
     CHECK(e.busy());
+    CHECK_THAT(e.what(), Catch::Contains("outcome unknown"));
   }
   PgBackend observer(Opts(schema.uri()));
-  CHECK_FALSE(observer.Holds(other));
-
+  CHECK(observer.Holds(d));
   // Back without restarting anything: a new connection, statements prepared again.
+  auto s = b.Load(d, id, 1501);
+  REQUIRE(s);
+  CHECK(s->items.empty());
+  CHECK(s->accessed == 1000);
+  CHECK(b.backend_pid() != pid);
+}
+
+TEST_CASE("pg: a connection killed between calls is replaced before the next one", "[postgres]") {
+  // What a database restart or failover does to every idle worker's
+  // connection: the next request must not fail for it.
+  TempPgSchema schema;
+  PgBackend b(Opts(schema.uri()));
+  std::string id = NewSessionId();
+  IdDigest d = DigestOf(id);
+  Create(b, d, 1000);
+  int pid = b.backend_pid();
+  Terminate(schema.uri(), pid);
   REQUIRE(b.Load(d, id, 1001));
   CHECK(b.backend_pid() != pid);
-  Create(b, other, 1000, {{"k", "v"}});
-  CHECK(observer.Holds(other));
+  Terminate(schema.uri(), b.backend_pid());
+  Create(b, DigestOf(NewSessionId()), 1000, {{"k", "v"}});
 }
 
 TEST_CASE("pg: a server that accepts but never answers is busy within the timeout", "[postgres]") {

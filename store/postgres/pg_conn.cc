@@ -18,10 +18,17 @@ using Clock = std::chrono::steady_clock;
 // libpq's messages end in a newline and may hold several lines.
 std::string OneLine(std::string s) {
   while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  // A line that begins with a tab continues the one before it.
   std::string out;
-  for (char c : s) {
-    if (c == '\n') out += "; ";
-    else out += c;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (s[i] != '\n') {
+      out += s[i];
+    } else if (i + 1 < s.size() && s[i + 1] == '\t') {
+      out += ' ';
+      ++i;
+    } else {
+      out += "; ";
+    }
   }
   return out;
 }
@@ -169,6 +176,16 @@ void Conn::OnNotice(void* self, const pg_result* r) {
 }
 
 void Conn::Connect() {
+  if (conn_ && queued_.empty() && PQtransactionStatus(conn_) == PQTRANS_IDLE) {
+    // Between calls the server has nothing to say. When it has (the FATAL
+    // message of a server shutting down or restarting, of
+    // pg_terminate_backend, or the end of the stream), the connection is
+    // dead: replace it before anything is sent, so a request after the
+    // database came back does not fail for the connection its worker held
+    // while it was away. Nothing is in flight, so nothing can be lost.
+    pollfd p{PQsocket(conn_), POLLIN, 0};
+    if (poll(&p, 1, 0) != 0) Close();
+  }
   if (conn_) return;
   std::vector<std::string> keys{"dbname"}, values{opts_.uri};
   char* err = nullptr;
