@@ -11,6 +11,8 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <latch>
 #include <thread>
@@ -338,6 +340,87 @@ TEST_CASE("pg: no password in any error message", "[postgres]") {
       CHECK_FALSE(e.busy());
     }
   }
+}
+
+}  // namespace
+}  // namespace sessiond
+
+namespace sessiond {
+namespace {
+
+// A cluster of the test's own (tests/tools/pg_cluster), stopped by its
+// destructor, for settings no other test may see.
+struct OwnCluster {
+  std::string tool = SESSIOND_PG_CLUSTER, dir;
+  OwnCluster() {
+    char d[] = "/tmp/sessiond-pg-own.XXXXXX";
+    REQUIRE(::mkdtemp(d));
+    dir = d;
+    REQUIRE(std::system(("'" + tool + "' start '" + dir + "' >/dev/null").c_str()) == 0);
+  }
+  ~OwnCluster() {
+    std::system(("'" + tool + "' stop '" + dir + "'; rm -rf '" + dir + "'").c_str());
+  }
+  std::string Read(const char* what) const {
+    std::string cmd = "'" + tool + "' " + what + " '" + dir + "'";
+    FILE* p = ::popen(cmd.c_str(), "r");
+    char buf[1024] = {};
+    std::string out = p && std::fgets(buf, sizeof buf, p) ? buf : "";
+    if (p) ::pclose(p);
+    while (!out.empty() && out.back() == '\n') out.pop_back();
+    return out;
+  }
+};
+
+TEST_CASE("pg: a COMMIT whose wait for the synchronous standby was cancelled is not a success",
+          "[postgres]") {
+  OwnCluster cluster;
+  std::string uri = cluster.Read("uri");
+  { PgBackend creates_the_schema(Opts(uri)); }
+  pg::Conn admin({cluster.Read("admin-uri"), 5000});
+  // A synchronous standby that never comes: every COMMIT waits for it.
+  admin.Exec("ALTER SYSTEM SET synchronous_standby_names = 'nobody'");
+  admin.Exec("SELECT pg_reload_conf()");
+  std::string seen;
+  for (int i = 0; i < 100 && seen != "nobody"; ++i) {  // the reload is asynchronous
+    pg::Conn c({uri, 5000});
+    c.Send("SHOW synchronous_standby_names");
+    seen = std::string(c.Sync().back().bytes(0, 0));
+    if (seen != "nobody") ::usleep(50'000);
+  }
+  REQUIRE(seen == "nobody");
+
+  PgBackend b(Opts(uri));
+  int pid = b.backend_pid();
+  // Once the COMMIT waits for the standby, cancel the wait, as an operator
+  // (or a server shutting down) would: the transaction has committed here,
+  // and the server says that it is not on the standby with a WARNING only.
+  std::thread canceller([&] {
+    pg::Conn c({cluster.Read("admin-uri"), 5000});
+    pg::Statement waiting{"waiting", "SELECT count(*) FROM pg_stat_activity WHERE pid = $1::bigint::int "
+                                     "AND wait_event = 'SyncRep'"};
+    for (int i = 0; i < 200; ++i) {
+      c.Send(waiting, {pg::Param::Int(pid)});
+      if (c.Sync().back().int64(0, 0) == 1) break;
+      ::usleep(20'000);
+    }
+    c.Send(pg::Statement{"cancel", "SELECT pg_cancel_backend($1::bigint::int)"}, {pg::Param::Int(pid)});
+    c.Sync();
+  });
+  IdDigest d = DigestOf(NewSessionId());
+  std::string error;
+  bool busy = false;
+  try {
+    Create(b, d, 1000, {{"k", "v"}});
+  } catch (const StoreError& e) {
+    error = e.what();
+    busy = e.busy();
+  }
+  canceller.join();
+  CHECK_THAT(error, Catch::Contains("COMMIT not confirmed") && Catch::Contains("synchronous replication"));
+  CHECK(busy);
+  // It is there on this server: only the caller's answer was in doubt.
+  CHECK(b.Holds(d));
 }
 
 }  // namespace
