@@ -229,10 +229,12 @@ void PgBackend::Write(const std::function<void(StoreWriter&)>& unit) {
     // COMMIT of a transaction that failed reports ROLLBACK, not an error.
     if (r.back().command() != "COMMIT")
       throw StoreError("PostgreSQL: the transaction was rolled back", 0, true);
-    // A COMMIT whose wait for synchronous replication was cancelled (by the
-    // statement timeout, or a server shutting down) has committed on this
+    // A COMMIT whose wait for synchronous replication was cancelled
+    // (pg_cancel_backend, a server shutting down) has committed on this
     // server but is not on the standby it promised: the server says so with
-    // a WARNING only, and a failover now would lose it. Not a success.
+    // a WARNING only, and a failover now would lose it. Not a success. (The
+    // statement timeout does not end that wait -- PostgreSQL disables it
+    // before committing -- but Conn's own bound on waiting does, as an error.)
     if (!c.notices().empty())
       throw StoreError("PostgreSQL: COMMIT not confirmed: " + c.notices().front().message, 0, true);
   } catch (...) {
