@@ -4,7 +4,8 @@
 // Markdown table. Then concurrent durable writes: THREADS threads (16), each
 // with a store of its own as a server's workers, committing to sessions of
 // their own with synchronous FULL.
-// Usage: store_bench DIR [SESSIONS...]   or   store_bench DIR --writers [THREADS [COMMITS]]
+// Usage: store_bench DIR [SESSIONS...]   or   store_bench DIR|URI --writers [THREADS [COMMITS]]
+// (a postgresql:// URI: the writers on that PostgreSQL database instead of a file in DIR)
 #include <sqlite3.h>
 #include <sys/stat.h>
 
@@ -92,8 +93,10 @@ std::int64_t DataVersion(sqlite3* db) {
 // THREADS threads, each with its own store, each committing COMMITS times
 // to a session of its own: one row of a Markdown table.
 int Writers(const std::string& dir, int threads, int commits) {
-  std::string path = dir + "/writers.db";
-  for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(path + suffix);
+  bool pg = IsPostgresUri(dir);
+  std::string path = pg ? dir : dir + "/writers.db";
+  if (!pg)
+    for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(path + suffix);
   StoreOptions o;
   o.db = path;
   const std::int64_t now = std::time(nullptr);
@@ -125,10 +128,11 @@ int Writers(const std::string& dir, int threads, int commits) {
   Stats c = Summarize(all);
   std::printf("| writers | commits | synchronous | commits/s | commit p50 µs | commit p99 µs |\n");
   std::printf("| ---: | ---: | --- | ---: | ---: | ---: |\n");
-  std::printf("| %d | %zu | FULL | %.0f | %.1f | %.1f |\n", threads, all.size(),
+  std::printf("| %d | %zu | %s | %.0f | %.1f | %.1f |\n", threads, all.size(), pg ? "server's" : "FULL",
               static_cast<double>(all.size()) / seconds, c.p50, c.p99);
   stores.clear();
-  for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(path + suffix);
+  if (!pg)
+    for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(path + suffix);
   return 0;
 }
 
@@ -139,9 +143,13 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "usage: store_bench DIR [SESSIONS...]\n");
     return 2;
   }
-  std::filesystem::create_directories(argv[1]);
+  if (!IsPostgresUri(argv[1])) std::filesystem::create_directories(argv[1]);
   if (argc >= 3 && std::string(argv[2]) == "--writers")
     return Writers(argv[1], argc >= 4 ? std::stoi(argv[3]) : 16, argc >= 5 ? std::stoi(argv[4]) : 200);
+  if (IsPostgresUri(argv[1])) {
+    std::fprintf(stderr, "store_bench: a PostgreSQL URI works with --writers only\n");
+    return 2;
+  }
   std::vector<std::size_t> sizes;
   for (int a = 2; a < argc; ++a) sizes.push_back(std::stoul(argv[a]));
   if (sizes.empty()) sizes = {10'000, 100'000, 1'000'000};
