@@ -1,7 +1,11 @@
 // The store without HTTP: load and commit latency and throughput with 10k,
 // 100k and 1M sessions in the file, durability FULL and NORMAL, bytes of file
 // per session, and whether reads within the touch window write. Prints a
-// Markdown table. Usage: store_bench DIR [SESSIONS...]
+// Markdown table. Then concurrent durable writes: THREADS threads (16), each
+// with a store of its own as a server's workers, committing to sessions of
+// their own with synchronous FULL.
+// Usage: store_bench DIR [SESSIONS...]   or   store_bench DIR|URI --writers [THREADS [COMMITS]]
+// (a postgresql:// URI: the writers on that PostgreSQL database instead of a file in DIR)
 #include <sqlite3.h>
 #include <sys/stat.h>
 
@@ -12,10 +16,11 @@
 #include <filesystem>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "store/session_id.h"
-#include "store/sqlite_store.h"
+#include "store/open.h"
 
 using namespace sessiond;
 using Clock = std::chrono::steady_clock;
@@ -45,9 +50,9 @@ void Check(int rc, sqlite3* db) {
 // Fills the file with `n` sessions of one item each, in one transaction,
 // straight through SQLite (a million commits one by one would take minutes).
 std::vector<std::string> Populate(const std::string& path, std::size_t n, std::int64_t now) {
-  SqliteOptions o;
-  o.path = path;
-  { SqliteStore schema(o); }
+  StoreOptions o;
+  o.db = path;
+  OpenStore(o);  // creates the schema
   sqlite3* db = nullptr;
   Check(sqlite3_open(path.c_str(), &db), db);
   Check(sqlite3_exec(db, "PRAGMA synchronous = OFF; BEGIN", nullptr, nullptr, nullptr), db);
@@ -85,6 +90,52 @@ std::int64_t DataVersion(sqlite3* db) {
   return v;
 }
 
+// THREADS threads, each with its own store, each committing COMMITS times
+// to a session of its own: one row of a Markdown table.
+int Writers(const std::string& dir, int threads, int commits) {
+  bool pg = IsPostgresUri(dir);
+  std::string path = pg ? dir : dir + "/writers.db";
+  if (!pg)
+    for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(path + suffix);
+  StoreOptions o;
+  o.db = path;
+  const std::int64_t now = std::time(nullptr);
+  std::vector<std::unique_ptr<SessionStore>> stores;
+  std::vector<std::string> ids;
+  for (int t = 0; t < threads; ++t) {
+    stores.push_back(OpenStore(o));
+    ids.push_back(stores.back()->Commit(std::nullopt, ChangeSet{{{Change::Kind::Set, "k", "v", {}}}}, now).id);
+  }
+  std::vector<std::vector<double>> latencies(static_cast<std::size_t>(threads));
+  std::vector<std::thread> running;
+  auto t0 = Clock::now();
+  for (int t = 0; t < threads; ++t)
+    running.emplace_back([&, t] {
+      auto u = static_cast<std::size_t>(t);
+      auto s = stores[u]->Load(ids[u], now);
+      for (int k = 0; k < commits; ++k) {
+        ChangeSet cs;
+        cs.changes.push_back({Change::Kind::Set, "k" + std::to_string(k % 8), std::to_string(k), {}});
+        auto c0 = Clock::now();
+        stores[u]->Commit(s, cs, now);
+        latencies[u].push_back(Micros(Clock::now() - c0));
+      }
+    });
+  for (auto& r : running) r.join();
+  double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+  std::vector<double> all;
+  for (auto& l : latencies) all.insert(all.end(), l.begin(), l.end());
+  Stats c = Summarize(all);
+  std::printf("| writers | commits | synchronous | commits/s | commit p50 µs | commit p99 µs |\n");
+  std::printf("| ---: | ---: | --- | ---: | ---: | ---: |\n");
+  std::printf("| %d | %zu | %s | %.0f | %.1f | %.1f |\n", threads, all.size(), pg ? "server's" : "FULL",
+              static_cast<double>(all.size()) / seconds, c.p50, c.p99);
+  stores.clear();
+  if (!pg)
+    for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(path + suffix);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -92,7 +143,13 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "usage: store_bench DIR [SESSIONS...]\n");
     return 2;
   }
-  std::filesystem::create_directories(argv[1]);
+  if (!IsPostgresUri(argv[1])) std::filesystem::create_directories(argv[1]);
+  if (argc >= 3 && std::string(argv[2]) == "--writers")
+    return Writers(argv[1], argc >= 4 ? std::stoi(argv[3]) : 16, argc >= 5 ? std::stoi(argv[4]) : 200);
+  if (IsPostgresUri(argv[1])) {
+    std::fprintf(stderr, "store_bench: a PostgreSQL URI works with --writers only\n");
+    return 2;
+  }
   std::vector<std::size_t> sizes;
   for (int a = 2; a < argc; ++a) sizes.push_back(std::stoul(argv[a]));
   if (sizes.empty()) sizes = {10'000, 100'000, 1'000'000};
@@ -109,10 +166,11 @@ int main(int argc, char** argv) {
     stat(path.c_str(), &st);
     double bytes_per_session = static_cast<double>(st.st_size) / static_cast<double>(n);
     for (const char* sync : {"FULL", "NORMAL"}) {
-      SqliteOptions o;
-      o.path = path;
+      StoreOptions o;
+      o.db = path;
       o.synchronous = sync;
-      SqliteStore store(o);
+      auto opened = OpenStore(o);
+      SessionStore& store = *opened;
       std::uniform_int_distribution<std::size_t> pick(0, n - 1);
 
       // Warm-up: a server that has run a while has the file mapped; measure that.
@@ -151,5 +209,6 @@ int main(int argc, char** argv) {
     std::filesystem::remove(path + "-wal");
     std::filesystem::remove(path + "-shm");
   }
-  return 0;
+  std::printf("\n");
+  return Writers(argv[1], 16, 200);
 }

@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "commands/output.h"
-#include "store/sqlite_admin.h"
+#include "store/open.h"
 
 namespace sessiond {
 namespace {
@@ -148,11 +148,10 @@ struct Entry {
 
   // The store, through the one place that picks its implementation.
   std::unique_ptr<SessionAdmin> Open(bool writable) const {
-    SqliteAdminOptions so;
-    so.path = o.db;
+    StoreOptions so;
+    so.db = o.db;
     so.busy_timeout_ms = static_cast<int>(o.busy_timeout * 1000);
-    so.writable = writable;
-    return std::make_unique<SqliteAdmin>(so);
+    return OpenAdmin(so, !writable);
   }
 
   int Run(std::ostream& out, std::ostream& err, std::int64_t now);
@@ -257,15 +256,13 @@ int AdminCommands::Run(std::ostream& out, std::ostream& err, std::int64_t now) {
           << name << "]\n";
       return kUsage;
     }
-    if (o.db.rfind("postgres://", 0) == 0 || o.db.rfind("postgresql://", 0) == 0) {
-      err << "sessiond " << name << ": PostgreSQL stores are not supported by this build\n";
-      return kUsage;
-    }
     try {
       return e->Run(out, err, now);
     } catch (const StoreError& x) {
       err << "sessiond " << name << ": " << Escaped(x.what());
-      if (x.busy()) err << " (another connection held the database past --busy-timeout)";
+      if (x.busy())
+        err << (IsPostgresUri(e->o.db) ? " (the database server is unreachable or busy; try again later)"
+                                       : " (another connection held the database past --busy-timeout)");
       err << '\n';
       return kFailed;
     } catch (const std::exception& x) {

@@ -7,8 +7,8 @@
 
 namespace sessiond {
 
-Collector::Collector(const SqliteOptions& options, std::int64_t interval_seconds, std::size_t batch)
-    : store_(options), interval_(interval_seconds), batch_(batch), thread_([this] { Run(); }) {}
+Collector::Collector(const StoreOptions& options, std::int64_t interval_seconds, std::size_t batch)
+    : store_(OpenStore(options)), interval_(interval_seconds), batch_(batch), thread_([this] { Run(); }) {}
 
 Collector::~Collector() {
   {
@@ -26,7 +26,7 @@ void Collector::Run() {
     try {
       std::size_t total = 0, n;
       do {
-        n = store_.CollectGarbage(static_cast<std::int64_t>(std::time(nullptr)), batch_);
+        n = store_->CollectGarbage(static_cast<std::int64_t>(std::time(nullptr)), batch_);
         total += n;
         ProcessMetrics().CountCollected(n);
       } while (n == batch_ && !stopping_);

@@ -7,7 +7,9 @@
 #include <mutex>
 #include <thread>
 
-#include "store/sqlite_store.h"
+#include <memory>
+
+#include "store/open.h"
 
 namespace sessiond {
 
@@ -15,13 +17,13 @@ class Collector {
  public:
   // Starts the thread: a sweep every `interval_seconds`, `batch` sessions per
   // transaction. Opens its own store connection (throws StoreError).
-  Collector(const SqliteOptions& options, std::int64_t interval_seconds, std::size_t batch);
+  Collector(const StoreOptions& options, std::int64_t interval_seconds, std::size_t batch);
   ~Collector();  // stops the thread, finishing the batch under way
 
  private:
   void Run();
 
-  SqliteStore store_;
+  std::unique_ptr<SessionStore> store_;
   std::int64_t interval_;
   std::size_t batch_;
   std::mutex mutex_;

@@ -9,7 +9,7 @@
 #include "middleware/cookie.h"
 #include "middleware/fcgi_server.h"
 #include "middleware/page_runner.h"
-#include "store/sqlite_store.h"
+#include "store/open.h"
 
 namespace sessiond {
 
@@ -20,7 +20,7 @@ struct Config {
   // Directory of the page scripts. Pages outside it are never run.
   std::string pages;
 
-  SqliteOptions store;  // db file, timeouts, durability, session limits
+  StoreOptions store;  // --db (file or PostgreSQL URI), timeouts, durability, session limits
 
   CookieAttributes cookie;     // name (default sid), SameSite, Max-Age
   bool cookie_secure = false;  // Secure on every cookie, not only over HTTPS

@@ -26,7 +26,7 @@
 #include "middleware/page_runner.h"
 #include "middleware/systemd.h"
 #include "middleware/settings_check.h"
-#include "store/sqlite_store.h"
+#include "store/open.h"
 
 namespace sessiond {
 namespace {
@@ -52,7 +52,7 @@ struct Durations {
 void AddServeOptions(CLI::App& serve, Config& c, Durations& d, std::string& socket_mode) {
   serve.add_option("--listen", c.server.listen, "unix:PATH or HOST:PORT (:PORT is 127.0.0.1); default: the socket on fd 0");
   serve.add_option("--socket-mode", socket_mode, "Permissions of the unix socket (octal)")->capture_default_str();
-  serve.add_option("--db", c.store.path, "SQLite database file (created 0600)")->required();
+  serve.add_option("--db", c.store.db, "SQLite database file (created 0600)")->required();
   serve.add_option("--pages", c.pages, "Directory of the page scripts")->required()->check(CLI::ExistingDirectory);
   serve.add_option("--user", c.user, "Run pages as this user (needs root)");
   serve.add_option("--group", c.group, "Run pages with this group (default: the user's)");
@@ -74,9 +74,9 @@ void AddServeOptions(CLI::App& serve, Config& c, Durations& d, std::string& sock
   serve.add_option("--temp-dir", c.server.temp_dir, "Directory for bodies and outputs too large for memory")
       ->capture_default_str()->check(CLI::ExistingDirectory);
 
-  serve.add_option("--idle-timeout", c.store.idle_timeout, "Session ends after this long unused")
+  serve.add_option("--idle-timeout", c.store.timeouts.idle, "Session ends after this long unused")
       ->capture_default_str()->transform(Seconds())->check(CLI::PositiveNumber);
-  serve.add_option("--absolute-timeout", c.store.absolute_timeout, "Session ends this long after creation")
+  serve.add_option("--absolute-timeout", c.store.timeouts.absolute, "Session ends this long after creation")
       ->capture_default_str()->transform(Seconds())->check(CLI::PositiveNumber);
   serve.add_option("--synchronous", c.store.synchronous,
                    "SQLite durability: FULL survives power loss, NORMAL survives a crash of sessiond")
@@ -155,7 +155,7 @@ int Serve(Config& config, const std::string& settings) {
     if (!config.log_file.empty()) LogToFile(config.log_file);
     LogLine(std::string("starting sessiond ") + SESSIOND_VERSION + ", pid " + std::to_string(::getpid()) + ": " +
             settings);
-    { SqliteStore check(config.store); }  // file, pragmas and schema fail now, not per request
+    { OpenStore(config.store); }  // file, pragmas and schema fail now, not per request
     FcgiServer server(config.server);
     AdoptOrphans();
     server.SetHousekeeping([] { ReapOrphans(); });
@@ -183,12 +183,12 @@ int Serve(Config& config, const std::string& settings) {
     });
     LogLine("serving " + (config.server.listen.empty() ? server.inherited_from() : config.server.listen) +
             ", pages " + config.pages + (config.page_user.set ? " as " + config.user : std::string()) +
-            ", db " + config.store.path);
+            ", db " + PrintableDb(config.store.db));
     NotifyReady();  // systemd's Type=notify: the socket is served from here on
     std::exception_ptr failed;
     try {
       server.Serve([&config]() -> FcgiServer::RequestHandler {
-        auto handler = std::make_shared<Handler>(config, std::make_unique<SqliteStore>(config.store));
+        auto handler = std::make_shared<Handler>(config, OpenStore(config.store));
         return [handler](Request& r) { handler->Handle(r); };
       });
     } catch (...) {

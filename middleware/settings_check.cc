@@ -12,7 +12,7 @@
 
 #include "log/log.h"
 #include "middleware/fcgi_server.h"
-#include "store/sqlite_check.h"
+#include "store/sqlite/sqlite_check.h"
 
 namespace sessiond {
 namespace {
@@ -138,7 +138,11 @@ std::vector<std::string> CheckBeforeServe(const Config& config, std::vector<std:
   }
   if (config.server.listen.empty())
     notes.push_back("no --listen: serve takes the listening socket on fd 0 (spawn-fcgi, systemd socket activation)");
-  CheckSqliteFile(config.store, problems, notes);
+  if (IsPostgresUri(config.store.db))
+    notes.push_back("--db " + PrintableDb(config.store.db) +
+                    ": a PostgreSQL database; sessiond connects (and creates its schema) when it starts");
+  else
+    CheckSqliteFile(config.store, problems, notes);
   if (::access(config.pages.c_str(), R_OK | X_OK) != 0)
     problems.push_back("--pages " + config.pages + " cannot be read by sessiond: " + std::strerror(errno));
   if (!config.log_file.empty()) {

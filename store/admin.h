@@ -1,7 +1,7 @@
 // Inspection and upkeep of a session store: what the operator's commands
 // (sessiond list, show, rm, logout, gc, stats, check, backup) ask of it, as
 // opposed to what the request path asks (store.h). SQLite implements it in
-// sqlite_admin.h; a PostgreSQL store implements the same interface.
+// sqlite/sqlite_admin.h; a PostgreSQL store implements the same interface.
 //
 // A session is named by the digest of its id, never by the id (the store does
 // not have it). Live means what the server's garbage collector means: the

@@ -1,5 +1,6 @@
 // The session store interface: what the request path needs from storage, and
-// nothing about HTTP. SQLite is the embedded implementation (sqlite_store.h).
+// nothing about HTTP. PolicyStore (session_store.h) implements it over every
+// storage engine (backend.h); OpenStore (open.h) picks the engine.
 #pragma once
 
 #include <cstdint>

@@ -11,7 +11,8 @@
 #include <sstream>
 
 #include "store/admin.h"
-#include "store/sqlite_store.h"
+#include "store/open.h"
+#include "store/sqlite/sqlite_backend.h"
 
 using namespace sessiond;
 
@@ -60,14 +61,14 @@ struct Fixture {
     REQUIRE(mkdtemp(d));
     dir = d;
     db = dir + "/sessions.db";
-    SqliteOptions o;
-    o.path = db;
-    SqliteStore store(o);
+    StoreOptions o;
+    o.db = db;
+    auto store = OpenStore(o);
     ChangeSet cs;
     cs.changes.push_back({Change::Kind::Set, "UserName", "ann", {}});
-    ann = store.Commit(std::nullopt, cs, T0).id;
+    ann = store->Commit(std::nullopt, cs, T0).id;
     cs.changes[0].value = "bob";
-    bob = store.Commit(std::nullopt, cs, T0 + 1).id;
+    bob = store->Commit(std::nullopt, cs, T0 + 1).id;
   }
   ~Fixture() { std::filesystem::remove_all(dir); }
 };
@@ -100,7 +101,7 @@ TEST_CASE("commands: 1 for not found, 2 for usage", "[commands]") {
   CHECK_THAT(r.err, Catch::Contains("neither a session id"));
   CHECK(Run({"show", "--db", f.db, "012"}).status == 2);
   CHECK(Run({"list"}).status == 2);                                         // no database
-  CHECK(Run({"list", "--db", "postgresql://db/sessions"}).status == 2);
+  CHECK(Run({"list", "--db", "postgresql://127.0.0.1:1/sessions"}).status == 1);  // nobody there
   CHECK(Run({"list", "--db", f.dir + "/missing.db"}).status == 1);
   CHECK_FALSE(std::filesystem::exists(f.dir + "/missing.db"));
   CHECK(Run({"list", "--db", f.db, "--where", "novalue"}).status == 2);

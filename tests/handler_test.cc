@@ -7,7 +7,7 @@
 #include <fstream>
 
 #include "middleware/metrics.h"
-#include "store/sqlite_store.h"
+#include "store/open.h"
 
 using namespace sessiond;
 namespace fs = std::filesystem;
@@ -55,8 +55,8 @@ struct Fixture {
     std::ofstream(dir / "secret") << "#!/bin/sh\necho outside\n";
     fs::permissions(dir / "secret", fs::perms::owner_all);
     config.pages = (dir / "pages").string();
-    config.store.path = (dir / "sessions.db").string();
-    handler = std::make_unique<Handler>(config, std::make_unique<SqliteStore>(config.store));
+    config.store.db = (dir / "sessions.db").string();
+    handler = std::make_unique<Handler>(config, OpenStore(config.store));
   }
   ~Fixture() { fs::remove_all(dir); }
 

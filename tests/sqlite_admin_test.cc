@@ -1,4 +1,4 @@
-#include "store/sqlite_admin.h"
+#include "store/sqlite/sqlite_admin.h"
 
 #include <sqlite3.h>
 #include <sys/stat.h>
@@ -9,7 +9,8 @@
 #include <fstream>
 
 #include "store/session_id.h"
-#include "store/sqlite_store.h"
+#include "store/open.h"
+#include "store/sqlite/sqlite_backend.h"
 #include "tests/temp_db.h"
 
 using namespace sessiond;
@@ -62,9 +63,9 @@ PRAGMA user_version = 1;
 
 TEST_CASE("list: live sessions, newest first, with their item count and bytes", "[admin]") {
   TempDb t;
-  SqliteStore store(t.options());
-  std::string a = store.Commit(std::nullopt, Sets({{"UserName", "ann"}}), T0).id;
-  std::string b = store.Commit(std::nullopt, Sets({{"UserName", "bob"}, {"cart", "3"}}), T0 + 10).id;
+  auto store = OpenStore(t.options());
+  std::string a = store->Commit(std::nullopt, Sets({{"UserName", "ann"}}), T0).id;
+  std::string b = store->Commit(std::nullopt, Sets({{"UserName", "bob"}, {"cart", "3"}}), T0 + 10).id;
   auto rows = t.admin().List({}, T0 + 20);
   REQUIRE(rows.size() == 2);
   CHECK(rows[0].digest == DigestOf(b));
@@ -79,10 +80,10 @@ TEST_CASE("list: live sessions, newest first, with their item count and bytes", 
 
 TEST_CASE("list: expired ones instead, or both; at most --limit", "[admin]") {
   TempDb t;
-  SqliteStore store(t.options());  // idle 600 s
-  std::string old_one = store.Commit(std::nullopt, Sets({{"k", "1"}}), T0).id;
-  std::string mid = store.Commit(std::nullopt, Sets({{"k", "2"}}), T0 + 300).id;
-  std::string young = store.Commit(std::nullopt, Sets({{"k", "3"}}), T0 + 500).id;
+  auto store = OpenStore(t.options());  // idle 600 s
+  std::string old_one = store->Commit(std::nullopt, Sets({{"k", "1"}}), T0).id;
+  std::string mid = store->Commit(std::nullopt, Sets({{"k", "2"}}), T0 + 300).id;
+  std::string young = store->Commit(std::nullopt, Sets({{"k", "3"}}), T0 + 500).id;
   auto admin = t.admin();
   std::int64_t now = T0 + 600;  // the first has just expired: expires <= now, as the server's rule
   ListQuery q;
@@ -93,16 +94,16 @@ TEST_CASE("list: expired ones instead, or both; at most --limit", "[admin]") {
   CHECK(admin.List(q, now).size() == 3);
   q.limit = 2;
   CHECK(Tags(admin.List(q, now)) == std::vector{TagOf(DigestOf(young)), TagOf(DigestOf(mid))});
-  CHECK(store.Load(old_one, now) == std::nullopt);  // the server agrees
+  CHECK(store->Load(old_one, now) == std::nullopt);  // the server agrees
 }
 
 TEST_CASE("list --where: every given item, byte for byte", "[admin]") {
   TempDb t;
-  SqliteStore store(t.options());
+  auto store = OpenStore(t.options());
   std::string binary("\x00\xff", 2);
-  std::string ann = store.Commit(std::nullopt, Sets({{"UserName", "ann"}, {"role", "admin"}}), T0).id;
-  std::string ann2 = store.Commit(std::nullopt, Sets({{"UserName", "ann"}}), T0 + 1).id;
-  std::string bob = store.Commit(std::nullopt, Sets({{"UserName", "bob"}, {"blob", binary}}), T0 + 2).id;
+  std::string ann = store->Commit(std::nullopt, Sets({{"UserName", "ann"}, {"role", "admin"}}), T0).id;
+  std::string ann2 = store->Commit(std::nullopt, Sets({{"UserName", "ann"}}), T0 + 1).id;
+  std::string bob = store->Commit(std::nullopt, Sets({{"UserName", "bob"}, {"blob", binary}}), T0 + 2).id;
   auto admin = t.admin();
   auto where = [&](std::vector<ItemMatch> m) {
     ListQuery q;
@@ -119,8 +120,8 @@ TEST_CASE("list --where: every given item, byte for byte", "[admin]") {
 
 TEST_CASE("a session is named by its id or by a digest prefix of 4 or more hex digits", "[admin]") {
   TempDb t;
-  SqliteStore store(t.options());
-  std::string id = store.Commit(std::nullopt, Sets({{"k", "v"}}), T0).id;
+  auto store = OpenStore(t.options());
+  std::string id = store->Commit(std::nullopt, Sets({{"k", "v"}}), T0).id;
   std::string hex = HexOf(DigestOf(id));
   auto admin = t.admin();
   auto found = [&](const std::string& text) {
@@ -146,7 +147,7 @@ TEST_CASE("a session is named by its id or by a digest prefix of 4 or more hex d
 
 TEST_CASE("a prefix several digests share is ambiguous, and lists them", "[admin]") {
   TempDb t;
-  { SqliteStore store(t.options()); }
+  { auto store = OpenStore(t.options()); }
   InsertDigest(t, "abcd01");
   InsertDigest(t, "abcd02");
   InsertDigest(t, "abcdf0");
@@ -176,13 +177,13 @@ TEST_CASE("a prefix several digests share is ambiguous, and lists them", "[admin
 
 TEST_CASE("get: a session's times and items, live or expired", "[admin]") {
   TempDb t;
-  SqliteStore store(t.options());
+  auto store = OpenStore(t.options());
   std::string binary("a\0b\xff", 4);
-  std::string id = store.Commit(std::nullopt, Sets({{"UserName", "ann"}, {"bin", binary}}), T0).id;
-  std::string empty = store.Commit(std::nullopt, Sets({{"k", "v"}}), T0).id;
+  std::string id = store->Commit(std::nullopt, Sets({{"UserName", "ann"}, {"bin", binary}}), T0).id;
+  std::string empty = store->Commit(std::nullopt, Sets({{"k", "v"}}), T0).id;
   ChangeSet clear;
   clear.changes.push_back({Change::Kind::Clear, {}, {}, {}});
-  store.Commit(store.Load(empty, T0), clear, T0);
+  store->Commit(store->Load(empty, T0), clear, T0);
   auto admin = t.admin();
   auto d = admin.Get(DigestOf(id));
   REQUIRE(d);
@@ -200,31 +201,31 @@ TEST_CASE("get: a session's times and items, live or expired", "[admin]") {
 
 TEST_CASE("rm removes sessions and their items; unknown ones are not counted", "[admin]") {
   TempDb t;
-  SqliteStore store(t.options());
-  std::string a = store.Commit(std::nullopt, Sets({{"k", "1"}, {"l", "2"}}), T0).id;
-  std::string b = store.Commit(std::nullopt, Sets({{"k", "1"}}), T0).id;
-  std::string c = store.Commit(std::nullopt, Sets({{"k", "1"}}), T0).id;
+  auto store = OpenStore(t.options());
+  std::string a = store->Commit(std::nullopt, Sets({{"k", "1"}, {"l", "2"}}), T0).id;
+  std::string b = store->Commit(std::nullopt, Sets({{"k", "1"}}), T0).id;
+  std::string c = store->Commit(std::nullopt, Sets({{"k", "1"}}), T0).id;
   auto admin = t.admin(true);
   CHECK(admin.Remove({DigestOf(a), DigestOf(b), DigestOf(NewSessionId()), DigestOf(a)}) == 2);
-  CHECK_FALSE(store.Load(a, T0));
-  CHECK_FALSE(store.Load(b, T0));
-  CHECK(store.Load(c, T0));
+  CHECK_FALSE(store->Load(a, T0));
+  CHECK_FALSE(store->Load(b, T0));
+  CHECK(store->Load(c, T0));
   CHECK(t.query("SELECT count(*) FROM items") == "1");
 }
 
 TEST_CASE("logout removes every session holding the item, and only those", "[admin]") {
   TempDb t;
-  SqliteStore store(t.options());
-  std::string ann1 = store.Commit(std::nullopt, Sets({{"UserName", "ann"}}), T0).id;
-  std::string ann2 = store.Commit(std::nullopt, Sets({{"UserName", "ann"}, {"cart", "2"}}), T0).id;
-  std::string bob = store.Commit(std::nullopt, Sets({{"UserName", "bob"}}), T0).id;
-  std::string annie = store.Commit(std::nullopt, Sets({{"UserName", "annie"}}), T0).id;
+  auto store = OpenStore(t.options());
+  std::string ann1 = store->Commit(std::nullopt, Sets({{"UserName", "ann"}}), T0).id;
+  std::string ann2 = store->Commit(std::nullopt, Sets({{"UserName", "ann"}, {"cart", "2"}}), T0).id;
+  std::string bob = store->Commit(std::nullopt, Sets({{"UserName", "bob"}}), T0).id;
+  std::string annie = store->Commit(std::nullopt, Sets({{"UserName", "annie"}}), T0).id;
   auto admin = t.admin(true);
   CHECK(admin.RemoveWhere({{"UserName", "ann"}}) == 2);
-  CHECK_FALSE(store.Load(ann1, T0));
-  CHECK_FALSE(store.Load(ann2, T0));
-  CHECK(store.Load(bob, T0));
-  CHECK(store.Load(annie, T0));
+  CHECK_FALSE(store->Load(ann1, T0));
+  CHECK_FALSE(store->Load(ann2, T0));
+  CHECK(store->Load(bob, T0));
+  CHECK(store->Load(annie, T0));
   CHECK(t.query("SELECT count(*) FROM items") == "2");
   CHECK(admin.RemoveWhere({{"UserName", "ann"}}) == 0);
   CHECK(admin.RemoveWhere({{"UserName", "bob"}, {"cart", "2"}}) == 0);
@@ -233,27 +234,27 @@ TEST_CASE("logout removes every session holding the item, and only those", "[adm
 
 TEST_CASE("gc removes the expired sessions, a batch per transaction", "[admin]") {
   TempDb t;
-  SqliteStore store(t.options());
-  for (int i = 0; i < 5; ++i) store.Commit(std::nullopt, Sets({{"k", "v"}}), T0);
-  std::string live = store.Commit(std::nullopt, Sets({{"k", "v"}}), T0 + 500).id;
+  auto store = OpenStore(t.options());
+  for (int i = 0; i < 5; ++i) store->Commit(std::nullopt, Sets({{"k", "v"}}), T0);
+  std::string live = store->Commit(std::nullopt, Sets({{"k", "v"}}), T0 + 500).id;
   auto admin = t.admin(true);
   CHECK(admin.CollectGarbage(T0 + 599, 2) == 0);
   CHECK(admin.CollectGarbage(T0 + 600, 2) == 5);
   CHECK(admin.CollectGarbage(T0 + 600, 2) == 0);
-  CHECK(store.Load(live, T0 + 600));
+  CHECK(store->Load(live, T0 + 600));
   CHECK(t.query("SELECT count(*) FROM items") == "1");
 }
 
 TEST_CASE("stats: sessions, items, bytes, the oldest live one, sizes, schema", "[admin]") {
   TempDb t;
-  SqliteStore store(t.options());
+  auto store = OpenStore(t.options());
   auto admin = t.admin();
   StoreStats empty = admin.Stats(T0);
   CHECK(empty.live == 0);
   CHECK_FALSE(empty.oldest);
-  store.Commit(std::nullopt, Sets({{"ab", "cd"}}), T0);                   // expired at T0 + 600
-  store.Commit(std::nullopt, Sets({{"UserName", "ann"}, {"x", ""}}), T0 + 100);
-  store.Commit(std::nullopt, Sets({{"k", "v"}}), T0 + 200);
+  store->Commit(std::nullopt, Sets({{"ab", "cd"}}), T0);                   // expired at T0 + 600
+  store->Commit(std::nullopt, Sets({{"UserName", "ann"}, {"x", ""}}), T0 + 100);
+  store->Commit(std::nullopt, Sets({{"k", "v"}}), T0 + 200);
   StoreStats st = admin.Stats(T0 + 650);
   CHECK(st.live == 2);
   CHECK(st.expired == 1);
@@ -268,13 +269,13 @@ TEST_CASE("stats: sessions, items, bytes, the oldest live one, sizes, schema", "
 
 TEST_CASE("the read-only admin never writes, and reads do not wait for a writer", "[admin]") {
   TempDb t;
-  SqliteStore store(t.options());
-  std::string id = store.Commit(std::nullopt, Sets({{"k", "v"}}), T0).id;
+  auto store = OpenStore(t.options());
+  std::string id = store->Commit(std::nullopt, Sets({{"k", "v"}}), T0).id;
   auto reader = t.admin(false, 0);  // no busy timeout: any wait would throw
   CHECK_THROWS_AS(reader.Remove({DigestOf(id)}), StoreError);
   CHECK_THROWS_AS(reader.CollectGarbage(T0 + 10000, 10), StoreError);
   CHECK_THROWS_AS(reader.RemoveWhere({{"k", "v"}}), StoreError);
-  CHECK(store.Load(id, T0));
+  CHECK(store->Load(id, T0));
 
   // An operator's shell holds the write lock with a change in flight.
   sqlite3* other = nullptr;
@@ -303,7 +304,7 @@ TEST_CASE("a missing file is not created; a foreign or newer one is refused", "[
 
 TEST_CASE("check: all well, items without a session, an old schema", "[admin]") {
   TempDb t;
-  { SqliteStore store(t.options()); store.Commit(std::nullopt, Sets({{"k", "v"}}), T0); }
+  { auto store = OpenStore(t.options()); store->Commit(std::nullopt, Sets({{"k", "v"}}), T0); }
   CHECK(t.admin().Check(false).empty());
   CHECK(t.admin().Check(true).empty());
   t.exec("INSERT INTO items VALUES (X'00', 'k', 'v')");  // foreign keys off, as in the shell
@@ -321,8 +322,8 @@ TEST_CASE("check: all well, items without a session, an old schema", "[admin]") 
 TEST_CASE("check reports a corrupt file", "[admin]") {
   TempDb t;
   {
-    SqliteStore store(t.options());
-    for (int i = 0; i < 300; ++i) store.Commit(std::nullopt, Sets({{"UserName", "user" + std::to_string(i)}}), T0);
+    auto store = OpenStore(t.options());
+    for (int i = 0; i < 300; ++i) store->Commit(std::nullopt, Sets({{"UserName", "user" + std::to_string(i)}}), T0);
   }  // the last connection closes: the WAL is checkpointed into the file
   REQUIRE(std::filesystem::file_size(t.path) > 4 * 4096);
   {
@@ -343,8 +344,8 @@ TEST_CASE("check reports a corrupt file", "[admin]") {
 
 TEST_CASE("backup: a consistent copy, mode 0600 whatever the umask, never over a file", "[admin]") {
   TempDb t;
-  SqliteStore store(t.options());
-  std::string id = store.Commit(std::nullopt, Sets({{"UserName", "ann"}}), T0).id;
+  auto store = OpenStore(t.options());
+  std::string id = store->Commit(std::nullopt, Sets({{"UserName", "ann"}}), T0).id;
   std::string copy = t.dir + "/copy.db";
   mode_t old_mask = ::umask(0);
   t.admin().Backup(copy);
@@ -353,10 +354,10 @@ TEST_CASE("backup: a consistent copy, mode 0600 whatever the umask, never over a
   REQUIRE(::stat(copy.c_str(), &st) == 0);
   CHECK((st.st_mode & 0777) == 0600);
 
-  SqliteOptions o = t.options();
-  o.path = copy;
-  SqliteStore restored(o);
-  auto s = restored.Load(id, T0 + 1);
+  StoreOptions o = t.options();
+  o.db = copy;
+  auto restored = OpenStore(o);
+  auto s = restored->Load(id, T0 + 1);
   REQUIRE(s);
   CHECK(s->items == Items{{"UserName", "ann"}});
 
@@ -388,9 +389,9 @@ TEST_CASE("migration 1 -> 2 keeps the sessions and removes only items of no sess
       "schema version 1 is older than this sessiond's (2): sessiond serve migrates it when it starts")));
   CHECK(t.query("PRAGMA user_version") == "1");
 
-  SqliteStore store(t.options());
+  auto store = OpenStore(t.options());
   CHECK(t.query("PRAGMA user_version") == "2");
-  auto s = store.Load(id, T0 + 1);
+  auto s = store->Load(id, T0 + 1);
   REQUIRE(s);
   CHECK(s->items == Items{{"UserName", "ann"}, {"cart", "3"}});
   CHECK(s->created == T0);
@@ -400,16 +401,16 @@ TEST_CASE("migration 1 -> 2 keeps the sessions and removes only items of no sess
 
 TEST_CASE("from version 2, items follow their session in the sqlite3 shell too", "[admin][store]") {
   TempDb t;
-  SqliteStore store(t.options());
-  std::string a = store.Commit(std::nullopt, Sets({{"k", "1"}, {"l", "2"}}), T0).id;
-  std::string b = store.Commit(std::nullopt, Sets({{"k", "1"}}), T0).id;
+  auto store = OpenStore(t.options());
+  std::string a = store->Commit(std::nullopt, Sets({{"k", "1"}, {"l", "2"}}), T0).id;
+  std::string b = store->Commit(std::nullopt, Sets({{"k", "1"}}), T0).id;
   // The shell's connection has PRAGMA foreign_keys off.
   t.exec("DELETE FROM sessions WHERE id_hash = X'" + HexOf(DigestOf(a)) + "'");
   CHECK(t.query("SELECT count(*) FROM items") == "1");
   std::string renamed = NewSessionId();
   t.exec("UPDATE sessions SET id_hash = X'" + HexOf(DigestOf(renamed)) + "' WHERE id_hash = X'" +
          HexOf(DigestOf(b)) + "'");
-  auto s = store.Load(renamed, T0);
+  auto s = store->Load(renamed, T0);
   REQUIRE(s);
   CHECK(s->items == Items{{"k", "1"}});
   CHECK(t.admin().Check(false).empty());
@@ -417,11 +418,11 @@ TEST_CASE("from version 2, items follow their session in the sqlite3 shell too",
   // And in sessiond's own connections, with the pragma on, nothing changes.
   ChangeSet cs = Sets({{"m", "3"}});
   cs.regenerate = true;
-  CommitResult r = store.Commit(s, cs, T0);
+  CommitResult r = store->Commit(s, cs, T0);
   REQUIRE(r.outcome == CommitResult::Outcome::Regenerated);
-  CHECK(store.Load(r.id, T0)->items == Items{{"k", "1"}, {"m", "3"}});
+  CHECK(store->Load(r.id, T0)->items == Items{{"k", "1"}, {"m", "3"}});
   cs = ChangeSet{};
   cs.abandon = true;
-  store.Commit(store.Load(r.id, T0), cs, T0);
+  store->Commit(store->Load(r.id, T0), cs, T0);
   CHECK(t.query("SELECT count(*) FROM items") == "0");
 }

@@ -14,7 +14,7 @@
 #include <utility>
 
 #include "store/session.h"
-#include "store/sqlite_store.h"
+#include "store/open.h"
 
 namespace sessiond::testing {
 
@@ -30,11 +30,11 @@ struct TempDb {
     ::chmod(dir.c_str(), 0700);  // a test may have taken the write permission away
     std::filesystem::remove_all(dir);
   }
-  SqliteOptions options() const {
-    SqliteOptions o;
-    o.path = path;
-    o.idle_timeout = 600;
-    o.absolute_timeout = 3600;
+  StoreOptions options() const {
+    StoreOptions o;
+    o.db = path;
+    o.timeouts.idle = 600;
+    o.timeouts.absolute = 3600;
     return o;
   }
   void exec(const std::string& sql) const {

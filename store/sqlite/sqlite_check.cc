@@ -1,4 +1,4 @@
-#include "store/sqlite_check.h"
+#include "store/sqlite/sqlite_check.h"
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -6,7 +6,7 @@
 #include <cerrno>
 #include <cstring>
 
-#include "store/sqlite_db.h"
+#include "store/sqlite/sqlite_db.h"
 
 namespace sessiond {
 namespace {
@@ -21,9 +21,9 @@ bool Writable(const std::string& path) { return ::access(path.c_str(), W_OK) == 
 
 }  // namespace
 
-void CheckSqliteFile(const SqliteOptions& options, std::vector<std::string>& problems,
+void CheckSqliteFile(const StoreOptions& options, std::vector<std::string>& problems,
                      std::vector<std::string>& notes) {
-  const std::string& path = options.path;
+  const std::string& path = options.db;
   const std::string dir = DirectoryOf(path);
   const std::string name = "--db " + path;
   struct stat st;

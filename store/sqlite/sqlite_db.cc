@@ -1,4 +1,4 @@
-#include "store/sqlite_db.h"
+#include "store/sqlite/sqlite_db.h"
 
 #include <fcntl.h>
 #include <sqlite3.h>
@@ -147,6 +147,8 @@ std::int64_t Db::QueryInt(const char* sql) {
 }
 
 std::int64_t Db::Changes() const { return sqlite3_changes64(db_); }
+
+bool Db::InTransaction() const { return sqlite3_get_autocommit(db_) == 0; }
 
 void Db::SetBusyTimeout(int ms) { Check(sqlite3_busy_timeout(db_, ms), "busy_timeout"); }
 

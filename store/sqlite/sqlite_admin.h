@@ -1,4 +1,4 @@
-// SessionAdmin on the SQLite file that SqliteStore serves from, safe to use
+// SessionAdmin on the SQLite file that SqliteBackend serves from, safe to use
 // while sessiond runs on it: reads take SQLite's WAL snapshots and never block
 // the server; deletes go in short BEGIN IMMEDIATE transactions.
 #pragma once

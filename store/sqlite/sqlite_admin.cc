@@ -1,4 +1,4 @@
-#include "store/sqlite_admin.h"
+#include "store/sqlite/sqlite_admin.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -10,8 +10,8 @@
 #include <filesystem>
 #include <stdexcept>
 
-#include "store/sqlite_db.h"
-#include "store/sqlite_store.h"
+#include "store/sqlite/sqlite_db.h"
+#include "store/sqlite/sqlite_backend.h"
 
 namespace sessiond {
 namespace {

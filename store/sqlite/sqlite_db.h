@@ -37,6 +37,8 @@ class Db {
   // Rows changed by the last INSERT, UPDATE or DELETE.
   std::int64_t Changes() const;
   void SetBusyTimeout(int ms);
+  // Whether a transaction is open (SQLite ends one by itself after some errors).
+  bool InTransaction() const;
 
   // Throws StoreError unless writes can succeed: the file was opened
   // read-only (its permissions, a read-only mount), or its directory is not

@@ -1,0 +1,166 @@
+#include "store/session_store.h"
+
+#include <algorithm>
+
+#include "log/log.h"
+#include "store/session_id.h"
+
+namespace sessiond {
+namespace {
+
+void CheckItemLimits(const std::vector<Change>& changes, const SessionLimits& limits) {
+  auto check = [&](const std::string& key, const std::string& value) {
+    if (key.empty()) throw LimitError("empty session key");
+    if (key.size() > limits.max_key_bytes)
+      throw LimitError("session key of " + std::to_string(key.size()) + " bytes exceeds max_key_bytes");
+    if (value.size() > limits.max_value_bytes)
+      throw LimitError("session value of " + std::to_string(value.size()) +
+                       " bytes exceeds max_value_bytes");
+  };
+  for (const Change& c : changes) {
+    if (c.kind == Change::Kind::Set) check(c.key, c.value);
+    if (c.kind == Change::Kind::Replace)
+      for (const auto& [k, v] : c.items) check(k, v);
+  }
+}
+
+void CheckTotals(std::size_t items, std::size_t bytes, const SessionLimits& limits) {
+  if (items > limits.max_items)
+    throw LimitError("session of " + std::to_string(items) + " items exceeds max_items");
+  if (bytes > limits.max_session_bytes)
+    throw LimitError("session of " + std::to_string(bytes) + " bytes exceeds max_session_bytes");
+}
+
+bool Writes(const std::vector<Change>& changes) {
+  return std::any_of(changes.begin(), changes.end(), [](const Change& c) {
+    return c.kind == Change::Kind::Set || c.kind == Change::Kind::Replace;
+  });
+}
+
+void ApplyInPlace(StoreWriter& w, const IdDigest& d, const std::vector<Change>& changes) {
+  for (const Change& c : changes) {
+    switch (c.kind) {
+      case Change::Kind::Set: w.SetItem(d, c.key, c.value); break;
+      case Change::Kind::Remove: w.RemoveItem(d, c.key); break;
+      case Change::Kind::Replace:
+        w.ClearItems(d);
+        for (const auto& [k, v] : c.items) w.SetItem(d, k, v);
+        break;
+      case Change::Kind::Clear: w.ClearItems(d); break;
+    }
+  }
+}
+
+}  // namespace
+
+PolicyStore::PolicyStore(std::unique_ptr<StoreBackend> backend, StoreTimeouts timeouts, SessionLimits limits)
+    : backend_(std::move(backend)), timeouts_(timeouts), limits_(limits) {}
+
+PolicyStore::~PolicyStore() = default;
+
+std::int64_t PolicyStore::touch_interval() const { return std::max<std::int64_t>(1, timeouts_.idle / 10); }
+
+std::optional<Session> PolicyStore::Load(std::string_view id, std::int64_t now) {
+  if (!IsWellFormedId(id)) return std::nullopt;
+  return backend_->Load(DigestOf(id), id, now);
+}
+
+// The units of work below may run on another thread than the caller's (a
+// backend's group commit): they capture only this call's locals and members
+// that do not change, and touch no thread-local state. Ids are made before
+// the unit, on the caller's thread.
+CommitResult PolicyStore::Commit(const std::optional<Session>& loaded, const ChangeSet& cs,
+                                 std::int64_t now) {
+  CheckItemLimits(cs.changes, limits_);
+
+  if (!loaded) {
+    // A new visitor: fold the changes in memory and store only if something is left.
+    if (cs.abandon) return {};
+    Items items;
+    Apply(cs.changes, items);
+    if (items.empty()) return {};
+    std::size_t bytes = 0;
+    for (const auto& [k, v] : items) bytes += k.size() + v.size();
+    CheckTotals(items.size(), bytes, limits_);
+    std::string id = NewSessionId();
+    const IdDigest d = DigestOf(id);
+    backend_->Write([&items, &d, now](StoreWriter& w) {
+      w.Insert(d, now);
+      for (const auto& [k, v] : items) w.SetItem(d, k, v);
+    });
+    return {CommitResult::Outcome::Created, id};
+  }
+
+  const IdDigest d = DigestOf(loaded->id);
+  // On the store's clock, which may be another than the caller's (a database
+  // server's): the same clock that recorded `accessed`.
+  const bool touch_due = loaded->now - loaded->accessed >= touch_interval();
+  if (cs.empty()) {
+    // A read. Write only when the last-access time is due for a refresh, so
+    // most reads cost no write at all.
+    if (!touch_due) return {};
+    try {
+      bool touched = false;  // not when the session has gone meanwhile
+      backend_->Write([&touched, &d, now](StoreWriter& w) { touched = w.Touch(d, now); });
+      if (touched) return {CommitResult::Outcome::Updated, {}};
+    } catch (const StoreError& e) {
+      // The refresh is an optimisation of the read, not part of it: failing
+      // the page (503 or 500) for it would be worse than a session that ends
+      // a little early. The next read due tries again.
+      LogLine(std::string("store: last access not refreshed: ") + e.what());
+    }
+    return {};
+  }
+
+  CommitResult result;
+  std::string fresh_id = cs.regenerate ? NewSessionId() : std::string();
+  const IdDigest fresh = cs.regenerate ? DigestOf(fresh_id) : IdDigest{};
+  const SessionLimits& limits = limits_;
+  backend_->Write([&](StoreWriter& w) {
+    // The session may have expired, been abandoned or regenerated by another
+    // request since it was loaded. When the last-access time is due, the touch
+    // checks that; otherwise a read does, and the session row and its expiry
+    // index entry stay as they are (two B-tree pages fewer in the WAL).
+    bool alive = touch_due ? w.Touch(d, now) : w.Alive(d, now);
+    if (!alive) {
+      // Gone: never resurrect the old id, and never make a fresh session in its
+      // place either. The request that killed it may have set a cookie (a login
+      // regenerates), and a fresh session's cookie would overwrite that one.
+      // Nothing was written.
+      result = {cs.abandon ? CommitResult::Outcome::Abandoned : CommitResult::Outcome::Gone, {}};
+      return;
+    }
+    if (cs.abandon) {
+      w.Delete(d);
+      result = {CommitResult::Outcome::Abandoned, {}};
+      return;
+    }
+    ApplyInPlace(w, d, cs.changes);
+    if (Writes(cs.changes)) {
+      auto [items, bytes] = w.Totals(d);
+      CheckTotals(items, bytes, limits);
+    }
+    if (cs.regenerate) {
+      w.Rename(d, fresh);
+      result = {CommitResult::Outcome::Regenerated, fresh_id};
+    } else {
+      result = {CommitResult::Outcome::Updated, {}};
+    }
+  });
+  return result;
+}
+
+std::size_t PolicyStore::CollectGarbage(std::int64_t now, std::size_t batch) {
+  return backend_->CollectGarbage(now, batch);
+}
+
+std::optional<std::int64_t> PolicyStore::CountLive(std::int64_t now) { return backend_->CountLive(now); }
+
+bool PolicyStore::HoldsExpired(std::string_view id, std::int64_t /*now*/) {
+  if (!IsWellFormedId(id)) return false;
+  // Load() found no live session under this id: a row that is still there
+  // is one that expired (abandoned and regenerated ids have no row).
+  return backend_->Holds(DigestOf(id));
+}
+
+}  // namespace sessiond

@@ -1,0 +1,386 @@
+#include "store/sqlite/sqlite_backend.h"
+
+#include "store/open.h"
+
+#include <algorithm>
+#include <condition_variable>
+#include <deque>
+#include <exception>
+#include <map>
+#include <mutex>
+#include <vector>
+
+#include "log/log.h"
+#include "store/session_id.h"
+#include "store/sqlite/sqlite_db.h"
+
+namespace sessiond {
+namespace {
+
+// Each entry migrates from version i to i+1. Never edit a shipped entry: add one.
+constexpr const char* kMigrations[] = {
+    // 0 -> 1
+    R"sql(
+CREATE TABLE sessions (
+  id_hash  BLOB PRIMARY KEY,   -- SHA3-256 of the id: sha3('<id>', 256) in the sqlite3 shell
+  created  INTEGER NOT NULL,   -- unix seconds
+  accessed INTEGER NOT NULL,   -- last access, refreshed lazily
+  expires  INTEGER NOT NULL    -- min(accessed + idle timeout, created + absolute timeout)
+) WITHOUT ROWID;
+CREATE INDEX sessions_by_expiry ON sessions(expires);
+CREATE TABLE items (
+  id_hash BLOB NOT NULL REFERENCES sessions(id_hash) ON DELETE CASCADE ON UPDATE CASCADE,
+  key     TEXT NOT NULL,
+  value   BLOB NOT NULL,       -- stored as TEXT when it is UTF-8 without NUL
+  PRIMARY KEY (id_hash, key)
+) WITHOUT ROWID;
+)sql",
+    // 1 -> 2: a session's items follow it when it is deleted or renamed
+    // whatever PRAGMA foreign_keys says, so a DELETE typed in the sqlite3
+    // shell (where the pragma is off) leaves no items behind. With the pragma
+    // on, the foreign key's cascade acts first and the triggers find nothing.
+    // Items such deletes left behind before are removed.
+    R"sql(
+CREATE TRIGGER sessions_delete_items AFTER DELETE ON sessions
+BEGIN
+  DELETE FROM items WHERE id_hash = old.id_hash;
+END;
+CREATE TRIGGER sessions_rename_items AFTER UPDATE OF id_hash ON sessions
+BEGIN
+  UPDATE items SET id_hash = new.id_hash WHERE id_hash = old.id_hash;
+END;
+DELETE FROM items WHERE id_hash NOT IN (SELECT id_hash FROM sessions);
+)sql",
+};
+static_assert(std::size(kMigrations) == kSchemaVersion);
+
+void Migrate(Db& db) {
+  Transaction tx(db);  // IMMEDIATE: two processes starting at once migrate once
+  auto version = db.QueryInt("PRAGMA user_version");
+  if (version > kSchemaVersion)
+    throw StoreError("database schema version " + std::to_string(version) +
+                         " is newer than this sessiond supports (" +
+                         std::to_string(kSchemaVersion) + ")",
+                     1, false);
+  for (auto v = version; v < kSchemaVersion; ++v) db.Exec(kMigrations[v]);
+  if (version != kSchemaVersion)
+    db.Exec(("PRAGMA user_version = " + std::to_string(kSchemaVersion)).c_str());
+  tx.Commit();
+}
+
+// Units of work one leader takes into one transaction at most: bounds how
+// long the last of them waits, and how much one failed COMMIT fails.
+constexpr std::size_t kMaxBatch = 64;
+
+// A Write() waiting for its unit to be run and committed.
+struct Pending {
+  const std::function<void(StoreWriter&)>* unit;
+  std::exception_ptr error;  // the unit's own, or its batch's
+  bool done = false;
+};
+
+// What the writers of one file in this process share.
+//
+// They take turns on `writer` before asking SQLite for the write lock.
+// Without it, sixteen threads committing at once meet SQLite's busy handler,
+// which sleeps 1, 2, 5, 10... ms between tries: throughput falls and p99
+// latency reaches hundreds of ms. Other processes on the same file still
+// wait through the busy timeout.
+//
+// Group commit: a write transaction costs one fsync (synchronous FULL), and
+// a disk does only so many of those a second. So Write() queues its unit;
+// the first waiting thread becomes the leader, takes the queued units (up
+// to kMaxBatch) into one transaction on its own connection, each in a
+// savepoint of its own, commits once, and wakes their callers. Units that
+// arrive meanwhile wait for the next leader, and share its fsync.
+struct FileWriters {
+  std::mutex writer;  // held around every write transaction of this process
+  std::mutex mutex;   // guards the members below
+  std::condition_variable changed;  // queued, or a batch is done
+  std::deque<Pending*> queue;
+  bool leading = false;    // a leader is gathering or running a batch
+  std::size_t gather = 0;  // tests: the next leader waits for this many queued units
+  std::uint64_t batches = 0;  // transactions the leaders ran, for tests
+};
+
+FileWriters& WritersOf(const std::string& path) {
+  static std::mutex registry_mutex;
+  static std::map<std::string, std::unique_ptr<FileWriters>> registry;
+  std::lock_guard lock(registry_mutex);
+  auto& w = registry[path];
+  if (!w) w = std::make_unique<FileWriters>();
+  return *w;
+}
+
+}  // namespace
+
+
+struct SqliteBackend::Conn {
+  Conn(const StoreOptions& o, bool create)
+      : opts(o),
+        shared(WritersOf(o.db)),
+        writer(shared.writer),
+        db(o.db, create),
+        ready(Setup(db, o)),
+        load(db, "SELECT s.created, s.accessed, i.key, i.value FROM sessions s "
+                 "LEFT JOIN items i ON i.id_hash = s.id_hash "
+                 "WHERE s.id_hash = ?1 AND s.expires > ?2 "
+                 "AND s.accessed > ?2 - ?3 AND s.created > ?2 - ?4"),
+        touch(db, "UPDATE sessions SET accessed = ?2, expires = min(?2 + ?3, created + ?4) "
+                  "WHERE id_hash = ?1 AND expires > ?2 AND accessed > ?2 - ?3 AND created > ?2 - ?4"),
+        alive(db, "SELECT 1 FROM sessions WHERE id_hash = ?1 AND expires > ?2 "
+                  "AND accessed > ?2 - ?3 AND created > ?2 - ?4"),
+        insert_session(db, "INSERT INTO sessions (id_hash, created, accessed, expires) "
+                           "VALUES (?1, ?2, ?2, ?2 + min(?3, ?4))"),
+        delete_session(db, "DELETE FROM sessions WHERE id_hash = ?1"),
+        rename_session(db, "UPDATE sessions SET id_hash = ?2 WHERE id_hash = ?1"),
+        set_item(db, "INSERT INTO items (id_hash, key, value) VALUES (?1, ?2, ?3) "
+                     "ON CONFLICT (id_hash, key) DO UPDATE SET value = excluded.value"),
+        remove_item(db, "DELETE FROM items WHERE id_hash = ?1 AND key = ?2"),
+        clear_items(db, "DELETE FROM items WHERE id_hash = ?1"),
+        totals(db, "SELECT count(*), coalesce(sum(length(CAST(key AS BLOB)) + "
+                   "length(CAST(value AS BLOB))), 0) FROM items WHERE id_hash = ?1"),
+        gc(db, "DELETE FROM sessions WHERE id_hash IN "
+               "(SELECT id_hash FROM sessions WHERE expires <= ?1 LIMIT ?2)"),
+        holds(db, "SELECT 1 FROM sessions WHERE id_hash = ?1"),
+        savepoint(db, "SAVEPOINT unit"),
+        release(db, "RELEASE unit"),
+        rollback_to(db, "ROLLBACK TO unit") {}
+
+  // Sets the pragmas and migrates before any statement is prepared against the schema.
+  static bool Setup(Db& db, const StoreOptions& o) {
+    db.CheckWritable();
+    db.SetBusyTimeout(o.busy_timeout_ms);
+    db.QueryInt("PRAGMA journal_mode = WAL");
+    std::string sync = o.synchronous;
+    if (sync != "FULL" && sync != "NORMAL" && sync != "EXTRA" && sync != "OFF")
+      throw StoreError("synchronous must be FULL, NORMAL, EXTRA or OFF, not " + sync, 1, false);
+    db.Exec(("PRAGMA synchronous = " + sync).c_str());
+    db.Exec("PRAGMA foreign_keys = ON");
+    // Read the file through a shared memory map instead of pread() into each
+    // connection's own 2 MiB page cache: with a million sessions a lookup
+    // otherwise costs a system call per B-tree page (p99 3x that of 10k
+    // sessions, measured by bench/store_bench). Address space only; the
+    // pages are the kernel's page cache, shared by every connection.
+    db.QueryInt("PRAGMA mmap_size = 1073741824");
+    Migrate(db);
+    db.NoteSidecars();  // the transaction above opened the WAL
+    return true;
+  }
+
+  // Called first by Load, Write and CollectGarbage: when the file at the
+  // path is another one than `conn` has open (a restored backup moved into
+  // place, a file another sessiond created after this one was deleted),
+  // replaces `conn` by one on that file. When nothing is at the path, keeps
+  // `conn`: reads are still right, and every write fails at its COMMIT
+  // (Transaction::Commit) until a file is back or sessiond restarts.
+  static void Follow(std::unique_ptr<Conn>& conn) {
+    Conn& old = *conn;
+    if (!old.db.HasMoved() || !old.db.FileExists()) return;
+    std::lock_guard lock(old.writer);
+    bool removed;
+    {
+      // The old file's -wal and -shm are still at the path, and SQLite would
+      // take them for the new file's: it would show the old file's latest
+      // pages over the new one and checkpoint them into it, undoing a
+      // restored backup. Remove them first, holding the old file's write
+      // lock, so that of all connections to the old file, in any process,
+      // one at a time decides, and none removes the new file's own.
+      Transaction hold(old.db);
+      removed = old.db.RemoveOwnSidecars();
+    }  // rolled back: nothing was written
+    // Built before the old one goes: if the new file cannot be used (corrupt,
+    // newer schema, read-only), this throws and reads go on from the old one.
+    conn = std::make_unique<Conn>(old.opts, false);
+    LogLine("store: database file " + conn->opts.db + " was replaced; reopened it" +
+            (removed ? " (and removed the -wal and -shm the old file left beside it)" : ""));
+  }
+
+  Stmt& Bound(Stmt& s, const IdDigest& d) { return s.BindBlob(1, d.data(), d.size()); }
+
+  // Binds ?2 now, ?3 idle, ?4 absolute: the expiry parameters every timed query uses.
+  Stmt& Timed(Stmt& s, std::int64_t now) {
+    return s.Bind(2, now).Bind(3, opts.timeouts.idle).Bind(4, opts.timeouts.absolute);
+  }
+
+  StoreOptions opts;
+  FileWriters& shared;
+  std::mutex& writer;  // held around every write transaction
+  Db db;
+  bool ready;  // Setup() ran: the schema exists before the statements below are prepared
+  Stmt load, touch, alive, insert_session, delete_session, rename_session, set_item, remove_item,
+      clear_items, totals, gc, holds, savepoint, release, rollback_to;
+};
+
+namespace {
+
+// The writer a unit of work gets: the statements of the connection whose
+// transaction it runs in.
+class SqliteWriter final : public StoreWriter {
+ public:
+  explicit SqliteWriter(SqliteBackend::Conn& c) : c_(c) {}
+
+  bool Touch(const IdDigest& d, std::int64_t now) override {
+    c_.Timed(c_.Bound(c_.touch, d), now).Run();
+    return c_.db.Changes() != 0;
+  }
+  bool Alive(const IdDigest& d, std::int64_t now) override {
+    Stmt::Scope scope(c_.alive);
+    return c_.Timed(c_.Bound(c_.alive, d), now).Step();
+  }
+  void Insert(const IdDigest& d, std::int64_t now) override { c_.Timed(c_.Bound(c_.insert_session, d), now).Run(); }
+  void SetItem(const IdDigest& d, std::string_view key, std::string_view value) override {
+    c_.Bound(c_.set_item, d).Bind(2, key).Bind(3, value).Run();
+  }
+  void RemoveItem(const IdDigest& d, std::string_view key) override { c_.Bound(c_.remove_item, d).Bind(2, key).Run(); }
+  void ClearItems(const IdDigest& d) override { c_.Bound(c_.clear_items, d).Run(); }
+  std::pair<std::size_t, std::size_t> Totals(const IdDigest& d) override {
+    Stmt::Scope scope(c_.totals);
+    c_.Bound(c_.totals, d).Step();
+    return {static_cast<std::size_t>(c_.totals.Int(0)), static_cast<std::size_t>(c_.totals.Int(1))};
+  }
+  void Rename(const IdDigest& from, const IdDigest& to) override {
+    c_.Bound(c_.rename_session, from).BindBlob(2, to.data(), to.size()).Run();
+  }
+  void Delete(const IdDigest& d) override { c_.Bound(c_.delete_session, d).Run(); }
+
+ private:
+  SqliteBackend::Conn& c_;
+};
+
+}  // namespace
+
+SqliteBackend::SqliteBackend(const StoreOptions& options) : conn_(std::make_unique<Conn>(options, true)) {}
+SqliteBackend::~SqliteBackend() = default;
+
+std::optional<Session> SqliteBackend::Load(const IdDigest& d, std::string_view id, std::int64_t now) {
+  Conn::Follow(conn_);
+  Conn& c = *conn_;
+  // One statement, so the session row and its items come from one snapshot.
+  Stmt::Scope scope(c.load);
+  c.Timed(c.Bound(c.load, d), now);
+  std::optional<Session> s;
+  while (c.load.Step()) {
+    if (!s) {
+      s.emplace();
+      s->id = std::string(id);
+      s->created = c.load.Int(0);
+      s->accessed = c.load.Int(1);
+      s->now = now;
+    }
+    std::string key = c.load.Bytes(2);
+    if (!key.empty()) s->items.emplace(std::move(key), c.load.Bytes(3));
+  }
+  return s;
+}
+
+namespace {
+
+// Runs `batch` in one transaction on `c`, each unit in a savepoint: a unit
+// that throws is undone alone and keeps its exception. When BEGIN or COMMIT
+// fails, or a unit's error ended the whole transaction (SQLite rolls back by
+// itself on some I/O errors and a full disk), every unit of the batch that
+// has no error of its own gets that one: none of their writes was kept.
+void RunBatch(SqliteBackend::Conn& c, const std::vector<Pending*>& batch) {
+  try {
+    std::lock_guard lock(c.writer);
+    Transaction tx(c.db);
+    SqliteWriter w(c);
+    for (Pending* p : batch) {
+      c.savepoint.Run();
+      try {
+        (*p->unit)(w);
+      } catch (...) {
+        p->error = std::current_exception();
+        if (!c.db.InTransaction()) throw;
+        c.rollback_to.Run();
+      }
+      c.release.Run();
+    }
+    tx.Commit();  // durable when it returns, under the configured synchronous
+  } catch (...) {
+    std::exception_ptr failed = std::current_exception();
+    for (Pending* p : batch)
+      if (!p->error) p->error = failed;
+  }
+}
+
+}  // namespace
+
+void SqliteBackend::Write(const std::function<void(StoreWriter&)>& unit) {
+  Conn::Follow(conn_);
+  FileWriters& f = conn_->shared;
+  Pending mine{&unit, nullptr, false};
+  std::unique_lock lock(f.mutex);
+  f.queue.push_back(&mine);
+  f.changed.notify_all();
+  while (!mine.done) {
+    if (f.leading) {
+      f.changed.wait(lock);
+      continue;
+    }
+    // The leader: runs what is queued, its own unit among it unless more than
+    // a batch waited before it (then it leads again, or another does).
+    f.leading = true;
+    if (f.gather) {
+      f.changed.wait(lock, [&f] { return f.queue.size() >= f.gather; });
+      f.gather = 0;
+    }
+    std::vector<Pending*> batch;
+    while (!f.queue.empty() && batch.size() < kMaxBatch) {
+      batch.push_back(f.queue.front());
+      f.queue.pop_front();
+    }
+    ++f.batches;
+    lock.unlock();
+    RunBatch(*conn_, batch);  // the units run on this thread, on this connection
+    lock.lock();
+    for (Pending* p : batch) p->done = true;
+    f.leading = false;  // the next waiter leads
+    f.changed.notify_all();
+  }
+  lock.unlock();
+  if (mine.error) std::rethrow_exception(mine.error);
+}
+
+void SqliteBackend::GatherNextBatchForTesting(const std::string& path, std::size_t units) {
+  FileWriters& f = WritersOf(path);
+  std::lock_guard lock(f.mutex);
+  f.gather = units;
+}
+
+std::uint64_t SqliteBackend::BatchesForTesting(const std::string& path) {
+  FileWriters& f = WritersOf(path);
+  std::lock_guard lock(f.mutex);
+  return f.batches;
+}
+
+std::size_t SqliteBackend::CollectGarbage(std::int64_t now, std::size_t batch) {
+  Conn::Follow(conn_);
+  Conn& c = *conn_;
+  // Small batches in their own transactions: a writer never waits long on GC.
+  std::lock_guard lock(c.writer);
+  Transaction tx(c.db);
+  c.gc.Bind(1, now).Bind(2, static_cast<std::int64_t>(batch)).Run();
+  auto deleted = static_cast<std::size_t>(c.db.Changes());
+  tx.Commit();
+  return deleted;
+}
+
+// Prepared per call: it runs once per scrape, never on the hot path.
+std::optional<std::int64_t> SqliteBackend::CountLive(std::int64_t now) {
+  // Counted in the expiry index alone (it holds expires and the key): no
+  // session row is read.
+  Stmt count(conn_->db, "SELECT count(*) FROM sessions WHERE expires > ?1");
+  Stmt::Scope scope(count);
+  count.Bind(1, now).Step();
+  return count.Int(0);
+}
+
+bool SqliteBackend::Holds(const IdDigest& d) {
+  Conn& c = *conn_;
+  Stmt::Scope scope(c.holds);
+  return c.Bound(c.holds, d).Step();
+}
+
+}  // namespace sessiond

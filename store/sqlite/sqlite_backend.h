@@ -1,0 +1,61 @@
+// StoreBackend on one SQLite file: the embedded default. Schema and the
+// queries an operator can run against it are in the README ("The store").
+// SQL and SQLite only: the session policy is PolicyStore's (store/session_store.h).
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "store/backend.h"
+
+namespace sessiond {
+
+struct StoreOptions;
+
+// The schema version this build writes (PRAGMA user_version).
+inline constexpr int kSchemaVersion = 2;
+
+// Instances on one file within a process share their writes (group
+// commit): concurrent Write() calls are run by one of their threads, the
+// leader, in one transaction on its connection, each unit in a savepoint of
+// its own (a unit that throws is undone alone), with one COMMIT and so one
+// fsync for all; each caller returns when that COMMIT has. Across
+// processes, SQLite's busy timeout decides.
+//
+// The file may be deleted or replaced while the backend is open. Load, Write
+// and CollectGarbage first look at the path: when another file is there now
+// (a backup moved into place), the backend reopens on it and logs one line.
+// When nothing is there, reads are served from the file still open, and every
+// write throws StoreError "database file <path> was deleted or replaced"
+// (not busy) instead of being acknowledged into a file nobody will open again.
+class SqliteBackend final : public StoreBackend {
+ public:
+  // Opens options.db, sets WAL mode and the pragmas (busy timeout,
+  // synchronous), and migrates the schema to kSchemaVersion. Throws
+  // StoreError: for a file of a newer version; for a read-only file
+  // ("database file <path> is read-only"); for a directory where SQLite
+  // cannot create the -wal and -shm files ("directory <dir> is not writable:
+  // SQLite keeps <file>-wal and <file>-shm beside the database").
+  explicit SqliteBackend(const StoreOptions& options);
+  ~SqliteBackend() override;
+
+  std::optional<Session> Load(const IdDigest& d, std::string_view id, std::int64_t now) override;
+  void Write(const std::function<void(StoreWriter&)>& unit) override;
+  std::size_t CollectGarbage(std::int64_t now, std::size_t batch) override;
+  std::optional<std::int64_t> CountLive(std::int64_t now) override;
+  bool Holds(const IdDigest& d) override;
+
+  // Test seams, per path as given in StoreOptions::db. The next leader on
+  // `path` waits, before it takes its batch, until `units` units are queued
+  // (at most 64, the largest batch), so that a test can put them in one batch.
+  static void GatherNextBatchForTesting(const std::string& path, std::size_t units);
+  // Transactions the leaders on `path` have run so far.
+  static std::uint64_t BatchesForTesting(const std::string& path);
+
+  struct Conn;  // a connection and its prepared statements
+
+ private:
+  std::unique_ptr<Conn> conn_;
+};
+
+}  // namespace sessiond

@@ -1,0 +1,119 @@
+// The operator's commands' interface on a PostgreSQL store (PgAdmin).
+#include <catch2/catch.hpp>
+
+#include "pg_test_db.h"
+#include "store/postgres/pg_admin.h"
+#include "store/postgres/pg_backend.h"
+#include "store/postgres/pg_conn.h"
+
+namespace sessiond {
+namespace {
+
+using test::TempPgSchema;
+
+PgAdminOptions AdminOn(const TempPgSchema& s, bool writable) {
+  PgAdminOptions o;
+  o.uri = s.uri();
+  o.writable = writable;
+  o.server_clock = false;
+  return o;
+}
+
+struct Fixture {
+  TempPgSchema schema;
+  PgBackend backend{[&] {
+    PgOptions o;
+    o.uri = schema.uri();
+    o.server_clock = false;
+    o.timeouts = {600, 3600};
+    return o;
+  }()};
+  IdDigest Add(std::int64_t now, const Items& items) {
+    IdDigest d = DigestOf(NewSessionId());
+    backend.Write([&](StoreWriter& w) {
+      w.Insert(d, now);
+      for (const auto& [k, v] : items) w.SetItem(d, k, v);
+    });
+    return d;
+  }
+};
+
+TEST_CASE("pg admin: list, show, find, rm, logout, gc and stats", "[postgres]") {
+  Fixture f;
+  IdDigest alice = f.Add(1000, {{"UserName", "alice"}, {"role", "admin"}});
+  IdDigest bob = f.Add(2000, {{"UserName", "bob"}});
+  f.Add(10, {});  // expires at 610
+  PgAdmin admin(AdminOn(f.schema, true));
+
+  auto live = admin.List({}, 1500);
+  REQUIRE(live.size() == 2);
+  CHECK(live[0].digest == bob);  // newest first
+  CHECK(live[1].digest == alice);
+  CHECK(live[1].items == 2);
+  CHECK(live[1].bytes == std::string("UserNamealiceroleadmin").size());
+  CHECK(admin.List({ListQuery::Which::Expired, {}, 0}, 1500).size() == 1);
+  CHECK(admin.List({ListQuery::Which::All, {{"UserName", "alice"}}, 0}, 1500).size() == 1);
+  CHECK(admin.List({ListQuery::Which::All, {}, 1}, 1500).size() == 1);
+
+  CHECK(admin.FindByPrefix(HexOf(alice).substr(0, 6), 10) == std::vector<IdDigest>{alice});
+  auto shown = admin.Get(alice);
+  REQUIRE(shown);
+  CHECK(shown->items == Items{{"UserName", "alice"}, {"role", "admin"}});
+  CHECK(shown->summary.expires == 1600);
+  CHECK_FALSE(admin.Get(DigestOf(NewSessionId())));
+
+  StoreStats st = admin.Stats(1500);
+  CHECK(st.live == 2);
+  CHECK(st.expired == 1);
+  CHECK(st.items == 3);
+  CHECK(st.oldest == 1000);
+  CHECK(st.schema_version == kPgSchemaVersion);
+  CHECK(st.file_bytes > 0);
+
+  CHECK(admin.RemoveWhere({{"UserName", "bob"}}) == 1);
+  CHECK(admin.CollectGarbage(1500, 1) == 1);
+  CHECK(admin.Remove({alice, alice, bob}) == 1);
+  CHECK(admin.Stats(1500).live == 0);
+  CHECK(admin.Check(false).empty());
+}
+
+TEST_CASE("pg admin: a read-only admin writes nothing", "[postgres]") {
+  Fixture f;
+  IdDigest d = f.Add(1000, {{"k", "v"}});
+  PgAdmin admin(AdminOn(f.schema, false));
+  CHECK_THROWS_AS(admin.Remove({d}), StoreError);
+  CHECK_THROWS_AS(admin.RemoveWhere({{"k", "v"}}), StoreError);
+  CHECK_THROWS_AS(admin.CollectGarbage(1'000'000, 10), StoreError);
+  CHECK(admin.Get(d));
+}
+
+TEST_CASE("pg admin: no store, a newer one, and backup are clear errors", "[postgres]") {
+  TempPgSchema empty;
+  CHECK_THROWS_WITH(PgAdmin(AdminOn(empty, false)), Catch::Contains("no sessiond store"));
+  Fixture f;
+  pg::Conn c({f.schema.uri(), 2000});
+  {
+    PgAdmin admin(AdminOn(f.schema, false));
+    CHECK_THROWS_WITH(admin.Backup("/tmp/x"), Catch::Contains("pg_dump"));
+  }
+  c.Exec("UPDATE sessiond_schema SET version = 99");
+  CHECK_THROWS_WITH(PgAdmin(AdminOn(f.schema, false)), Catch::Contains("newer"));
+}
+
+TEST_CASE("pg admin: check reports items without a session and malformed digests", "[postgres]") {
+  Fixture f;
+  f.Add(1000, {{"k", "v"}});
+  pg::Conn c({f.schema.uri(), 2000});
+  // What only someone in psql can do: drop the foreign key, then break things.
+  c.Exec("ALTER TABLE items DROP CONSTRAINT items_id_hash_fkey; "
+         "INSERT INTO items VALUES ('\\x00'::bytea, 'k', 'v'); "
+         "INSERT INTO sessions VALUES ('\\x0102'::bytea, 1, 1, 1)");
+  PgAdmin admin(AdminOn(f.schema, false));
+  auto problems = admin.Check(true);
+  REQUIRE(problems.size() == 2);
+  CHECK_THAT(problems[0], Catch::Contains("1 items belong to no session"));
+  CHECK_THAT(problems[1], Catch::Contains("1 sessions have an id_hash that is not a 32-byte digest"));
+}
+
+}  // namespace
+}  // namespace sessiond

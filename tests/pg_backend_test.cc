@@ -1,0 +1,427 @@
+// What only the PostgreSQL backend has to prove: schema creation by several
+// sessionds at once, the server's clock, a connection that dies or a server
+// that does not answer, collectors side by side, round trips, and passwords
+// kept out of messages. The semantics it shares with SQLite are the
+// conformance suite's.
+#include <catch2/catch.hpp>
+
+#include <signal.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <ctime>
+#include <latch>
+#include <thread>
+
+#include "pg_test_db.h"
+#include "store/postgres/pg_backend.h"
+#include "store/postgres/pg_conn.h"
+
+namespace sessiond {
+namespace {
+
+using test::TempPgSchema;
+
+PgOptions Opts(const std::string& uri, bool server_clock = false) {
+  PgOptions o;
+  o.uri = uri;
+  o.server_clock = server_clock;
+  o.timeout_ms = 2000;
+  return o;
+}
+
+// One value from a query on a connection of its own.
+std::int64_t QueryInt(pg::Conn& c, const char* sql) {
+  c.Send(sql);
+  pg::Result r = c.Sync().back();
+  REQUIRE(r.rows() == 1);
+  return r.int64(0, 0);
+}
+
+void Create(PgBackend& b, const IdDigest& d, std::int64_t now, const Items& items = {}) {
+  b.Write([&](StoreWriter& w) {
+    w.Insert(d, now);
+    for (const auto& [k, v] : items) w.SetItem(d, k, v);
+  });
+}
+
+TEST_CASE("pg: items are bytes in, bytes out", "[postgres]") {
+  TempPgSchema schema;
+  PgBackend b(Opts(schema.uri()));
+  std::string id = NewSessionId();
+  IdDigest d = DigestOf(id);
+  std::string odd("k\0\xff\xfe", 4), value("v\0\x80\n'\"\\", 7);
+  Create(b, d, 1000, {{odd, value}, {"plain", "text"}});
+  auto s = b.Load(d, id, 1001);
+  REQUIRE(s);
+  CHECK(s->items == Items{{odd, value}, {"plain", "text"}});
+  CHECK(s->created == 1000);
+  CHECK(s->now == 1001);
+}
+
+TEST_CASE("pg: round trips: a read is one, a new session one, a change three", "[postgres]") {
+  TempPgSchema schema;
+  PgBackend b(Opts(schema.uri()));
+  std::string id = NewSessionId();
+  IdDigest d = DigestOf(id);
+
+  auto before = b.round_trips();
+  Create(b, d, 1000, {{"a", "1"}, {"b", "2"}});  // BEGIN, INSERT, 2 items, COMMIT
+  CHECK(b.round_trips() - before == 1);
+
+  before = b.round_trips();
+  REQUIRE(b.Load(d, id, 1001));
+  CHECK(b.round_trips() - before == 1);
+
+  // What the policy does for a Set: touch (the answer decides), the item,
+  // the totals (the answer decides), a rename (regenerate), COMMIT.
+  before = b.round_trips();
+  IdDigest fresh = DigestOf(NewSessionId());
+  b.Write([&](StoreWriter& w) {
+    REQUIRE(w.Touch(d, 1500));
+    w.SetItem(d, "c", "3");
+    CHECK(w.Totals(d) == std::pair<std::size_t, std::size_t>{3, 6});
+    w.Rename(d, fresh);
+  });
+  CHECK(b.round_trips() - before == 3);
+  CHECK_FALSE(b.Holds(d));
+  CHECK(b.Holds(fresh));
+}
+
+TEST_CASE("pg: two stores starting at once on an empty database create the schema once", "[postgres]") {
+  TempPgSchema schema;
+  std::latch go(2);
+  std::atomic<int> made{0};
+  std::string error;
+  auto start = [&] {
+    go.arrive_and_wait();
+    try {
+      PgBackend b(Opts(schema.uri()));
+      ++made;
+    } catch (const std::exception& e) {
+      error = e.what();
+    }
+  };
+  std::thread t1(start), t2(start);
+  t1.join();
+  t2.join();
+  CHECK(error == "");
+  CHECK(made == 2);
+  pg::Conn c({schema.uri(), 2000});
+  CHECK(QueryInt(c, "SELECT count(*) FROM sessiond_schema") == 1);
+  CHECK(QueryInt(c, "SELECT max(version) FROM sessiond_schema") == kPgSchemaVersion);
+}
+
+TEST_CASE("pg: a schema newer than this build is refused, and left alone", "[postgres]") {
+  TempPgSchema schema;
+  { PgBackend b(Opts(schema.uri())); }
+  pg::Conn c({schema.uri(), 2000});
+  c.Exec("UPDATE sessiond_schema SET version = 99");
+  try {
+    PgBackend b(Opts(schema.uri()));
+    FAIL("opened a newer schema");
+  } catch (const StoreError& e) {
+    CHECK_THAT(e.what(), Catch::Contains("newer"));
+    CHECK_FALSE(e.busy());
+  }
+  CHECK(QueryInt(c, "SELECT max(version) FROM sessiond_schema") == 99);
+}
+
+TEST_CASE("pg: by default the server's clock decides, not the caller's", "[postgres]") {
+  TempPgSchema schema;
+  PgBackend server(Opts(schema.uri(), true));
+  PgBackend caller(Opts(schema.uri(), false));
+  std::string id = NewSessionId();
+  IdDigest d = DigestOf(id);
+  std::int64_t t0 = std::time(nullptr);
+  // A machine whose clock says 1970: with its clock the session would be
+  // created expired at once.
+  Create(server, d, 1);
+  std::int64_t t1 = std::time(nullptr);
+  // A machine whose clock says 2096: with its clock the session would be long dead.
+  auto s = server.Load(d, id, 4'000'000'000);
+  REQUIRE(s);
+  // The server runs on this machine: its clock and ours agree.
+  CHECK(s->created >= t0);
+  CHECK(s->created <= t1);
+  CHECK(s->now >= s->created);
+  // The same row, judged by the callers' clocks, is dead in 2096...
+  CHECK_FALSE(caller.Load(d, id, 4'000'000'000));
+  // ...and so collected by a collector on that clock, but not by one on the server's.
+  CHECK(server.CollectGarbage(4'000'000'000, 100) == 0);
+  CHECK(server.CountLive(1) == 1);
+  CHECK(caller.CollectGarbage(4'000'000'000, 100) == 1);
+}
+
+// Kills the server process `pid` of another connection, and waits (up to
+// 5 s) until it has gone.
+void Terminate(const std::string& uri, int pid) {
+  pg::Conn killer({uri, 2000});
+  killer.Send(pg::Statement{"kill", "SELECT pg_terminate_backend($1::bigint::int, 5000)"},
+              {pg::Param::Int(pid)});
+  REQUIRE(killer.Sync().back().int64(0, 0) == 1);
+}
+
+TEST_CASE("pg: a connection killed mid-transaction fails that call, commits nothing, and the next "
+          "call reconnects",
+          "[postgres]") {
+  TempPgSchema schema;
+  PgBackend b(Opts(schema.uri()));
+  std::string id = NewSessionId();
+  IdDigest d = DigestOf(id);
+  Create(b, d, 1000);
+  int pid = b.backend_pid();
+  REQUIRE(pid != 0);
+  try {
+    b.Write([&](StoreWriter& w) {
+      REQUIRE(w.Touch(d, 1500));  // the transaction is open on the server
+      Terminate(schema.uri(), pid);
+      w.SetItem(d, "k", "v");
+      w.Delete(d);
+    });
+    FAIL("a write on a dead connection succeeded");
+  } catch (const StoreError& e) {
+    CHECK(e.busy());
+    CHECK_THAT(e.what(), Catch::Contains("outcome unknown"));
+  }
+  PgBackend observer(Opts(schema.uri()));
+  CHECK(observer.Holds(d));
+  // Back without restarting anything: a new connection, statements prepared again.
+  auto s = b.Load(d, id, 1501);
+  REQUIRE(s);
+  CHECK(s->items.empty());
+  CHECK(s->accessed == 1000);
+  CHECK(b.backend_pid() != pid);
+}
+
+TEST_CASE("pg: a connection killed between calls is replaced before the next one", "[postgres]") {
+  // What a database restart or failover does to every idle worker's
+  // connection: the next request must not fail for it.
+  TempPgSchema schema;
+  PgBackend b(Opts(schema.uri()));
+  std::string id = NewSessionId();
+  IdDigest d = DigestOf(id);
+  Create(b, d, 1000);
+  int pid = b.backend_pid();
+  Terminate(schema.uri(), pid);
+  REQUIRE(b.Load(d, id, 1001));
+  CHECK(b.backend_pid() != pid);
+  Terminate(schema.uri(), b.backend_pid());
+  Create(b, DigestOf(NewSessionId()), 1000, {{"k", "v"}});
+}
+
+TEST_CASE("pg: a server that accepts but never answers is busy within the timeout", "[postgres]") {
+  // A listening socket nobody accepts on: the TCP handshake completes (the
+  // backlog), and then nothing. libpq's connect_timeout must end the wait.
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(fd >= 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+  REQUIRE(::listen(fd, 16) == 0);
+  socklen_t len = sizeof a;
+  REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0);
+  std::string uri = "postgresql://sessiond:Sekr3tPassw0rd@127.0.0.1:" + std::to_string(ntohs(a.sin_port)) +
+                    "/sessions";
+  PgOptions o = Opts(uri);
+  o.timeout_ms = 1000;
+  try {
+    PgBackend b(o);
+    FAIL("connected to a silent server");
+  } catch (const StoreError& e) {
+    CHECK(e.busy());
+    CHECK_THAT(e.what(), !Catch::Contains("Sekr3tPassw0rd"));
+  }
+  ::close(fd);
+}
+
+TEST_CASE("pg: a server that stops answering mid-request is busy, and is used again when back",
+          "[postgres]") {
+  TempPgSchema schema;
+  PgOptions o = Opts(schema.uri());
+  o.timeout_ms = 500;
+  PgBackend b(o);
+  std::string id = NewSessionId();
+  IdDigest d = DigestOf(id);
+  Create(b, d, 1000);
+  int pid = b.backend_pid();
+  // Its server process frozen: no statement_timeout can fire there, so only
+  // sessiond's own bound on waiting ends the request.
+  REQUIRE(::kill(pid, SIGSTOP) == 0);
+  bool busy = false;
+  try {
+    b.Load(d, id, 1001);
+  } catch (const StoreError& e) {
+    busy = e.busy();
+  }
+  ::kill(pid, SIGCONT);
+  CHECK(busy);
+  REQUIRE(b.Load(d, id, 1001));
+  CHECK(b.backend_pid() != pid);
+}
+
+TEST_CASE("pg: collectors side by side delete each session once and never wait on a lock",
+          "[postgres]") {
+  TempPgSchema schema;
+  PgBackend a(Opts(schema.uri())), b(Opts(schema.uri()));
+  std::vector<IdDigest> ids;
+  for (int i = 0; i < 200; ++i) ids.push_back(DigestOf(NewSessionId()));
+  a.Write([&](StoreWriter& w) {
+    for (const auto& d : ids) {
+      w.Insert(d, 100);
+      w.SetItem(d, "k", "v");
+    }
+  });
+
+  // A request holds the first session (its transaction is open): the
+  // collectors must go past it, not wait for it.
+  pg::Conn holder({schema.uri(), 2000});
+  holder.Send("BEGIN");
+  holder.Send(pg::Statement{"hold", "SELECT 1 FROM sessions WHERE id_hash = $1 FOR NO KEY UPDATE"},
+              {pg::Param::Bytes(ids[0].data(), ids[0].size())});
+  REQUIRE(holder.Sync().back().rows() == 1);
+
+  std::atomic<std::size_t> total{0};
+  std::string error;
+  std::latch go(2);
+  auto collect = [&](PgBackend& s) {
+    go.arrive_and_wait();
+    try {
+      while (std::size_t n = s.CollectGarbage(1'000'000, 7)) total += n;
+    } catch (const std::exception& e) {
+      error = e.what();
+    }
+  };
+  std::thread t1(collect, std::ref(a)), t2(collect, std::ref(b));
+  t1.join();
+  t2.join();
+  CHECK(error == "");
+  CHECK(total == 199);
+  pg::Conn c({schema.uri(), 2000});
+  CHECK(QueryInt(c, "SELECT count(*) FROM sessions") == 1);
+  holder.Send("ROLLBACK");
+  holder.Sync();
+  CHECK(a.CollectGarbage(1'000'000, 7) == 1);
+  CHECK(QueryInt(c, "SELECT count(*) FROM items") == 0);
+}
+
+TEST_CASE("pg: no password in any error message", "[postgres]") {
+  std::string base = test::TestPgUri();  // postgresql://sessiond@HOST:PORT/sessions?passfile=...
+  std::string host = base.substr(base.find('@') + 1);
+  host = host.substr(0, host.find('/'));
+  SECTION("a wrong password in the URI") {
+    try {
+      PgBackend b(Opts("postgresql://sessiond:Sekr3tPassw0rd@" + host + "/sessions"));
+      FAIL("connected with a wrong password");
+    } catch (const StoreError& e) {
+      CHECK_THAT(e.what(), Catch::Contains("password authentication failed"));
+      CHECK_THAT(e.what(), !Catch::Contains("Sekr3tPassw0rd"));
+    }
+  }
+  SECTION("a wrong password as a parameter") {
+    try {
+      PgBackend b(Opts("postgresql://sessiond@" + host + "/sessions?password=Sekr3tPassw0rd"));
+      FAIL("connected with a wrong password");
+    } catch (const StoreError& e) {
+      CHECK_THAT(e.what(), !Catch::Contains("Sekr3tPassw0rd"));
+    }
+  }
+  SECTION("a URI libpq cannot parse, with the password in it") {
+    try {
+      PgBackend b(Opts("postgresql://sessiond:Sekr3t%zzPassw0rd@" + host + "/sessions?bogus=%zzSekr3t"));
+      FAIL("parsed a malformed URI");
+    } catch (const StoreError& e) {
+      CHECK_THAT(e.what(), !Catch::Contains("Sekr3t"));
+      CHECK_FALSE(e.busy());
+    }
+  }
+}
+
+}  // namespace
+}  // namespace sessiond
+
+namespace sessiond {
+namespace {
+
+// A cluster of the test's own (tests/tools/pg_cluster), stopped by its
+// destructor, for settings no other test may see.
+struct OwnCluster {
+  std::string tool = SESSIOND_PG_CLUSTER, dir;
+  OwnCluster() {
+    char d[] = "/tmp/sessiond-pg-own.XXXXXX";
+    REQUIRE(::mkdtemp(d));
+    dir = d;
+    REQUIRE(std::system(("'" + tool + "' start '" + dir + "' >/dev/null").c_str()) == 0);
+  }
+  ~OwnCluster() {
+    std::system(("'" + tool + "' stop '" + dir + "'; rm -rf '" + dir + "'").c_str());
+  }
+  std::string Read(const char* what) const {
+    std::string cmd = "'" + tool + "' " + what + " '" + dir + "'";
+    FILE* p = ::popen(cmd.c_str(), "r");
+    char buf[1024] = {};
+    std::string out = p && std::fgets(buf, sizeof buf, p) ? buf : "";
+    if (p) ::pclose(p);
+    while (!out.empty() && out.back() == '\n') out.pop_back();
+    return out;
+  }
+};
+
+TEST_CASE("pg: a COMMIT whose wait for the synchronous standby was cancelled is not a success",
+          "[postgres]") {
+  OwnCluster cluster;
+  std::string uri = cluster.Read("uri");
+  { PgBackend creates_the_schema(Opts(uri)); }
+  pg::Conn admin({cluster.Read("admin-uri"), 5000});
+  // A synchronous standby that never comes: every COMMIT waits for it.
+  admin.Exec("ALTER SYSTEM SET synchronous_standby_names = 'nobody'");
+  admin.Exec("SELECT pg_reload_conf()");
+  std::string seen;
+  for (int i = 0; i < 100 && seen != "nobody"; ++i) {  // the reload is asynchronous
+    pg::Conn c({uri, 5000});
+    c.Send("SHOW synchronous_standby_names");
+    seen = std::string(c.Sync().back().bytes(0, 0));
+    if (seen != "nobody") ::usleep(50'000);
+  }
+  REQUIRE(seen == "nobody");
+
+  PgBackend b(Opts(uri));
+  int pid = b.backend_pid();
+  // Once the COMMIT waits for the standby, cancel the wait, as an operator
+  // (or a server shutting down) would: the transaction has committed here,
+  // and the server says that it is not on the standby with a WARNING only.
+  std::thread canceller([&] {
+    pg::Conn c({cluster.Read("admin-uri"), 5000});
+    pg::Statement waiting{"waiting", "SELECT count(*) FROM pg_stat_activity WHERE pid = $1::bigint::int "
+                                     "AND wait_event = 'SyncRep'"};
+    for (int i = 0; i < 200; ++i) {
+      c.Send(waiting, {pg::Param::Int(pid)});
+      if (c.Sync().back().int64(0, 0) == 1) break;
+      ::usleep(20'000);
+    }
+    c.Send(pg::Statement{"cancel", "SELECT pg_cancel_backend($1::bigint::int)"}, {pg::Param::Int(pid)});
+    c.Sync();
+  });
+  IdDigest d = DigestOf(NewSessionId());
+  std::string error;
+  bool busy = false;
+  try {
+    Create(b, d, 1000, {{"k", "v"}});
+  } catch (const StoreError& e) {
+    error = e.what();
+    busy = e.busy();
+  }
+  canceller.join();
+  CHECK_THAT(error, Catch::Contains("COMMIT not confirmed") && Catch::Contains("synchronous replication"));
+  CHECK(busy);
+  // It is there on this server: only the caller's answer was in doubt.
+  CHECK(b.Holds(d));
+}
+
+}  // namespace
+}  // namespace sessiond

@@ -1,0 +1,467 @@
+// What every store engine must do alike: the session policy over each
+// registered backend (tests/store_factories.h). Each test runs once per
+// engine, in a section named after it ("engine sqlite"), so a failure says
+// which engine failed. Engine-specific behaviour (files, locks, migrations)
+// is tested beside the engine (sqlite_store_test.cc, ...).
+#include <catch2/catch.hpp>
+#include <algorithm>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "store/session_id.h"
+#include "tests/store_factories.h"
+#include "tests/temp_db.h"
+
+namespace sessiond::testing {
+
+std::vector<StoreFactory>& StoreFactories() {
+  static std::vector<StoreFactory> factories;
+  return factories;
+}
+
+}  // namespace sessiond::testing
+
+using namespace sessiond;
+using namespace sessiond::testing;
+using Kind = Change::Kind;
+
+namespace {
+
+constexpr std::int64_t T0 = 1'800'000'000;
+
+// One engine's store under test, with what the tests need beside the store.
+struct Engine {
+  const StoreFactory& factory;
+
+  // Idle 600 s (so a read refreshes the last access after 60 s), absolute 3600 s.
+  StoreOptions options() const {
+    StoreOptions o;
+    o.timeouts.idle = 600;
+    o.timeouts.absolute = 3600;
+    return o;
+  }
+  std::unique_ptr<SessionStore> open(const StoreOptions& o) const { return factory.open(o); }
+  std::unique_ptr<SessionStore> open() const { return open(options()); }
+
+  // Stored sessions, alive or expired but not yet collected.
+  std::size_t sessions() const {
+    StoreStats s = factory.admin(options())->Stats(T0);
+    return s.live + s.expired;
+  }
+  std::size_t items() const { return factory.admin(options())->Stats(T0).items; }
+  // Deletes the session as another request's abandon or an operator's rm would.
+  void remove(const std::string& id) const { factory.admin(options())->Remove({DigestOf(id)}); }
+};
+
+// Runs `body` once per registered engine, on an empty store, in a section
+// named after the engine.
+template <class Body>
+void ForEachEngine(Body&& body) {
+  REQUIRE_FALSE(StoreFactories().empty());
+  for (const StoreFactory& f : StoreFactories()) {
+    DYNAMIC_SECTION("engine " << f.name) {
+      f.reset();
+      Engine engine{f};
+      body(engine);
+    }
+  }
+}
+
+}  // namespace
+
+TEST_CASE("a new visitor gets a session only when something is stored", "[store][conformance]") {
+  ForEachEngine([](Engine& e) {
+    auto store = e.open();
+    CHECK(store->Commit(std::nullopt, ChangeSet{}, T0).outcome == CommitResult::Outcome::Unchanged);
+    ChangeSet removes;
+    removes.changes.push_back({Kind::Remove, "a", {}, {}});
+    removes.changes.push_back({Kind::Clear, {}, {}, {}});
+    CHECK(store->Commit(std::nullopt, removes, T0).outcome == CommitResult::Outcome::Unchanged);
+    ChangeSet abandon = Sets({{"k", "v"}});
+    abandon.abandon = true;
+    CHECK(store->Commit(std::nullopt, abandon, T0).outcome == CommitResult::Outcome::Unchanged);
+    CHECK(e.sessions() == 0);
+
+    CommitResult r = store->Commit(std::nullopt, Sets({{"UserName", "ann"}}), T0);
+    REQUIRE(r.outcome == CommitResult::Outcome::Created);
+    CHECK(IsWellFormedId(r.id));
+    auto s = store->Load(r.id, T0 + 1);
+    REQUIRE(s);
+    CHECK(s->id == r.id);
+    CHECK(s->items == Items{{"UserName", "ann"}});
+    CHECK(s->created == T0);
+    CHECK(s->accessed == T0);
+    CHECK(s->now == T0 + 1);  // the clock the store used: the caller's, in these tests
+  });
+}
+
+TEST_CASE("unknown, malformed and expired ids load as nothing", "[store][conformance]") {
+  ForEachEngine([](Engine& e) {
+    auto store = e.open();
+    CHECK_FALSE(store->Load(NewSessionId(), T0));
+    CHECK_FALSE(store->Load("not-an-id", T0));
+    CHECK_FALSE(store->Load("", T0));
+    std::string id = store->Commit(std::nullopt, Sets({{"k", "v"}}), T0).id;
+    CHECK(store->Load(id, T0 + 599));
+    CHECK_FALSE(store->Load(id, T0 + 600));  // idle timeout
+    // Kept in use, it still ends at the absolute timeout.
+    for (std::int64_t now = T0 + 300; now < T0 + 3600; now += 300) {
+      auto s = store->Load(id, now);
+      REQUIRE(s);
+      store->Commit(s, ChangeSet{}, now);
+    }
+    CHECK_FALSE(store->Load(id, T0 + 3600));
+  });
+}
+
+TEST_CASE("an absolute timeout shorter than the idle one bounds a new session", "[store][conformance]") {
+  ForEachEngine([](Engine& e) {
+    StoreOptions o = e.options();
+    o.timeouts.absolute = 300;
+    auto store = e.open(o);
+    std::string id = store->Commit(std::nullopt, Sets({{"k", "v"}}), T0).id;
+    CHECK(store->Load(id, T0 + 299));
+    CHECK_FALSE(store->Load(id, T0 + 300));
+    CHECK(store->CountLive(T0 + 299) == 1);
+    CHECK(store->CountLive(T0 + 300) == 0);  // the stored expiry says so too
+  });
+}
+
+TEST_CASE("changes of two requests merge per key", "[store][conformance]") {
+  ForEachEngine([](Engine& e) {
+    auto a = e.open(), b = e.open();  // two connections, as two workers or processes
+    std::string id = a->Commit(std::nullopt, Sets({{"x", "0"}}), T0).id;
+    auto seen_by_a = a->Load(id, T0);
+    auto seen_by_b = b->Load(id, T0);
+    a->Commit(seen_by_a, Sets({{"left", "1"}, {"x", "a"}}), T0);
+    b->Commit(seen_by_b, Sets({{"right", "2"}, {"x", "b"}}), T0);
+    auto s = a->Load(id, T0);
+    REQUIRE(s);
+    CHECK(s->items == Items{{"left", "1"}, {"right", "2"}, {"x", "b"}});  // later commit wins x
+  });
+}
+
+TEST_CASE("remove, clear and replace apply in order", "[store][conformance]") {
+  ForEachEngine([](Engine& e) {
+    auto store = e.open();
+    std::string id = store->Commit(std::nullopt, Sets({{"a", "1"}, {"b", "2"}, {"c", "3"}}), T0).id;
+    ChangeSet cs;
+    cs.changes.push_back({Kind::Remove, "a", {}, {}});
+    store->Commit(store->Load(id, T0), cs, T0);
+    CHECK(store->Load(id, T0)->items == Items{{"b", "2"}, {"c", "3"}});
+
+    cs.changes = {{Kind::Replace, {}, {}, {{"r", "1"}}}, {Kind::Set, "s", "2", {}}};
+    store->Commit(store->Load(id, T0), cs, T0);
+    CHECK(store->Load(id, T0)->items == Items{{"r", "1"}, {"s", "2"}});
+
+    cs.changes = {{Kind::Set, "t", "1", {}}, {Kind::Remove, "t", {}, {}}, {Kind::Set, "u", "1", {}},
+                  {Kind::Set, "u", "2", {}}};
+    store->Commit(store->Load(id, T0), cs, T0);
+    CHECK(store->Load(id, T0)->items == Items{{"r", "1"}, {"s", "2"}, {"u", "2"}});
+
+    cs.changes = {{Kind::Clear, {}, {}, {}}};
+    CHECK(store->Commit(store->Load(id, T0), cs, T0).outcome == CommitResult::Outcome::Updated);
+    auto s = store->Load(id, T0);
+    REQUIRE(s);  // a cleared session lives on, empty
+    CHECK(s->items.empty());
+    CHECK(e.sessions() == 1);
+    CHECK(e.items() == 0);
+  });
+}
+
+TEST_CASE("values are bytes, byte for byte", "[store][conformance]") {
+  ForEachEngine([](Engine& e) {
+    auto store = e.open();
+    std::string binary("a\0b\xff", 4), key_bytes("k\0\xfe", 3);
+    std::string id =
+        store->Commit(std::nullopt, Sets({{"bin", binary}, {"txt", "héllo"}, {"empty", ""}, {key_bytes, "x"}}), T0)
+            .id;
+    auto s = store->Load(id, T0);
+    REQUIRE(s);
+    CHECK(s->items.at("bin") == binary);
+    CHECK(s->items.at("txt") == "héllo");
+    CHECK(s->items.at("empty").empty());
+    CHECK(s->items.at(key_bytes) == "x");
+    CHECK(s->items.size() == 4);
+  });
+}
+
+TEST_CASE("a read writes only when the last access is due for a refresh", "[store][conformance]") {
+  ForEachEngine([](Engine& e) {
+    auto store = e.open();  // idle 600 s: refresh after 60 s
+    std::string id = store->Commit(std::nullopt, Sets({{"k", "v"}}), T0).id;
+    CHECK(store->Commit(store->Load(id, T0 + 59), ChangeSet{}, T0 + 59).outcome ==
+          CommitResult::Outcome::Unchanged);
+    CHECK(store->Load(id, T0 + 59)->accessed == T0);
+    CHECK(store->Commit(store->Load(id, T0 + 60), ChangeSet{}, T0 + 60).outcome ==
+          CommitResult::Outcome::Updated);
+    CHECK(store->Load(id, T0 + 61)->accessed == T0 + 60);
+    CHECK(store->Load(id, T0 + 659));  // the idle window now counts from T0 + 60
+    CHECK_FALSE(store->Load(id, T0 + 660));
+  });
+}
+
+TEST_CASE("a write refreshes the last access only when it is due, like a read", "[store][conformance]") {
+  ForEachEngine([](Engine& e) {
+    auto store = e.open();  // refresh after 60 s
+    std::string id = store->Commit(std::nullopt, Sets({{"k", "v"}}), T0).id;
+    store->Commit(store->Load(id, T0 + 30), Sets({{"k", "w"}}), T0 + 30);
+    auto s = store->Load(id, T0 + 31);
+    REQUIRE(s);
+    CHECK(s->items.at("k") == "w");
+    CHECK(s->accessed == T0);
+    store->Commit(store->Load(id, T0 + 90), Sets({{"k", "x"}}), T0 + 90);
+    CHECK(store->Load(id, T0 + 91)->accessed == T0 + 90);
+  });
+}
+
+TEST_CASE("the store sees changes made through another instance", "[store][conformance]") {
+  ForEachEngine([](Engine& e) {
+    auto store = e.open(), other = e.open();
+    std::string id = store->Commit(std::nullopt, Sets({{"k", "v"}}), T0).id;
+    REQUIRE(store->Load(id, T0));
+    other->Commit(other->Load(id, T0), Sets({{"k", "changed"}}), T0);
+    CHECK(store->Load(id, T0)->items.at("k") == "changed");
+    e.remove(id);
+    CHECK_FALSE(store->Load(id, T0));
+  });
+}
+
+TEST_CASE("regenerate moves the session to a new id and kills the old", "[store][conformance]") {
+  ForEachEngine([](Engine& e) {
+    auto store = e.open();
+    std::string old_id = store->Commit(std::nullopt, Sets({{"k", "v"}}), T0).id;
+    ChangeSet cs = Sets({{"UserName", "bob"}});
+    cs.regenerate = true;
+    CommitResult r = store->Commit(store->Load(old_id, T0), cs, T0);
+    REQUIRE(r.outcome == CommitResult::Outcome::Regenerated);
+    CHECK(IsWellFormedId(r.id));
+    CHECK(r.id != old_id);
+    CHECK_FALSE(store->Load(old_id, T0));
+    CHECK_FALSE(store->HoldsExpired(old_id, T0));  // not expired: gone
+    auto s = store->Load(r.id, T0);
+    REQUIRE(s);
+    CHECK(s->items == Items{{"UserName", "bob"}, {"k", "v"}});
+    CHECK(s->created == T0);  // the absolute timeout still counts from the first creation
+    CHECK(e.sessions() == 1);
+    CHECK(e.items() == 2);
+  });
+}
+
+TEST_CASE("abandon deletes the session and wins over other changes", "[store][conformance]") {
+  ForEachEngine([](Engine& e) {
+    auto store = e.open();
+    std::string id = store->Commit(std::nullopt, Sets({{"k", "v"}}), T0).id;
+    ChangeSet cs = Sets({{"more", "1"}});
+    cs.abandon = true;
+    cs.regenerate = true;
+    CHECK(store->Commit(store->Load(id, T0), cs, T0).outcome == CommitResult::Outcome::Abandoned);
+    CHECK_FALSE(store->Load(id, T0));
+    CHECK_FALSE(store->HoldsExpired(id, T0));
+    CHECK(e.sessions() == 0);
+    CHECK(e.items() == 0);
+  });
+}
+
+TEST_CASE("a session that vanished meanwhile is never revived", "[store][conformance]") {
+  ForEachEngine([](Engine& e) {
+    auto store = e.open();
+    std::string id = store->Commit(std::nullopt, Sets({{"k", "v"}}), T0).id;
+    auto loaded = store->Load(id, T0);
+    e.remove(id);  // abandoned by another request, say
+    CommitResult r = store->Commit(loaded, Sets({{"new", "1"}}), T0);
+    CHECK(r.outcome == CommitResult::Outcome::Gone);
+    CHECK(r.id.empty());
+    CHECK(e.sessions() == 0);  // nothing stored, no fresh session
+
+    // The same when the last access was due for a refresh (the touch path):
+    // due on the store's clock when it was loaded.
+    std::string id2 = store->Commit(std::nullopt, Sets({{"k", "v"}}), T0).id;
+    auto early = store->Load(id2, T0), late = store->Load(id2, T0 + 100);
+    REQUIRE(late);
+    e.remove(id2);
+    CHECK(store->Commit(late, Sets({{"later", "1"}}), T0 + 100).outcome == CommitResult::Outcome::Gone);
+    CHECK(e.sessions() == 0);
+
+    // Every kind of change is refused alike; abandon is what the client wanted anyway;
+    // a read changes nothing, touch due or not.
+    ChangeSet clear, regenerate, abandon;
+    clear.changes.push_back({Kind::Clear, {}, {}, {}});
+    regenerate.regenerate = true;
+    abandon.abandon = true;
+    for (const auto& again : {early, late}) {
+      std::int64_t now = again->now;
+      CHECK(store->Commit(again, clear, now).outcome == CommitResult::Outcome::Gone);
+      CHECK(store->Commit(again, regenerate, now).outcome == CommitResult::Outcome::Gone);
+      CHECK(store->Commit(again, abandon, now).outcome == CommitResult::Outcome::Abandoned);
+      CHECK(store->Commit(again, ChangeSet{}, now).outcome == CommitResult::Outcome::Unchanged);
+    }
+    CHECK(e.sessions() == 0);
+    CHECK(e.items() == 0);
+  });
+}
+
+TEST_CASE("a session that expired since it was loaded is gone", "[store][conformance]") {
+  ForEachEngine([](Engine& e) {
+    auto store = e.open();
+    std::string id = store->Commit(std::nullopt, Sets({{"k", "v"}}), T0).id;
+    auto loaded = store->Load(id, T0 + 599);
+    REQUIRE(loaded);
+    CHECK(store->Commit(loaded, Sets({{"k", "w"}}), T0 + 600).outcome == CommitResult::Outcome::Gone);
+    CHECK(store->Commit(loaded, ChangeSet{}, T0 + 600).outcome == CommitResult::Outcome::Unchanged);
+    auto s = store->Load(id, T0);  // as it was: not revived by the late touch either
+    REQUIRE(s);
+    CHECK(s->items == Items{{"k", "v"}});
+    CHECK(s->accessed == T0);
+    CHECK_FALSE(store->Load(id, T0 + 600));
+  });
+}
+
+TEST_CASE("a write that started before a login does not replace the logged-in session",
+          "[store][conformance]") {
+  ForEachEngine([](Engine& e) {
+    auto page = e.open(), ajax = e.open();
+    std::string anonymous = page->Commit(std::nullopt, Sets({{"cart", "1"}}), T0).id;
+    // AJAX calls start, one when the last access is not due for a refresh, one when it is...
+    auto early = ajax->Load(anonymous, T0 + 1), late = ajax->Load(anonymous, T0 + 100);
+    ChangeSet login = Sets({{"UserName", "ann"}});
+    login.regenerate = true;
+    CommitResult logged_in = page->Commit(page->Load(anonymous, T0), login, T0);  // ...a login commits...
+    REQUIRE(logged_in.outcome == CommitResult::Outcome::Regenerated);
+    // ...and the AJAX call's write, under the old id, comes last.
+    for (const auto& seen_by_ajax : {early, late}) {
+      CommitResult r = ajax->Commit(seen_by_ajax, Sets({{"cart", "2"}}), seen_by_ajax->now);
+      CHECK(r.outcome == CommitResult::Outcome::Gone);
+      CHECK(r.id.empty());  // no cookie to send, so the login's cookie stays
+    }
+    CHECK(e.sessions() == 1);
+    auto s = page->Load(logged_in.id, T0 + 100);
+    REQUIRE(s);
+    CHECK(s->items == Items{{"UserName", "ann"}, {"cart", "1"}});
+  });
+}
+
+TEST_CASE("a write that started before a logout stores nothing", "[store][conformance]") {
+  ForEachEngine([](Engine& e) {
+    auto page = e.open(), ajax = e.open();
+    std::string id = page->Commit(std::nullopt, Sets({{"UserName", "ann"}}), T0).id;
+    auto early = ajax->Load(id, T0 + 1), late = ajax->Load(id, T0 + 100);
+    ChangeSet logout;
+    logout.abandon = true;
+    REQUIRE(page->Commit(page->Load(id, T0), logout, T0).outcome == CommitResult::Outcome::Abandoned);
+    for (const auto& seen_by_ajax : {early, late}) {
+      std::int64_t now = seen_by_ajax->now;
+      CHECK(ajax->Commit(seen_by_ajax, Sets({{"cart", "2"}}), now).outcome == CommitResult::Outcome::Gone);
+      CHECK(ajax->Commit(seen_by_ajax, logout, now).outcome == CommitResult::Outcome::Abandoned);
+    }
+    CHECK(e.sessions() == 0);
+    CHECK(e.items() == 0);
+  });
+}
+
+TEST_CASE("limits refuse the whole change set", "[store][conformance]") {
+  ForEachEngine([](Engine& e) {
+    StoreOptions o = e.options();
+    o.limits.max_key_bytes = 8;
+    o.limits.max_value_bytes = 16;
+    o.limits.max_items = 3;
+    o.limits.max_session_bytes = 30;
+    auto store = e.open(o);
+    std::string id = store->Commit(std::nullopt, Sets({{"a", "1"}}), T0).id;
+    auto loaded = store->Load(id, T0);
+    CHECK_THROWS_AS(store->Commit(loaded, Sets({{"b", "2"}, {"toolongkey", "x"}}), T0), LimitError);
+    CHECK_THROWS_AS(store->Commit(loaded, Sets({{"b", std::string(17, 'x')}}), T0), LimitError);
+    CHECK_THROWS_AS(store->Commit(loaded, Sets({{"b", "2"}, {"c", "3"}, {"d", "4"}}), T0), LimitError);
+    CHECK_THROWS_AS(
+        store->Commit(loaded, Sets({{"b", std::string(16, 'x')}, {"c", std::string(16, 'x')}}), T0),
+        LimitError);
+    ChangeSet regenerate = Sets({{"b", "2"}, {"c", "3"}, {"d", "4"}});
+    regenerate.regenerate = true;
+    CHECK_THROWS_AS(store->Commit(store->Load(id, T0 + 100), regenerate, T0 + 100), LimitError);  // touch undone too
+    CHECK_THROWS_AS(store->Commit(std::nullopt, Sets({{"", "empty key"}}), T0), LimitError);
+    auto s = store->Load(id, T0);
+    REQUIRE(s);  // nothing half-written: not the items, not the rename, not the touch
+    CHECK(s->items == Items{{"a", "1"}});
+    CHECK(s->accessed == T0);
+    CHECK_THROWS_AS(store->Commit(std::nullopt, Sets({{"a", "1"}, {"b", "2"}, {"c", "3"}, {"d", "4"}}), T0),
+                    LimitError);
+    CHECK(e.sessions() == 1);
+    // Within the limits, a session may be filled up to them.
+    CHECK(store->Commit(loaded, Sets({{"b", "2"}, {"c", "3"}}), T0).outcome == CommitResult::Outcome::Updated);
+  });
+}
+
+TEST_CASE("garbage collection deletes expired sessions in batches", "[store][conformance]") {
+  ForEachEngine([](Engine& e) {
+    auto store = e.open();
+    std::vector<std::string> expired;
+    for (int i = 0; i < 5; ++i) expired.push_back(store->Commit(std::nullopt, Sets({{"k", "v"}}), T0).id);
+    std::string live = store->Commit(std::nullopt, Sets({{"k", "v"}}), T0 + 500).id;
+    CHECK(store->CountLive(T0 + 600) == 1);
+    CHECK(store->HoldsExpired(expired[0], T0 + 600));  // expired, not yet collected
+    CHECK(store->CollectGarbage(T0 + 100, 2) == 0);
+    CHECK(store->CollectGarbage(T0 + 600, 2) == 2);
+    CHECK(store->CollectGarbage(T0 + 600, 2) == 2);
+    CHECK(store->CollectGarbage(T0 + 600, 2) == 1);
+    CHECK(store->CollectGarbage(T0 + 600, 2) == 0);
+    CHECK(store->Load(live, T0 + 600));
+    CHECK_FALSE(store->HoldsExpired(expired[0], T0 + 600));
+    CHECK_FALSE(store->HoldsExpired(NewSessionId(), T0 + 600));
+    CHECK_FALSE(store->HoldsExpired("not-an-id", T0 + 600));
+    CHECK(e.sessions() == 1);
+    CHECK(e.items() == 1);  // the expired sessions' items went too
+  });
+}
+
+TEST_CASE("two collectors at once delete every expired session once", "[store][conformance]") {
+  ForEachEngine([](Engine& e) {
+    {
+      auto store = e.open();
+      for (int i = 0; i < 40; ++i) store->Commit(std::nullopt, Sets({{"k", "v"}}), T0);
+    }
+    std::size_t counts[2] = {0, 0};
+    std::vector<std::thread> collectors;
+    for (std::size_t& count : counts)
+      collectors.emplace_back([&e, &count] {
+        auto store = e.open();
+        for (std::size_t n; (n = store->CollectGarbage(T0 + 600, 3)) != 0;) count += n;
+      });
+    for (auto& t : collectors) t.join();
+    CHECK(counts[0] + counts[1] == 40);
+    CHECK(e.sessions() == 0);
+  });
+}
+
+TEST_CASE("many instances committing to one session at once lose no key", "[store][conformance]") {
+  ForEachEngine([](Engine& e) {
+    std::string id = e.open()->Commit(std::nullopt, Sets({{"start", "1"}}), T0).id;
+    constexpr int kThreads = 16, kCommits = 40;
+    std::vector<std::thread> threads;
+    std::vector<std::string> failures(kThreads);
+    for (int t = 0; t < kThreads; ++t)
+      threads.emplace_back([&e, &id, &failures, t] {
+        try {
+          auto store = e.open();  // one per thread, as a worker's
+          for (int k = 0; k < kCommits; ++k) {
+            std::string key = std::to_string(t) + "." + std::to_string(k);
+            auto r = store->Commit(store->Load(id, T0 + k), Sets({{key, key}}), T0 + k);
+            if (r.outcome != CommitResult::Outcome::Updated) failures[t] = "not updated: " + key;
+          }
+        } catch (const std::exception& ex) {
+          failures[t] = ex.what();
+        }
+      });
+    for (auto& t : threads) t.join();
+    for (const std::string& f : failures) CHECK(f == "");
+    auto s = e.open()->Load(id, T0 + kCommits);
+    REQUIRE(s);
+    CHECK(s->items.size() == 1 + kThreads * kCommits);
+    for (int t = 0; t < kThreads; ++t)
+      for (int k = 0; k < kCommits; ++k) {
+        std::string key = std::to_string(t) + "." + std::to_string(k);
+        auto it = s->items.find(key);
+        CHECK((it != s->items.end() && it->second == key));
+      }
+  });
+}

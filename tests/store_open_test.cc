@@ -1,0 +1,46 @@
+#include "store/open.h"
+
+#include <catch2/catch.hpp>
+
+#include <functional>
+
+using namespace sessiond;
+
+TEST_CASE("--db names PostgreSQL by a postgresql:// or postgres:// URI, anything else is a file", "[store][open]") {
+  CHECK(IsPostgresUri("postgresql://db.example/sessions"));
+  CHECK(IsPostgresUri("postgres://user@/sessions?host=/run/postgresql"));
+  CHECK_FALSE(IsPostgresUri("sessions.db"));
+  CHECK_FALSE(IsPostgresUri("/var/lib/sessiond/postgresql://x"));
+  CHECK_FALSE(IsPostgresUri("postgresql:/x"));
+  CHECK_FALSE(IsPostgresUri("POSTGRESQL://db/x"));  // libpq's prefixes are lowercase
+}
+
+TEST_CASE("a database as printed carries no password", "[store][open]") {
+  CHECK(PrintableDb("/var/lib/sessiond/sessions.db") == "/var/lib/sessiond/sessions.db");
+  CHECK(PrintableDb("postgresql://sessiond:s3cr%40t@db.example:5432/sessions") ==
+        "postgresql://sessiond@db.example:5432/sessions");
+  CHECK(PrintableDb("postgres://sessiond@db.example/sessions") == "postgres://sessiond@db.example/sessions");
+  CHECK(PrintableDb("postgresql://a:b@h/db?sslmode=require&password=x%26y&user=z") ==
+        "postgresql://a@h/db?sslmode=require&password=...&user=z");
+  CHECK(PrintableDb("postgresql:///sessions?password=secret") == "postgresql:///sessions?password=...");
+  CHECK(PrintableDb("postgresql://h/db#frag:x@y") == "postgresql://h/db#frag:x@y");  // no userinfo
+  CHECK(PrintableDb("host=db password='se cr\\'et' dbname=s") == "host=db password=... dbname=s");
+  CHECK(PrintableDb("password=secret") == "password=...");
+  CHECK(PrintableDb("/srv/mypassword=1/sessions.db") == "/srv/mypassword=1/sessions.db");
+}
+
+TEST_CASE("a PostgreSQL URI opens the PostgreSQL store: nobody there is busy, without the password",
+          "[store][open]") {
+  StoreOptions o;
+  o.db = "postgresql://sessiond:Sekr3tPassw0rd@127.0.0.1:1/sessions";  // port 1: refused
+  for (auto open : {std::function<void()>([&] { OpenStore(o); }), std::function<void()>([&] { OpenAdmin(o, true); })}) {
+    try {
+      open();
+      FAIL("connected to nobody");
+    } catch (const StoreError& e) {
+      CHECK(e.busy());
+      CHECK_THAT(e.what(), Catch::Contains("PostgreSQL: cannot connect"));
+      CHECK_THAT(e.what(), !Catch::Contains("Sekr3tPassw0rd"));
+    }
+  }
+}
