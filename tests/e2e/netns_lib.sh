@@ -169,8 +169,8 @@ pg_primary() {
   local h=$1
   mkdir -p "$DIR/$h.data" && chown postgres: "$DIR/$h.data" && chmod 700 "$DIR/$h.data"
   as_postgres "$h" "$PG_BIN/initdb" -D "$DIR/$h.data" -U postgres -E UTF8 --no-locale \
-    --auth-local=peer --auth-host=scram-sha-256 >"$DIR/$h-initdb.log" 2>&1 ||
-    fail "initdb on $h: $(cat "$DIR/$h-initdb.log")"
+    --auth-local=peer --auth-host=scram-sha-256 >"$DIR/$h-initdb.out" 2>&1 ||
+    fail "initdb on $h: $(cat "$DIR/$h-initdb.out")"
   # Over TCP, only the two roles, each with its password; on the socket, the
   # postgres user itself (peer).
   cat >"$DIR/$h.data/pg_hba.conf" <<EOF
@@ -198,7 +198,7 @@ pg_standby() {
   mkdir -p "$DIR/$h.data" && chown postgres: "$DIR/$h.data" && chmod 700 "$DIR/$h.data"
   as_postgres "$h" env PGPASSFILE="$DIR/$h.replpass" "$PG_BIN/pg_basebackup" \
     -h "${BACK[$p]}" -p "$PG_PORT" -U replicator -D "$DIR/$h.data" -X stream -c fast \
-    >"$DIR/$h-basebackup.log" 2>&1 || fail "pg_basebackup on $h: $(cat "$DIR/$h-basebackup.log")"
+    >"$DIR/$h-basebackup.out" 2>&1 || fail "pg_basebackup on $h: $(cat "$DIR/$h-basebackup.out")"
   as_postgres "$h" touch "$DIR/$h.data/standby.signal"
   echo "primary_conninfo = 'host=${BACK[$p]} port=$PG_PORT user=replicator passfile=$DIR/$h.replpass application_name=$h'" \
     >>"$DIR/$h.data/postgresql.auto.conf"
