@@ -1,0 +1,41 @@
+#!/bin/bash
+# Failover of a farm on PostgreSQL (tests/e2e/netns_lib.sh) to a streaming
+# standby, under a write load through both machines. sessiond's --db names
+# both database machines and asks for the writable one:
+#   postgresql://sessiond@PRIMARY,STANDBY/sessions?target_session_attrs=read-write
+# The standby is synchronous, so every commit the primary acknowledged is on
+# it. The primary's machine dies (every process killed -9, its cable pulled):
+# 503s from both machines while no database takes writes; the standby is
+# promoted: 200s again from the same sessiond processes; every write
+# acknowledged with a 2xx is on the promoted standby.
+. "$SESSIOND_SRC/tests/e2e/netns_lib.sh"
+farm_network db2
+pg_primary db1
+pg_standby db2 db1
+URI="postgresql://sessiond@${BACK[db1]}:$PG_PORT,${BACK[db2]}:$PG_PORT/sessions?target_session_attrs=read-write"
+web_start web1 "$URI" --busy-timeout 2s
+web_start web2 "$URI" --busy-timeout 2s
+PIDS="${WEB_PID[web1]} ${WEB_PID[web2]}"
+lb_start
+
+load_start w1 1000 100
+load_start w2 1000 100
+for h in web1 web2; do load_wait w1 200 "$h"; load_wait w2 200 "$h"; done
+
+pg_kill_machine db1
+for h in web1 web2; do load_wait w1 503 "$h"; load_wait w2 503 "$h"; done
+pg_promote db2
+for h in web1 web2; do load_wait w1 200 "$h"; load_wait w2 200 "$h"; done
+JAR="$DIR/w1.jar"
+get /dump
+expect_status 200 "a read after the failover"
+expect_body "^SESSION_VAR_w1_1=" "a read after the failover"
+
+load_stop w1
+load_stop w2
+expect_statuses w1 '200|503'
+expect_statuses w2 '200|503'
+expect_acknowledged_stored db2 w1 w2
+expect_eq "${WEB_PID[web1]} ${WEB_PID[web2]}" "$PIDS" "sessiond's pids"
+for pid in $PIDS; do kill -0 "$pid" 2>/dev/null || fail "sessiond $pid is gone"; done
+expect_no_password
