@@ -330,6 +330,9 @@ load_start() {
   STACK_PIDS="$STACK_PIDS ${LOAD_PID[$name]}"
 }
 declare -A LOAD_PID=()
+# get_as NAME PATH: a request in load NAME's session, its jar left as it is
+# (the load reads it meanwhile).
+get_as() { _curl "$2" -b "$DIR/$1.jar"; }
 load_stop() {
   touch "$DIR/$1.stop"
   wait_exit "${LOAD_PID[$1]}" >/dev/null || :

@@ -26,8 +26,7 @@ pg_kill_machine db1
 for h in web1 web2; do load_wait w1 503 "$h"; load_wait w2 503 "$h"; done
 pg_promote db2
 for h in web1 web2; do load_wait w1 200 "$h"; load_wait w2 200 "$h"; done
-JAR="$DIR/w1.jar"
-get /dump
+get_as w1 /dump
 expect_status 200 "a read after the failover"
 expect_body "^SESSION_VAR_w1_1=" "a read after the failover"
 

@@ -98,7 +98,7 @@ expect_acknowledged_stored db1 w1 w2
 # web2 back: it serves the session web1 wrote.
 web_start web2 "$URI"
 for _ in 1 2; do
-  JAR="$DIR/w1.jar" get /dump
+  get_as w1 /dump
   expect_status 200 "dump after web2's restart ($(served_by))"
   expect_body "^SESSION_VAR_w1_1=" "w1's writes after web2's restart ($(served_by))"
 done

@@ -25,9 +25,8 @@ load_wait w1 503 web2
 load_wait w2 503 web2
 load_wait w1 200 web1
 # A request that only reads the session is refused too.
-JAR="$DIR/w1.jar"
 for _ in 1 2; do
-  get /dump
+  get_as w1 /dump
   case $(served_by) in
     web1) expect_status 200 "a read through web1 while web2 is cut off" ;;
     web2) expect_status 503 "a read through web2 while it is cut off" ;;
@@ -42,11 +41,11 @@ load_wait w2 200 web2
 # both machines while it is down, 200s from both once it is up.
 pg_stop db1 INT
 for h in web1 web2; do load_wait w1 503 "$h"; load_wait w2 503 "$h"; done
-get /dump
+get_as w1 /dump
 expect_status 503 "a read while the database is down"
 pg_start db1
 for h in web1 web2; do load_wait w1 200 "$h"; load_wait w2 200 "$h"; done
-get /dump
+get_as w1 /dump
 expect_status 200 "a read once the database is back"
 
 load_stop w1
