@@ -29,7 +29,8 @@
 #                           the X-Served-By response header names the upstream
 #   get/post/login/...      lib.sh's, from the lb machine; served_by: web1|web2
 #   load_start NAME COUNT SECONDS   a bounded write loop (see there)
-#   expect_acknowledged_stored HOST  every acknowledged write is on HOST
+#   load_wait STATUS MACHINE...      until each MACHINE answered a load with STATUS
+#   load_stop / expect_statuses REGEX / expect_acknowledged_stored HOST
 set -u
 
 # ip netns needs root. Not root: sudo without a password, as scripts/install-deps
@@ -152,8 +153,8 @@ pg_start() {
   # shutdown the postmaster signals its process group, which would be the test.
   ip netns exec "$(ns_of "$h")" setsid setpriv --reuid=postgres --regid=postgres --init-groups -- \
     "$PG_BIN/postgres" -D "$DIR/$h.data" -c listen_addresses="${BACK[$h]}" -c port="$PG_PORT" \
-    -c unix_socket_directories="$DIR/$h.sock" -c fsync=off -c max_connections=60 \
-    -c shared_buffers=16MB -c log_min_messages=warning >>"$DIR/$h-postgres.log" 2>&1 &
+    -c unix_socket_directories="$DIR/$h.sock" -c fsync=off \
+    >>"$DIR/$h-postgres.log" 2>&1 &
   PG_PID[$h]=$!
   wait_until "$WAIT_S" _pg_ready "$h" || fail "postgres on $h did not become ready"
   [ "$(head -n 1 "$DIR/$h.data/postmaster.pid")" = "${PG_PID[$h]}" ] || fail "postgres on $h: not the pid started"
@@ -243,7 +244,7 @@ _web_listening() {
   [ -n "$(on "$1" ss -Hltn "sport = :$WEB_PORT")" ]
 }
 # web_kill HOST SIGNAL: signals sessiond on HOST and reaps it.
-web_kill() { stack_kill "$2" "${WEB_PID[$1]}"; local s=$?; unset "WEB_PID[$1]"; return "$s"; }
+web_kill() { { stack_kill "$2" "${WEB_PID[$1]}"; } 2>/dev/null; local s=$?; unset "WEB_PID[$1]"; return "$s"; }
 
 lb_start() {
   cat >"$DIR/nginx.conf" <<EOF
@@ -310,84 +311,94 @@ served_by() { host_of "$(header X-Served-By)"; }
 # one after the other, for at most SECONDS (or until load_stop), each of a
 # key and value no other write has (NAME_i=vi.RANDOM), in the session of
 # the jar $DIR/NAME.jar (made here, with a first write that must succeed).
-# Each answer is a line of $DIR/NAME.load: "KEY=VALUE STATUS MACHINE".
+# Every load's answers are lines of $DIR/load, "KEY=VALUE STATUS ADDRESS TIME"
+# (the answering machine's front address, the time it came; one write(2)
+# each, so lines of several loads never mix).
+declare -A LOAD_PID=()
 load_start() {
   local name=$1 count=$2 secs=$3
-  rm -f "$DIR/$name.stop" "$DIR/$name.jar"
+  rm -f "$DIR/load.stop" "$DIR/$name.jar"
   JAR="$DIR/$name.jar" get "/set?${name}_0=start"
   expect_status 200 "first write of load $name"
   ip netns exec "$(ns_of lb)" bash -c '
     name=$1 count=$2 secs=$3 base=$4 dir=$5
     end=$((SECONDS + secs)) i=0
-    while [ "$i" -lt "$count" ] && [ "$SECONDS" -lt "$end" ] && [ ! -e "$dir/$name.stop" ]; do
+    while [ "$i" -lt "$count" ] && [ "$SECONDS" -lt "$end" ] && [ ! -e "$dir/load.stop" ]; do
       i=$((i + 1))
       kv="${name}_$i=v$i.$RANDOM"
       out=$(curl -s -o /dev/null -b "$dir/$name.jar" --max-time 30 \
                  -w "%{http_code} %header{x-served-by}" "$base/set?$kv")
-      echo "$kv ${out%% *} $(echo "${out#* }" | sed "s/.*, //; s/:.*//")"
-    done' _ "$name" "$count" "$secs" "$(BASE)" "$DIR" >"$DIR/$name.load" 2>"$DIR/$name.load-err" &
+      by=${out#* }; by=${by##*, }
+      echo "$kv ${out%% *} ${by%:*} $EPOCHREALTIME"
+    done' _ "$name" "$count" "$secs" "$(BASE)" "$DIR" >>"$DIR/load" 2>>"$DIR/load-errors.log" &
   LOAD_PID[$name]=$!
   STACK_PIDS="$STACK_PIDS ${LOAD_PID[$name]}"
 }
-declare -A LOAD_PID=()
+# load_stop: ends every load (each within its curl's bound).
+load_stop() {
+  local n
+  touch "$DIR/load.stop"
+  for n in "${!LOAD_PID[@]}"; do wait_exit "${LOAD_PID[$n]}" >/dev/null || :; done
+  LOAD_PID=()
+}
 # get_as NAME PATH: a request in load NAME's session, its jar left as it is
 # (the load reads it meanwhile).
 get_as() { _curl "$2" -b "$DIR/$1.jar"; }
-load_stop() {
-  touch "$DIR/$1.stop"
-  wait_exit "${LOAD_PID[$1]}" >/dev/null || :
-  unset "LOAD_PID[$1]"
-}
-# load_lines NAME: how many answers NAME has had.
-load_lines() { wc -l <"$DIR/$1.load"; }
-# load_seen NAME FROM STATUS [MACHINE]: some answer after the first FROM ones
-# had STATUS (a regex), from MACHINE's address if given.
+load_lines() { wc -l <"$DIR/load"; }
+# load_seen FROM STATUS [MACHINE]: some answer after the first FROM ones had
+# STATUS (a regex), from MACHINE if given.
 load_seen() {
   local addr=""
-  [ -n "${4:-}" ] && addr=${FRONT[$4]}
-  tail -n "+$(( $2 + 1 ))" "$DIR/$1.load" | awk -v s="^($3)\$" -v a="$addr" \
-    'NF >= 2 && $2 ~ s && (a == "" || $3 == a) { found = 1 } END { exit !found }'
+  [ -n "${3:-}" ] && addr=${FRONT[$3]}
+  tail -n "+$(( $1 + 1 ))" "$DIR/load" | awk -v s="^($2)\$" -v a="$addr" \
+    'NF >= 3 && $2 ~ s && (a == "" || $3 == a) { found = 1 } END { exit !found }'
 }
-# load_wait NAME STATUS [MACHINE]: waits (bounded) for an answer with STATUS
-# from now on; the load must still run.
+# load_wait STATUS [MACHINE]...: waits (bounded) until, from now on, each
+# MACHINE (or any) has given an answer with STATUS to some load; the loads
+# must still run meanwhile.
 load_wait() {
-  local from; from=$(load_lines "$1")
-  wait_until "$WAIT_S" _load_seen_running "$1" "$from" "$2" "${3:-}" ||
-    fail "load $1: no $2 answer${3:+ from $3} within $WAIT_S s; last: $(tail -n 3 "$DIR/$1.load" | tr '\n' '|')"
+  local from status=$1 m; shift
+  from=$(load_lines)
+  for m in "${@:-}"; do
+    wait_until "$WAIT_S" _load_seen_running "$from" "$status" "$m" ||
+      fail "no $status answer${m:+ from $m} within $WAIT_S s; last: $(tail -n 4 "$DIR/load" | tr '\n' '|')"
+  done
 }
 _load_seen_running() {
+  local n
   load_seen "$@" && return 0
-  kill -0 "${LOAD_PID[$1]}" 2>/dev/null || fail "load $1 ended early; last: $(tail -n 3 "$DIR/$1.load" | tr '\n' '|')"
-  return 1
+  for n in "${!LOAD_PID[@]}"; do kill -0 "${LOAD_PID[$n]}" 2>/dev/null && return 1; done
+  fail "the loads ended early; last: $(tail -n 4 "$DIR/load" | tr '\n' '|')"
 }
-# load_summary NAME: "N answers: S1 xC1, ..." for the report of a run.
+# load_summary: "N writes: STATUS xCOUNT, ..." (for a look at a run).
 load_summary() {
-  echo "$1: $(load_lines "$1") writes, $(awk '{ print $2 }' "$DIR/$1.load" | sort | uniq -c | awk '{ printf "%s%s x%s", sep, $2, $1; sep = ", " }')"
+  echo "$(load_lines) writes: $(awk '{ print $2 }' "$DIR/load" | sort | uniq -c | awk '{ printf "%s%s x%s", sep, $2, $1; sep = ", " }')"
 }
-# expect_statuses NAME REGEX: every answer of NAME had a status matching REGEX
-# (a 000 is curl's: no answer within its bound, a hang).
+# expect_statuses REGEX: every answer had a status matching REGEX (000 is
+# curl's: no answer within its bound, a hang).
 expect_statuses() {
   local bad
-  bad=$(awk -v s="^($2)\$" '$2 !~ s' "$DIR/$1.load" | head -n 5)
-  [ -z "$bad" ] || fail "load $1: unexpected answers: $(echo "$bad" | tr '\n' '|')"
+  bad=$(awk -v s="^($1)\$" '$2 !~ s' "$DIR/load" | head -n 5)
+  [ -z "$bad" ] || fail "unexpected answers to the loads: $(echo "$bad" | tr '\n' '|')"
 }
 
-# expect_acknowledged_stored HOST NAME...: every write of these loads that got
-# a 2xx is in the database on HOST, key and value, read with psql.
+# expect_acknowledged_stored HOST: every write of the loads that got a 2xx is
+# in the database on HOST, key and value, read with psql.
 expect_acknowledged_stored() {
-  local h=$1 n; shift
-  for n in "$@"; do awk '$2 ~ /^2/ { print $1 }' "$DIR/$n.load"; done | sort >"$DIR/acknowledged"
-  psql_on "$h" "SELECT key || '=' || $(_pg_value "$h") FROM items" | sort >"$DIR/stored" ||
+  local h=$1
+  awk '$2 ~ /^2/ { print $1 }' "$DIR/load" | sort >"$DIR/acknowledged"
+  psql_on "$h" "SELECT $(_pg_text "$h" key) || '=' || $(_pg_text "$h" value) FROM items" | sort >"$DIR/stored" ||
     fail "reading items on $h"
   comm -23 "$DIR/acknowledged" "$DIR/stored" >"$DIR/lost"
   [ ! -s "$DIR/lost" ] || fail "$(wc -l <"$DIR/lost") acknowledged writes are not on $h: $(head -n 5 "$DIR/lost" | tr '\n' ' ')"
   [ -s "$DIR/acknowledged" ] || fail "no write was acknowledged"
 }
-# The items' value column as text, whichever type the schema gives it.
-_pg_value() {
-  case $(psql_on "$1" "SELECT data_type FROM information_schema.columns WHERE table_name = 'items' AND column_name = 'value'" 2>/dev/null) in
-    bytea) echo "convert_from(value, 'UTF8')" ;;
-    *) echo "value" ;;
+# _pg_text HOST COLUMN: the items table's COLUMN (key, value) as text in SQL,
+# whichever type the schema gives it.
+_pg_text() {
+  case $(psql_on "$1" "SELECT data_type FROM information_schema.columns WHERE table_name = 'items' AND column_name = '$2'") in
+    bytea) echo "convert_from($2, 'UTF8')" ;;
+    *) echo "$2" ;;
   esac
 }
 

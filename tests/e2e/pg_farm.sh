@@ -78,22 +78,21 @@ grep -qx " *20 web1" "$DIR/barrier-counts" && grep -qx " *20 web2" "$DIR/barrier
 get /dump
 for i in $(seq 1 40); do expect_body "^SESSION_VAR_k$i=here$" "concurrent write $i read back"; done
 expect_body "^SESSION_VAR_first=1$" "the first write, after 40 concurrent ones"
-sid_items=$(psql_on db1 "SELECT count(*) FROM items WHERE key ~ '^k[0-9]+\$' AND $(_pg_value db1) = 'here'")
+sid_items=$(psql_on db1 "SELECT count(*) FROM items
+  WHERE $(_pg_text db1 key) ~ '^k[0-9]+\$' AND $(_pg_text db1 value) = 'here'")
 expect_eq "$sid_items" 40 "concurrent writes in the database"
 
 # kill -9 of web2's sessiond while two loops write: every write answered 2xx
 # is in the database; web1 goes on answering.
 load_start w1 800 90
 load_start w2 800 90
-for h in web1 web2; do load_wait w1 200 "$h"; load_wait w2 200 "$h"; done
+load_wait 200 web1 web2
 web_kill web2 KILL
-for _ in 1 2 3; do load_wait w1 200 web1; load_wait w2 200 web1; done
-load_stop w1
-load_stop w2
+for _ in 1 2 3; do load_wait 200 web1; done
+load_stop
 # nginx takes a request web2 dropped to web1 (a GET: it may retry it).
-expect_statuses w1 200
-expect_statuses w2 200
-expect_acknowledged_stored db1 w1 w2
+expect_statuses 200
+expect_acknowledged_stored db1
 
 # web2 back: it serves the session web1 wrote.
 web_start web2 "$URI"

@@ -17,13 +17,12 @@ lb_start
 
 load_start w1 1000 100
 load_start w2 1000 100
-for h in web1 web2; do load_wait w1 200 "$h"; load_wait w2 200 "$h"; done
+load_wait 200 web1 web2
 
 # web2 cut off from the database: its requests get 503, web1's 200.
 ip -n "$(ns_of web2)" link set back down
-load_wait w1 503 web2
-load_wait w2 503 web2
-load_wait w1 200 web1
+load_wait 503 web2
+load_wait 200 web1
 # A request that only reads the session is refused too.
 for _ in 1 2; do
   get_as w1 /dump
@@ -34,25 +33,22 @@ for _ in 1 2; do
   esac
 done
 ip -n "$(ns_of web2)" link set back up
-load_wait w1 200 web2
-load_wait w2 200 web2
+load_wait 200 web2
 
 # PostgreSQL restarted (a fast shutdown, then started again): 503s from
 # both machines while it is down, 200s from both once it is up.
 pg_stop db1 INT
-for h in web1 web2; do load_wait w1 503 "$h"; load_wait w2 503 "$h"; done
+load_wait 503 web1 web2
 get_as w1 /dump
 expect_status 503 "a read while the database is down"
 pg_start db1
-for h in web1 web2; do load_wait w1 200 "$h"; load_wait w2 200 "$h"; done
+load_wait 200 web1 web2
 get_as w1 /dump
 expect_status 200 "a read once the database is back"
 
-load_stop w1
-load_stop w2
-expect_statuses w1 '200|503'
-expect_statuses w2 '200|503'
-expect_acknowledged_stored db1 w1 w2
+load_stop
+expect_statuses '200|503'
+expect_acknowledged_stored db1
 expect_eq "${WEB_PID[web1]} ${WEB_PID[web2]}" "$PIDS" "sessiond's pids"
 for pid in $PIDS; do kill -0 "$pid" 2>/dev/null || fail "sessiond $pid is gone"; done
 for h in web1 web2; do
