@@ -240,7 +240,7 @@ web_start() {
   wait_until "$WAIT_S" _web_listening "$h" || fail "sessiond on $h did not start"
 }
 _web_listening() {
-  kill -0 "${WEB_PID[$1]}" 2>/dev/null || fail "sessiond on $1 exited"
+  kill -0 "${WEB_PID[$1]}" 2>/dev/null || fail "sessiond on $1 exited: $(tail -n 2 "$DIR/$1.log")"
   [ -n "$(on "$1" ss -Hltn "sport = :$WEB_PORT")" ]
 }
 # web_kill HOST SIGNAL: signals sessiond on HOST and reaps it.
