@@ -63,6 +63,15 @@ End Exchange(int fd, const std::string& head, const SpillBuffer& body, const Pag
   std::string out = head;
   std::size_t out_at = 0, body_at = 0;
   bool stdin_done = false, write_failed = false, got_any = false;
+  // A body held in memory goes with the head, in one write: an application
+  // that does not read its stdin (libfcgi leaves it unread) then has the
+  // whole request in its first read, and no end-of-stdin record lingers on a
+  // kept connection to be mistaken for the next request's beginning.
+  if (!body.spilled()) {
+    if (!body.empty()) fcgi::AppendRecords(out, fcgi::kStdin, kRequestId, body.head());
+    fcgi::AppendRecords(out, fcgi::kStdin, kRequestId, {});
+    stdin_done = true;
+  }
   std::string in;
   std::size_t in_at = 0;
   static thread_local char chunk[fcgi::kMaxContent];
@@ -202,10 +211,16 @@ std::size_t AppPool::idle() const {
   return idle_.size();
 }
 
-int AppPool::Acquire(Clock::time_point deadline, bool& reused, int& error) {
+int AppPool::Acquire(Clock::time_point deadline, bool& reused, int& error, bool fresh) {
   std::unique_lock lock(mu_);
   for (;;) {
-    while (!idle_.empty()) {
+    if (fresh && !idle_.empty() && open_ >= max_) {
+      // Room for a new one: close the least recently used idle one.
+      ::close(idle_.front());
+      idle_.erase(idle_.begin());
+      --open_;
+    }
+    while (!fresh && !idle_.empty()) {
       int fd = idle_.back();
       idle_.pop_back();
       if (StillOpen(fd)) {
@@ -300,7 +315,7 @@ RunResult AppRunner::Run(const RunInput& input) const {
     r.output = SpillBuffer(limits_.output_memory, limits_.temp_dir);
     bool reused = false;
     int error = 0;
-    int fd = pool_.Acquire(deadline, reused, error);
+    int fd = pool_.Acquire(deadline, reused, error, attempt > 0);
     if (fd < 0) {
       r.exit_code = error;
       if (error == ETIMEDOUT) {
@@ -320,7 +335,8 @@ RunResult AppRunner::Run(const RunInput& input) const {
       throw;
     }
     pool_.Release(fd, end == End::kReusable);
-    if (end == End::kStale && reused && attempt == 0) continue;  // it had closed that one: once more, anew
+    // It had closed that one (or found it unusable): once more, on a new one.
+    if (end == End::kStale && reused && attempt == 0) continue;
     if (end == End::kStale) {
       r.outcome = RunResult::Outcome::Malformed;
       r.detail = "closed the connection without answering";

@@ -21,7 +21,8 @@
 // application; a request that finds them all busy waits for one, within its
 // page_timeout. An idle connection the application closed meanwhile is
 // noticed before use, and a reused connection that the application closes
-// before answering anything is retried once on a new connection.
+// before answering anything is retried once on a new connection (libfcgi
+// closes a kept connection whose previous request left stdin unread).
 //
 // Thread-safety: Run() may be called from every worker at once.
 #pragma once
@@ -56,8 +57,8 @@ class AppPool {
   // else a new one once fewer than max_connections are open, waiting for
   // that until `deadline`. Returns -1 with `error` set on failure (ETIMEDOUT:
   // the deadline passed; else connect()'s errno). `reused`: it served a
-  // request before.
-  int Acquire(std::chrono::steady_clock::time_point deadline, bool& reused, int& error);
+  // request before. `fresh`: a new connection, never an idle one.
+  int Acquire(std::chrono::steady_clock::time_point deadline, bool& reused, int& error, bool fresh = false);
   // Gives a connection back: kept for reuse, or closed.
   void Release(int fd, bool reusable);
 
