@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <catch2/catch.hpp>
+#include <condition_variable>
 #include <cstring>
 #include <filesystem>
 #include <functional>
@@ -27,6 +28,7 @@ struct Received {
   std::vector<std::string> params;
   std::string stdin_bytes;
   bool keep_conn = false;
+  int nth = 0;  // 1 for the first request on its connection, 2 for the next...
   bool Has(const std::string& kv) const { return std::find(params.begin(), params.end(), kv) != params.end(); }
 };
 
@@ -100,6 +102,7 @@ class FakeApp {
   void Serve(int fd) {
     std::string in;
     Received request;
+    int served = 0;
     char buf[65536];
     for (;;) {
       fcgi::Record record;
@@ -116,6 +119,7 @@ class FakeApp {
         fcgi::ParseBeginRequest(content, begin);
         request = Received{};
         request.keep_conn = begin.keep_conn;
+        request.nth = ++served;
       } else if (record.type == fcgi::kParams) {
         fcgi::ParseNameValues(content, request.params);
       } else if (record.type == fcgi::kStdin && !content.empty()) {
@@ -312,4 +316,28 @@ TEST_CASE("an app's stderr is kept up to max_stderr; a closed connection before 
   // A fresh connection closed without an answer is not retried.
   RunResult closed = RunOnce(runner, {"QUERY_STRING=close"});
   CHECK(closed.outcome == RunResult::Outcome::Malformed);
+}
+
+TEST_CASE("a retry after a kept connection failed takes a new connection, not another idle one", "[app]") {
+  // Each connection serves one request, and closes at the next without a
+  // word (as libfcgi does when the previous request left stdin unread).
+  std::mutex mu;
+  std::condition_variable cv;
+  int first = 0;
+  FakeApp app([&](const Received& r) {
+    if (r.nth > 1) return Reply{"", true};
+    std::unique_lock lock(mu);
+    ++first;
+    cv.notify_all();
+    cv.wait_for(lock, std::chrono::seconds(10), [&] { return first >= 2; });  // two connections open at once
+    return Reply{Answer("Status: 204\r\n\r\n")};
+  });
+  PageLimits limits = Limits();
+  AppRunner runner("shop", app.address(), 4, limits);
+  std::thread other([&] { CHECK(RunOnce(runner).outcome == RunResult::Outcome::Exited); });
+  CHECK(RunOnce(runner).outcome == RunResult::Outcome::Exited);
+  other.join();
+  REQUIRE(runner.pool().idle() == 2);
+  CHECK(RunOnce(runner).outcome == RunResult::Outcome::Exited);
+  CHECK(app.accepted() == 3);
 }
