@@ -1,7 +1,9 @@
 // libFuzzer target for the parsers that see untrusted bytes: the Cookie
 // header (from clients), percent-coding and session items, CGI responses
-// (from pages), and FastCGI records and name-value pairs (from the web server). Each must return a value or an error for any input, never
-// crash, and round-trip what it encodes.
+// (from pages), FastCGI records and name-value pairs (from the web server),
+// and an application's FastCGI response (sessiond as a client: STDOUT,
+// STDERR, END_REQUEST, anything else). Each must return a value or an error
+// for any input, never crash, and round-trip what it encodes.
 #include <cstdint>
 #include <cstdlib>
 #include <string_view>
@@ -46,6 +48,23 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     fcgi::BeginRequest begin;
     (void)fcgi::ParseBeginRequest(record.content, begin);
     stream.remove_prefix(used);
+  }
+  // The same bytes as an application's answer to request 1: every record is
+  // read or refused, the stream's bytes come from inside the input, and
+  // nothing follows a refusal.
+  std::string_view answer = in;
+  fcgi::AppRecord app;
+  std::string why;
+  for (;;) {
+    fcgi::Parse step = fcgi::ParseAppRecord(answer, 1, app, used, why);
+    if (step == fcgi::Parse::kBad && why.empty()) std::abort();
+    if (step != fcgi::Parse::kRecord) break;
+    if (used < 8 || used > answer.size()) std::abort();
+    if (app.content.data() && (app.content.data() < answer.data() ||
+                               app.content.data() + app.content.size() > answer.data() + used))
+      std::abort();
+    if (app.kind == fcgi::AppRecord::Kind::kEnd) break;
+    answer.remove_prefix(used);
   }
   return 0;
 }
