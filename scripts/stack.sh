@@ -33,6 +33,8 @@ STACK_PIDS=""
 stack_init() {
   STACK_DIR=$1
   mkdir -p "$STACK_DIR/nginx-tmp"
+  # Locations an earlier run added (the demo's var/ is reused): a fresh stack has none.
+  rm -f "$STACK_DIR"/nginx-extra*.conf
   # nginx's workers drop to www-data when started as root: let them reach the sockets.
   chmod 755 "$STACK_DIR"
   trap stack_stop EXIT

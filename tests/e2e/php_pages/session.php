@@ -6,6 +6,7 @@
 //                    requests have arrived there, or fails (an exception)
 //   set[K]=V         $_SESSION[K] = V, a string
 //   json[K]=J        $_SESSION[K] = the value of the JSON text J
+//   big[K]=N         $_SESSION[K] = N bytes of 'v'
 //   emptykey=1       $_SESSION[''] = 'x'
 //   unset[]=K        unset($_SESSION[K])
 //   regenerate=1, abandon=1, clear=1 (sessiond_regenerate(), ...)
@@ -30,6 +31,9 @@ if (isset($_GET['barrier'])) {
 }
 foreach ($_GET['set'] ?? [] as $k => $v) {
     $_SESSION[$k] = $v;
+}
+foreach ($_GET['big'] ?? [] as $k => $n) {
+    $_SESSION[$k] = str_repeat('v', (int)$n);
 }
 if (isset($_GET['emptykey'])) {
     $_SESSION[''] = 'x';
