@@ -1,0 +1,122 @@
+#!/bin/bash
+# PHP through sessiond: real nginx -> real sessiond (--app php=unix:...) ->
+# a real php-fpm with a pool of its own, running sample_php/ and the bridge.
+# The seed demo in PHP (login regenerates the id, home escapes the name,
+# logout abandons; still logged in after a restart of sessiond and of
+# php-fpm), values shared with a sh page, non-string values round-tripping
+# as json:, concurrent requests of one session merging per key, a large
+# session, and a PHP page that fails keeping no change.
+. "$SESSIOND_SRC/tests/e2e/lib.sh"
+# The PHP pages and the bridge, copied where php-fpm's workers (www-data
+# under root) can read them.
+WWW="$DIR/www"
+mkdir -p "$WWW" "$DIR/bridge" "$DIR/barrier"
+cp "$SESSIOND_SRC"/sample_php/*.php "$SESSIOND_SRC"/tests/e2e/php_pages/*.php "$WWW/"
+cp "$SESSIOND_SRC/php/sessiond.php" "$DIR/bridge/"
+chmod -R a+rX "$WWW" "$DIR/bridge"
+chmod 777 "$DIR/barrier"
+export STACK_PHP_INCLUDE="$DIR/bridge"
+start_fpm() { stack_php_fpm php "pm.max_children = 10" || fail "php-fpm did not start"; FPM=$STACK_PID; }
+start_fpm
+# /NAME runs $WWW/NAME.php in the app "php"; other names are sessiond's pages.
+stack_php_location "$WWW" php
+restart --app "php=unix:$DIR/php.sock"
+start_nginx a
+# php PATH: a GET of a PHP page through sessiond that must succeed (-g: the
+# brackets of PHP's array parameters are not curl's globs).
+php() { get "$1" -g; expect_status 200 "GET $1"; }
+# expect_line LINE WHAT: the body has exactly this line (session.php prints
+# one per item: key, type, JSON of the value).
+expect_line() { grep -qxF -- "$1" "$DIR/body" || fail "$2: no line '$1' in: $(body | head -c 600)"; }
+
+# --- The seed demo in PHP.
+get /home
+expect_status 200 "anonymous home"
+expect_body "Anonymous User" "anonymous home"
+[ -z "$(header Set-Cookie)" ] || fail "anonymous home set a cookie"
+get /login
+expect_status 200 "login form"
+expect_body 'name="UserName"' "login form"
+
+php "/session?set[before]=login"
+BEFORE=$(cookie)
+[ -n "$BEFORE" ] || fail "no session cookie after a PHP page stored an item"
+login "Ann+%3Cscript%3E"
+expect_eq "$(header Location)" "/home" "login redirect"
+AFTER=$(cookie)
+[ -n "$AFTER" ] && [ "$AFTER" != "$BEFORE" ] || fail "login did not regenerate the id ($BEFORE -> $AFTER)"
+get /home
+expect_body "Hello, <b>Ann &lt;script&gt;</b>" "home after login"
+get_cookie "sid=$BEFORE" /home
+expect_body "Anonymous User" "the id before the login"
+php /session
+expect_line 'before string "login"' "an item stored before the login, after it"
+
+# A string from PHP is the plain value for a page in another language, and back.
+get /dump
+expect_body "SESSION_VAR_UserName=Ann <script>" "UserName for a sh page"
+get "/set?FromSh=a%20b%2Bc"
+php /session
+expect_line 'FromSh string "a b+c"' "an item a sh page stored, in PHP"
+
+# A client's own Session: header is not the session.
+get /home -H "Session: UserName=forged"
+expect_body "Hello, <b>Ann &lt;script&gt;</b>" "home with a forged Session header"
+
+# --- Restarts of sessiond and of php-fpm lose nothing.
+restart --app "php=unix:$DIR/php.sock"
+get /home
+expect_body "Hello, <b>Ann &lt;script&gt;</b>" "home after a restart of sessiond"
+stack_kill TERM "$FPM" || fail "php-fpm did not stop cleanly"
+start_fpm
+get /home
+expect_body "Hello, <b>Ann &lt;script&gt;</b>" "home after a restart of php-fpm"
+
+# --- Non-string values come back as they were stored, as json: in the store.
+php "/session?json[n]=5&json[f]=2.5&json[b]=false&json[z]=null&json[cart]=%7B%22apple%22%3A2%2C%22ids%22%3A%5B1%2C2%5D%7D&set[j]=json:x"
+php /session
+for line in 'n int 5' 'f float 2.5' 'b bool false' 'z null null' 'cart array {"apple":2,"ids":[1,2]}' 'j string "json:x"'; do
+  expect_line "$line" "non-string values read back"
+done
+expect_eq "$(sql "SELECT value FROM items WHERE key = 'n'")" "json:5" "an int in the store"
+expect_eq "$(sql "SELECT value FROM items WHERE key = 'cart'")" 'json:{"apple":2,"ids":[1,2]}' "an array in the store"
+expect_eq "$(sql "SELECT value FROM items WHERE key = 'j'")" 'json:"json:x"' "a string starting with json: in the store"
+expect_eq "$(sql "SELECT value FROM items WHERE key = 'UserName'")" 'Ann <script>' "a string in the store"
+
+# --- 8 requests of one session at once, each setting its own key: all kept.
+pids=()
+for i in $(seq 1 8); do
+  curl -s -g -o "$DIR/out.$i" -w '%{http_code}' -b "$JAR" --max-time 30 \
+    "$(BASE)/session?barrier=$DIR/barrier&n=8&set[key$i]=here" >"$DIR/status.$i" &
+  pids+=($!)
+done
+for p in "${pids[@]}"; do wait "$p" || fail "a concurrent request failed"; done
+for i in $(seq 1 8); do
+  expect_eq "$(cat "$DIR/status.$i")" 200 "request $i of 8 at the barrier ($(head -c 300 "$DIR/out.$i"))"
+done
+php /session
+for i in $(seq 1 8); do expect_line "key$i string \"here\"" "key $i after 8 concurrent PHP requests"; done
+expect_body 'cart array' "an item no concurrent request touched"
+
+# --- A PHP page that fails keeps none of its changes.
+for then in fatal throw; do
+  get "/session?set[n]=changed&unset[]=cart&then=$then" -g
+  [ "$STATUS" = 500 ] || [ "$STATUS" = 502 ] || fail "then=$then: status $STATUS, expected 500 or 502"
+  php /session
+  expect_line 'n int 5' "n after a failing page (then=$then)"
+  expect_body '^cart array' "cart after a failing page (then=$then)"
+done
+
+# --- A session far larger than one FastCGI record (64 KiB) reaches PHP whole.
+php "/session?big[big1]=50000&big[big2]=50000&big[big3]=50000"
+php /session
+expect_line "big3 string \"$(head -c 50000 /dev/zero | tr '\0' v)\"" "a 150 KB session, read back in PHP"
+
+# --- Logout abandons the session.
+get /logout
+expect_status 303 "logout"
+expect_eq "$(header Location)" "/login" "logout redirect"
+get /home
+expect_body "Anonymous User" "home after logout"
+expect_eq "$(sql 'SELECT count(*) FROM sessions')" 0 "sessions after logout"
+exit 0
