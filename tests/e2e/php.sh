@@ -119,4 +119,33 @@ expect_eq "$(header Location)" "/login" "logout redirect"
 get /home
 expect_body "Anonymous User" "home after logout"
 expect_eq "$(sql 'SELECT count(*) FROM sessions')" 0 "sessions after logout"
+
+# --- make run-php (scripts/demo --php): serves the PHP pages, and Ctrl-C
+# stops php-fpm, sessiond and nginx.
+DEMO="$DIR/demo"
+mkdir -p "$DEMO"
+for _ in 1 2 3 4 5 6 7 8 9 10; do
+  DEMO_PORT=$((20000 + $(od -An -N2 -tu2 /dev/urandom) % 30000))
+  ss -Hltn "sport = :$DEMO_PORT" | grep -q . || break
+done
+# A background job starts with SIGINT ignored: give it back, as a terminal's Ctrl-C reaches it.
+DEMO_DIR=$DEMO PORT=$DEMO_PORT env --default-signal=INT "$SESSIOND_SRC/scripts/demo" --php "$SESSIOND" \
+  >"$DIR/demo.out" 2>"$DIR/demo.err" &
+DEMO_PID=$!
+STACK_PIDS="$STACK_PIDS $DEMO_PID"
+stack_wait_for "$DEMO_PID" grep -q "^sessiond demo: http://127.0.0.1:$DEMO_PORT/" "$DIR/demo.out" ||
+  fail "make run-php printed no banner: $(cat "$DIR/demo.out" "$DIR/demo.err" "$DEMO"/*.log 2>/dev/null | tail -n 30)"
+grep -q "php-fpm pid [0-9]" "$DIR/demo.out" || fail "make run-php names no php-fpm: $(cat "$DIR/demo.out")"
+FPM_DEMO=$(cat "$DEMO/php.pid")
+STACK_PORT=$DEMO_PORT
+rm -f "$JAR"
+login ann
+get /home
+expect_body "Hello, <b>ann</b>" "home of make run-php after a login"
+grep -q ' "GET /home HTTP' "$DEMO/nginx-access.log" || fail "the demo's nginx did not serve /home"
+expect_eq "$(sqlite3 "$DEMO/sessions.db" "SELECT value FROM items WHERE key = 'UserName'")" ann "the demo's store"
+kill -INT "$DEMO_PID"
+wait_exit "$DEMO_PID" || fail "make run-php did not exit 0 on SIGINT: $(cat "$DIR/demo.err")"
+! kill -0 "$FPM_DEMO" 2>/dev/null || fail "the demo's php-fpm ($FPM_DEMO) still runs after SIGINT"
+[ ! -e "$DEMO/php.sock" ] || fail "the demo's php-fpm left its socket behind"
 exit 0
