@@ -135,9 +135,11 @@ DEMO_DIR=$DEMO PORT=$DEMO_PORT env --default-signal=INT "$SESSIOND_SRC/scripts/d
   >"$DIR/demo.out" 2>"$DIR/demo.err" &
 DEMO_PID=$!
 STACK_PIDS="$STACK_PIDS $DEMO_PID"
-stack_wait_for "$DEMO_PID" grep -q "^sessiond demo: http://127.0.0.1:$DEMO_PORT/" "$DIR/demo.out" ||
+# The banner's last line names sessiond's pid.
+stack_wait_for "$DEMO_PID" grep -q "^  sessiond pid [0-9]" "$DIR/demo.out" ||
   fail "make run-php printed no banner: $(cat "$DIR/demo.out" "$DIR/demo.err" "$DEMO"/*.log 2>/dev/null | tail -n 30)"
-grep -q "php-fpm pid [0-9]" "$DIR/demo.out" || fail "make run-php names no php-fpm: $(cat "$DIR/demo.out")"
+grep -q "^sessiond demo: http://127.0.0.1:$DEMO_PORT/" "$DIR/demo.out" &&
+  grep -q "php-fpm pid [0-9]" "$DIR/demo.out" || fail "make run-php's banner: $(cat "$DIR/demo.out")"
 FPM_DEMO=$(cat "$DEMO/php.pid")
 STACK_PORT=$DEMO_PORT
 rm -f "$JAR"
