@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -86,6 +87,37 @@ std::vector<std::string> Validate(Config& c) {
   need(c.status_path.empty() ||
            (c.status_path[0] == '/' && c.status_path.find_first_of(" \t\r\n?#") == std::string::npos),
        "--status-path '" + c.status_path + "' must be a URI path starting with /, like /sessiond-status");
+
+  std::vector<std::string> names;
+  c.app_targets.clear();
+  for (const std::string& app : c.apps) {
+    std::size_t eq = app.find('=');
+    std::string name = app.substr(0, eq == std::string::npos ? 0 : eq);
+    std::string address = eq == std::string::npos ? std::string() : app.substr(eq + 1);
+    bool name_ok = !name.empty() && name.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                                           "0123456789_.-") == std::string::npos;
+    if (!name_ok || address.empty()) {
+      errors.push_back("--app '" + app + "' must be NAME=unix:PATH or NAME=HOST:PORT (NAME of letters, digits, _.-)");
+      continue;
+    }
+    if (std::find(names.begin(), names.end(), name) != names.end()) {
+      errors.push_back("--app " + name + " is given twice");
+      continue;
+    }
+    std::size_t colon = address.rfind(':');
+    bool unix_socket = address.compare(0, 5, "unix:") == 0;
+    std::string port = colon == std::string::npos ? std::string() : address.substr(colon + 1);
+    if (unix_socket ? address.size() == 5 || address.size() - 5 >= 108
+                    : colon == std::string::npos || colon == 0 || port.empty() || port.size() > 5 ||
+                          port.find_first_not_of("0123456789") != std::string::npos || std::stoi(port) < 1 ||
+                          std::stoi(port) > 65535) {
+      errors.push_back("--app " + name + "=" + address +
+                       ": the address must be unix:PATH (up to 107 bytes) or HOST:PORT (a port from 1 to 65535)");
+      continue;
+    }
+    names.push_back(name);
+    c.app_targets.push_back({name, address});
+  }
 
   if (!c.group.empty() && c.user.empty()) errors.push_back("--group needs --user");
   if (!c.user.empty()) {

@@ -41,6 +41,19 @@ struct Config {
   // Empty (the default): no such path, every request is a page's.
   std::string status_path;
 
+  // Persistent FastCGI applications, as --app NAME=unix:PATH or
+  // NAME=HOST:PORT: a request whose FastCGI parameter SESSIOND_APP (set by
+  // the web server, never by a client) names one is forwarded to it instead
+  // of running a page. Validate() parses them into app_targets.
+  std::vector<std::string> apps;
+  struct AppTarget {
+    std::string name, address;
+  };
+  std::vector<AppTarget> app_targets;
+  // Connections kept open to each application, at most; 0: --workers (one
+  // per worker, so no request waits for a connection).
+  std::size_t app_connections = 0;
+
   std::int64_t gc_interval = 60;  // seconds between sweeps for expired sessions
   std::size_t gc_batch = 500;     // sessions deleted per transaction by a sweep
 };

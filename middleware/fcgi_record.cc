@@ -136,4 +136,40 @@ void AppendUnknownType(std::string& out, std::uint8_t type) {
   out.append(reinterpret_cast<const char*>(&body), sizeof body);
 }
 
+Parse ParseAppRecord(std::string_view in, std::uint16_t request_id, AppRecord& out, std::size_t& used,
+                     std::string& why) {
+  Record record;
+  Parse parsed = ParseRecord(in, record, used);
+  if (parsed == Parse::kBad) why = "not a FastCGI 1.0 record (version byte " + std::to_string(Byte(in, 0)) + ")";
+  if (parsed != Parse::kRecord) return parsed;
+  if (record.request_id != request_id) {
+    why = "a record of type " + std::to_string(record.type) + " for request " + std::to_string(record.request_id) +
+          ", not " + std::to_string(request_id);
+    return Parse::kBad;
+  }
+  out = AppRecord{};
+  switch (record.type) {
+    case FCGI_STDOUT:
+    case FCGI_STDERR:
+      out.kind = record.type == FCGI_STDOUT ? AppRecord::Kind::kStdout : AppRecord::Kind::kStderr;
+      out.content = record.content;
+      return Parse::kRecord;
+    case FCGI_END_REQUEST: {
+      if (record.content.size() != sizeof(FCGI_EndRequestBody)) {
+        why = "an FCGI_END_REQUEST of " + std::to_string(record.content.size()) + " bytes, not 8";
+        return Parse::kBad;
+      }
+      const std::string_view c = record.content;
+      out.kind = AppRecord::Kind::kEnd;
+      out.app_status = (static_cast<std::uint32_t>(Byte(c, 0)) << 24) | (static_cast<std::uint32_t>(Byte(c, 1)) << 16) |
+                       (static_cast<std::uint32_t>(Byte(c, 2)) << 8) | Byte(c, 3);
+      out.protocol_status = Byte(c, 4);
+      return Parse::kRecord;
+    }
+    default:
+      why = "a record of type " + std::to_string(record.type) + ", which an application does not send";
+      return Parse::kBad;
+  }
+}
+
 }  // namespace sessiond::fcgi

@@ -82,4 +82,22 @@ void AppendBeginRequest(std::string& out, std::uint16_t request_id, std::uint16_
 // Appends an FCGI_UNKNOWN_TYPE record answering a record of `type`.
 void AppendUnknownType(std::string& out, std::uint8_t type);
 
+// Sessiond as a FastCGI client: one record of an application's response.
+struct AppRecord {
+  enum class Kind { kStdout, kStderr, kEnd } kind = Kind::kStdout;
+  std::string_view content;            // kStdout, kStderr: the stream's bytes (empty: its end)
+  std::uint32_t app_status = 0;        // kEnd
+  std::uint8_t protocol_status = 0;    // kEnd: kRequestComplete, or why the app refused
+};
+
+// Reads the record at the start of `in`, from an application answering
+// request `request_id`. kRecord: `out` and `used` are set. kNeedMore: `in`
+// holds less than one whole record. kBad, with `why` set: not a FastCGI 1.0
+// record, a record of another request, an FCGI_END_REQUEST whose body is not
+// 8 bytes, or a type an application does not send in answer to a request
+// (FCGI_UNKNOWN_TYPE included: sessiond sends only types every application
+// knows, so one that answers so is not a FastCGI responder).
+Parse ParseAppRecord(std::string_view in, std::uint16_t request_id, AppRecord& out, std::size_t& used,
+                     std::string& why);
+
 }  // namespace sessiond::fcgi

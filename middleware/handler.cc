@@ -25,48 +25,6 @@ namespace {
 
 std::int64_t Now() { return static_cast<std::int64_t>(std::time(nullptr)); }
 
-bool IsIdentifier(std::string_view s) {
-  if (s.empty() || (s[0] >= '0' && s[0] <= '9')) return false;
-  for (char c : s)
-    if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_'))
-      return false;
-  return true;
-}
-
-// Variables a page never receives from the web server: the ones sessiond
-// sets itself, and HTTP_PROXY (httpoxy: a client's "Proxy:" header).
-bool IsReserved(std::string_view name) {
-  return name == "PATH" || name == "SCRIPT_FILENAME" || name == "SCRIPT_NAME" || name == "PATH_INFO" ||
-         name == "PATH_TRANSLATED" || name == "HTTP_PROXY" || name == "HTTP_SESSION" ||
-         name.substr(0, 8) == "SESSION_";
-}
-
-// A file descriptor for the session text when it is too large for one
-// environment variable: a sealed memfd, so the page can read it and nothing
-// can change it.
-class SessionFile {
- public:
-  explicit SessionFile(std::string_view text) {
-    fd_ = ::memfd_create("sessiond-session", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-    if (fd_ < 0) throw std::runtime_error(std::string("memfd_create: ") + std::strerror(errno));
-    while (!text.empty()) {
-      ssize_t n = ::write(fd_, text.data(), text.size());
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) throw std::runtime_error(std::string("session file: ") + std::strerror(errno));
-      text.remove_prefix(static_cast<std::size_t>(n));
-    }
-    ::fcntl(fd_, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL);
-    ::lseek(fd_, 0, SEEK_SET);
-  }
-  ~SessionFile() { ::close(fd_); }
-  SessionFile(const SessionFile&) = delete;
-  SessionFile& operator=(const SessionFile&) = delete;
-  int fd() const { return fd_; }
-
- private:
-  int fd_ = -1;
-};
-
 // The name of the cookie a Set-Cookie value sets.
 std::string_view SetCookieName(std::string_view value) {
   std::string_view name = value.substr(0, value.find('='));
@@ -97,8 +55,13 @@ std::string Redacted(std::string line, std::string_view secret) {
 
 }  // namespace
 
-Handler::Handler(const Config& config, std::unique_ptr<SessionStore> store)
-    : config_(config), store_(std::move(store)) {
+const AppRunners& NoApps() {
+  static const AppRunners none;
+  return none;
+}
+
+Handler::Handler(const Config& config, std::unique_ptr<SessionStore> store, const AppRunners& apps)
+    : config_(config), store_(std::move(store)), apps_(apps) {
   char resolved[PATH_MAX];
   if (!::realpath(config.pages.c_str(), resolved))
     throw std::runtime_error("pages directory " + config.pages + ": " + std::strerror(errno));
@@ -154,18 +117,40 @@ void Handler::ServeStatus(Request& request) {
 }
 
 // The whole request, in order. Each step throws HttpError (or a store error)
-// on failure; nothing is committed before the page has succeeded, and nothing
-// is sent before the commit.
+// on failure; nothing is committed before the page or app has succeeded, and
+// nothing is sent before the commit.
 Response Handler::Process(Request& request) {
-  const Page page = ResolvePage(request);
+  std::optional<PageRunner> page;
+  const Runner& runner = ChooseRunner(request, page);
   const std::optional<Session> session = LoadSession(request);
-  PageResult run = Run(request, page, session);
-  const CgiResponse out = CheckPage(run, page.path, request);
+  RunResult run = Run(runner, request, session);
+  const CgiResponse out = CheckRun(run, runner.Describe(), request);
   const CommitResult committed = Commit(session, out.session);
   if (committed.outcome == CommitResult::Outcome::Gone)
     throw HttpError(409, "the session ended while the page ran (a login, logout or expiry meanwhile); "
                          "its changes were not kept");
   return Respond(out, run, session, committed, request.Param("HTTPS") == "on");
+}
+
+// The application SESSIOND_APP names (a parameter only the web server sets:
+// a client's header reaches sessiond as HTTP_*), else the page SCRIPT_FILENAME
+// names. A name no --app gives is the configuration's fault: 500.
+const Runner& Handler::ChooseRunner(const Request& request, std::optional<PageRunner>& page) const {
+  std::string_view app = request.Param("SESSIOND_APP").value_or("");
+  if (!app.empty()) {
+    auto it = apps_.find(app);
+    if (it == apps_.end()) {
+      std::string known;
+      for (const auto& [name, runner] : apps_) known += (known.empty() ? "" : ", ") + name;
+      throw HttpError(500, "SESSIOND_APP names no application '" + std::string(app) + "' (the --app names: " +
+                               (known.empty() ? "none" : known) + "): fix the web server's fastcgi_param or sessiond's --app");
+    }
+    return *it->second;
+  }
+  Page resolved = ResolvePage(request);
+  page.emplace(std::move(resolved.path), std::move(resolved.path_info), config_.page,
+               config_.page_user.set ? &config_.page_user : nullptr);
+  return *page;
 }
 
 // SCRIPT_FILENAME (absolute, or relative to the pages root), resolved through
@@ -238,65 +223,23 @@ std::optional<Session> Handler::LoadSession(const Request& request) {
   return session;
 }
 
-// Runs the page with the CGI environment and the injected session. Nothing of
-// sessiond's own environment is passed, and nothing the client sent can pose
-// as the session.
-PageResult Handler::Run(const Request& request, const Page& page, const std::optional<Session>& session) const {
-  std::vector<std::string> env;
-  std::set<std::string_view> seen;  // a repeated variable: the first one counts, as for Param()
-  for (std::string_view kv : request.Environment()) {
-    std::size_t eq = kv.find('=');
-    std::string_view name = kv.substr(0, eq);
-    if (eq == std::string_view::npos || !IsIdentifier(name) || IsReserved(name)) continue;
-    if (seen.insert(name).second) env.emplace_back(kv);
-  }
-  env.emplace_back("PATH=/usr/local/bin:/usr/bin:/bin");
-  env.push_back("SCRIPT_FILENAME=" + page.path);
-  std::string_view script_name = request.Param("SCRIPT_NAME").value_or("");
-  if (!page.path_info.empty()) {
-    if (script_name.size() >= page.path_info.size() &&
-        script_name.substr(script_name.size() - page.path_info.size()) == page.path_info)
-      script_name.remove_suffix(page.path_info.size());
-    env.push_back("PATH_INFO=" + page.path_info);
-  }
-  env.push_back("SCRIPT_NAME=" + std::string(script_name));
-
-  static const Items kNone;
-  const Items& items = session ? session->items : kNone;
-  // Linux refuses an environment string of 128 KiB or more (MAX_ARG_STRLEN):
-  // a larger session reaches the page as a file on fd 3 instead, so every
-  // session the store accepted can be delivered (and abandoned).
-  constexpr std::size_t kMaxEnvString = 128 * 1024 - 1;
-  std::string encoded = "HTTP_SESSION=" + EncodeItems(items);
-  std::optional<SessionFile> file;
-  if (encoded.size() <= kMaxEnvString) {
-    env.push_back(std::move(encoded));
-  } else {
-    file.emplace(std::string_view(encoded).substr(13));
-    env.emplace_back("SESSION_FILE=/dev/fd/3");
-  }
-  env.push_back("SESSION_ID=" + (session ? session->id : std::string()));
-  env.push_back(session ? "SESSION_NEW=0" : "SESSION_NEW=1");
-  for (const auto& [key, value] : items)
-    if (IsIdentifier(key) && value.find('\0') == std::string::npos && 13 + key.size() + value.size() <= kMaxEnvString)
-      env.push_back("SESSION_VAR_" + key + '=' + value);
-
-  PageSpec spec;
-  spec.path = page.path;
-  spec.env = std::move(env);
-  const SpillBuffer& body = request.Body();
-  if (body.spilled()) spec.input_fd = body.fd();
-  else spec.input = body.head();
-  spec.extra_fd = file ? file->fd() : -1;
-  spec.user = config_.page_user.set ? &config_.page_user : nullptr;
+// Runs the page or forwards to the app, with the CGI variables and the
+// injected session. Nothing of sessiond's own environment is passed, and
+// nothing the client sent can pose as the session.
+RunResult Handler::Run(const Runner& runner, const Request& request, const std::optional<Session>& session) const {
+  RunInput input;
+  input.env = CleanEnvironment(request.Environment());
+  input.session = session ? &*session : nullptr;
+  input.body = &request.Body();
   GaugeScope running(Metrics::Gauge::PagesRunning);
   auto start = std::chrono::steady_clock::now();
-  PageResult result = RunPage(spec, config_.page);
+  RunResult result = runner.Run(input);
   ProcessMetrics().ObservePageRun(SecondsSince(start));
   return result;
 }
 
-CgiResponse Handler::CheckPage(const PageResult& run, const std::string& page, const Request& request) const {
+// `page`: how the log names the page or app ("page /srv/pages/home", "app shop").
+CgiResponse Handler::CheckRun(const RunResult& run, const std::string& page, const Request& request) const {
   if (!run.errors.empty()) {
     // The page's stderr, bounded by page_stderr_bytes, one log line per line.
     // A page that prints its environment (SESSION_ID, HTTP_COOKIE) must not
@@ -307,21 +250,20 @@ CgiResponse Handler::CheckPage(const PageResult& run, const std::string& page, c
     std::string_view rest = run.errors;
     while (!rest.empty()) {
       std::size_t nl = rest.find('\n');
-      LogLine("page " + page + ": " + Redacted(std::string(rest.substr(0, nl)), id));
+      LogLine(page + ": " + Redacted(std::string(rest.substr(0, nl)), id));
       rest = nl == std::string_view::npos ? std::string_view() : rest.substr(nl + 1);
     }
   }
-  using O = PageResult::Outcome;
+  using O = RunResult::Outcome;
   switch (run.outcome) {
-    case O::SpawnFailed:
-      throw HttpError(502, "page " + page + " could not be started: " + std::strerror(run.exit_code));
-    case O::TimedOut: throw HttpError(504, "page " + page + " overran page_timeout");
-    case O::OutputTooLarge: throw HttpError(502, "page " + page + " output exceeds max_output_bytes");
-    case O::Signaled:
-      throw HttpError(502, "page " + page + " was killed by signal " + std::to_string(run.exit_code));
+    case O::SpawnFailed: throw HttpError(502, page + " " + run.detail);
+    case O::Malformed: throw HttpError(502, page + " " + run.detail);
+    case O::TimedOut:
+      throw HttpError(504, page + " overran page_timeout" + (run.detail.empty() ? "" : ": " + run.detail));
+    case O::OutputTooLarge: throw HttpError(502, page + " output exceeds max_output_bytes");
+    case O::Signaled: throw HttpError(502, page + " was killed by signal " + std::to_string(run.exit_code));
     case O::Exited:
-      if (run.exit_code != 0)
-        throw HttpError(502, "page " + page + " exited with status " + std::to_string(run.exit_code));
+      if (run.exit_code != 0) throw HttpError(502, page + " exited with status " + std::to_string(run.exit_code));
   }
   // The header block is parsed from the part of the output kept in memory;
   // one larger than that (many session headers) is read back from the spill
@@ -337,7 +279,7 @@ CgiResponse Handler::CheckPage(const PageResult& run, const std::string& page, c
     whole.resize(limit);
     whole.resize(run.output.ReadAt(0, whole.data(), limit));
     parsed = ParseCgiResponse(whole);
-    if (unended()) throw HttpError(502, "page " + page + " header block exceeds " + std::to_string(limit) + " bytes");
+    if (unended()) throw HttpError(502, page + " header block exceeds " + std::to_string(limit) + " bytes");
   }
   if (auto* why = std::get_if<std::string>(&parsed)) throw HttpError(502, *why);
   CgiResponse out = std::get<CgiResponse>(std::move(parsed));
@@ -345,7 +287,7 @@ CgiResponse Handler::CheckPage(const PageResult& run, const std::string& page, c
   // visitor someone else's session or an id the store never issued.
   for (const Header& h : out.headers)
     if (strcasecmp(h.first.c_str(), "Set-Cookie") == 0 && SetCookieName(h.second) == config_.cookie.name)
-      throw HttpError(502, "page " + page + " sent a Set-Cookie for the session cookie " + config_.cookie.name);
+      throw HttpError(502, page + " sent a Set-Cookie for the session cookie " + config_.cookie.name);
   return out;
 }
 
@@ -372,7 +314,7 @@ CommitResult Handler::Commit(const std::optional<Session>& session, const Change
 
 // The page's response with the session's cookie. A response that belongs to
 // a session must not be stored by any cache, whatever the page said.
-Response Handler::Respond(const CgiResponse& page, PageResult& run, const std::optional<Session>& session,
+Response Handler::Respond(const CgiResponse& page, RunResult& run, const std::optional<Session>& session,
                           const CommitResult& committed, bool https) const {
   using O = CommitResult::Outcome;
   Response r{page.status, page.reason, {}, {}, std::move(run.output), page.body_offset};

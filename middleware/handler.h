@@ -1,4 +1,5 @@
-// The request path: cookie -> load -> page -> changes -> commit -> response.
+// The request path: cookie -> load -> runner (a page, or a persistent FastCGI
+// app: runner.h) -> its changes -> commit -> response.
 #pragma once
 
 #include <memory>
@@ -9,7 +10,9 @@
 #include "middleware/cgi_response.h"
 #include "middleware/config.h"
 #include "middleware/http.h"
+#include "middleware/page_runner.h"
 #include "middleware/request.h"
+#include "middleware/runner.h"
 #include "middleware/spill_buffer.h"
 #include "store/store.h"
 
@@ -26,11 +29,16 @@ struct Response {
   std::size_t body_offset = 0;
 };
 
+// No applications (a Handler that runs pages only).
+const AppRunners& NoApps();
+
 // Thread-safety: one per worker thread; it owns that thread's store connection.
 class Handler {
  public:
-  // `config.pages` must exist; it is resolved once here.
-  Handler(const Config& config, std::unique_ptr<SessionStore> store);
+  // `config.pages` must exist; it is resolved once here. `apps`: the
+  // persistent applications SESSIOND_APP may name (shared by every worker's
+  // handler; it must outlive them).
+  Handler(const Config& config, std::unique_ptr<SessionStore> store, const AppRunners& apps = NoApps());
 
   // Serves one request completely. A request that fails gets an error status,
   // one log line, and no session change at all. Throws only when the page's
@@ -51,18 +59,20 @@ class Handler {
   Response Process(Request& request);
   bool IsStatusRequest(const Request& request) const;
   void ServeStatus(Request& request);
+  const Runner& ChooseRunner(const Request& request, std::optional<PageRunner>& page) const;
   Page ResolvePage(const Request& request) const;
   std::optional<Session> LoadSession(const Request& request);
-  PageResult Run(const Request& request, const Page& page, const std::optional<Session>& session) const;
-  CgiResponse CheckPage(const PageResult& run, const std::string& page, const Request& request) const;
+  RunResult Run(const Runner& runner, const Request& request, const std::optional<Session>& session) const;
+  CgiResponse CheckRun(const RunResult& run, const std::string& page, const Request& request) const;
   CommitResult Commit(const std::optional<Session>& session, const ChangeSet& changes);
-  Response Respond(const CgiResponse& page, PageResult& run, const std::optional<Session>& session,
+  Response Respond(const CgiResponse& page, RunResult& run, const std::optional<Session>& session,
                    const CommitResult& committed, bool https) const;
   void Send(Request& request, const Response& response) const;
 
   const Config& config_;
   std::string pages_root_;  // realpath of config.pages
   std::unique_ptr<SessionStore> store_;
+  const AppRunners& apps_;
 };
 
 }  // namespace sessiond

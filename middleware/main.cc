@@ -19,6 +19,7 @@
 
 #include "commands/commands.h"
 #include "log/log.h"
+#include "middleware/app_runner.h"
 #include "middleware/collector.h"
 #include "middleware/config.h"
 #include "middleware/fcgi_server.h"
@@ -114,6 +115,14 @@ void AddServeOptions(CLI::App& serve, Config& c, Durations& d, std::string& sock
   serve.add_option("--gc-batch", c.gc_batch, "Expired sessions deleted per transaction")
       ->capture_default_str()->check(CLI::PositiveNumber);
 
+  serve.add_option("--app", c.apps,
+                   "A persistent FastCGI application, NAME=unix:PATH or NAME=HOST:PORT (repeatable): requests whose "
+                   "FastCGI parameter SESSIOND_APP is NAME go to it instead of a page")
+      ->take_all()->delimiter('\n');
+  serve.add_option("--app-connections", c.app_connections,
+                   "Connections kept open to each --app, at most; 0: as many as --workers")
+      ->capture_default_str();
+
   serve.add_option("--status-path", c.status_path,
                    "Answer requests for this path (/sessiond-status) with metrics in Prometheus text format");
 }
@@ -132,7 +141,23 @@ sigset_t OwnedSignals() {
 }
 
 // `settings`: the effective settings on one line (SettingsLine), for the log.
-int Serve(Config& config, const std::string& settings) {
+// The --app runners, their connection pools opened lazily. Throws
+// std::invalid_argument for an address that does not resolve.
+AppRunners MakeApps(const Config& config) {
+  AppRunners apps;
+  std::size_t bound = config.app_connections > 0 ? config.app_connections
+                                                 : static_cast<std::size_t>(config.server.workers);
+  for (const Config::AppTarget& t : config.app_targets) {
+    try {
+      apps.emplace(t.name, std::make_unique<AppRunner>(t.name, t.address, bound, config.page));
+    } catch (const std::invalid_argument& e) {
+      throw std::invalid_argument(t.name + "=" + e.what());
+    }
+  }
+  return apps;
+}
+
+int Serve(Config& config, const AppRunners& apps, const std::string& settings) {
   // A shell starts background commands with SIGINT ignored, and an ignored
   // signal never reaches sigwait(): take each back first.
   for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2}) ::signal(sig, SIG_DFL);
@@ -184,11 +209,16 @@ int Serve(Config& config, const std::string& settings) {
     LogLine("serving " + (config.server.listen.empty() ? server.inherited_from() : config.server.listen) +
             ", pages " + config.pages + (config.page_user.set ? " as " + config.user : std::string()) +
             ", db " + config.store.path);
+    for (const Config::AppTarget& t : config.app_targets)
+      LogLine("app " + t.name + " at " + t.address + ", up to " +
+              std::to_string(config.app_connections > 0 ? config.app_connections
+                                                        : static_cast<std::size_t>(config.server.workers)) +
+              " connections");
     NotifyReady();  // systemd's Type=notify: the socket is served from here on
     std::exception_ptr failed;
     try {
-      server.Serve([&config]() -> FcgiServer::RequestHandler {
-        auto handler = std::make_shared<Handler>(config, std::make_unique<SqliteStore>(config.store));
+      server.Serve([&config, &apps]() -> FcgiServer::RequestHandler {
+        auto handler = std::make_shared<Handler>(config, std::make_unique<SqliteStore>(config.store), apps);
         return [handler](Request& r) { handler->Handle(r); };
       });
     } catch (...) {
@@ -269,11 +299,17 @@ int main(int argc, char** argv) {
   if (socket_mode.empty() || *end != '\0' || mode > 0777)
     errors.push_back("--socket-mode must be octal permissions, like 0660");
   config.server.socket_mode = static_cast<unsigned>(mode);
+  AppRunners apps;
+  try {
+    apps = MakeApps(config);
+  } catch (const std::invalid_argument& e) {
+    errors.push_back(std::string("--app ") + e.what());
+  }
   if (test) return TestSettings(*serve, config, errors);
   if (!errors.empty()) {
     for (const std::string& e : errors) LogLine(e);
     return kUsage;
   }
-  if (*serve) return Serve(config, SettingsLine(EffectiveSettings(*serve)));
+  if (*serve) return Serve(config, apps, SettingsLine(EffectiveSettings(*serve)));
   return 0;
 }

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <sched.h>
+#include <sys/mman.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
@@ -13,8 +14,10 @@
 #include <cerrno>
 #include <climits>
 #include <cstdlib>
+#include <cstring>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <system_error>
 #include <utility>
 
@@ -446,6 +449,87 @@ std::size_t ReapOrphans() {
     if (reaped == before) break;
   }
   return reaped;
+}
+
+namespace {
+
+// A file descriptor for the session text when it is too large for one
+// environment variable: a sealed memfd, so the page can read it and nothing
+// can change it.
+class SessionFile {
+ public:
+  explicit SessionFile(std::string_view text) {
+    fd_ = ::memfd_create("sessiond-session", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (fd_ < 0) throw std::runtime_error(std::string("memfd_create: ") + std::strerror(errno));
+    while (!text.empty()) {
+      ssize_t n = ::write(fd_, text.data(), text.size());
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) {
+        int e = errno;
+        ::close(fd_);
+        throw std::runtime_error(std::string("session file: ") + std::strerror(e));
+      }
+      text.remove_prefix(static_cast<std::size_t>(n));
+    }
+    ::fcntl(fd_, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL);
+    ::lseek(fd_, 0, SEEK_SET);
+  }
+  ~SessionFile() { ::close(fd_); }
+  SessionFile(const SessionFile&) = delete;
+  SessionFile& operator=(const SessionFile&) = delete;
+  int fd() const { return fd_; }
+
+ private:
+  int fd_ = -1;
+};
+
+}  // namespace
+
+RunResult PageRunner::Run(const RunInput& input) const {
+  std::vector<std::string> env;
+  env.reserve(input.env.size() + 8);
+  std::string script_name;
+  for (const std::string& kv : input.env) {
+    std::string_view name = std::string_view(kv).substr(0, kv.find('='));
+    if (name == "SCRIPT_NAME") script_name = kv.substr(12);
+    if (name == "PATH" || name == "SCRIPT_FILENAME" || name == "SCRIPT_NAME" || name == "PATH_INFO" ||
+        name == "PATH_TRANSLATED")
+      continue;
+    env.push_back(kv);
+  }
+  env.emplace_back("PATH=/usr/local/bin:/usr/bin:/bin");
+  env.push_back("SCRIPT_FILENAME=" + path_);
+  if (!path_info_.empty()) {
+    if (script_name.size() >= path_info_.size() &&
+        script_name.compare(script_name.size() - path_info_.size(), std::string::npos, path_info_) == 0)
+      script_name.resize(script_name.size() - path_info_.size());
+    env.push_back("PATH_INFO=" + path_info_);
+  }
+  env.push_back("SCRIPT_NAME=" + script_name);
+
+  // Linux refuses an environment string of 128 KiB or more (MAX_ARG_STRLEN):
+  // a larger session reaches the page as a file on fd 3 instead, so every
+  // session the store accepted can be delivered (and abandoned).
+  constexpr std::size_t kMaxEnvString = 128 * 1024 - 1;
+  std::string left_out = AppendSession(env, input.session, kMaxEnvString);
+  std::optional<SessionFile> file;
+  if (!left_out.empty()) {
+    file.emplace(left_out);
+    env.emplace_back("SESSION_FILE=/dev/fd/3");
+  }
+
+  PageSpec spec;
+  spec.path = path_;
+  spec.env = std::move(env);
+  const SpillBuffer& body = *input.body;
+  if (body.spilled()) spec.input_fd = body.fd();
+  else spec.input = body.head();
+  spec.extra_fd = file ? file->fd() : -1;
+  spec.user = user_;
+  RunResult result = RunPage(spec, limits_);
+  if (result.outcome == RunResult::Outcome::SpawnFailed)
+    result.detail = std::string("could not be started: ") + std::strerror(result.exit_code);
+  return result;
 }
 
 }  // namespace sessiond

@@ -8,6 +8,7 @@
 #include <string_view>
 #include <vector>
 
+#include "middleware/runner.h"
 #include "middleware/spill_buffer.h"
 
 namespace sessiond {
@@ -42,20 +43,8 @@ struct PageSpec {
   const PageUser* user = nullptr;  // null: run as sessiond runs
 };
 
-// A failing page is an expected event: its outcome, never an exception.
-struct PageResult {
-  enum class Outcome {
-    Exited,          // ran to the end; `exit_code` says how it went
-    Signaled,        // killed by signal `exit_code`
-    TimedOut,        // overran the time limit; its process group was killed
-    OutputTooLarge,  // wrote more than max_output; its process group was killed
-    SpawnFailed,     // could not be started; `exit_code` is the errno
-  };
-  Outcome outcome = Outcome::SpawnFailed;
-  int exit_code = 0;
-  SpillBuffer output;  // stdout
-  std::string errors;  // stderr, up to max_stderr bytes
-};
+// A page's outcome (runner.h); never Malformed.
+using PageResult = RunResult;
 
 // Runs the page with exactly `spec.env` as its environment, stdin, stdout,
 // stderr and (when given) fd 3 as its only descriptors, its directory as
@@ -93,5 +82,25 @@ void AdoptOrphans();
 // MUST NEVER RUN PAGES ITSELF: such a page would be taken for an orphan and
 // killed. Pages run on worker threads, whose children are never listed.
 std::size_t ReapOrphans();
+
+// The runner for one page, resolved by the handler: RunPage with the cleaned
+// variables, the page's own PATH, SCRIPT_FILENAME, SCRIPT_NAME and PATH_INFO
+// (those of the web server are dropped, as is PATH_TRANSLATED), and the
+// session. A session whose HTTP_SESSION would exceed Linux's 128 KiB limit on
+// one environment string reaches the page as a sealed file on fd 3 instead
+// (SESSION_FILE=/dev/fd/3).
+class PageRunner : public Runner {
+ public:
+  // `path`: the page, resolved; `path_info`: "" or "/extra/path".
+  PageRunner(std::string path, std::string path_info, const PageLimits& limits, const PageUser* user)
+      : path_(std::move(path)), path_info_(std::move(path_info)), limits_(limits), user_(user) {}
+  std::string Describe() const override { return "page " + path_; }
+  RunResult Run(const RunInput& input) const override;
+
+ private:
+  std::string path_, path_info_;
+  const PageLimits& limits_;
+  const PageUser* user_;
+};
 
 }  // namespace sessiond

@@ -71,6 +71,13 @@ Setting Describe(const CLI::Option& option) {
   s.key = option.get_lnames().front();
   const bool flag = option.get_expected_min() == 0;
   std::string value;
+  if (option.count() > 0 && !flag && option.results().size() > 1) {
+    // A repeated option (--app): an array, which the config file reads back.
+    for (const std::string& r : option.results()) value += (value.empty() ? "[" : ", ") + Quoted(Masked(s.key, r));
+    s.set = true;
+    s.value = value + "]";
+    return s;
+  }
   if (option.count() > 0) {
     for (const std::string& r : option.results()) value += (value.empty() ? "" : ",") + r;
     if (flag) value = option.as<bool>() ? "true" : "false";

@@ -102,3 +102,54 @@ TEST_CASE("begin and end request bodies", "[fcgi]") {
   CHECK(r.type == kEndRequest);
   CHECK(r.content == std::string("\x01\x02\x03\x04\x02\0\0\0", 8));
 }
+
+TEST_CASE("an application's records: stdout, stderr and the end of the request", "[fcgi]") {
+  std::string in;
+  AppendRecords(in, kStdout, 1, "Status: 200\r\n\r\nhi");
+  AppendRecords(in, kStderr, 1, "warning");
+  AppendRecords(in, kStdout, 1, {});
+  AppendEndRequest(in, 1, 0x01020304, kOverloaded);
+  std::string_view rest = in;
+  AppRecord r;
+  std::size_t used = 0;
+  std::string why;
+  REQUIRE(ParseAppRecord(rest, 1, r, used, why) == Parse::kRecord);
+  CHECK(r.kind == AppRecord::Kind::kStdout);
+  CHECK(r.content == "Status: 200\r\n\r\nhi");
+  rest.remove_prefix(used);
+  REQUIRE(ParseAppRecord(rest, 1, r, used, why) == Parse::kRecord);
+  CHECK(r.kind == AppRecord::Kind::kStderr);
+  CHECK(r.content == "warning");
+  rest.remove_prefix(used);
+  REQUIRE(ParseAppRecord(rest, 1, r, used, why) == Parse::kRecord);
+  CHECK((r.kind == AppRecord::Kind::kStdout && r.content.empty()));
+  rest.remove_prefix(used);
+  CHECK(ParseAppRecord(rest.substr(0, 10), 1, r, used, why) == Parse::kNeedMore);
+  REQUIRE(ParseAppRecord(rest, 1, r, used, why) == Parse::kRecord);
+  CHECK(r.kind == AppRecord::Kind::kEnd);
+  CHECK(r.app_status == 0x01020304);
+  CHECK(r.protocol_status == kOverloaded);
+  CHECK(used == rest.size());
+}
+
+TEST_CASE("an application's records of another request, of other types, or malformed are bad", "[fcgi]") {
+  AppRecord r;
+  std::size_t used = 0;
+  std::string why;
+  std::string other;
+  AppendRecords(other, kStdout, 2, "x");
+  CHECK(ParseAppRecord(other, 1, r, used, why) == Parse::kBad);
+  CHECK(why.find("request 2") != std::string::npos);
+  for (int type : {1, 4, 5, 10, 11, 42}) {
+    std::string odd;
+    AppendRecords(odd, static_cast<std::uint8_t>(type), 1, "12345678");
+    why.clear();
+    CHECK(ParseAppRecord(odd, 1, r, used, why) == Parse::kBad);
+    CHECK(!why.empty());
+  }
+  std::string short_end;
+  AppendRecords(short_end, kEndRequest, 1, "1234");
+  CHECK(ParseAppRecord(short_end, 1, r, used, why) == Parse::kBad);
+  CHECK(why.find("END_REQUEST") != std::string::npos);
+  CHECK(ParseAppRecord(std::string_view("HTTP/1.1 200 OK\r\n"), 1, r, used, why) == Parse::kBad);
+}

@@ -308,3 +308,93 @@ TEST_CASE("requests are counted by status, the status path's own not at all", "[
   CHECK(Series("sessiond_sessions_abandoned_total") == abandoned + 1);
   CHECK(Series("sessiond_page_duration_seconds_count") == runs + 3);
 }
+
+namespace {
+// An application at the runner seam: records what it was given, answers
+// with `reply`, or fails as `outcome` says.
+struct FakeApp final : Runner {
+  mutable std::vector<std::string> env;
+  mutable std::string body;
+  std::string reply = "Content-Type: text/plain\r\nX-Session-Set: from=app\r\n\r\napp says hi";
+  RunResult::Outcome outcome = RunResult::Outcome::Exited;
+  std::string Describe() const override { return "app fake"; }
+  RunResult Run(const RunInput& in) const override {
+    env = in.env;
+    AppendSession(env, in.session, std::string::npos);
+    body = in.body->str();
+    RunResult r;
+    r.outcome = outcome;
+    r.output.Append(reply);
+    r.errors = "app warning\n";
+    r.detail = "failed on purpose";
+    return r;
+  }
+  bool Has(const std::string& kv) const { return std::find(env.begin(), env.end(), kv) != env.end(); }
+};
+}  // namespace
+
+TEST_CASE("SESSIOND_APP picks an application; its directives are applied as a page's", "[handler][app]") {
+  Fixture f;
+  AppRunners apps;
+  auto* fake = new FakeApp;
+  apps.emplace("shop", fake);
+  Handler handler(f.config, std::make_unique<SqliteStore>(f.config.store), apps);
+  MemoryRequest first({"SESSIOND_APP=shop", "SCRIPT_FILENAME=/srv/php/index.php", "SCRIPT_NAME=/index.php",
+                       "PATH_INFO=/x", "REQUEST_METHOD=POST", "HTTP_SESSION=forged", "SESSION_ID=forged"},
+                      "the body");
+  handler.Handle(first);
+  CHECK(first.status() == 200);
+  CHECK(first.body() == "app says hi");
+  CHECK_FALSE(first.has("X-Session-Set: from=app"));
+  // The web server's script variables reach the app as they were sent.
+  CHECK(fake->Has("SCRIPT_FILENAME=/srv/php/index.php"));
+  CHECK(fake->Has("SCRIPT_NAME=/index.php"));
+  CHECK(fake->Has("PATH_INFO=/x"));
+  CHECK(fake->Has("HTTP_SESSION="));
+  CHECK(fake->Has("SESSION_NEW=1"));
+  CHECK_FALSE(fake->Has("HTTP_SESSION=forged"));
+  CHECK_FALSE(fake->Has("SESSION_ID=forged"));
+  CHECK_FALSE(fake->Has("SESSIOND_APP=shop"));
+  CHECK(fake->body == "the body");
+  std::string id = CookieOf(first);
+  MemoryRequest second({"SESSIOND_APP=shop", "HTTP_COOKIE=sid=" + id});
+  handler.Handle(second);
+  CHECK(fake->Has("HTTP_SESSION=from=app"));
+  CHECK(fake->Has("SESSION_VAR_from=app"));
+  CHECK(fake->Has("SESSION_ID=" + id));
+}
+
+TEST_CASE("a client's header cannot pick an application; an unknown name is a 500", "[handler][app]") {
+  Fixture f;
+  AppRunners apps;
+  auto* fake = new FakeApp;
+  apps.emplace("shop", fake);
+  Handler handler(f.config, std::make_unique<SqliteStore>(f.config.store), apps);
+  // A "Sessiond-App: shop" header arrives as HTTP_SESSIOND_APP: the page runs.
+  MemoryRequest header({"HTTP_SESSIOND_APP=shop", "SCRIPT_FILENAME=show", "REQUEST_METHOD=GET"});
+  handler.Handle(header);
+  CHECK(header.status() == 200);
+  CHECK(fake->env.empty());
+  MemoryRequest unknown({"SESSIOND_APP=nope", "SCRIPT_FILENAME=show", "REQUEST_METHOD=GET"});
+  handler.Handle(unknown);
+  CHECK(unknown.status() == 500);
+  CHECK(fake->env.empty());
+}
+
+TEST_CASE("an application that fails keeps no session change", "[handler][app]") {
+  using O = RunResult::Outcome;
+  for (auto [outcome, status] : {std::pair{O::SpawnFailed, 502}, std::pair{O::TimedOut, 504},
+                                 std::pair{O::Malformed, 502}, std::pair{O::OutputTooLarge, 502}}) {
+    Fixture f;
+    AppRunners apps;
+    auto* fake = new FakeApp;
+    fake->outcome = outcome;
+    apps.emplace("shop", fake);
+    Handler handler(f.config, std::make_unique<SqliteStore>(f.config.store), apps);
+    MemoryRequest r({"SESSIOND_APP=shop", "REQUEST_METHOD=GET"});
+    handler.Handle(r);
+    CHECK(r.status() == status);
+    CHECK(r.out().find("Set-Cookie") == std::string::npos);
+    CHECK(SqliteStore(f.config.store).CountLive(0) == 0);
+  }
+}

@@ -1,0 +1,52 @@
+#include "middleware/runner.h"
+
+#include <set>
+
+#include "middleware/percent.h"
+
+namespace sessiond {
+namespace {
+
+bool IsIdentifier(std::string_view s) {
+  if (s.empty() || (s[0] >= '0' && s[0] <= '9')) return false;
+  for (char c : s)
+    if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_'))
+      return false;
+  return true;
+}
+
+bool IsReserved(std::string_view name) {
+  return name == "HTTP_PROXY" || name == "HTTP_SESSION" || name == "SESSIOND_APP" || name.substr(0, 8) == "SESSION_";
+}
+
+}  // namespace
+
+std::vector<std::string> CleanEnvironment(const std::vector<std::string_view>& environment) {
+  std::vector<std::string> env;
+  env.reserve(environment.size() + 8);
+  std::set<std::string_view> seen;
+  for (std::string_view kv : environment) {
+    std::size_t eq = kv.find('=');
+    std::string_view name = kv.substr(0, eq);
+    if (eq == std::string_view::npos || !IsIdentifier(name) || IsReserved(name)) continue;
+    if (seen.insert(name).second) env.emplace_back(kv);
+  }
+  return env;
+}
+
+std::string AppendSession(std::vector<std::string>& env, const Session* session, std::size_t max_variable) {
+  static const Items kNone;
+  const Items& items = session ? session->items : kNone;
+  std::string encoded = "HTTP_SESSION=" + EncodeItems(items);
+  std::string left_out;
+  if (encoded.size() <= max_variable) env.push_back(std::move(encoded));
+  else left_out = encoded.substr(13);
+  env.push_back("SESSION_ID=" + (session ? session->id : std::string()));
+  env.push_back(session ? "SESSION_NEW=0" : "SESSION_NEW=1");
+  for (const auto& [key, value] : items)
+    if (IsIdentifier(key) && value.find('\0') == std::string::npos && 13 + key.size() + value.size() <= max_variable)
+      env.push_back("SESSION_VAR_" + key + '=' + value);
+  return left_out;
+}
+
+}  // namespace sessiond
