@@ -17,7 +17,7 @@ define ctest_quiet
 	  && { echo "$(1):"; grep -E "tests passed" ctest.log; } || { cat ctest.log; exit 1; }; }
 endef
 
-.PHONY: all deps build build-asan test unit e2e run install bench fuzz clean
+.PHONY: all deps build build-asan test unit e2e run run-php install bench fuzz clean
 all: build
 deps:
 	@scripts/install-deps
@@ -37,6 +37,9 @@ e2e: build
 # The demo on http://127.0.0.1:$(PORT)/ (make run PORT=8081); Ctrl-C stops it.
 run: build
 	@PORT=$(PORT) scripts/demo $(BUILD)/sessiond
+# The same demo in PHP (sample_php/), in a php-fpm of its own behind sessiond.
+run-php: build
+	@PORT=$(PORT) scripts/demo --php $(BUILD)/sessiond
 # bin/sessiond, the man page, the units, the snippets and the example config
 # under $(PREFIX) (make install PREFIX=/usr DESTDIR=/tmp/pkg for a package).
 install: build

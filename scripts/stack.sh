@@ -12,6 +12,14 @@
 #                                  (random when unset), in front of the sessiond
 #                                  at LISTEN (as sessiond's --listen: unix:PATH or
 #                                  HOST:PORT); sets STACK_PORT and STACK_APACHE_PID
+#   stack_php_fpm NAME [LINE...]   php-fpm with a config and a pool of its own on
+#                                  DIR/NAME.sock, log DIR/NAME.log, sessiond's
+#                                  PHP bridge on its include_path
+#                                  ($STACK_PHP_INCLUDE, default php/); each LINE
+#                                  is one more pool line; its pid in STACK_PID
+#   stack_php_location ROOT APP    the nginx location (for stack_nginx, so call
+#                                  it first) that runs /NAME as ROOT/NAME.php in
+#                                  sessiond's application APP
 #   stack_kill SIGNAL PID          signals one of them and reaps it; returns
 #                                  its exit status
 #   stack_forget PID               drops PID from what stack_stop stops (it
@@ -25,6 +33,8 @@ STACK_PIDS=""
 stack_init() {
   STACK_DIR=$1
   mkdir -p "$STACK_DIR/nginx-tmp"
+  # Locations an earlier run added (the demo's var/ is reused): a fresh stack has none.
+  rm -f "$STACK_DIR"/nginx-extra*.conf
   # nginx's workers drop to www-data when started as root: let them reach the sockets.
   chmod 755 "$STACK_DIR"
   trap stack_stop EXIT
@@ -61,6 +71,63 @@ stack_sessiond() {
     cat "$STACK_DIR/$_name.log" >&2
     return 1
   fi
+}
+
+stack_php_fpm() {
+  _name=$1; shift
+  _sock="$STACK_DIR/$_name.sock"
+  rm -f "$_sock"  # left behind by a php-fpm that was killed -9
+  _fpm=${STACK_PHP_FPM:-$(command -v php-fpm8.2 php-fpm | head -n 1)}
+  [ -n "$_fpm" ] || { echo "no php-fpm (Debian package php-fpm)" >&2; return 1; }
+  # As root, the workers run as www-data, as Debian's own pool does
+  # (STACK_PHP_USER=root keeps them root, for a tree www-data cannot read).
+  _runas=""; _allow=""
+  if [ "$(id -u)" -eq 0 ]; then
+    if [ "${STACK_PHP_USER:-www-data}" = root ]; then _allow=-R
+    else _runas="user = ${STACK_PHP_USER:-www-data}"; fi
+  fi
+  # Errors go to the log, never to the visitor, as in production; so does
+  # the workers' stderr. The caller's lines come last and win.
+  {
+    printf '[global]\npid = %s\nerror_log = %s\ndaemonize = no\n' "$STACK_DIR/$_name.pid" "$STACK_DIR/$_name.log"
+    printf '[%s]\n%s\nlisten = %s\nlisten.mode = 0666\n' "$_name" "$_runas" "$_sock"
+    printf 'pm = static\npm.max_children = 4\ncatch_workers_output = yes\ndecorate_workers_output = no\n'
+    printf 'php_admin_flag[display_errors] = off\nphp_admin_flag[log_errors] = on\n'
+    printf 'php_value[include_path] = ".:%s"\n' "${STACK_PHP_INCLUDE:-$SESSIOND_SRC/php}"
+    for _l in "$@"; do printf '%s\n' "$_l"; done
+  } >"$STACK_DIR/$_name-fpm.conf"
+  # In the foreground: this pid is the master, which stops its workers on TERM.
+  # shellcheck disable=SC2086
+  "$_fpm" $_allow -F -y "$STACK_DIR/$_name-fpm.conf" >>"$STACK_DIR/$_name.log" 2>&1 &
+  STACK_PID=$!
+  STACK_PIDS="$STACK_PIDS $STACK_PID"
+  if ! stack_wait_for "$STACK_PID" test -S "$_sock"; then
+    echo "php-fpm $_name did not start:" >&2
+    cat "$STACK_DIR/$_name.log" >&2
+    return 1
+  fi
+}
+
+stack_php_location() {
+  # /NAME runs ROOT/NAME.php in php-fpm, through sessiond: nginx names the
+  # script and the application, sessiond adds the session. A NAME without a
+  # .php file goes to sessiond's pages as before. A regular expression
+  # location wins over the snippet's `location /`.
+  cat >"$STACK_DIR/nginx-extra-php.conf" <<EOF
+location ~ ^/[A-Za-z0-9_-]+\$ {
+    root $1;
+    try_files \$uri.php @sessiond_pages;
+    include /etc/nginx/fastcgi_params;
+    fastcgi_param SCRIPT_FILENAME \$document_root\$fastcgi_script_name;
+    fastcgi_param SESSIOND_APP $2;
+    fastcgi_pass sessiond;
+}
+location @sessiond_pages {
+    include /etc/nginx/fastcgi_params;
+    fastcgi_param SCRIPT_FILENAME \$document_root\$fastcgi_script_name;
+    fastcgi_pass sessiond;
+}
+EOF
 }
 
 # Sets _static to the static directory for pages directory $1, or fails:

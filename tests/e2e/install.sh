@@ -1,8 +1,8 @@
 #!/bin/bash
 # cmake --install into a temporary DESTDIR puts every file where the README
 # says (bin/sessiond, the man page, the systemd units, the web server
-# snippets, the example config), and what it installed works: the binary
-# runs, the man page renders cleanly and describes every option of
+# snippets, the PHP bridge, the example config), and what it installed
+# works: the binary runs, the man page renders cleanly and describes every option of
 # `serve --help`, and the example config lists every option with its real
 # default (uncommented and given temporary paths, the installed binary's
 # serve --test accepts it and prints exactly the default settings).
@@ -15,7 +15,7 @@ DESTDIR="$DEST" cmake --install "$BUILD_DIR" --prefix /usr >"$DIR/install.log" 2
   fail "cmake --install failed: $(cat "$DIR/install.log")"
 
 # --- Every file in its place.
-for f in usr/bin/sessiond usr/share/man/man8/sessiond.8 usr/share/sessiond/nginx/sessiond.conf \
+for f in usr/bin/sessiond usr/share/man/man8/sessiond.8 usr/share/sessiond/nginx/sessiond.conf usr/share/sessiond/php/sessiond.php \
          usr/share/doc/sessiond/README.md usr/share/doc/sessiond/examples/sessiond.conf.example; do
   [ -f "$DEST/$f" ] || fail "not installed: /$f ($(cd "$DEST" && find . -type f | tr '\n' ' '))"
 done
@@ -30,6 +30,8 @@ for conf in "$SESSIOND_SRC"/apache/*.conf; do
 done
 cmp -s "$SESSIOND_SRC/nginx/sessiond.conf" "$DEST/usr/share/sessiond/nginx/sessiond.conf" ||
   fail "the installed nginx snippet differs from nginx/sessiond.conf"
+cmp -s "$SESSIOND_SRC/php/sessiond.php" "$DEST/usr/share/sessiond/php/sessiond.php" ||
+  fail "the installed PHP bridge differs from php/sessiond.php"
 
 # --- The binary runs.
 SD="$DEST/usr/bin/sessiond"
