@@ -94,7 +94,7 @@ class AppRunner : public Runner {
  private:
   std::string name_;
   mutable AppPool pool_;
-  const PageLimits& limits_;
+  PageLimits limits_;  // a copy: the runner outlives any temporary it was given
 };
 
 }  // namespace sessiond

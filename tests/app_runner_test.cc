@@ -341,3 +341,23 @@ TEST_CASE("a retry after a kept connection failed takes a new connection, not an
   CHECK(RunOnce(runner).outcome == RunResult::Outcome::Exited);
   CHECK(app.accepted() == 3);
 }
+
+// php-fpm reads a name-value pair only from within one FCGI_PARAMS record
+// and resets the connection when a pair spans two; the fake application
+// here parses each record on its own, as php-fpm does.
+TEST_CASE("parameters past one record go out as records of whole pairs", "[app]") {
+  FakeApp app([](const Received&) { return Reply{Answer("Content-Type: text/plain\r\n\r\nok")}; });
+  AppRunner runner("php", app.address(), 1, Limits());
+  Session session;
+  session.id = "the-id";
+  session.items = {{"a", std::string(30000, 'x')}, {"b", std::string(30000, 'y')}};
+  RunResult r = RunOnce(runner, {"SCRIPT_FILENAME=/srv/app/index.php"}, &session, "");
+  REQUIRE(r.outcome == RunResult::Outcome::Exited);
+  REQUIRE(app.requests().size() == 1);
+  Received got = app.requests()[0];
+  CHECK(got.Has("HTTP_SESSION=a=" + std::string(30000, 'x') + "&b=" + std::string(30000, 'y')));
+  CHECK(got.Has("SESSION_VAR_a=" + std::string(30000, 'x')));
+  CHECK(got.Has("SESSION_VAR_b=" + std::string(30000, 'y')));
+  CHECK(got.Has("SESSION_ID=the-id"));
+  CHECK(got.Has("SCRIPT_FILENAME=/srv/app/index.php"));
+}

@@ -338,7 +338,7 @@ TEST_CASE("SESSIOND_APP picks an application; its directives are applied as a pa
   AppRunners apps;
   auto* fake = new FakeApp;
   apps.emplace("shop", fake);
-  Handler handler(f.config, std::make_unique<SqliteStore>(f.config.store), apps);
+  Handler handler(f.config, OpenStore(f.config.store), apps);
   MemoryRequest first({"SESSIOND_APP=shop", "SCRIPT_FILENAME=/srv/php/index.php", "SCRIPT_NAME=/index.php",
                        "PATH_INFO=/x", "REQUEST_METHOD=POST", "HTTP_SESSION=forged", "SESSION_ID=forged"},
                       "the body");
@@ -369,7 +369,7 @@ TEST_CASE("a client's header cannot pick an application; an unknown name is a 50
   AppRunners apps;
   auto* fake = new FakeApp;
   apps.emplace("shop", fake);
-  Handler handler(f.config, std::make_unique<SqliteStore>(f.config.store), apps);
+  Handler handler(f.config, OpenStore(f.config.store), apps);
   // A "Sessiond-App: shop" header arrives as HTTP_SESSIOND_APP: the page runs.
   MemoryRequest header({"HTTP_SESSIOND_APP=shop", "SCRIPT_FILENAME=show", "REQUEST_METHOD=GET"});
   handler.Handle(header);
@@ -390,11 +390,11 @@ TEST_CASE("an application that fails keeps no session change", "[handler][app]")
     auto* fake = new FakeApp;
     fake->outcome = outcome;
     apps.emplace("shop", fake);
-    Handler handler(f.config, std::make_unique<SqliteStore>(f.config.store), apps);
+    Handler handler(f.config, OpenStore(f.config.store), apps);
     MemoryRequest r({"SESSIOND_APP=shop", "REQUEST_METHOD=GET"});
     handler.Handle(r);
     CHECK(r.status() == status);
     CHECK(r.out().find("Set-Cookie") == std::string::npos);
-    CHECK(SqliteStore(f.config.store).CountLive(0) == 0);
+    CHECK(OpenStore(f.config.store)->CountLive(0) == 0);
   }
 }

@@ -6,7 +6,7 @@
 
 using namespace sessiond;
 
-TEST_CASE("--db names PostgreSQL by a postgresql:// or postgres:// URI, anything else is a file", "[store][open]") {
+TEST_CASE("the db setting names PostgreSQL by a postgresql:// or postgres:// URI, anything else is a file", "[store][open]") {
   CHECK(IsPostgresUri("postgresql://db.example/sessions"));
   CHECK(IsPostgresUri("postgres://user@/sessions?host=/run/postgresql"));
   CHECK_FALSE(IsPostgresUri("sessions.db"));
