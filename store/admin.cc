@@ -1,6 +1,8 @@
 #include "store/admin.h"
 
 #include <algorithm>
+#include <stdexcept>
+#include <vector>
 
 namespace sessiond {
 namespace {
@@ -26,6 +28,30 @@ std::string HexOf(const IdDigest& digest) {
 }
 
 std::string TagOf(const IdDigest& digest) { return HexOf(digest).substr(0, 8); }
+
+DigestRange PrefixRange(std::string_view prefix) {
+  if (prefix.empty() || prefix.size() > 64 ||
+      !std::all_of(prefix.begin(), prefix.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); }))
+    throw std::invalid_argument("a digest prefix is 1 to 64 lowercase hex digits");
+  std::vector<int> low;
+  for (char c : prefix) low.push_back(c <= '9' ? c - '0' : c - 'a' + 10);
+  std::vector<int> high = low;
+  auto at = high.rbegin();
+  while (at != high.rend() && *at == 15) *at++ = 0;
+  DigestRange r;
+  r.bounded = at != high.rend();
+  if (r.bounded) ++*at;
+  // Hex digits as bytes; an odd last digit fills the high half of a byte.
+  auto pack = [](const std::vector<int>& nibbles) {
+    std::string out((nibbles.size() + 1) / 2, '\0');
+    for (std::size_t i = 0; i < nibbles.size(); ++i)
+      out[i / 2] = static_cast<char>(out[i / 2] | (nibbles[i] << (i % 2 ? 0 : 4)));
+    return out;
+  };
+  r.low = pack(low);
+  r.high = pack(high);
+  return r;
+}
 
 SessionRef FindSession(SessionAdmin& admin, std::string_view text) {
   SessionRef ref;

@@ -110,6 +110,18 @@ class SessionAdmin {
 // The first 8 hex digits of a digest: a session's name in conversation (list,
 // logs, tickets), which does not reveal it.
 std::string TagOf(const IdDigest& digest);
+
+// The digests that begin with a hex `prefix` are those from `low` (the prefix
+// padded with zeros) up to, not including, `high` (the next prefix of the
+// same length): a range of the primary key, not a scan. A prefix of all f's
+// has no upper end (bounded false). Throws std::invalid_argument unless the
+// prefix is 1 to 64 lowercase hex digits. For the engines' FindByPrefix.
+struct DigestRange {
+  std::string low, high;  // bytes
+  bool bounded = true;
+};
+DigestRange PrefixRange(std::string_view prefix);
+
 // All 64 hex digits, lowercase.
 std::string HexOf(const IdDigest& digest);
 

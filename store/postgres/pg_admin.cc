@@ -43,15 +43,6 @@ IdDigest DigestAt(const pg::Result& r, int row, int col) {
   return d;
 }
 
-int Nibble(char c) { return c <= '9' ? c - '0' : c - 'a' + 10; }
-
-// Hex digits as bytes; an odd last digit fills the high half of a byte.
-std::string Pack(const std::vector<int>& nibbles) {
-  std::string out((nibbles.size() + 1) / 2, '\0');
-  for (std::size_t i = 0; i < nibbles.size(); ++i)
-    out[i / 2] = static_cast<char>(out[i / 2] | (nibbles[i] << (i % 2 ? 0 : 4)));
-  return out;
-}
 
 }  // namespace
 
@@ -170,19 +161,9 @@ std::vector<SessionSummary> PgAdmin::List(const ListQuery& q, std::int64_t now) 
 }
 
 std::vector<IdDigest> PgAdmin::FindByPrefix(std::string_view prefix, std::size_t limit) {
-  if (prefix.empty() || prefix.size() > 64 ||
-      !std::all_of(prefix.begin(), prefix.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); }))
-    throw std::invalid_argument("a digest prefix is 1 to 64 lowercase hex digits");
-  // A range of the primary key (bytea compares bytewise), not a scan: from
-  // the prefix padded with zeros up to the next prefix of the same length.
-  std::vector<int> low;
-  for (char c : prefix) low.push_back(Nibble(c));
-  std::vector<int> high = low;
-  auto at = high.rbegin();
-  while (at != high.rend() && *at == 15) *at++ = 0;
-  bool bounded = at != high.rend();
-  if (bounded) ++*at;
-  std::string lo = Pack(low), hi = Pack(high);
+  DigestRange range = PrefixRange(prefix);  // throws for what is not a prefix
+  const std::string &lo = range.low, &hi = range.high;
+  const bool bounded = range.bounded;
   std::string sql = "SELECT id_hash FROM sessions WHERE id_hash >= $1";
   if (bounded) sql += " AND id_hash < $2";  // else $2 goes unused (its type is given)
   sql += " ORDER BY id_hash LIMIT $3";
