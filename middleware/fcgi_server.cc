@@ -859,30 +859,40 @@ void FcgiServer::Serve(const std::function<RequestHandler()>& make_handler) {
   ProcessMetrics().SetLimits(options_.workers, options_.queue_size);
   JobQueue queue;
   Loop loop(*this, queue);
-  std::exception_ptr failed;
-  std::mutex failed_mutex;
   std::vector<std::thread> threads;
   for (int i = 0; i < options_.workers; ++i) {
     threads.emplace_back([&] {
+      // The server is serving already: a handler that cannot be made now (its
+      // store out of reach for a moment) is made again at the next request,
+      // which meanwhile get 503, rather than taking the server down with it.
       RequestHandler handle;
-      try {
-        handle = make_handler();
-      } catch (...) {
-        std::lock_guard lock(failed_mutex);
-        if (!failed) failed = std::current_exception();
-        Stop();
-      }
+      std::string why_not;
+      auto make = [&] {
+        try {
+          handle = make_handler();
+        } catch (const std::exception& e) {
+          why_not = e.what();
+        } catch (...) {
+          why_not = "unexpected exception";
+        }
+      };
+      auto ready = [&] {
+        if (!handle) make();
+        return static_cast<bool>(handle);
+      };
+      if (!ready()) LogLine("a worker could not start: " + why_not + "; it tries again at its next request");
       while (Conn* c = queue.Pop()) {
         GaugeScope busy(Metrics::Gauge::WorkersBusy);
         FcgiRequest request(*c, options_.io_timeout);
         auto waited = Clock::now() - c->queued_at;
-        if (!handle) {
-          ProcessMetrics().CountRequest(503);
-          request.Write(ErrorResponse(503));
-        } else if (waited > options_.queue_timeout) {
+        if (waited > options_.queue_timeout) {
           LogFailure(503, c->env_views,
                      "waited " + std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(waited).count()) +
                          " ms for a worker, more than queue_timeout");
+          ProcessMetrics().CountRequest(503);
+          request.Write(ErrorResponse(503));
+        } else if (!ready()) {
+          LogFailure(503, c->env_views, "worker not ready: " + why_not);
           ProcessMetrics().CountRequest(503);
           request.Write(ErrorResponse(503));
         } else {
@@ -918,11 +928,11 @@ void FcgiServer::Serve(const std::function<RequestHandler()>& make_handler) {
       }
     });
   }
+  std::exception_ptr failed;
   try {
     loop.Run();
   } catch (...) {
-    std::lock_guard lock(failed_mutex);
-    if (!failed) failed = std::current_exception();
+    failed = std::current_exception();
   }
   queue.Close();
   for (auto& t : threads) t.join();

@@ -66,10 +66,12 @@ class FcgiServer {
   // systemd (fd 3)", "the socket on fd 0"); empty with --listen.
   const std::string& inherited_from() const { return inherited_from_; }
 
-  // Runs the workers (each calls `make_handler` once, then serves requests one
-  // at a time) and the event loop on the calling thread. Returns once Stop()
-  // was called and every connection accepted by then has been answered.
-  // Throws what a `make_handler` threw (the server could not start).
+  // Runs the workers (each calls `make_handler` as it starts, then serves
+  // requests one at a time) and the event loop on the calling thread. Returns
+  // once Stop() was called and every connection accepted by then has been
+  // answered. A worker whose `make_handler` threw answers 503 (logged with
+  // what it threw) and calls it again at each request until it succeeds, so
+  // check at start-up what must fail start-up.
   using RequestHandler = std::function<void(Request&)>;
   void Serve(const std::function<RequestHandler()>& make_handler);
 

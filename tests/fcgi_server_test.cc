@@ -7,6 +7,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <condition_variable>
 #include <cstring>
@@ -174,6 +175,17 @@ struct Server {
       }
     });
   }
+  // Each worker's handler from `make_handler`, called as Serve() calls it.
+  void StartWith(std::function<FcgiServer::RequestHandler()> make_handler) {
+    server = std::make_unique<FcgiServer>(options);
+    thread = std::thread([this, make_handler] {
+      try {
+        server->Serve(make_handler);
+      } catch (...) {
+        failed = std::current_exception();
+      }
+    });
+  }
   void StopAndJoin() {
     if (!thread.joinable()) return;
     server->Stop();
@@ -242,6 +254,30 @@ TEST_CASE("a handler that throws fails its own request, not the server", "[serve
   }
   Client c(s.sock);
   CHECK(c.Request({"REQUEST_URI=/fine"}).out.find("/fine") != std::string::npos);
+}
+
+// A worker opens its own store connection as it starts, after sessiond has
+// started serving; the database may be out of reach at that moment (a
+// restart, a cut link, a role's connection limit). That worker answers 503
+// and tries again at its next request; the server goes on.
+TEST_CASE("a worker whose handler cannot be made answers 503 and tries again", "[server]") {
+  Server s([](ServerOptions& o) { o.workers = 1; });
+  std::atomic<int> calls{0};
+  s.StartWith([&calls]() -> FcgiServer::RequestHandler {
+    if (++calls <= 2) throw std::runtime_error("database out of reach");
+    return Echo;
+  });
+  {
+    Client c(s.sock);
+    CHECK(c.Request({"REQUEST_URI=/first"}).status() == 503);
+  }
+  for (const char* uri : {"/second", "/third"}) {
+    Client c(s.sock);
+    CHECK(c.Request({std::string("REQUEST_URI=") + uri}).out.find(uri) != std::string::npos);
+  }
+  CHECK(calls == 3);  // made once it could be, then kept
+  s.StopAndJoin();
+  CHECK_FALSE(s.failed);
 }
 
 TEST_CASE("idle and half-sent connections do not hold a worker", "[server]") {
