@@ -228,13 +228,14 @@ pg_promote() {
 # --- sessiond and nginx on their machines ----------------------------------
 
 # web_start HOST URI ARGS...: sessiond on HOST's front address; the password
-# is in HOST's passfile only (PGPASSFILE), libpq's own way.
+# is in HOST's passfile only (PGPASSFILE), libpq's own way. --max-items has
+# room for every key a load writes into its one session in its time bound.
 web_start() {
   local h=$1 uri=$2; shift 2
   (umask 077; echo "*:*:sessions:sessiond:$PG_PASSWORD" >"$DIR/$h.pgpass")
   # shellcheck disable=SC2086
   ip netns exec "$(ns_of "$h")" env PGPASSFILE="$DIR/$h.pgpass" "$SESSIOND" serve --listen "${FRONT[$h]}:$WEB_PORT" \
-    --db "$uri" --pages "$PAGES" $AS_ROOT "$@" >>"$DIR/$h.log" 2>&1 &
+    --db "$uri" --pages "$PAGES" --max-items 20000 $AS_ROOT "$@" >>"$DIR/$h.log" 2>&1 &
   WEB_PID[$h]=$!
   STACK_PIDS="$STACK_PIDS ${WEB_PID[$h]}"
   wait_until "$WAIT_S" _web_listening "$h" || fail "sessiond on $h did not start"

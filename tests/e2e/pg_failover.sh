@@ -21,8 +21,8 @@ web_start web2 "$URI" --busy-timeout 2s --workers 4
 PIDS="${WEB_PID[web1]} ${WEB_PID[web2]}"
 lb_start
 
-load_start w1 1000 100
-load_start w2 1000 100
+load_start w1 20000 100
+load_start w2 20000 100
 load_wait 200 web1 web2
 
 pg_kill_machine db1

@@ -84,8 +84,8 @@ expect_eq "$sid_items" 40 "concurrent writes in the database"
 
 # kill -9 of web2's sessiond while two loops write: every write answered 2xx
 # is in the database; web1 goes on answering.
-load_start w1 800 90
-load_start w2 800 90
+load_start w1 20000 90
+load_start w2 20000 90
 load_wait 200 web1 web2
 web_kill web2 KILL
 for _ in 1 2 3; do load_wait 200 web1; done

@@ -15,8 +15,8 @@ web_start web2 "$URI" --busy-timeout 2s
 PIDS="${WEB_PID[web1]} ${WEB_PID[web2]}"
 lb_start
 
-load_start w1 1000 100
-load_start w2 1000 100
+load_start w1 20000 100
+load_start w2 20000 100
 load_wait 200 web1 web2
 
 # web2 cut off from the database: its requests get 503, web1's 200.
