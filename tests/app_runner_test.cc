@@ -227,7 +227,7 @@ TEST_CASE("connections are kept and reused, and reopened when the app closed one
   CHECK(runner.pool().idle() == 1);
 }
 
-TEST_CASE("at most max_connections are open; requests beyond wait for one", "[app]") {
+TEST_CASE("at most max_connections are open, requests beyond wait for one", "[app]") {
   FakeApp app([](const Received&) { return Reply{Answer("Status: 204\r\n\r\n")}; });
   PageLimits limits = Limits();
   AppRunner runner("shop", app.address(), 2, limits);
@@ -302,7 +302,7 @@ TEST_CASE("malformed answers, refusals and oversized output fail and drop the co
   }
 }
 
-TEST_CASE("an app's stderr is kept up to max_stderr; a closed connection before any answer is a failure", "[app]") {
+TEST_CASE("an app's stderr is kept up to max_stderr, a closed connection before any answer is a failure", "[app]") {
   FakeApp app([](const Received& r) {
     if (r.Has("QUERY_STRING=close")) return Reply{"", true};
     return Reply{Answer("Status: 204\r\n\r\n", std::string(10000, 'e'))};

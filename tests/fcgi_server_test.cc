@@ -223,7 +223,7 @@ void HoldWorker(Client& client, Gate& gate) {
 
 }  // namespace
 
-TEST_CASE("a request arrives whole; the response goes back framed", "[server]") {
+TEST_CASE("a request arrives whole, the response goes back framed", "[server]") {
   Server s;
   s.Start(Echo);
   Client c(s.sock);

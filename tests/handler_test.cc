@@ -333,7 +333,7 @@ struct FakeApp final : Runner {
 };
 }  // namespace
 
-TEST_CASE("SESSIOND_APP picks an application; its directives are applied as a page's", "[handler][app]") {
+TEST_CASE("SESSIOND_APP picks an application, its directives are applied as a page's", "[handler][app]") {
   Fixture f;
   AppRunners apps;
   auto* fake = new FakeApp;
@@ -364,7 +364,7 @@ TEST_CASE("SESSIOND_APP picks an application; its directives are applied as a pa
   CHECK(fake->Has("SESSION_ID=" + id));
 }
 
-TEST_CASE("a client's header cannot pick an application; an unknown name is a 500", "[handler][app]") {
+TEST_CASE("a client's header cannot pick an application, an unknown name is a 500", "[handler][app]") {
   Fixture f;
   AppRunners apps;
   auto* fake = new FakeApp;

@@ -96,7 +96,7 @@ TEST_CASE("durations land in cumulative buckets", "[metrics]") {
   CHECK(HasLine(text, "sessiond_store_commit_duration_seconds_bucket{le=\"0.00025\"} 1"));
 }
 
-TEST_CASE("gauges go up and down; the live count is the caller's", "[metrics]") {
+TEST_CASE("gauges go up and down, the live count is the caller's", "[metrics]") {
   Metrics m;
   m.SetLimits(8, 32);
   m.Add(Metrics::Gauge::PagesRunning, 1);

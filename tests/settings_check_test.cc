@@ -73,7 +73,7 @@ TEST_CASE("settings show durations and sizes in the largest exact unit", "[setti
   CHECK(Serve({"--idle-timeout", "1d"}).Settings()["idle-timeout"].value == "\"24h\"");
 }
 
-TEST_CASE("unset options are not settings; --test is none", "[settings]") {
+TEST_CASE("unset options are not settings, --test is none", "[settings]") {
   Serve serve({"--listen", "unix:/run/s.sock"});
   auto s = serve.Settings();
   CHECK(s["listen"].set);

@@ -78,7 +78,7 @@ TEST_CASE("list: live sessions, newest first, with their item count and bytes", 
   CHECK(rows[1].items == 1);
 }
 
-TEST_CASE("list: expired ones instead, or both; at most --limit", "[admin]") {
+TEST_CASE("list: expired ones instead, or both, at most --limit", "[admin]") {
   TempDb t;
   auto store = OpenStore(t.options());  // idle 600 s
   std::string old_one = store->Commit(std::nullopt, Sets({{"k", "1"}}), T0).id;
@@ -199,7 +199,7 @@ TEST_CASE("get: a session's times and items, live or expired", "[admin]") {
   CHECK(admin.Get(DigestOf(id)));  // expiry does not hide it: the row is still there
 }
 
-TEST_CASE("rm removes sessions and their items; unknown ones are not counted", "[admin]") {
+TEST_CASE("rm removes sessions and their items, unknown ones are not counted", "[admin]") {
   TempDb t;
   auto store = OpenStore(t.options());
   std::string a = store->Commit(std::nullopt, Sets({{"k", "1"}, {"l", "2"}}), T0).id;
@@ -291,7 +291,7 @@ TEST_CASE("the read-only admin never writes, and reads do not wait for a writer"
   sqlite3_close(other);
 }
 
-TEST_CASE("a missing file is not created; a foreign or newer one is refused", "[admin]") {
+TEST_CASE("a missing file is not created, a foreign or newer one is refused", "[admin]") {
   TempDb t;
   CHECK_THROWS_AS(t.admin(), StoreError);
   CHECK_THROWS_AS(t.admin(true), StoreError);
