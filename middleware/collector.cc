@@ -8,7 +8,7 @@
 namespace sessiond {
 
 Collector::Collector(const StoreOptions& options, std::int64_t interval_seconds, std::size_t batch)
-    : store_(OpenStore(options)), interval_(interval_seconds), batch_(batch), thread_([this] { Run(); }) {}
+    : options_(options), interval_(interval_seconds), batch_(batch), thread_([this] { Run(); }) {}
 
 Collector::~Collector() {
   {
@@ -24,6 +24,9 @@ void Collector::Run() {
   while (!wake_.wait_for(lock, std::chrono::seconds(interval_), [this] { return stopping_.load(); })) {
     lock.unlock();
     try {
+      // Opened here rather than at start-up: the database out of reach for a
+      // moment as sessiond starts costs a sweep, not the server.
+      if (!store_) store_ = OpenStore(options_);
       std::size_t total = 0, n;
       do {
         n = store_->CollectGarbage(static_cast<std::int64_t>(std::time(nullptr)), batch_);

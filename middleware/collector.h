@@ -16,14 +16,16 @@ namespace sessiond {
 class Collector {
  public:
   // Starts the thread: a sweep every `interval_seconds`, `batch` sessions per
-  // transaction. Opens its own store connection (throws StoreError).
+  // transaction, on a store connection of its own opened at the first sweep
+  // (and again at the next one when that fails: logged, never fatal).
   Collector(const StoreOptions& options, std::int64_t interval_seconds, std::size_t batch);
   ~Collector();  // stops the thread, finishing the batch under way
 
  private:
   void Run();
 
-  std::unique_ptr<SessionStore> store_;
+  StoreOptions options_;
+  std::unique_ptr<SessionStore> store_;  // the thread's own; null until opened
   std::int64_t interval_;
   std::size_t batch_;
   std::mutex mutex_;

@@ -1,0 +1,56 @@
+// The garbage collector's thread: its store is its own, opened at a sweep, so
+// a database out of reach as sessiond starts costs sweeps, not the server.
+#include "middleware/collector.h"
+
+#include <stdlib.h>
+
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <filesystem>
+#include <sstream>
+#include <thread>
+
+#include "middleware/metrics.h"
+
+using namespace sessiond;
+namespace fs = std::filesystem;
+
+namespace {
+
+// sessiond_store_errors_total of this process, both kinds.
+double StoreErrors() {
+  std::istringstream in(ProcessMetrics().Render(std::nullopt));
+  double total = 0;
+  for (std::string l; std::getline(in, l);)
+    if (l.rfind("sessiond_store_errors_total{", 0) == 0) total += std::stod(l.substr(l.rfind(' ') + 1));
+  return total;
+}
+
+// Polls `done` every 10 ms for up to 20 s (a hang guard: a sweep comes every second).
+template <class F>
+bool Within20s(F done) {
+  for (int i = 0; i < 2000; ++i) {
+    if (done()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return done();
+}
+
+}  // namespace
+
+TEST_CASE("a collector whose store cannot be opened goes on, and opens it at a later sweep", "[collector]") {
+  char tmpl[] = "/tmp/sessiond-collector-test.XXXXXX";
+  REQUIRE(mkdtemp(tmpl));
+  fs::path dir = tmpl;
+  StoreOptions options;
+  options.db = (dir / "later" / "sessions.db").string();  // its directory is not there yet
+  {
+    double before = StoreErrors();
+    Collector collector(options, 1, 100);
+    CHECK(Within20s([&] { return StoreErrors() > before; }));  // a sweep failed, logged and counted
+    CHECK_FALSE(fs::exists(options.db));
+    fs::create_directory(dir / "later");
+    CHECK(Within20s([&] { return fs::exists(options.db); }));  // a later sweep opened it
+  }
+  fs::remove_all(dir);
+}
