@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <climits>
 #include <cstdlib>
@@ -244,6 +245,21 @@ std::string DirectoryOf(const std::string& path) {
   return slash == 0 ? "/" : path.substr(0, slash);
 }
 
+// /dev/null open for reading, opened once it can be: an open that failed (no
+// descriptor free at that moment) fails that one page, not every later one.
+int DevNull() {
+  static std::atomic<int> fd{-1};
+  int have = fd.load();
+  if (have >= 0) return have;
+  int opened = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  if (opened < 0) return -1;
+  if (!fd.compare_exchange_strong(have, opened)) {
+    ::close(opened);  // another thread's is kept
+    return have;
+  }
+  return opened;
+}
+
 }  // namespace
 
 PageResult RunPage(const PageSpec& spec, const PageLimits& limits) {
@@ -254,8 +270,12 @@ PageResult RunPage(const PageSpec& spec, const PageLimits& limits) {
 
   // A page without a body reads /dev/null: one pipe fewer per request. A
   // body in a file is the page's stdin itself: no pipe, no copy.
-  static const int dev_null = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
   const bool pipe_input = spec.input_fd < 0 && !spec.input.empty();
+  const int dev_null = pipe_input || spec.input_fd >= 0 ? -1 : DevNull();
+  if (!pipe_input && spec.input_fd < 0 && dev_null < 0) {
+    result.exit_code = errno;
+    return result;
+  }
   Pipe in, out, err;
   for (Pipe* p : {&in, &out, &err}) {
     if (p == &in && !pipe_input) continue;

@@ -5,6 +5,7 @@
 #include <poll.h>
 #include <pwd.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -172,6 +173,29 @@ TEST_CASE("exit status and signals are reported, not thrown", "[page]") {
   PageResult missing = RunPage(missing_spec, {});
   CHECK(missing.outcome == O::SpawnFailed);
   CHECK(missing.exit_code == ENOENT);
+}
+
+// Run by ctest in a process of its own, so this is the process's first page:
+// what it opens once (/dev/null) is opened here, with no descriptor free.
+TEST_CASE("a page started while descriptors ran out fails alone, the next one runs", "[page]") {
+  Script s("echo ran");
+  rlimit old{};
+  REQUIRE(getrlimit(RLIMIT_NOFILE, &old) == 0);
+  rlimit low = old;
+  low.rlim_cur = 64;
+  REQUIRE(setrlimit(RLIMIT_NOFILE, &low) == 0);
+  std::vector<int> taken;
+  for (int fd; (fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0;) taken.push_back(fd);
+  PageResult starved = s.Run();
+  for (int fd : taken) ::close(fd);
+  REQUIRE(setrlimit(RLIMIT_NOFILE, &old) == 0);
+  CHECK(starved.outcome == O::SpawnFailed);
+  CHECK(starved.exit_code == EMFILE);
+  for (int i = 0; i < 2; ++i) {
+    PageResult r = s.Run();
+    CHECK(r.outcome == O::Exited);
+    CHECK(r.output.str() == "ran\n");
+  }
 }
 
 TEST_CASE("stderr is kept up to its limit", "[page]") {
