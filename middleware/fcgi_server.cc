@@ -24,6 +24,8 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <stdexcept>
+#include <system_error>
 #include <thread>
 #include <unordered_map>
 #include <vector>
@@ -860,73 +862,81 @@ void FcgiServer::Serve(const std::function<RequestHandler()>& make_handler) {
   JobQueue queue;
   Loop loop(*this, queue);
   std::vector<std::thread> threads;
-  for (int i = 0; i < options_.workers; ++i) {
-    threads.emplace_back([&] {
-      // The server is serving already: a handler that cannot be made now (its
-      // store out of reach for a moment) is made again at the next request,
-      // which meanwhile get 503, rather than taking the server down with it.
-      RequestHandler handle;
-      std::string why_not;
-      auto make = [&] {
+  auto worker = [&] {
+    // The server is serving already: a handler that cannot be made now (its
+    // store out of reach for a moment) is made again at the next request,
+    // which meanwhile get 503, rather than taking the server down with it.
+    RequestHandler handle;
+    std::string why_not;
+    auto make = [&] {
+      try {
+        handle = make_handler();
+      } catch (const std::exception& e) {
+        why_not = e.what();
+      } catch (...) {
+        why_not = "unexpected exception";
+      }
+    };
+    auto ready = [&] {
+      if (!handle) make();
+      return static_cast<bool>(handle);
+    };
+    if (!ready()) LogLine("a worker could not start: " + why_not + "; it tries again at its next request");
+    while (Conn* c = queue.Pop()) {
+      GaugeScope busy(Metrics::Gauge::WorkersBusy);
+      FcgiRequest request(*c, options_.io_timeout);
+      auto waited = Clock::now() - c->queued_at;
+      if (waited > options_.queue_timeout) {
+        LogFailure(503, c->env_views,
+                   "waited " + std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(waited).count()) +
+                       " ms for a worker, more than queue_timeout");
+        ProcessMetrics().CountRequest(503);
+        request.Write(ErrorResponse(503));
+      } else if (!ready()) {
+        LogFailure(503, c->env_views, "worker not ready: " + why_not);
+        ProcessMetrics().CountRequest(503);
+        request.Write(ErrorResponse(503));
+      } else {
+        // One request's failure stays with that request: the handler
+        // answers its own errors, and anything it did not catch ends here.
         try {
-          handle = make_handler();
+          handle(request);
         } catch (const std::exception& e) {
-          why_not = e.what();
+          LogFailure(500, c->env_views, std::string("unexpected: ") + e.what());
+          if (!request.wrote()) {
+            ProcessMetrics().CountRequest(500);
+            request.Write(ErrorResponse(500));
+          } else {
+            c->close_after = true;  // half a response: only closing ends it
+          }
         } catch (...) {
-          why_not = "unexpected exception";
-        }
-      };
-      auto ready = [&] {
-        if (!handle) make();
-        return static_cast<bool>(handle);
-      };
-      if (!ready()) LogLine("a worker could not start: " + why_not + "; it tries again at its next request");
-      while (Conn* c = queue.Pop()) {
-        GaugeScope busy(Metrics::Gauge::WorkersBusy);
-        FcgiRequest request(*c, options_.io_timeout);
-        auto waited = Clock::now() - c->queued_at;
-        if (waited > options_.queue_timeout) {
-          LogFailure(503, c->env_views,
-                     "waited " + std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(waited).count()) +
-                         " ms for a worker, more than queue_timeout");
-          ProcessMetrics().CountRequest(503);
-          request.Write(ErrorResponse(503));
-        } else if (!ready()) {
-          LogFailure(503, c->env_views, "worker not ready: " + why_not);
-          ProcessMetrics().CountRequest(503);
-          request.Write(ErrorResponse(503));
-        } else {
-          // One request's failure stays with that request: the handler
-          // answers its own errors, and anything it did not catch ends here.
-          try {
-            handle(request);
-          } catch (const std::exception& e) {
-            LogFailure(500, c->env_views, std::string("unexpected: ") + e.what());
-            if (!request.wrote()) {
-              ProcessMetrics().CountRequest(500);
-              request.Write(ErrorResponse(500));
-            } else {
-              c->close_after = true;  // half a response: only closing ends it
-            }
-          } catch (...) {
-            LogFailure(500, c->env_views, "unexpected exception");
-            if (!request.wrote()) {
-              ProcessMetrics().CountRequest(500);
-              request.Write(ErrorResponse(500));
-            } else {
-              c->close_after = true;
-            }
+          LogFailure(500, c->env_views, "unexpected exception");
+          if (!request.wrote()) {
+            ProcessMetrics().CountRequest(500);
+            request.Write(ErrorResponse(500));
+          } else {
+            c->close_after = true;
           }
         }
-        if (!c->close_after) request.Finish();
-        if (request.broken()) {
-          LogLine("response to " + Describe(c->env_views) +
-                  " not delivered: the web server closed the connection or did not take it within io_timeout");
-          c->close_after = true;
-        }
-        loop.GiveBack(c);
       }
-    });
+      if (!c->close_after) request.Finish();
+      if (request.broken()) {
+        LogLine("response to " + Describe(c->env_views) +
+                " not delivered: the web server closed the connection or did not take it within io_timeout");
+        c->close_after = true;
+      }
+      loop.GiveBack(c);
+    }
+  };
+  try {
+    for (int i = 0; i < options_.workers; ++i) threads.emplace_back(worker);
+  } catch (const std::system_error& e) {
+    // No thread to be had (RLIMIT_NPROC, a cgroup's pids.max): a start-up
+    // error with its reason, after the workers started so far are ended.
+    queue.Close();
+    for (auto& t : threads) t.join();
+    throw std::runtime_error("cannot start worker " + std::to_string(threads.size() + 1) + " of " +
+                             std::to_string(options_.workers) + ": " + e.what());
   }
   std::exception_ptr failed;
   try {

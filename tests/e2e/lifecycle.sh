@@ -60,6 +60,21 @@ sqlite3 "$DIR/newer.db" "PRAGMA user_version = 99"
 expect_start_error "newer than this sessiond supports" --listen "unix:$DIR/c.sock" --db "$DIR/newer.db" --pages "$PAGES"
 "$SESSIOND" --version | grep -q "^[0-9]" || fail "--version"
 
+# Fewer threads to be had than workers (RLIMIT_NPROC here; a cgroup's
+# pids.max alike): exit 1 with the reason, not an abort with threads running.
+# The limit counts every thread of the user (root is exempt: run as nobody).
+NP=$(mktemp -d "${TMPDIR:-/tmp}/sessiond-nproc.XXXXXX")
+chmod 0777 "$NP"
+as_user=() uid=$(id -u)
+if [ "$uid" -eq 0 ]; then as_user=(setpriv --reuid=nobody --regid=nogroup --clear-groups --); uid=$(id -u nobody); fi
+tasks=$(ps -L -U "$uid" --no-headers | wc -l)
+out=$(timeout 10 "${as_user[@]}" prlimit --nproc=$((tasks + 4)) -- "$SESSIOND" serve \
+  --listen "unix:$NP/s.sock" --db "$NP/t.db" --pages "$NP" --workers 8 2>&1)
+status=$?
+rm -rf "$NP"
+expect_eq "$status" 1 "exit status with too few threads for the workers; it said '$out'"
+[[ "$out" == *"Resource temporarily unavailable"* ]] || fail "too few threads: said '$out'"
+
 # Ctrl-C: SIGINT stops it the same way, even though a shell starts background
 # commands with SIGINT ignored (as this script just did).
 A=$STACK_PID  # the sessiond started after the drain
