@@ -1,12 +1,19 @@
 #include "log/log.h"
 
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
 #include <cstring>
 #include <mutex>
 #include <stdexcept>
+#include <system_error>
+#include <thread>
 
 namespace sessiond {
 namespace {
@@ -105,9 +112,110 @@ std::string EscapeForLog(std::string_view text) {
   return out;
 }
 
+namespace {
+
+using Clock = std::chrono::steady_clock;
+// How long a caller waits behind a write(2) that does not return (stderr a
+// pipe nobody reads: a stuck journal, a paused supervisor) before it goes on
+// without its line; from then on callers do not wait until the write returns.
+constexpr auto kStall = std::chrono::milliseconds(100);
+// What may wait meanwhile; lines past it are dropped, and counted in a line
+// of their own once the log is read again.
+constexpr std::size_t kMaxPending = 1 << 20;
+
+void WriteAll(std::string_view text) {
+  while (!text.empty()) {
+    ssize_t n = ::write(2, text.data(), text.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return;  // stderr closed or broken: nothing better to do
+    text.remove_prefix(static_cast<std::size_t>(n));
+  }
+}
+
+// One thread does the writing, so a write that blocks holds up that thread
+// only, never the event loop, a worker or the signal thread.
+struct Writer {
+  std::mutex m;
+  std::condition_variable work, done;
+  std::string pending;                     // lines not yet handed to write(2)
+  std::uint64_t queued = 0, written = 0;   // lines, numbered as queued
+  std::uint64_t dropped = 0;               // since the last notice
+  bool writing = false;
+  Clock::time_point since;                 // when the write under way began
+  pid_t pid = 0;                           // the process the thread runs in
+
+  void Run() {
+    std::unique_lock lock(m);
+    for (;;) {
+      work.wait(lock, [&] { return !pending.empty() || dropped != 0; });
+      std::string batch;
+      batch.swap(pending);
+      if (dropped) {
+        batch += "sessiond: " + std::to_string(dropped) + " log lines dropped: the log was not read\n";
+        dropped = 0;
+      }
+      std::uint64_t upto = queued;
+      writing = true;
+      since = Clock::now();
+      lock.unlock();
+      WriteAll(batch);
+      lock.lock();
+      writing = false;
+      written = upto;
+      done.notify_all();
+    }
+  }
+};
+
+// The writer, started at the first line; never destroyed (its thread may be
+// blocked in write(2) when the process exits). Null when no thread could be
+// had: lines are then written directly.
+Writer* TheWriter() {
+  static Writer* const writer = []() -> Writer* {
+    auto* w = new Writer;
+    w->pid = ::getpid();
+    // Created with every signal blocked (a thread inherits the mask): a
+    // signal is sessiond's signal thread's to take, and a broken stderr is
+    // EPIPE here, not SIGPIPE.
+    sigset_t all, old;
+    ::sigfillset(&all);
+    ::pthread_sigmask(SIG_SETMASK, &all, &old);
+    try {
+      std::thread([w] { w->Run(); }).detach();
+    } catch (const std::system_error&) {
+      delete w;
+      w = nullptr;
+    }
+    ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
+    return w;
+  }();
+  return writer;
+}
+
+}  // namespace
+
 void LogLine(std::string_view message) {
   std::string line = "sessiond: " + EscapeForLog(message) + '\n';
-  (void)!::write(2, line.data(), line.size());
+  Writer* w = TheWriter();
+  if (!w || w->pid != ::getpid()) {  // no writer thread, or a forked child
+    WriteAll(line);
+    return;
+  }
+  std::unique_lock lock(w->m);
+  if (w->pending.size() + line.size() > kMaxPending) {
+    ++w->dropped;
+    return;
+  }
+  w->pending += line;
+  const std::uint64_t mine = ++w->queued;
+  w->work.notify_one();
+  // Back once the line is written, as with a write(2) of its own (a test or
+  // an operator reading the log after a response finds its line there),
+  // unless the writer is stuck: the line is then written when it can be.
+  while (w->written < mine) {
+    if (w->writing && Clock::now() - w->since > kStall) return;
+    w->done.wait_for(lock, kStall);
+  }
 }
 
 void LogToFile(const std::string& path) {
