@@ -47,19 +47,22 @@ start_sessiond a --page-timeout 1h --busy-timeout 500ms
 stack_kill TERM "$STACK_PID" || fail "sessiond with --page-timeout 1h --busy-timeout 500ms: exit status $?"
 
 # serve_tcp ADDRESS: a sessiond on --listen ADDRESS (a free port of our choice),
-# once it listens; its pid in TCP_PID, the port in PORT.
+# once it listens; its pid in TCP_PID, the port in PORT. A port another
+# process took between the look and the bind is another try.
 serve_tcp() {
   local try
   for try in 1 2 3 4 5 6 7 8 9 10; do
     PORT=$((20000 + $(od -An -N2 -tu2 /dev/urandom) % 30000))
-    ss -Hltn "sport = :$PORT" | grep -q . || break
+    ss -Hltn "sport = :$PORT" | grep -q . && continue
+    : >"$DIR/tcp.log"
+    "$SESSIOND" serve $AS_ROOT --listen "$1$PORT" --db "$DB" --pages "$PAGES" >>"$DIR/tcp.log" 2>&1 &
+    TCP_PID=$!
+    STACK_PIDS="$STACK_PIDS $TCP_PID"
+    stack_wait_for "$TCP_PID" eval 'ss -Hltn "sport = :$PORT" | grep -q .' && return 0
+    wait_exit "$TCP_PID" >/dev/null
+    grep -q "Address already in use" "$DIR/tcp.log" || break
   done
-  : >"$DIR/tcp.log"
-  "$SESSIOND" serve $AS_ROOT --listen "$1$PORT" --db "$DB" --pages "$PAGES" >>"$DIR/tcp.log" 2>&1 &
-  TCP_PID=$!
-  STACK_PIDS="$STACK_PIDS $TCP_PID"
-  stack_wait_for "$TCP_PID" eval 'ss -Hltn "sport = :$PORT" | grep -q .' ||
-    fail "sessiond --listen $1$PORT did not listen: $(cat "$DIR/tcp.log")"
+  fail "sessiond --listen $1$PORT did not listen: $(cat "$DIR/tcp.log")"
 }
 # :PORT is loopback only: FastCGI has no authentication.
 serve_tcp :
