@@ -27,7 +27,9 @@ bool IsToken(std::string_view s) {
 // Whether `user` can reach the pages directory: checked in a child that takes
 // the page user's identity, since access() answers only for sessiond's own.
 bool PagesReachable(const PageUser& user, const std::string& pages) {
-  pid_t pid = ::fork();  // at start, before any thread exists
+  // At start; the log's writer thread may exist already, so the child makes
+  // only async-signal-safe calls before it exits.
+  pid_t pid = ::fork();
   if (pid < 0) return true;
   if (pid == 0) {
     bool ok = ::setgroups(user.groups.size(), user.groups.data()) == 0 && ::setgid(user.gid) == 0 &&
