@@ -7,7 +7,9 @@
 # bridge puts them together: every request of the session is served (read,
 # write, regenerate, logout), and a write past --max-session-bytes is refused
 # for that request alone (413, the session as it was), at the limit and one
-# byte past it.
+# byte past it. With the default limits, a session of 1 MiB of non-ASCII
+# text (3 MiB once percent-encoded) is read, written again whole, and logged
+# out.
 . "$SESSIOND_SRC/tests/e2e/lib.sh"
 WWW="$DIR/www"
 mkdir -p "$WWW" "$DIR/bridge"
@@ -32,7 +34,7 @@ ITEMS=()
 expect_items() {
   local item
   for item in "${ITEMS[@]}"; do expect_line "$item" "$1"; done
-  expect_eq "$(grep -c '^[A-Za-z]* [0-9]* [0-9a-f]*$' "$DIR/body")" "${#ITEMS[@]}" "$1: items seen"
+  expect_eq "$(grep -c '^[A-Za-z0-9]* [0-9]* [0-9a-f]*$' "$DIR/body")" "${#ITEMS[@]}" "$1: items seen"
 }
 stored_bytes() { sql "SELECT sum(length(CAST(key AS BLOB)) + length(CAST(value AS BLOB))) FROM items"; }
 
@@ -93,4 +95,28 @@ get /logout
 expect_status 303 "logout of a 200 KiB session"
 expect_eq "$(sql 'SELECT count(*) FROM sessions')" 0 "sessions after logout"
 expect_eq "$(sql 'SELECT count(*) FROM items')" 0 "items after logout"
+
+# --- --max-session-bytes' default, 1 MiB, all of it non-ASCII: 16 values of
+# up to 64 KiB, the last 48 bytes short so that with the keys it is exactly
+# the limit.
+restart --app "php=unix:$DIR/php.sock"
+rm -f "$JAR"
+ITEMS=()
+for i in $(seq -w 1 16); do
+  n=65536
+  [ "$i" = 16 ] && n=$((65536 - 48))
+  large "text[t$i]=$n"
+  ITEMS+=("t$i $n $(md5 é "$n")")
+done
+expect_eq "$(stored_bytes)" 1048576 "bytes stored"
+get "/large?fill[x]=1" -g
+expect_status 413 "one byte past the default --max-session-bytes"
+large "rewrite=1"
+expect_items "a 1 MiB session"
+expect_eq "$(stored_bytes)" 1048576 "bytes stored after writing it all again"
+large ""
+expect_items "a 1 MiB session written again"
+get /logout
+expect_status 303 "logout of a 1 MiB session"
+expect_eq "$(sql 'SELECT count(*) FROM sessions')" 0 "sessions after the logout of 1 MiB"
 exit 0

@@ -7,6 +7,8 @@
 //   text[K]=N      $_SESSION[K] = N/2 times "é" (non-ASCII: 2 bytes, and 6
 //                  once percent-encoded)
 //   regenerate=1, abandon=1 (sessiond_regenerate(), sessiond_abandon())
+//   rewrite=1      sessiond_clear() and every item put back: the whole
+//                  session written again, as one X-Session-Set each
 require_once 'sessiond.php';
 
 header('Content-Type: text/plain; charset=utf-8');
@@ -22,6 +24,11 @@ foreach ($_GET['text'] ?? [] as $k => $n) {
 }
 if (isset($_GET['regenerate'])) {
     sessiond_regenerate();
+}
+if (isset($_GET['rewrite'])) {
+    $all = $_SESSION;
+    sessiond_clear();
+    $_SESSION = $all;
 }
 if (isset($_GET['abandon'])) {
     sessiond_abandon();
