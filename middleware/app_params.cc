@@ -8,6 +8,10 @@
 
 namespace sessiond {
 
+// A chunk's pair (lengths of 1 + 4 bytes, "SESSION_CHUNK_" and up to 20
+// digits, the chunk) always fits one record, with room left for small pairs.
+static_assert(5 + 14 + 20 + kSessionChunkBytes <= fcgi::kMaxContent);
+
 std::size_t AppendAppParams(std::string& out, std::uint16_t request_id, std::vector<std::string> env,
                             const Session* session) {
   // AppendSession leaves nothing out by size here: which pairs fit is the
