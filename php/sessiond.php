@@ -347,16 +347,24 @@ final class Bridge
     /** HTTP_SESSION ("key=value&key=value", both percent-encoded) -> decoded items. */
     public static function decodeSession(string $text): array
     {
+        // Pair by pair in place, not explode(): a session of 1 MiB can be
+        // 3 MiB of text, and a copy of it all would raise the peak memory.
         $items = [];
-        foreach (explode('&', $text) as $pair) {
-            if ($pair === '') {
+        $length = \strlen($text);
+        for ($at = 0; $at < $length; $at = $end + 1) {
+            $end = strpos($text, '&', $at);
+            if ($end === false) {
+                $end = $length;
+            }
+            if ($end === $at) {
                 continue;
             }
-            $eq = strpos($pair, '=');
-            if ($eq === false) {
+            $eq = strpos($text, '=', $at);
+            if ($eq === false || $eq > $end) {
                 throw new Error('HTTP_SESSION is not key=value&key=value text');
             }
-            $items[urldecode(substr($pair, 0, $eq))] = self::decodeValue(urldecode(substr($pair, $eq + 1)));
+            $items[urldecode(substr($text, $at, $eq - $at))]
+                = self::decodeValue(urldecode(substr($text, $eq + 1, $end - $eq - 1)));
         }
         return $items;
     }
