@@ -15,6 +15,7 @@
 #include <stdexcept>
 #include <system_error>
 
+#include "middleware/app_params.h"
 #include "middleware/fcgi_record.h"
 
 namespace sessiond {
@@ -299,26 +300,9 @@ AppRunner::AppRunner(std::string name, const std::string& address, std::size_t m
 
 RunResult AppRunner::Run(const RunInput& input) const {
   const Clock::time_point deadline = Clock::now() + limits_.timeout;
-  std::vector<std::string> env = input.env;
-  AppendSession(env, input.session, std::numeric_limits<std::size_t>::max());
-  std::string head, pairs, pair;
+  std::string head;
   fcgi::AppendBeginRequest(head, kRequestId, fcgi::kResponder, true);
-  // Each record holds whole name-value pairs: php-fpm reads a pair only from
-  // within one record and resets the connection when one spans two. A pair
-  // larger than one record (a session of over 64 KiB) can only span records,
-  // as the FastCGI specification allows and libfcgi applications accept.
-  for (const std::string& kv : env) {
-    std::size_t eq = kv.find('=');
-    pair.clear();
-    fcgi::AppendNameValue(pair, std::string_view(kv).substr(0, eq), std::string_view(kv).substr(eq + 1));
-    if (!pairs.empty() && pairs.size() + pair.size() > fcgi::kMaxContent) {
-      fcgi::AppendRecords(head, fcgi::kParams, kRequestId, pairs);
-      pairs.clear();
-    }
-    pairs += pair;
-  }
-  if (!pairs.empty()) fcgi::AppendRecords(head, fcgi::kParams, kRequestId, pairs);
-  fcgi::AppendRecords(head, fcgi::kParams, kRequestId, {});
+  AppendAppParams(head, kRequestId, input.env, input.session);
 
   for (int attempt = 0;; ++attempt) {
     RunResult r;

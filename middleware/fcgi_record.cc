@@ -99,6 +99,10 @@ void AppendNameValue(std::string& out, std::string_view name, std::string_view v
   out.append(value);
 }
 
+std::size_t NameValueSize(std::size_t name_length, std::size_t value_length) {
+  return (name_length < 0x80 ? 1 : 4) + (value_length < 0x80 ? 1 : 4) + name_length + value_length;
+}
+
 void AppendRecords(std::string& out, std::uint8_t type, std::uint16_t request_id, std::string_view content) {
   do {
     std::size_t n = std::min(content.size(), kMaxContent);

@@ -67,6 +67,9 @@ bool ParseNameValues(std::string_view pairs, std::vector<std::string>& out);
 // Appends one name-value pair, in the FastCGI length encoding.
 void AppendNameValue(std::string& out, std::string_view name, std::string_view value);
 
+// The bytes AppendNameValue appends for a name and a value of these lengths.
+std::size_t NameValueSize(std::size_t name_length, std::size_t value_length);
+
 // Appends records of `type` carrying `content`, split into records of at most
 // kMaxContent bytes; an empty `content` appends one empty record (the end of a
 // stream).

@@ -9,10 +9,13 @@
  * Contract (the README's "PHP with php-fpm" says the same for operators):
  *
  * - At include time $_SESSION holds the visitor's session, read from the
- *   HTTP_SESSION parameter sessiond injects (a client cannot forge it:
- *   sessiond discards any it sends). No session_start() is needed, and PHP's
- *   own session_start() is refused with an exception, so it can never
- *   replace $_SESSION behind the bridge's back.
+ *   HTTP_SESSION parameter sessiond injects, or from its numbered pieces
+ *   (SESSION_CHUNKS, SESSION_CHUNK_1...) when the session is too large for
+ *   one FastCGI record: a session of any size the store accepts (a client
+ *   can forge none of them: sessiond discards any it sends). No
+ *   session_start() is needed, and PHP's own session_start() is refused
+ *   with an exception, so it can never replace $_SESSION behind the
+ *   bridge's back.
  * - At the end of the request (or at sessiond_commit()) the bridge compares
  *   $_SESSION with what it loaded and sends sessiond one directive per
  *   change: X-Session-Set for a new or changed key, X-Session-Remove for a
@@ -115,7 +118,7 @@ final class Bridge
                 . 'sessiond.php provides $_SESSION itself');
         }
         session_set_save_handler(new RefusedSessionHandler(), false);
-        self::$loaded = self::decodeSession((string)($_SERVER['HTTP_SESSION'] ?? ''));
+        self::$loaded = self::decodeSession(self::sessionText($_SERVER));
         self::$committed = null;
         self::$regenerate = self::$abandon = self::$clear = self::$lastInLine = false;
         $_SESSION = self::$loaded;
@@ -319,19 +322,49 @@ final class Bridge
         }
     }
 
+    /** The session's text as sessiond sent it: HTTP_SESSION, or, for a
+     *  session too large for one FastCGI record, its pieces SESSION_CHUNK_1
+     *  ... SESSION_CHUNK_N (N in SESSION_CHUNKS) joined in order. */
+    public static function sessionText(array $server): string
+    {
+        if (!isset($server['SESSION_CHUNKS'])) {
+            return (string)($server['HTTP_SESSION'] ?? '');
+        }
+        $n = (string)$server['SESSION_CHUNKS'];
+        if (!ctype_digit($n)) {
+            throw new Error("SESSION_CHUNKS is '" . self::shown($n) . "', not a number");
+        }
+        $chunks = [];
+        for ($i = 1; $i <= (int)$n; ++$i) {
+            if (!isset($server["SESSION_CHUNK_$i"])) {
+                throw new Error("SESSION_CHUNKS is $n but SESSION_CHUNK_$i is missing");
+            }
+            $chunks[] = $server["SESSION_CHUNK_$i"];
+        }
+        return implode('', $chunks);
+    }
+
     /** HTTP_SESSION ("key=value&key=value", both percent-encoded) -> decoded items. */
     public static function decodeSession(string $text): array
     {
+        // Pair by pair in place, not explode(): a session of 1 MiB can be
+        // 3 MiB of text, and a copy of it all would raise the peak memory.
         $items = [];
-        foreach (explode('&', $text) as $pair) {
-            if ($pair === '') {
+        $length = \strlen($text);
+        for ($at = 0; $at < $length; $at = $end + 1) {
+            $end = strpos($text, '&', $at);
+            if ($end === false) {
+                $end = $length;
+            }
+            if ($end === $at) {
                 continue;
             }
-            $eq = strpos($pair, '=');
-            if ($eq === false) {
+            $eq = strpos($text, '=', $at);
+            if ($eq === false || $eq > $end) {
                 throw new Error('HTTP_SESSION is not key=value&key=value text');
             }
-            $items[urldecode(substr($pair, 0, $eq))] = self::decodeValue(urldecode(substr($pair, $eq + 1)));
+            $items[urldecode(substr($text, $at, $eq - $at))]
+                = self::decodeValue(urldecode(substr($text, $eq + 1, $end - $eq - 1)));
         }
         return $items;
     }

@@ -120,6 +120,20 @@ new_visitor "QUERY_STRING=set[${LONG:1}]=1&big[v]=65536"
 expect_directives "X-Session-Set: ${LONG:1}=1
 X-Session-Set: v=$(head -c 65536 /dev/zero | tr '\0' v)" "a key of 256 bytes, a value of 64 KiB"
 
+# --- A session too large for one FastCGI record comes in chunks, cut
+# anywhere (here inside %C3%A9 and between key and value): joined in order,
+# HTTP_SESSION ignored. A chunk missing is a 500, never a smaller session.
+visitor 'ignored=1' SESSION_CHUNKS=3 'SESSION_CHUNK_1=t=caf%C' 'SESSION_CHUNK_2=3%A9&n=json%3A5&u' 'SESSION_CHUNK_3==x' 'QUERY_STRING=set[u]=y'
+expect_status_of 200 "a session in chunks"
+expect_in_body 't string "caf\u00e9"' "a session in chunks"
+expect_in_body 'n int 5' "a session in chunks"
+! grep -q '^ignored ' "$DIR/b" || fail "HTTP_SESSION was read beside the chunks"
+expect_directives 'X-Session-Set: u=y' "a change to a session in chunks"
+visitor '' SESSION_CHUNKS=2 'SESSION_CHUNK_1=a=1' 'QUERY_STRING=set[u]=y'
+expect_status_of 500 "a chunk missing"
+expect_directives '' "a chunk missing"
+expect_err 'SESSION_CHUNKS is 2 but SESSION_CHUNK_2 is missing' "a chunk missing"
+
 # --- Without sessiond in front (no SESSION_NEW), a client's own Session:
 # header (HTTP_SESSION) is never taken for the session.
 fpm HTTP_SESSION=UserName=forged 'QUERY_STRING=set[x]=1'

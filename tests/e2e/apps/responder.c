@@ -8,7 +8,9 @@
  * Paths (DOCUMENT_URI, else SCRIPT_NAME):
  *   /login, /home, /logout   the demo of sample_pages/, as an application
  *   /set?k=v                 X-Session-Set: k=v
- *   /get                     the session as HTTP_SESSION holds it
+ *   /get                     the session's text as HTTP_SESSION holds it
+ *                            (joined from its chunks when it is too large
+ *                            for one parameter)
  *   /echo                    the request body, back
  *   /warn                    a line on FCGI_STDERR quoting HTTP_COOKIE
  *   /big?n=N                 N bytes of body, with X-Session-Set: big=1
@@ -39,6 +41,23 @@ static atomic_long connections, requests;
 static const char *param(FCGX_Request *r, const char *name) {
   const char *v = FCGX_GetParam(name, r->envp);
   return v ? v : "";
+}
+
+/* Writes HTTP_SESSION's text: the parameter itself, or, for a session too
+ * large for one FastCGI record, its pieces SESSION_CHUNK_1 ... SESSION_CHUNK_N
+ * (N in SESSION_CHUNKS) in order, as sessiond sends it then. */
+static void put_session(FCGX_Request *r) {
+  const char *chunks = FCGX_GetParam("SESSION_CHUNKS", r->envp);
+  if (!chunks) {
+    FCGX_PutS(param(r, "HTTP_SESSION"), r->out);
+    return;
+  }
+  long n = strtol(chunks, NULL, 10);
+  for (long i = 1; i <= n; i++) {
+    char name[48];
+    snprintf(name, sizeof name, "SESSION_CHUNK_%ld", i);
+    FCGX_PutS(param(r, name), r->out);
+  }
 }
 
 /* The value of query parameter `name` (as sent, still percent-encoded). */
@@ -151,7 +170,8 @@ static void serve(FCGX_Request *r) {
     return;
   }
   if (strcmp(path, "/get") == 0) {
-    FCGX_FPrintF(r->out, "Content-Type: text/plain\r\n\r\n%s", param(r, "HTTP_SESSION"));
+    FCGX_PutS("Content-Type: text/plain\r\n\r\n", r->out);
+    put_session(r);
     return;
   }
   if (strcmp(path, "/echo") == 0) {
