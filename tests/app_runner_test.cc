@@ -2,6 +2,8 @@
 // socket: real records, real connections, scripted answers.
 #include "middleware/app_runner.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -428,7 +430,6 @@ TEST_CASE("a kept connection idle past the idle limit is closed, not reused", "[
   options.idle_limit = std::chrono::milliseconds(0);
   AppRunner runner("php", app.address(), options, Limits());
   REQUIRE(RunOnce(runner).outcome == RunResult::Outcome::Exited);
-  std::this_thread::sleep_for(std::chrono::milliseconds(2));  // past a limit of 0, whatever the clock's grain
   REQUIRE(RunOnce(runner).outcome == RunResult::Outcome::Exited);
   CHECK(app.accepted() == 2);
   CHECK(runner.pool().open() == 1);
@@ -491,4 +492,63 @@ TEST_CASE("parameters past one record go out as records of whole pairs", "[app]"
   CHECK(got.Has("SESSION_VAR_b=" + std::string(30000, 'y')));
   CHECK(got.Has("SESSION_ID=the-id"));
   CHECK(got.Has("SCRIPT_FILENAME=/srv/app/index.php"));
+}
+
+namespace {
+// A TCP listener on 127.0.0.1 that accepts nothing; its port in `port`.
+int TcpListener(int backlog, int& port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  REQUIRE(::listen(fd, backlog) == 0);
+  socklen_t len = sizeof addr;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  port = ntohs(addr.sin_port);
+  return fd;
+}
+}  // namespace
+
+TEST_CASE("TCP connections to an app have keepalive and a user timeout", "[app]") {
+  int port = 0;
+  int listener = TcpListener(16, port);
+  AppPool pool("tcp", "localhost:" + std::to_string(port), Kept(1));
+  AppPool::Connection c = pool.Acquire(std::chrono::steady_clock::now() + std::chrono::seconds(10));
+  REQUIRE(c.fd >= 0);
+  int value = 0;
+  socklen_t len = sizeof value;
+  CHECK((::getsockopt(c.fd, SOL_SOCKET, SO_KEEPALIVE, &value, &len) == 0 && value == 1));
+  CHECK((::getsockopt(c.fd, IPPROTO_TCP, TCP_KEEPIDLE, &value, &len) == 0 && value == 10));
+  CHECK((::getsockopt(c.fd, IPPROTO_TCP, TCP_KEEPCNT, &value, &len) == 0 && value == 3));
+  unsigned timeout = 0;
+  len = sizeof timeout;
+  CHECK((::getsockopt(c.fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &timeout, &len) == 0 && timeout > 0));
+  pool.Release(c.fd, false);
+  ::close(listener);
+}
+
+TEST_CASE("a TCP connect that gets no answer is unreachable after the connect timeout, not the page timeout", "[app]") {
+  // A backlog that is full drops the next SYNs: the connect hangs, as to a
+  // host that vanished.
+  int port = 0;
+  int listener = TcpListener(0, port);
+  std::vector<int> fillers;
+  for (int i = 0; i < 8; ++i) {
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = htons(static_cast<std::uint16_t>(port));
+    ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+    fillers.push_back(fd);
+  }
+  AppOptions options = Kept(0);
+  options.connect_timeout = std::chrono::milliseconds(200);
+  AppRunner runner("far", "127.0.0.1:" + std::to_string(port), options, Limits());  // page_timeout 10 s
+  RunResult r = RunOnce(runner);
+  CHECK(r.outcome == RunResult::Outcome::SpawnFailed);
+  CHECK(r.detail.find("Connection timed out") != std::string::npos);
+  for (int fd : fillers) ::close(fd);
+  ::close(listener);
 }
