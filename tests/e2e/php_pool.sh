@@ -5,7 +5,7 @@
 # writes of one session (each write its own key) and of many sessions:
 # every request answered 200 (none waits for the page timeout), every key
 # kept. Without connections=N nothing is kept open (each request waits only
-# for a free worker); with connections=N (N <= the pool) requests wait
+# for a free worker); with connections=N (N <= a static pool) requests wait
 # inside sessiond for one of the N, and past --queue-timeout get a prompt
 # 503 with Retry-After, never a hang.
 . "$SESSIOND_SRC/tests/e2e/lib.sh"
@@ -65,8 +65,8 @@ burst 8 "static 2, connections=2"
 pool "pm = dynamic" "pm.max_children = 5" "pm.start_servers = 2" "pm.min_spare_servers = 1" "pm.max_spare_servers = 3"
 restart --app "php=unix:$DIR/php.sock" --page-timeout 20
 burst 20 "dynamic 5, no kept connections"
-restart --app "php=unix:$DIR/php.sock,connections=5" --page-timeout 20
-burst 20 "dynamic 5, connections=5"
+# (No kept connections with pm = dynamic: php-fpm stops idle workers, and
+# their kept connections with them; README, "Connections to an application".)
 
 # --- All N connections busy past --queue-timeout: a prompt 503, Retry-After.
 restart --app "php=unix:$DIR/php.sock,connections=1" --queue-timeout 0.5 --page-timeout 20
