@@ -4,7 +4,8 @@
 # - no replays: a php-fpm worker killed (-9) while it runs a POST that came
 #   on a kept, reused connection: the page ran once, the client got 502, the
 #   session kept no change;
-# - an app that is not there yet (its unix socket does not exist): sessiond
+# - an app that is not there yet (its unix socket does not exist, its name
+#   does not resolve): serve --test notes it, exit 0; sessiond
 #   starts, answers 502 with one log line for the outage (not one per
 #   request), and serves once it appears, with no restart, logging that too;
 # - --app naming sessiond's own socket: refused at start and by serve --test
@@ -79,6 +80,14 @@ for flag in "" --test; do
   grep -q "app self=unix:$DIR/own.sock is sessiond's own --listen address" "$DIR/own.err" ||
     fail "no clear message ($flag): $(cat "$DIR/own.err")"
 done
+
+# Apps not there yet are no settings error, only a note.
+# shellcheck disable=SC2086
+"$SESSIOND" serve --test --listen "unix:$DIR/own.sock" --db "$DB" --pages "$PAGES" $AS_ROOT \
+  --app "later=unix:$DIR/later.sock" --app "far=app.invalid:9000" >/dev/null 2>"$DIR/own.err" </dev/null ||
+  fail "serve --test with apps not there yet: $(cat "$DIR/own.err")"
+grep -q "note: --app far: app.invalid does not resolve now" "$DIR/own.err" || fail "no note for far: $(cat "$DIR/own.err")"
+grep -q "note: --app later: $DIR/later.sock does not exist yet" "$DIR/own.err" || fail "no note for later"
 
 # --- A loop the start check cannot see (a symlink to its own socket): 508 at once.
 ln -s "$DIR/a.sock" "$DIR/alias.sock"
