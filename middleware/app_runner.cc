@@ -10,12 +10,15 @@
 
 #include <cerrno>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <limits>
 #include <stdexcept>
 #include <system_error>
 
+#include "log/log.h"
 #include "middleware/app_params.h"
+#include "middleware/config.h"
 #include "middleware/fcgi_record.h"
 
 namespace sessiond {
@@ -32,7 +35,9 @@ int MillisLeft(Clock::time_point deadline) {
 }
 
 // An idle connection is usable when the application has sent nothing on it
-// since: no end of file, no stray bytes, no error.
+// since: no end of file, no stray bytes, no error. Checked just before the
+// first byte of a request is written: the only moment when a closed
+// connection proves the application never saw the request.
 bool StillOpen(int fd) {
   pollfd p{fd, POLLIN, 0};
   return ::poll(&p, 1, 0) == 0;
@@ -51,7 +56,6 @@ const char* ProtocolStatusName(std::uint8_t status) {
 enum class End {
   kReusable,  // answered whole, the connection is clean
   kClose,     // answered (or failed) and the connection must be closed
-  kStale,     // closed or reset by the application before it sent a byte
 };
 
 constexpr std::uint16_t kRequestId = 1;
@@ -63,7 +67,7 @@ End Exchange(int fd, const std::string& head, const SpillBuffer& body, const Pag
              Clock::time_point deadline, RunResult& r) {
   std::string out = head;
   std::size_t out_at = 0, body_at = 0;
-  bool stdin_done = false, write_failed = false, got_any = false;
+  bool stdin_done = false, write_failed = false;
   // A body held in memory goes with the head, in one write: an application
   // that does not read its stdin (libfcgi leaves it unread) then has the
   // whole request in its first read, and no end-of-stdin record lingers on a
@@ -116,12 +120,11 @@ End Exchange(int fd, const std::string& head, const SpillBuffer& body, const Pag
     if (!(p.revents & (POLLIN | POLLHUP | POLLERR))) continue;
     ssize_t n = ::recv(fd, received, sizeof received, 0);
     if (n < 0 && (errno == EAGAIN || errno == EINTR)) continue;
-    if (n <= 0) {
-      if (!got_any) return End::kStale;
+    // Closed or reset after the request was (partly) sent: it may have run,
+    // so it is never sent again.
+    if (n <= 0)
       return malformed(n == 0 ? "closed the connection before FCGI_END_REQUEST"
                               : std::string("connection failed before FCGI_END_REQUEST: ") + std::strerror(errno));
-    }
-    got_any = true;
     in.append(received, static_cast<std::size_t>(n));
     for (;;) {
       fcgi::AppRecord record;
@@ -165,41 +168,21 @@ End Exchange(int fd, const std::string& head, const SpillBuffer& body, const Pag
 
 }  // namespace
 
-AppPool::AppPool(const std::string& address, std::size_t max_connections)
-    : address_(address), max_(max_connections == 0 ? 1 : max_connections) {
+AppPool::AppPool(std::string name, const std::string& address, const AppOptions& options)
+    : name_(std::move(name)), address_(address), options_(options) {
+  std::string why = CheckAppAddress(address, &host_, &port_);
+  if (!why.empty()) throw std::invalid_argument(address + ": " + why);
   if (address.compare(0, 5, "unix:") == 0) {
-    std::string path = address.substr(5);
     sockaddr_un un{};
-    if (path.empty() || path.size() >= sizeof un.sun_path)
-      throw std::invalid_argument(address + ": a unix socket path of 1 to " + std::to_string(sizeof un.sun_path - 1) +
-                                  " bytes");
     un.sun_family = AF_UNIX;
-    std::memcpy(un.sun_path, path.c_str(), path.size() + 1);
-    std::memcpy(&addr_, &un, sizeof un);
-    addr_len_ = sizeof un;
-    return;
+    std::memcpy(un.sun_path, address.c_str() + 5, address.size() - 5 + 1);
+    std::memcpy(&unix_, &un, sizeof un);
+    is_unix_ = true;
   }
-  std::size_t colon = address.rfind(':');
-  if (colon == std::string::npos || colon == 0)
-    throw std::invalid_argument(address + ": not unix:PATH or HOST:PORT");
-  std::string host = address.substr(0, colon), port = address.substr(colon + 1);
-  if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos ||
-      std::stoi(port) < 1 || std::stoi(port) > 65535)
-    throw std::invalid_argument(address + ": the port must be a number from 1 to 65535");
-  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
-  addrinfo hints{}, *res = nullptr;
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_NUMERICSERV;
-  if (int rc = ::getaddrinfo(host.c_str(), port.c_str(), &hints, &res))
-    throw std::invalid_argument(address + ": " + gai_strerror(rc));
-  std::memcpy(&addr_, res->ai_addr, res->ai_addrlen);
-  addr_len_ = res->ai_addrlen;
-  ::freeaddrinfo(res);
 }
 
 AppPool::~AppPool() {
-  for (int fd : idle_) ::close(fd);
+  for (const Idle& i : idle_) ::close(i.fd);
 }
 
 std::size_t AppPool::open() const {
@@ -212,50 +195,69 @@ std::size_t AppPool::idle() const {
   return idle_.size();
 }
 
-int AppPool::Acquire(Clock::time_point deadline, bool& reused, int& error, bool fresh) {
+AppPool::Connection AppPool::Acquire(Clock::time_point deadline) {
+  Connection c;
+  if (!keeps()) {  // one connection per request, as many as there are requests
+    c.fd = Connect(deadline, c);
+    return c;
+  }
+  const Clock::time_point busy_until = std::min(deadline, Clock::now() + options_.wait);
   std::unique_lock lock(mu_);
   for (;;) {
-    if (fresh && !idle_.empty() && open_ >= max_) {
-      // Room for a new one: close the least recently used idle one.
-      ::close(idle_.front());
+    const Clock::time_point now = Clock::now();
+    // Idle too long: php-fpm holds a worker for it, and a firewall or NAT on
+    // the way may have forgotten it without a word.
+    while (!idle_.empty() && now - idle_.front().since > options_.idle_limit) {
+      ::close(idle_.front().fd);
       idle_.erase(idle_.begin());
       --open_;
     }
-    while (!fresh && !idle_.empty()) {
-      int fd = idle_.back();
+    while (!idle_.empty()) {
+      int fd = idle_.back().fd;
       idle_.pop_back();
       if (StillOpen(fd)) {
-        reused = true;
-        return fd;
+        c.reused = true;
+        c.fd = fd;
+        return c;
       }
-      ::close(fd);  // closed (or written to) by the application meanwhile
+      ::close(fd);  // closed (or written to) by the application meanwhile: it never saw this request
       --open_;
     }
-    if (open_ < max_) break;
-    if (freed_.wait_until(lock, deadline) == std::cv_status::timeout && idle_.empty() && open_ >= max_) {
-      error = ETIMEDOUT;
-      return -1;
+    if (open_ < options_.connections) break;
+    if (freed_.wait_until(lock, busy_until) == std::cv_status::timeout && idle_.empty() &&
+        open_ >= options_.connections) {
+      if (busy_until < deadline) {
+        c.failure = Connection::Failure::kBusy;
+        c.why = "all " + std::to_string(options_.connections) + " connections busy for " +
+                std::to_string(options_.wait.count()) + "ms (connections=" + std::to_string(options_.connections) +
+                ")";
+      } else {
+        c.failure = Connection::Failure::kTimedOut;
+        c.why = "no connection to " + address_ + " within page_timeout";
+      }
+      return c;
     }
   }
   ++open_;
   lock.unlock();
-  reused = false;
-  int fd = Connect(deadline, error);
-  if (fd < 0) {
+  c.fd = Connect(deadline, c);
+  if (c.fd < 0) {
     lock.lock();
     --open_;
     freed_.notify_one();
-    return -1;
   }
-  ++opened_;
-  return fd;
+  return c;
 }
 
 void AppPool::Release(int fd, bool reusable) {
+  if (!keeps()) {
+    ::close(fd);
+    return;
+  }
   {
     std::lock_guard lock(mu_);
     if (reusable) {
-      idle_.push_back(fd);
+      idle_.push_back({fd, Clock::now()});
     } else {
       ::close(fd);
       --open_;
@@ -264,79 +266,171 @@ void AppPool::Release(int fd, bool reusable) {
   freed_.notify_one();
 }
 
-// A blocking connect() bounded by the deadline (SO_SNDTIMEO bounds it on
-// Linux, for a full backlog of a unix socket too), then non-blocking.
-int AppPool::Connect(Clock::time_point deadline, int& error) const {
-  int fd = ::socket(addr_.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) {
-    error = errno;
-    return -1;
+bool AppPool::Addresses(std::vector<sockaddr_storage>& out, std::vector<socklen_t>& lens, std::string& why) {
+  if (is_unix_) {
+    out = {unix_};
+    lens = {static_cast<socklen_t>(sizeof(sockaddr_un))};
+    return true;
   }
-  int ms = MillisLeft(deadline);
-  timeval tv{ms / 1000, (ms % 1000) * 1000};
-  if (ms == 0) tv.tv_usec = 1000;
-  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-  int rc;
-  do rc = ::connect(fd, reinterpret_cast<const sockaddr*>(&addr_), addr_len_);
-  while (rc < 0 && errno == EINTR);
-  if (rc < 0) {
-    error = (errno == EINPROGRESS || errno == EAGAIN) ? ETIMEDOUT : errno;
-    ::close(fd);
-    return -1;
+  std::lock_guard lock(resolve_mu_);  // one lookup at a time: the others take its answer
+  if (!resolved_.empty() && Clock::now() - resolved_at_ < options_.resolve_cache) {
+    out = resolved_;
+    lens = resolved_len_;
+    return true;
   }
-  timeval none{};
-  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &none, sizeof none);
-  ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
-  if (addr_.ss_family != AF_UNIX) {
-    int one = 1;  // records are small and each one waits for the other side
-    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  addrinfo hints{}, *res = nullptr;
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_NUMERICSERV;
+  if (int rc = ::getaddrinfo(host_.c_str(), port_.c_str(), &hints, &res)) {
+    why = "cannot resolve " + host_ + ": " + gai_strerror(rc);
+    resolved_.clear();
+    return false;
   }
-  return fd;
+  resolved_.clear();
+  resolved_len_.clear();
+  for (addrinfo* a = res; a; a = a->ai_next) {
+    sockaddr_storage ss{};
+    std::memcpy(&ss, a->ai_addr, a->ai_addrlen);
+    resolved_.push_back(ss);
+    resolved_len_.push_back(a->ai_addrlen);
+  }
+  ::freeaddrinfo(res);
+  resolved_at_ = Clock::now();
+  out = resolved_;
+  lens = resolved_len_;
+  return true;
 }
 
-AppRunner::AppRunner(std::string name, const std::string& address, std::size_t max_connections,
+void AppPool::Reachable(bool up, const std::string& why) {
+  if (up && !down_) return;  // the common case, without the lock
+  std::lock_guard lock(state_mu_);
+  if (up == !down_) return;
+  down_ = !up;
+  if (up) LogLine("app " + name_ + " at " + address_ + " answers again");
+  else LogLine("app " + name_ + " is unreachable: " + why + " (answering 502 until it is back; logged once)");
+}
+
+// A connect() bounded by the deadline, and for TCP also by connect_timeout
+// (a vanished host costs one bounded wait), then non-blocking. A unix socket
+// whose backlog is full waits up to the deadline (SO_SNDTIMEO bounds a
+// blocking connect there on Linux): its pool is busy, not gone.
+int AppPool::Connect(Clock::time_point deadline, Connection& c) {
+  std::vector<sockaddr_storage> addrs;
+  std::vector<socklen_t> lens;
+  std::string why;
+  auto unreachable = [&](const std::string& reason) {
+    c.failure = Connection::Failure::kUnreachable;
+    c.why = "is unreachable: " + reason;
+    Reachable(false, reason);
+    c.logged = true;  // now, or when the outage began
+    return -1;
+  };
+  if (!Addresses(addrs, lens, why)) return unreachable(why);
+  for (std::size_t i = 0; i < addrs.size(); ++i) {
+    int fd = ::socket(addrs[i].ss_family, SOCK_STREAM | SOCK_CLOEXEC | (is_unix_ ? 0 : SOCK_NONBLOCK), 0);
+    if (fd < 0) {
+      why = std::string("socket: ") + std::strerror(errno);
+      continue;
+    }
+    int rc, error = 0;
+    bool deadline_passed = false;
+    if (is_unix_) {
+      int ms = MillisLeft(deadline);
+      timeval tv{ms / 1000, (ms % 1000) * 1000};
+      if (ms == 0) tv.tv_usec = 1000;
+      ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+      do rc = ::connect(fd, reinterpret_cast<const sockaddr*>(&addrs[i]), lens[i]);
+      while (rc < 0 && errno == EINTR);
+      if (rc < 0) {
+        error = errno;
+        deadline_passed = error == EINPROGRESS || error == EAGAIN;
+      }
+      timeval none{};
+      ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &none, sizeof none);
+      ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
+    } else {
+      int one = 1;
+      ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);  // records are small, each waits for the other side
+      // A peer that vanishes (a host down, a cable cut) fails the connection
+      // in about kKeepIdle + kKeepCount * kKeepInterval when idle, and in
+      // kUserTimeout when data stays unacknowledged.
+      int idle = 10, interval = 5, count = 3;
+      unsigned user_timeout = 25000;
+      ::setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+      ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
+      ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof interval);
+      ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof count);
+      ::setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout, sizeof user_timeout);
+      rc = ::connect(fd, reinterpret_cast<const sockaddr*>(&addrs[i]), lens[i]);
+      if (rc < 0 && errno != EINPROGRESS) {
+        error = errno;
+      } else if (rc < 0) {
+        const Clock::time_point until = std::min(deadline, Clock::now() + options_.connect_timeout);
+        pollfd p{fd, POLLOUT, 0};
+        int ready;
+        do ready = ::poll(&p, 1, MillisLeft(until));
+        while (ready < 0 && errno == EINTR);
+        if (ready <= 0) {
+          error = ETIMEDOUT;
+          deadline_passed = until == deadline;
+        } else {
+          socklen_t len = sizeof error;
+          ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &len);
+        }
+      }
+    }
+    if (error == 0) {
+      ++opened_;
+      Reachable(true, {});
+      return fd;
+    }
+    ::close(fd);
+    if (deadline_passed) {
+      c.failure = Connection::Failure::kTimedOut;
+      c.why = "no connection to " + address_ + " within page_timeout";
+      return -1;
+    }
+    why = "connect to " + address_ + ": " + std::strerror(error);
+  }
+  return unreachable(why);
+}
+
+AppRunner::AppRunner(std::string name, const std::string& address, const AppOptions& options,
                      const PageLimits& limits)
-    : name_(std::move(name)), pool_(address, max_connections), limits_(limits) {}
+    : name_(name), pool_(std::move(name), address, options), limits_(limits) {}
 
 RunResult AppRunner::Run(const RunInput& input) const {
   const Clock::time_point deadline = Clock::now() + limits_.timeout;
+  std::vector<std::string> env = input.env;
+  env.push_back(std::string(kLoopParam) + '=' + LoopToken());  // marks it as forwarded by this process
   std::string head;
-  fcgi::AppendBeginRequest(head, kRequestId, fcgi::kResponder, true);
-  AppendAppParams(head, kRequestId, input.env, input.session);
+  fcgi::AppendBeginRequest(head, kRequestId, fcgi::kResponder, pool_.keeps());
+  AppendAppParams(head, kRequestId, std::move(env), input.session);
 
-  for (int attempt = 0;; ++attempt) {
-    RunResult r;
-    r.output = SpillBuffer(limits_.output_memory, limits_.temp_dir);
-    bool reused = false;
-    int error = 0;
-    int fd = pool_.Acquire(deadline, reused, error, attempt > 0);
-    if (fd < 0) {
-      r.exit_code = error;
-      if (error == ETIMEDOUT) {
-        r.outcome = RunResult::Outcome::TimedOut;
-        r.detail = "no connection to " + pool_.address() + " within page_timeout";
-      } else {
-        r.outcome = RunResult::Outcome::SpawnFailed;
-        r.detail = "is unreachable: connect to " + pool_.address() + ": " + std::strerror(error);
-      }
-      return r;
-    }
-    End end;
-    try {
-      end = Exchange(fd, head, *input.body, limits_, deadline, r);
-    } catch (...) {
-      pool_.Release(fd, false);
-      throw;
-    }
-    pool_.Release(fd, end == End::kReusable);
-    // It had closed that one (or found it unusable): once more, on a new one.
-    if (end == End::kStale && reused && attempt == 0) continue;
-    if (end == End::kStale) {
-      r.outcome = RunResult::Outcome::Malformed;
-      r.detail = "closed the connection without answering";
-    }
+  // One attempt: a kept connection found closed before anything was written
+  // was replaced inside Acquire; past that, nothing is sent twice.
+  RunResult r;
+  r.output = SpillBuffer(limits_.output_memory, limits_.temp_dir);
+  AppPool::Connection c = pool_.Acquire(deadline);
+  using F = AppPool::Connection::Failure;
+  if (c.fd < 0) {
+    r.detail = c.why;
+    r.outcome = c.failure == F::kTimedOut ? RunResult::Outcome::TimedOut
+                : c.failure == F::kBusy   ? RunResult::Outcome::Busy
+                                          : RunResult::Outcome::SpawnFailed;
+    r.logged = c.logged;
     return r;
   }
+  End end;
+  try {
+    end = Exchange(c.fd, head, *input.body, limits_, deadline, r);
+  } catch (...) {
+    pool_.Release(c.fd, false);
+    throw;
+  }
+  pool_.Release(c.fd, end == End::kReusable && pool_.keeps());
+  return r;
 }
 
 }  // namespace sessiond

@@ -4,6 +4,8 @@
 #include <grp.h>
 #include <pwd.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -40,6 +42,78 @@ bool PagesReachable(const PageUser& user, const std::string& pages) {
   while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
   return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+}  // namespace
+
+std::string CheckAppAddress(const std::string& address, std::string* host, std::string* port) {
+  if (address.compare(0, 5, "unix:") == 0) {
+    std::size_t length = address.size() - 5;
+    if (length == 0 || length >= sizeof(sockaddr_un{}.sun_path))
+      return "a unix socket path of 1 to " + std::to_string(sizeof(sockaddr_un{}.sun_path) - 1) + " bytes";
+    return {};
+  }
+  std::size_t colon = address.rfind(':');
+  if (colon == std::string::npos || colon == 0) return "not unix:PATH or HOST:PORT";
+  std::string h = address.substr(0, colon), p = address.substr(colon + 1);
+  if (p.empty() || p.size() > 5 || p.find_first_not_of("0123456789") != std::string::npos || std::stoi(p) < 1 ||
+      std::stoi(p) > 65535)
+    return "the port must be a number from 1 to 65535";
+  if (h.size() > 2 && h.front() == '[' && h.back() == ']') h = h.substr(1, h.size() - 2);
+  if (host) *host = h;
+  if (port) *port = p;
+  return {};
+}
+
+bool ParseAppTarget(const std::string& text, std::string& address, long& connections, std::string& why) {
+  address = text;
+  connections = -1;
+  // An option follows the last comma; a comma in a unix path followed by
+  // anything else stays part of the path.
+  constexpr std::string_view kConnections = ",connections=";
+  std::size_t comma = text.rfind(kConnections);
+  if (comma != std::string::npos) {
+    std::string n = text.substr(comma + kConnections.size());
+    if (n.empty() || n.size() > 6 || n.find_first_not_of("0123456789") != std::string::npos) {
+      why = "connections= must be a number of connections (0: none kept)";
+      return false;
+    }
+    connections = std::stol(n);
+    address = text.substr(0, comma);
+  }
+  why = CheckAppAddress(address);
+  if (!why.empty()) why = "the address must be unix:PATH or HOST:PORT: " + why;
+  return why.empty();
+}
+
+namespace {
+
+// Whether an application's address is sessiond's own --listen address, as
+// far as can be told without resolving names: the same unix socket path (or
+// file), or the same port on the same host or both on this machine's
+// loopback or wildcard addresses. (Forwarding to itself would hold a worker
+// per pass until none are left; what this misses, the loop token answers
+// with 508 at run time.)
+bool IsOwnAddress(const std::string& app, const std::string& listen) {
+  if (listen.empty()) return false;  // a socket handed over: unknown here
+  if (app.compare(0, 5, "unix:") == 0 || listen.compare(0, 5, "unix:") == 0) {
+    if (app.compare(0, 5, "unix:") != 0 || listen.compare(0, 5, "unix:") != 0) return false;
+    std::string a = app.substr(5), l = listen.substr(5);
+    if (a == l) return true;
+    struct stat sa, sl;
+    return ::stat(a.c_str(), &sa) == 0 && ::stat(l.c_str(), &sl) == 0 && sa.st_dev == sl.st_dev &&
+           sa.st_ino == sl.st_ino;
+  }
+  std::string app_host, app_port, listen_host, listen_port;
+  std::string l = listen[0] == ':' ? "127.0.0.1" + listen : listen;
+  if (!CheckAppAddress(app, &app_host, &app_port).empty() || !CheckAppAddress(l, &listen_host, &listen_port).empty())
+    return false;
+  if (app_port != listen_port) return false;
+  auto local = [](const std::string& h) {
+    return h == "localhost" || h == "::1" || h == "::" || h == "0.0.0.0" || h.compare(0, 4, "127.") == 0;
+  };
+  return app_host == listen_host || (local(app_host) && local(listen_host)) ||
+         (local(app_host) && (listen_host == "0.0.0.0" || listen_host == "::"));
 }
 
 }  // namespace
@@ -99,26 +173,28 @@ std::vector<std::string> Validate(Config& c) {
     bool name_ok = !name.empty() && name.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
                                                            "0123456789_.-") == std::string::npos;
     if (!name_ok || address.empty()) {
-      errors.push_back("--app '" + app + "' must be NAME=unix:PATH or NAME=HOST:PORT (NAME of letters, digits, _.-)");
+      errors.push_back("--app '" + app +
+                       "' must be NAME=unix:PATH or NAME=HOST:PORT, optionally ,connections=N (NAME of letters, "
+                       "digits, _.-)");
       continue;
     }
     if (std::find(names.begin(), names.end(), name) != names.end()) {
       errors.push_back("--app " + name + " is given twice");
       continue;
     }
-    std::size_t colon = address.rfind(':');
-    bool unix_socket = address.compare(0, 5, "unix:") == 0;
-    std::string port = colon == std::string::npos ? std::string() : address.substr(colon + 1);
-    if (unix_socket ? address.size() == 5 || address.size() - 5 >= 108
-                    : colon == std::string::npos || colon == 0 || port.empty() || port.size() > 5 ||
-                          port.find_first_not_of("0123456789") != std::string::npos || std::stoi(port) < 1 ||
-                          std::stoi(port) > 65535) {
-      errors.push_back("--app " + name + "=" + address +
-                       ": the address must be unix:PATH (up to 107 bytes) or HOST:PORT (a port from 1 to 65535)");
+    std::string target, why;
+    long connections = -1;
+    if (!ParseAppTarget(address, target, connections, why)) {
+      errors.push_back("--app " + name + "=" + address + ": " + why);
+      continue;
+    }
+    if (IsOwnAddress(target, c.server.listen)) {
+      errors.push_back("--app " + name + "=" + target + " is sessiond's own --listen address: it would forward "
+                       "requests to itself (name the application's own socket, php-fpm's listen)");
       continue;
     }
     names.push_back(name);
-    c.app_targets.push_back({name, address});
+    c.app_targets.push_back({name, target, connections});
   }
 
   if (!c.group.empty() && c.user.empty()) errors.push_back("--group needs --user");

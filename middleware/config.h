@@ -42,21 +42,33 @@ struct Config {
   std::string status_path;
 
   // Persistent FastCGI applications, as --app NAME=unix:PATH or
-  // NAME=HOST:PORT: a request whose FastCGI parameter SESSIOND_APP (set by
+  // NAME=HOST:PORT, either followed by ,connections=N: a request whose FastCGI parameter SESSIOND_APP (set by
   // the web server, never by a client) names one is forwarded to it instead
   // of running a page. Validate() parses them into app_targets.
   std::vector<std::string> apps;
   struct AppTarget {
     std::string name, address;
+    long connections = -1;  // ,connections=N; -1: not given, app_connections
   };
   std::vector<AppTarget> app_targets;
-  // Connections kept open to each application, at most; 0: --workers (one
-  // per worker, so no request waits for a connection).
+  // Connections kept open to each application that gives no connections=N,
+  // at most; 0 (the default): none kept, one per request, closed after it
+  // (app_runner.h says why: a kept connection pins a php-fpm worker).
   std::size_t app_connections = 0;
 
   std::int64_t gc_interval = 60;  // seconds between sweeps for expired sessions
   std::size_t gc_batch = 500;     // sessions deleted per transaction by a sweep
 };
+
+// An application's address: unix:PATH (up to 107 bytes) or HOST:PORT (a
+// port from 1 to 65535, HOST a name or an address, [v6] too). Empty when
+// good, else why not; `host` and `port` set for HOST:PORT. Resolves nothing:
+// a name is looked up when connecting.
+std::string CheckAppAddress(const std::string& address, std::string* host = nullptr, std::string* port = nullptr);
+
+// Splits what follows NAME= in --app, "ADDRESS[,connections=N]": true with
+// `address` and `connections` (-1 when not given) set, false with `why`.
+bool ParseAppTarget(const std::string& text, std::string& address, long& connections, std::string& why);
 
 // Checks the settings together and resolves --user/--group. Returns one
 // message per problem (empty: all good). Does not touch the socket or the db.

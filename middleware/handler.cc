@@ -71,14 +71,23 @@ Handler::Handler(const Config& config, std::unique_ptr<SessionStore> store, cons
 void Handler::Handle(Request& request) {
   if (IsStatusRequest(request)) return ServeStatus(request);
   Response response;
-  auto fail = [&](int status, const std::string& why) {
-    LogFailure(status, request.Environment(), why);
+  // A request this process forwarded to an --app has come back to it (the
+  // app's address reaches sessiond itself): answered at once, or each pass
+  // would hold a worker waiting for the next until all are taken.
+  if (request.Param(kLoopParam) == LoopToken()) {
+    LogFailure(508, request.Environment(), "a request sessiond forwarded to an --app came back to it: an --app "
+                                           "address reaches sessiond itself; fix --app");
+    ProcessMetrics().CountRequest(508);
+    return Send(request, Response{508, {}, {}, ErrorResponse(508), {}, 0});
+  }
+  auto fail = [&](int status, const std::string& why, bool log = true) {
+    if (log) LogFailure(status, request.Environment(), why);
     response = Response{status, {}, {}, ErrorResponse(status), {}, 0};
   };
   try {
     response = Process(request);
   } catch (const HttpError& e) {
-    fail(e.status(), e.what());
+    fail(e.status(), e.what(), e.log());
   } catch (const LimitError& e) {
     fail(413, e.what());
   } catch (const StoreError& e) {
@@ -256,7 +265,8 @@ CgiResponse Handler::CheckRun(const RunResult& run, const std::string& page, con
   }
   using O = RunResult::Outcome;
   switch (run.outcome) {
-    case O::SpawnFailed: throw HttpError(502, page + " " + run.detail);
+    case O::SpawnFailed: throw HttpError(502, page + " " + run.detail, !run.logged);
+    case O::Busy: throw HttpError(503, page + ": " + run.detail);
     case O::Malformed: throw HttpError(502, page + " " + run.detail);
     case O::TimedOut:
       throw HttpError(504, page + " overran page_timeout" + (run.detail.empty() ? "" : ": " + run.detail));

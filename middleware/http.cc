@@ -36,14 +36,17 @@ std::string_view ReasonPhrase(int status) {
     case 502: return "Bad Gateway";
     case 503: return "Service Unavailable";
     case 504: return "Gateway Timeout";
+    case 508: return "Loop Detected";
     default: return "Unknown";
   }
 }
 
 std::string ErrorResponse(int status) {
   std::string line = std::to_string(status) + ' ' + std::string(ReasonPhrase(status));
-  return "Status: " + line + "\r\nContent-Type: text/plain; charset=utf-8\r\nCache-Control: no-store\r\n\r\n" +
-         line + '\n';
+  // A 503 is a moment's overload (a full queue, busy app connections): worth
+  // another try soon.
+  return "Status: " + line + "\r\nContent-Type: text/plain; charset=utf-8\r\nCache-Control: no-store\r\n" +
+         (status == 503 ? "Retry-After: 1\r\n" : "") + "\r\n" + line + '\n';
 }
 
 std::string Describe(const std::vector<std::string_view>& env) {

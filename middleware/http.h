@@ -13,11 +13,16 @@ namespace sessiond {
 // A failure that has an HTTP status; what() is the log line's reason.
 class HttpError : public std::runtime_error {
  public:
-  HttpError(int status, const std::string& why) : std::runtime_error(why), status_(status) {}
+  // `log`: false when the cause was logged already (an app's outage is
+  // logged once, not once per request it fails).
+  HttpError(int status, const std::string& why, bool log = true)
+      : std::runtime_error(why), status_(status), log_(log) {}
   int status() const { return status_; }
+  bool log() const { return log_; }
 
  private:
   int status_;
+  bool log_;
 };
 
 // The standard reason phrase for `status`, or "Unknown".

@@ -116,11 +116,12 @@ void AddServeOptions(CLI::App& serve, Config& c, Durations& d, std::string& sock
       ->capture_default_str()->check(CLI::PositiveNumber);
 
   serve.add_option("--app", c.apps,
-                   "A persistent FastCGI application, NAME=unix:PATH or NAME=HOST:PORT (repeatable): requests whose "
-                   "FastCGI parameter SESSIOND_APP is NAME go to it instead of a page")
+                   "A persistent FastCGI application, NAME=unix:PATH or NAME=HOST:PORT, optionally ,connections=N "
+                   "(repeatable): requests whose FastCGI parameter SESSIOND_APP is NAME go to it instead of a page")
       ->take_all()->delimiter('\n');
   serve.add_option("--app-connections", c.app_connections,
-                   "Connections kept open to each --app, at most; 0: as many as --workers")
+                   "Connections kept open to each --app without connections=N, at most (no more than its pool's "
+                   "workers); 0: none kept, one per request")
       ->capture_default_str();
 
   serve.add_option("--status-path", c.status_path,
@@ -141,15 +142,21 @@ sigset_t OwnedSignals() {
 }
 
 // `settings`: the effective settings on one line (SettingsLine), for the log.
-// The --app runners, their connection pools opened lazily. Throws
-// std::invalid_argument for an address that does not resolve.
+// The --app runners, their connections opened when requests come (a name is
+// resolved then, so an app not there yet is no settings error). Throws
+// std::invalid_argument for a malformed address.
+AppOptions AppSettings(const Config& config, const Config::AppTarget& t) {
+  AppOptions options;
+  options.connections = t.connections >= 0 ? static_cast<std::size_t>(t.connections) : config.app_connections;
+  options.wait = config.server.queue_timeout;
+  return options;
+}
+
 AppRunners MakeApps(const Config& config) {
   AppRunners apps;
-  std::size_t bound = config.app_connections > 0 ? config.app_connections
-                                                 : static_cast<std::size_t>(config.server.workers);
   for (const Config::AppTarget& t : config.app_targets) {
     try {
-      apps.emplace(t.name, std::make_unique<AppRunner>(t.name, t.address, bound, config.page));
+      apps.emplace(t.name, std::make_unique<AppRunner>(t.name, t.address, AppSettings(config, t), config.page));
     } catch (const std::invalid_argument& e) {
       throw std::invalid_argument(t.name + "=" + e.what());
     }
@@ -209,11 +216,12 @@ int Serve(Config& config, const AppRunners& apps, const std::string& settings) {
     LogLine("serving " + (config.server.listen.empty() ? server.inherited_from() : config.server.listen) +
             ", pages " + config.pages + (config.page_user.set ? " as " + config.user : std::string()) +
             ", db " + PrintableDb(config.store.db));
-    for (const Config::AppTarget& t : config.app_targets)
-      LogLine("app " + t.name + " at " + t.address + ", up to " +
-              std::to_string(config.app_connections > 0 ? config.app_connections
-                                                        : static_cast<std::size_t>(config.server.workers)) +
-              " connections");
+    for (const Config::AppTarget& t : config.app_targets) {
+      std::size_t kept = AppSettings(config, t).connections;
+      LogLine("app " + t.name + " at " + t.address +
+              (kept == 0 ? std::string(", a connection per request (none kept)")
+                         : ", up to " + std::to_string(kept) + " kept connections (each holds one of its workers)"));
+    }
     NotifyReady();  // systemd's Type=notify: the socket is served from here on
     std::exception_ptr failed;
     try {

@@ -1,5 +1,7 @@
 #include "middleware/runner.h"
 
+#include <cstdio>
+#include <random>
 #include <set>
 
 #include "middleware/percent.h"
@@ -20,6 +22,20 @@ bool IsReserved(std::string_view name) {
 }
 
 }  // namespace
+
+const std::string& LoopToken() {
+  static const std::string token = [] {
+    std::random_device random;
+    std::string t;
+    for (int i = 0; i < 4; ++i) {
+      char hex[9];
+      std::snprintf(hex, sizeof hex, "%08x", static_cast<unsigned>(random()));
+      t += hex;
+    }
+    return t;
+  }();
+  return token;
+}
 
 std::vector<std::string> CleanEnvironment(const std::vector<std::string_view>& environment) {
   std::vector<std::string> env;

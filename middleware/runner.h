@@ -29,12 +29,14 @@ struct RunResult {
     OutputTooLarge,  // wrote more than max_output: the same
     SpawnFailed,     // a page that could not be started (`exit_code` is the errno), an app not reachable
     Malformed,       // an app that broke the FastCGI protocol or refused the request (`detail` says how)
+    Busy,            // an app whose every kept connection stayed busy past its wait (503)
   };
   Outcome outcome = Outcome::SpawnFailed;
   int exit_code = 0;
   SpillBuffer output;  // stdout
   std::string errors;  // stderr, up to max_stderr bytes
   std::string detail;  // for the log: why it failed, when the outcome alone does not say
+  bool logged = false; // the runner logged this failure already (an app's outage, once): no line per request
 };
 
 // What every runner is given.
@@ -66,6 +68,12 @@ using AppRunners = std::map<std::string, std::unique_ptr<Runner>, std::less<>>;
 // client's "Proxy:" header) and SESSIOND_APP (which the web server sets for
 // sessiond alone).
 std::vector<std::string> CleanEnvironment(const std::vector<std::string_view>& environment);
+
+// The parameter, and its value for this process (random, made once), that
+// marks a request sessiond forwarded to an application (app_runner.h): one
+// that arrives with it has come back to the sessiond that sent it.
+inline constexpr std::string_view kLoopParam = "SESSIOND_LOOP";
+const std::string& LoopToken();
 
 // Appends the session as a runner passes it on: HTTP_SESSION (every item,
 // percent-encoded), SESSION_VAR_<key> for each key that is an identifier and

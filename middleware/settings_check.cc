@@ -1,5 +1,6 @@
 #include "middleware/settings_check.h"
 
+#include <netdb.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -158,6 +159,25 @@ std::vector<std::string> CheckBeforeServe(const Config& config, std::vector<std:
   }
   if (::access(config.server.temp_dir.c_str(), W_OK | X_OK) != 0)
     problems.push_back("--temp-dir " + config.server.temp_dir + " is not writable: " + std::strerror(errno));
+  // An application that is not there yet is no problem (sessiond answers 502
+  // until it is), but worth a word.
+  for (const Config::AppTarget& t : config.app_targets) {
+    std::string host, port;
+    if (t.address.compare(0, 5, "unix:") == 0) {
+      if (::access(t.address.c_str() + 5, F_OK) != 0)
+        notes.push_back("--app " + t.name + ": " + t.address.substr(5) +
+                        " does not exist yet (502 until the application listens there)");
+      continue;
+    }
+    if (!CheckAppAddress(t.address, &host, &port).empty()) continue;
+    addrinfo hints{}, *res = nullptr;
+    hints.ai_socktype = SOCK_STREAM;
+    if (int rc = ::getaddrinfo(host.c_str(), port.c_str(), &hints, &res))
+      notes.push_back("--app " + t.name + ": " + host + " does not resolve now (" + gai_strerror(rc) +
+                      "); it is looked up again for each new connection, 502 until it resolves");
+    else
+      ::freeaddrinfo(res);
+  }
   return problems;
 }
 

@@ -2,6 +2,8 @@
 // socket: real records, real connections, scripted answers.
 #include "middleware/app_runner.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -16,6 +18,7 @@
 #include <mutex>
 #include <thread>
 
+#include "middleware/config.h"
 #include "middleware/fcgi_record.h"
 
 using namespace sessiond;
@@ -81,6 +84,7 @@ class FakeApp {
   std::string address() const { return "unix:" + path_; }
   int accepted() const { return accepted_; }
   int closes_seen() const { return closes_seen_; }
+  int closed_by_app() const { return closed_by_app_; }
   std::vector<Received> requests() const {
     std::lock_guard lock(mu_);
     return requests_;
@@ -143,6 +147,7 @@ class FakeApp {
         }
         if (reply.close || !request.keep_conn) {
           ::shutdown(fd, SHUT_RDWR);
+          ++closed_by_app_;
           return;
         }
       }
@@ -154,13 +159,20 @@ class FakeApp {
   std::string path_;
   int listen_ = -1;
   std::atomic<bool> stop_{false};
-  std::atomic<int> accepted_{0}, closes_seen_{0};
+  std::atomic<int> accepted_{0}, closes_seen_{0}, closed_by_app_{0};
   mutable std::mutex mu_;
   std::vector<int> fds_;
   std::vector<std::thread> connections_;
   std::vector<Received> requests_;
   std::thread acceptor_;
 };
+
+// Options with up to `n` kept connections (0: none kept).
+AppOptions Kept(std::size_t n) {
+  AppOptions options;
+  options.connections = n;
+  return options;
+}
 
 PageLimits Limits() {
   PageLimits limits;
@@ -188,7 +200,7 @@ TEST_CASE("an app gets the variables, the session and the body, and answers", "[
                         "line one\nline two\n")};
   });
   PageLimits limits = Limits();
-  AppRunner runner("shop", app.address(), 4, limits);
+  AppRunner runner("shop", app.address(), Kept(4), limits);
   Session session;
   session.id = "the-id";
   session.items = {{"user", "ann"}, {"odd key", "a&b"}};
@@ -219,8 +231,10 @@ TEST_CASE("connections are kept and reused, and reopened when the app closed one
     return reply;
   });
   PageLimits limits = Limits();
-  AppRunner runner("shop", app.address(), 4, limits);
-  for (int i = 0; i < 6; ++i) REQUIRE(RunOnce(runner).outcome == RunResult::Outcome::Exited);
+  AppRunner runner("shop", app.address(), Kept(4), limits);
+  for (int i = 0; i < 3; ++i) REQUIRE(RunOnce(runner).outcome == RunResult::Outcome::Exited);
+  for (int i = 0; i < 500 && app.closed_by_app() == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  for (int i = 0; i < 3; ++i) REQUIRE(RunOnce(runner).outcome == RunResult::Outcome::Exited);
   CHECK(app.accepted() == 2);
   CHECK(runner.pool().connections_opened() == 2);
   CHECK(runner.pool().open() == 1);
@@ -230,7 +244,7 @@ TEST_CASE("connections are kept and reused, and reopened when the app closed one
 TEST_CASE("at most max_connections are open, requests beyond wait for one", "[app]") {
   FakeApp app([](const Received&) { return Reply{Answer("Status: 204\r\n\r\n")}; });
   PageLimits limits = Limits();
-  AppRunner runner("shop", app.address(), 2, limits);
+  AppRunner runner("shop", app.address(), Kept(2), limits);
   std::vector<std::thread> threads;
   std::atomic<int> good{0};
   for (int i = 0; i < 8; ++i)
@@ -246,7 +260,7 @@ TEST_CASE("at most max_connections are open, requests beyond wait for one", "[ap
 
 TEST_CASE("an app that is not there is unreachable", "[app]") {
   PageLimits limits = Limits();
-  AppRunner runner("gone", "unix:/nonexistent/sessiond-test.sock", 2, limits);
+  AppRunner runner("gone", "unix:/nonexistent/sessiond-test.sock", Kept(2), limits);
   RunResult r = RunOnce(runner);
   CHECK(r.outcome == RunResult::Outcome::SpawnFailed);
   CHECK(r.detail.find("connect to unix:/nonexistent/sessiond-test.sock") != std::string::npos);
@@ -261,7 +275,7 @@ TEST_CASE("an app slower than the time limit times out and its connection is clo
   });
   PageLimits limits = Limits();
   limits.timeout = std::chrono::milliseconds(100);
-  AppRunner runner("slow", app.address(), 2, limits);
+  AppRunner runner("slow", app.address(), Kept(2), limits);
   RunResult r = RunOnce(runner);
   CHECK(r.outcome == RunResult::Outcome::TimedOut);
   CHECK(runner.pool().open() == 0);
@@ -294,7 +308,7 @@ TEST_CASE("malformed answers, refusals and oversized output fail and drop the co
     FakeApp app([&](const Received&) { return Reply{c.bytes, true}; });
     PageLimits limits = Limits();
     limits.max_output = 2000;
-    AppRunner runner("odd", app.address(), 2, limits);
+    AppRunner runner("odd", app.address(), Kept(2), limits);
     RunResult r = RunOnce(runner);
     CHECK(r.outcome == c.outcome);
     CHECK(r.detail.find(c.detail) != std::string::npos);
@@ -309,7 +323,7 @@ TEST_CASE("an app's stderr is kept up to max_stderr, a closed connection before 
   });
   PageLimits limits = Limits();
   limits.max_stderr = 100;
-  AppRunner runner("shop", app.address(), 2, limits);
+  AppRunner runner("shop", app.address(), Kept(2), limits);
   RunResult r = RunOnce(runner);
   CHECK(r.outcome == RunResult::Outcome::Exited);
   CHECK(r.errors.size() == 100);
@@ -318,28 +332,146 @@ TEST_CASE("an app's stderr is kept up to max_stderr, a closed connection before 
   CHECK(closed.outcome == RunResult::Outcome::Malformed);
 }
 
-TEST_CASE("a retry after a kept connection failed takes a new connection, not another idle one", "[app]") {
-  // Each connection serves one request, and closes at the next without a
-  // word (as libfcgi does when the previous request left stdin unread).
-  std::mutex mu;
-  std::condition_variable cv;
-  int first = 0;
+TEST_CASE("a kept connection the app closed before the request is replaced; after a byte was sent, never", "[app]") {
+  // The second request on each connection: closed at once, after reading it
+  // (as a worker that dies while running it).
+  std::atomic<int> runs{0};
   FakeApp app([&](const Received& r) {
+    ++runs;
     if (r.nth > 1) return Reply{"", true};
-    std::unique_lock lock(mu);
-    ++first;
-    cv.notify_all();
-    cv.wait_for(lock, std::chrono::seconds(10), [&] { return first >= 2; });  // two connections open at once
     return Reply{Answer("Status: 204\r\n\r\n")};
   });
-  PageLimits limits = Limits();
-  AppRunner runner("shop", app.address(), 4, limits);
-  std::thread other([&] { CHECK(RunOnce(runner).outcome == RunResult::Outcome::Exited); });
+  AppRunner runner("shop", app.address(), Kept(1), Limits());
+  REQUIRE(RunOnce(runner).outcome == RunResult::Outcome::Exited);
+  REQUIRE(runner.pool().idle() == 1);
+  RunResult r = RunOnce(runner, {}, nullptr, "a POST body");
+  CHECK(r.outcome == RunResult::Outcome::Malformed);
+  CHECK(r.detail.find("closed the connection before FCGI_END_REQUEST") != std::string::npos);
+  CHECK(runs == 2);             // sent once, never again
+  CHECK(app.accepted() == 1);   // no new connection for it
+  CHECK(runner.pool().open() == 0);
+}
+
+TEST_CASE("a kept connection found closed before use is replaced by a new one", "[app]") {
+  std::atomic<int> n{0};
+  FakeApp app([&](const Received&) {
+    Reply reply{Answer("Status: 204\r\n\r\n")};
+    reply.close = ++n == 1;  // answers, then closes the kept connection
+    return reply;
+  });
+  AppRunner runner("shop", app.address(), Kept(1), Limits());
+  REQUIRE(RunOnce(runner).outcome == RunResult::Outcome::Exited);
+  // Once the app has closed it, the idle connection is seen closed before
+  // the next request is written: that one goes on a new connection.
+  for (int i = 0; i < 500 && app.closed_by_app() == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  REQUIRE(app.closed_by_app() == 1);
   CHECK(RunOnce(runner).outcome == RunResult::Outcome::Exited);
-  other.join();
-  REQUIRE(runner.pool().idle() == 2);
+  CHECK(n == 2);
+  CHECK(app.accepted() == 2);
+}
+
+TEST_CASE("without kept connections each request has its own, without FCGI_KEEP_CONN, closed after it", "[app]") {
+  FakeApp app([](const Received&) { return Reply{Answer("Status: 204\r\n\r\n")}; });
+  AppRunner runner("php", app.address(), Kept(0), Limits());
+  std::vector<std::thread> threads;
+  std::atomic<int> good{0};
+  for (int i = 0; i < 6; ++i)
+    threads.emplace_back([&] {
+      for (int j = 0; j < 5; ++j)
+        if (RunOnce(runner).outcome == RunResult::Outcome::Exited) ++good;
+    });
+  for (std::thread& t : threads) t.join();
+  CHECK(good == 30);
+  CHECK(app.accepted() == 30);
+  CHECK(runner.pool().idle() == 0);
+  for (const Received& r : app.requests()) {
+    CHECK_FALSE(r.keep_conn);
+    CHECK(r.nth == 1);
+  }
+}
+
+TEST_CASE("with connections=N all busy past the wait, a request fails Busy at once", "[app]") {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool release = false, started = false;
+  FakeApp app([&](const Received& r) {
+    if (r.Has("QUERY_STRING=hold")) {
+      std::unique_lock lock(mu);
+      started = true;
+      cv.notify_all();
+      cv.wait_for(lock, std::chrono::seconds(10), [&] { return release; });
+    }
+    return Reply{Answer("Status: 204\r\n\r\n")};
+  });
+  AppOptions options = Kept(1);
+  options.wait = std::chrono::milliseconds(50);
+  AppRunner runner("php", app.address(), options, Limits());  // page_timeout 10 s
+  std::thread holder([&] { CHECK(RunOnce(runner, {"QUERY_STRING=hold"}).outcome == RunResult::Outcome::Exited); });
+  {
+    std::unique_lock lock(mu);
+    cv.wait_for(lock, std::chrono::seconds(10), [&] { return started; });
+  }
+  RunResult busy = RunOnce(runner);
+  CHECK(busy.outcome == RunResult::Outcome::Busy);
+  CHECK(busy.detail.find("all 1 connections busy") != std::string::npos);
+  {
+    std::lock_guard lock(mu);
+    release = true;
+  }
+  cv.notify_all();
+  holder.join();
   CHECK(RunOnce(runner).outcome == RunResult::Outcome::Exited);
-  CHECK(app.accepted() == 3);
+  CHECK(app.accepted() == 1);
+}
+
+TEST_CASE("a kept connection idle past the idle limit is closed, not reused", "[app]") {
+  FakeApp app([](const Received&) { return Reply{Answer("Status: 204\r\n\r\n")}; });
+  AppOptions options = Kept(2);
+  options.idle_limit = std::chrono::milliseconds(0);
+  AppRunner runner("php", app.address(), options, Limits());
+  REQUIRE(RunOnce(runner).outcome == RunResult::Outcome::Exited);
+  REQUIRE(RunOnce(runner).outcome == RunResult::Outcome::Exited);
+  CHECK(app.accepted() == 2);
+  CHECK(runner.pool().open() == 1);
+}
+
+TEST_CASE("a host name is resolved when connecting: one that does not resolve is unreachable, logged once", "[app]") {
+  // .invalid never resolves (RFC 6761); it is no settings error.
+  AppRunner runner("far", "app.invalid:9000", Kept(0), Limits());
+  RunResult r = RunOnce(runner);
+  CHECK(r.outcome == RunResult::Outcome::SpawnFailed);
+  CHECK(r.detail.find("cannot resolve app.invalid") != std::string::npos);
+  CHECK(r.logged);
+  CHECK_THROWS_AS(AppRunner("bad", "app.invalid:0", Kept(0), Limits()), std::invalid_argument);
+  CHECK_THROWS_AS(AppRunner("bad", "no-port", Kept(0), Limits()), std::invalid_argument);
+}
+
+TEST_CASE("--app targets: an address and an optional connections=N", "[app]") {
+  std::string address, why;
+  long n = 0;
+  CHECK(ParseAppTarget("unix:/run/php/php-fpm.sock", address, n, why));
+  CHECK(address == "unix:/run/php/php-fpm.sock");
+  CHECK(n == -1);
+  CHECK(ParseAppTarget("unix:/run/php.sock,connections=5", address, n, why));
+  CHECK(address == "unix:/run/php.sock");
+  CHECK(n == 5);
+  CHECK(ParseAppTarget("php.internal:9000,connections=0", address, n, why));
+  CHECK(address == "php.internal:9000");
+  CHECK(n == 0);
+  CHECK(ParseAppTarget("unix:/run/a,b.sock", address, n, why));  // a comma of the path
+  CHECK(address == "unix:/run/a,b.sock");
+  CHECK_FALSE(ParseAppTarget("unix:/run/php.sock,connections=many", address, n, why));
+  CHECK_FALSE(ParseAppTarget("php.internal:99999", address, n, why));
+  CHECK_FALSE(ParseAppTarget("php.internal", address, n, why));
+}
+
+TEST_CASE("every request carries this process's loop token", "[app]") {
+  FakeApp app([](const Received&) { return Reply{Answer("Status: 204\r\n\r\n")}; });
+  AppRunner runner("php", app.address(), Kept(0), Limits());
+  REQUIRE(RunOnce(runner).outcome == RunResult::Outcome::Exited);
+  REQUIRE(app.requests().size() == 1);
+  CHECK(LoopToken().size() == 32);
+  CHECK(app.requests()[0].Has(std::string(kLoopParam) + "=" + LoopToken()));
 }
 
 // php-fpm reads a name-value pair only from within one FCGI_PARAMS record
@@ -347,7 +479,7 @@ TEST_CASE("a retry after a kept connection failed takes a new connection, not an
 // here parses each record on its own, as php-fpm does.
 TEST_CASE("parameters past one record go out as records of whole pairs", "[app]") {
   FakeApp app([](const Received&) { return Reply{Answer("Content-Type: text/plain\r\n\r\nok")}; });
-  AppRunner runner("php", app.address(), 1, Limits());
+  AppRunner runner("php", app.address(), Kept(1), Limits());
   Session session;
   session.id = "the-id";
   session.items = {{"a", std::string(30000, 'x')}, {"b", std::string(30000, 'y')}};
@@ -360,4 +492,63 @@ TEST_CASE("parameters past one record go out as records of whole pairs", "[app]"
   CHECK(got.Has("SESSION_VAR_b=" + std::string(30000, 'y')));
   CHECK(got.Has("SESSION_ID=the-id"));
   CHECK(got.Has("SCRIPT_FILENAME=/srv/app/index.php"));
+}
+
+namespace {
+// A TCP listener on 127.0.0.1 that accepts nothing; its port in `port`.
+int TcpListener(int backlog, int& port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  REQUIRE(::listen(fd, backlog) == 0);
+  socklen_t len = sizeof addr;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  port = ntohs(addr.sin_port);
+  return fd;
+}
+}  // namespace
+
+TEST_CASE("TCP connections to an app have keepalive and a user timeout", "[app]") {
+  int port = 0;
+  int listener = TcpListener(16, port);
+  AppPool pool("tcp", "localhost:" + std::to_string(port), Kept(1));
+  AppPool::Connection c = pool.Acquire(std::chrono::steady_clock::now() + std::chrono::seconds(10));
+  REQUIRE(c.fd >= 0);
+  int value = 0;
+  socklen_t len = sizeof value;
+  CHECK((::getsockopt(c.fd, SOL_SOCKET, SO_KEEPALIVE, &value, &len) == 0 && value == 1));
+  CHECK((::getsockopt(c.fd, IPPROTO_TCP, TCP_KEEPIDLE, &value, &len) == 0 && value == 10));
+  CHECK((::getsockopt(c.fd, IPPROTO_TCP, TCP_KEEPCNT, &value, &len) == 0 && value == 3));
+  unsigned timeout = 0;
+  len = sizeof timeout;
+  CHECK((::getsockopt(c.fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &timeout, &len) == 0 && timeout > 0));
+  pool.Release(c.fd, false);
+  ::close(listener);
+}
+
+TEST_CASE("a TCP connect that gets no answer is unreachable after the connect timeout, not the page timeout", "[app]") {
+  // A backlog that is full drops the next SYNs: the connect hangs, as to a
+  // host that vanished.
+  int port = 0;
+  int listener = TcpListener(0, port);
+  std::vector<int> fillers;
+  for (int i = 0; i < 8; ++i) {
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = htons(static_cast<std::uint16_t>(port));
+    ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+    fillers.push_back(fd);
+  }
+  AppOptions options = Kept(0);
+  options.connect_timeout = std::chrono::milliseconds(200);
+  AppRunner runner("far", "127.0.0.1:" + std::to_string(port), options, Limits());  // page_timeout 10 s
+  RunResult r = RunOnce(runner);
+  CHECK(r.outcome == RunResult::Outcome::SpawnFailed);
+  CHECK(r.detail.find("Connection timed out") != std::string::npos);
+  for (int fd : fillers) ::close(fd);
+  ::close(listener);
 }

@@ -384,7 +384,8 @@ TEST_CASE("a client's header cannot pick an application, an unknown name is a 50
 TEST_CASE("an application that fails keeps no session change", "[handler][app]") {
   using O = RunResult::Outcome;
   for (auto [outcome, status] : {std::pair{O::SpawnFailed, 502}, std::pair{O::TimedOut, 504},
-                                 std::pair{O::Malformed, 502}, std::pair{O::OutputTooLarge, 502}}) {
+                                 std::pair{O::Malformed, 502}, std::pair{O::OutputTooLarge, 502},
+                                 std::pair{O::Busy, 503}}) {
     Fixture f;
     AppRunners apps;
     auto* fake = new FakeApp;
@@ -397,4 +398,33 @@ TEST_CASE("an application that fails keeps no session change", "[handler][app]")
     CHECK(r.out().find("Set-Cookie") == std::string::npos);
     CHECK(OpenStore(f.config.store)->CountLive(0) == 0);
   }
+}
+
+TEST_CASE("an application's busy connections are a 503 with Retry-After", "[handler][app]") {
+  Fixture f;
+  AppRunners apps;
+  auto* fake = new FakeApp;
+  fake->outcome = RunResult::Outcome::Busy;
+  apps.emplace("shop", fake);
+  Handler handler(f.config, OpenStore(f.config.store), apps);
+  MemoryRequest r({"SESSIOND_APP=shop", "REQUEST_METHOD=GET"});
+  handler.Handle(r);
+  CHECK(r.status() == 503);
+  CHECK(r.has("Retry-After: 1"));
+}
+
+TEST_CASE("a request carrying this process's loop token is answered 508 without running anything", "[handler][app]") {
+  Fixture f;
+  AppRunners apps;
+  auto* fake = new FakeApp;
+  apps.emplace("shop", fake);
+  Handler handler(f.config, OpenStore(f.config.store), apps);
+  MemoryRequest loop({"SESSIOND_APP=shop", "REQUEST_METHOD=GET", std::string(kLoopParam) + "=" + LoopToken()});
+  handler.Handle(loop);
+  CHECK(loop.status() == 508);
+  CHECK(fake->env.empty());
+  // Another process's token (a chain of two sessionds) is no loop here.
+  MemoryRequest other({"SESSIOND_APP=shop", "REQUEST_METHOD=GET", std::string(kLoopParam) + "=0123"});
+  handler.Handle(other);
+  CHECK(other.status() == 200);
 }
