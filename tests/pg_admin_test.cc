@@ -77,6 +77,25 @@ TEST_CASE("pg admin: list, show, find, rm, logout, gc and stats", "[postgres]") 
   CHECK(admin.Check(false).empty());
 }
 
+TEST_CASE("pg admin: logout removes a session regenerated between its scan and its delete", "[postgres]") {
+  Fixture f;
+  IdDigest ann = f.Add(1000, {{"UserName", "ann"}});
+  IdDigest moved = DigestOf(NewSessionId());
+  bool renamed = false;
+  PgAdminOptions o = AdminOn(f.schema, true);
+  // The seam: runs after each scan, before that scan's deletes. The first
+  // time, ann's session moves to a new id (a login regenerating it).
+  o.after_scan_for_testing = [&] {
+    if (renamed) return;
+    f.backend.Write([&](StoreWriter& w) { w.Rename(ann, moved); });
+    renamed = true;
+  };
+  PgAdmin admin(o);
+  CHECK(admin.RemoveWhere({{"UserName", "ann"}}) == 1);
+  CHECK(renamed);
+  CHECK(admin.List({ListQuery::Which::All, {}, 0}, 1500).empty());
+}
+
 TEST_CASE("pg admin: a read-only admin writes nothing", "[postgres]") {
   Fixture f;
   IdDigest d = f.Add(1000, {{"k", "v"}});
