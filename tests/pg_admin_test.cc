@@ -96,6 +96,24 @@ TEST_CASE("pg admin: logout removes a session regenerated between its scan and i
   CHECK(admin.List({ListQuery::Which::All, {}, 0}, 1500).empty());
 }
 
+TEST_CASE("pg admin: logout removes a session that is regenerated after every scan", "[postgres]") {
+  Fixture f;
+  IdDigest at = f.Add(1000, {{"UserName", "ann"}});
+  int moves = 0;
+  PgAdminOptions o = AdminOn(f.schema, true);
+  o.after_scan_for_testing = [&] {
+    IdDigest next = DigestOf(NewSessionId());
+    f.backend.Write([&](StoreWriter& w) { w.Rename(at, next); });
+    at = next;
+    ++moves;
+  };
+  PgAdmin admin(o);
+  // The rounds are bounded: the last deletes by the item, in one statement.
+  CHECK(admin.RemoveWhere({{"UserName", "ann"}}) == 1);
+  CHECK(moves == 4);
+  CHECK(admin.List({ListQuery::Which::All, {}, 0}, 1500).empty());
+}
+
 TEST_CASE("pg admin: a read-only admin writes nothing", "[postgres]") {
   Fixture f;
   IdDigest d = f.Add(1000, {{"k", "v"}});
