@@ -87,10 +87,16 @@ class SessionAdmin {
 
   // Deletes every session holding all the items of `where` (not empty), in
   // batches; returns how many. A session that stops matching before its batch
-  // is kept; one that starts matching after the call began may be missed.
+  // is kept. It looks again after each round of deletes until it finds no
+  // match, so a session that moved meanwhile (regenerated to a new id), or
+  // that began to match, is deleted too: when it returns, no session held
+  // the items at its last look. (After a few rounds that each found some, the
+  // last is one delete by the items themselves, which nothing can slip past.)
   virtual std::size_t RemoveWhere(const std::vector<ItemMatch>& where) = 0;
 
-  // Deletes the sessions expired at `now`, `batch` per transaction; returns how many.
+  // Deletes the sessions expired at `now`, `batch` per transaction; returns
+  // how many. Between two transactions the server's writers waiting for the
+  // store get their turn: one waits at most for one batch.
   virtual std::size_t CollectGarbage(std::int64_t now, std::size_t batch) = 0;
 
   virtual StoreStats Stats(std::int64_t now) = 0;

@@ -77,6 +77,43 @@ TEST_CASE("pg admin: list, show, find, rm, logout, gc and stats", "[postgres]") 
   CHECK(admin.Check(false).empty());
 }
 
+TEST_CASE("pg admin: logout removes a session regenerated between its scan and its delete", "[postgres]") {
+  Fixture f;
+  IdDigest ann = f.Add(1000, {{"UserName", "ann"}});
+  IdDigest moved = DigestOf(NewSessionId());
+  bool renamed = false;
+  PgAdminOptions o = AdminOn(f.schema, true);
+  // The seam: runs after each scan, before that scan's deletes. The first
+  // time, ann's session moves to a new id (a login regenerating it).
+  o.after_scan_for_testing = [&] {
+    if (renamed) return;
+    f.backend.Write([&](StoreWriter& w) { w.Rename(ann, moved); });
+    renamed = true;
+  };
+  PgAdmin admin(o);
+  CHECK(admin.RemoveWhere({{"UserName", "ann"}}) == 1);
+  CHECK(renamed);
+  CHECK(admin.List({ListQuery::Which::All, {}, 0}, 1500).empty());
+}
+
+TEST_CASE("pg admin: logout removes a session that is regenerated after every scan", "[postgres]") {
+  Fixture f;
+  IdDigest at = f.Add(1000, {{"UserName", "ann"}});
+  int moves = 0;
+  PgAdminOptions o = AdminOn(f.schema, true);
+  o.after_scan_for_testing = [&] {
+    IdDigest next = DigestOf(NewSessionId());
+    f.backend.Write([&](StoreWriter& w) { w.Rename(at, next); });
+    at = next;
+    ++moves;
+  };
+  PgAdmin admin(o);
+  // The rounds are bounded: the last deletes by the item, in one statement.
+  CHECK(admin.RemoveWhere({{"UserName", "ann"}}) == 1);
+  CHECK(moves == 4);
+  CHECK(admin.List({ListQuery::Which::All, {}, 0}, 1500).empty());
+}
+
 TEST_CASE("pg admin: a read-only admin writes nothing", "[postgres]") {
   Fixture f;
   IdDigest d = f.Add(1000, {{"k", "v"}});

@@ -7,10 +7,12 @@
 #include <catch2/catch.hpp>
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include "store/session_id.h"
 #include "store/open.h"
 #include "store/sqlite/sqlite_backend.h"
+#include "store/sqlite/sqlite_db.h"
 #include "tests/temp_db.h"
 
 using namespace sessiond;
@@ -22,8 +24,15 @@ constexpr std::int64_t T0 = 1'800'000'000;
 
 // The shared temporary database, with an admin handle on it.
 struct TempDb : testing::TempDb {
+  SqliteAdminOptions admin_options(bool writable = false, int busy_ms = 1000) const {
+    SqliteAdminOptions o;
+    o.path = path;
+    o.busy_timeout_ms = busy_ms;
+    o.writable = writable;
+    return o;
+  }
   SqliteAdmin admin(bool writable = false, int busy_ms = 1000) const {
-    return SqliteAdmin(SqliteAdminOptions{path, busy_ms, writable});
+    return SqliteAdmin(admin_options(writable, busy_ms));
   }
 };
 using testing::Sets;
@@ -232,6 +241,51 @@ TEST_CASE("logout removes every session holding the item, and only those", "[adm
   CHECK_THROWS_AS(admin.RemoveWhere({}), std::invalid_argument);
 }
 
+TEST_CASE("logout removes a session regenerated between its scan and its delete", "[admin]") {
+  TempDb t;
+  auto store = OpenStore(t.options());
+  std::string ann = store->Commit(std::nullopt, Sets({{"UserName", "ann"}}), T0).id;
+  std::string regenerated;
+  SqliteAdminOptions o = t.admin_options(true);
+  // The seam: runs after each scan, before that scan's deletes. The first
+  // time, ann's session moves to a new id (a login regenerating it), so the
+  // digest the scan found no longer exists.
+  o.after_scan_for_testing = [&] {
+    if (!regenerated.empty()) return;
+    ChangeSet regenerate;
+    regenerate.regenerate = true;
+    auto moved = store->Commit(store->Load(ann, T0), regenerate, T0);
+    REQUIRE(moved.outcome == CommitResult::Outcome::Regenerated);
+    regenerated = moved.id;
+  };
+  SqliteAdmin admin(o);
+  CHECK(admin.RemoveWhere({{"UserName", "ann"}}) == 1);
+  REQUIRE_FALSE(regenerated.empty());
+  CHECK_FALSE(store->Load(regenerated, T0));
+  CHECK(t.query("SELECT count(*) FROM sessions") == "0");
+}
+
+TEST_CASE("logout removes a session that is regenerated after every scan", "[admin]") {
+  TempDb t;
+  auto store = OpenStore(t.options());
+  std::string id = store->Commit(std::nullopt, Sets({{"UserName", "ann"}}), T0).id;
+  int moves = 0;
+  SqliteAdminOptions o = t.admin_options(true);
+  o.after_scan_for_testing = [&] {
+    ChangeSet regenerate;
+    regenerate.regenerate = true;
+    auto moved = store->Commit(store->Load(id, T0), regenerate, T0);
+    REQUIRE(moved.outcome == CommitResult::Outcome::Regenerated);
+    id = moved.id;
+    ++moves;
+  };
+  SqliteAdmin admin(o);
+  // The rounds are bounded: the last deletes by the item, under the lock.
+  CHECK(admin.RemoveWhere({{"UserName", "ann"}}) == 1);
+  CHECK(moves == 4);
+  CHECK(t.query("SELECT count(*) FROM sessions") == "0");
+}
+
 TEST_CASE("gc removes the expired sessions, a batch per transaction", "[admin]") {
   TempDb t;
   auto store = OpenStore(t.options());
@@ -243,6 +297,44 @@ TEST_CASE("gc removes the expired sessions, a batch per transaction", "[admin]")
   CHECK(admin.CollectGarbage(T0 + 600, 2) == 0);
   CHECK(store->Load(live, T0 + 600));
   CHECK(t.query("SELECT count(*) FROM items") == "1");
+}
+
+TEST_CASE("gc gives the server's writers the write lock between its batches", "[admin]") {
+  TempDb t;
+  StoreOptions o = t.options();
+  o.synchronous = "OFF";
+  {
+    // Expired sessions, made quickly: written at T0, they expire at T0 + 600.
+    SqliteBackend setup(o);
+    setup.Write([&](StoreWriter& w) {
+      for (int i = 0; i < 50; ++i) w.Insert(DigestOf(NewSessionId()), T0);
+    });
+  }
+  SqliteBackend server(o);  // the running sessiond's connection: another process's, to the admin
+  const IdDigest login = DigestOf(NewSessionId());
+  std::thread request;
+  int batch_no = 0;
+  bool login_before_second_batch = false;
+  SqliteAdminOptions a = t.admin_options(true);
+  // In the first batch (the write lock held): a request commits and waits
+  // for the lock in SQLite's busy handler. In the second: was it let in?
+  a.during_gc_batch_for_testing = [&] {
+    if (++batch_no == 1) {
+      std::uint64_t before = Db::BusyWaitsForTesting();
+      request = std::thread([&] { server.Write([&](StoreWriter& w) { w.Insert(login, T0 + 700); }); });
+      for (int i = 0; i < 10000 && Db::BusyWaitsForTesting() < before + 20; ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      REQUIRE(Db::BusyWaitsForTesting() >= before + 20);  // it is waiting, trying again and again
+    } else if (batch_no == 2) {
+      login_before_second_batch =
+          t.query("SELECT count(*) FROM sessions WHERE created = " + std::to_string(T0 + 700)) == "1";
+    }
+  };
+  SqliteAdmin admin(a);
+  CHECK(admin.CollectGarbage(T0 + 600, 10) == 50);
+  request.join();
+  CHECK(batch_no == 6);
+  CHECK(login_before_second_batch);
 }
 
 TEST_CASE("stats: sessions, items, bytes, the oldest live one, sizes, schema", "[admin]") {

@@ -3,6 +3,8 @@
 
 #include <grp.h>
 #include <sqlite3.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -133,6 +135,75 @@ TEST_CASE("the file is private, in WAL mode, at the current schema version", "[s
   CHECK((st.st_mode & 0777) == 0600);
   CHECK(t.query("PRAGMA journal_mode") == "wal");
   CHECK(t.query("PRAGMA user_version") == std::to_string(kSchemaVersion));
+}
+
+TEST_CASE("a file that cannot be put in WAL mode is refused at start", "[store][sqlite]") {
+  TempDb t;
+  // SQLite's unix-dotfile VFS locks with dot files and has no shared memory,
+  // as a network file system: SQLite answers the WAL pragma with the mode it
+  // stays in. Made the default for this process while the store opens.
+  sqlite3_vfs* dotfile = sqlite3_vfs_find("unix-dotfile");
+  sqlite3_vfs* usual = sqlite3_vfs_find(nullptr);
+  REQUIRE(dotfile);
+  REQUIRE(sqlite3_vfs_register(dotfile, 1) == SQLITE_OK);
+  std::string error = OpenError(t.options());
+  REQUIRE(sqlite3_vfs_register(usual, 1) == SQLITE_OK);
+  CHECK(error == "database file " + t.path +
+                     " cannot be put in WAL mode (SQLite left it in journal mode \"delete\"); WAL needs shared "
+                     "memory beside the file (the -shm), which network file systems do not give: put the "
+                     "database on a local file system");
+}
+
+TEST_CASE("a WAL that a burst grew is cut back to the size limit when it is reused", "[store][sqlite]") {
+  TempDb t;
+  StoreOptions o = t.options();
+  o.synchronous = "OFF";  // the test is about sizes, not durability
+  SqliteBackend backend(o);
+  const std::string wal = t.path + "-wal";
+  // One transaction of 24 MiB: the WAL holds all of it until a checkpoint,
+  // which this commit runs (nobody else reads) before the WAL is reused.
+  IdDigest d = DigestOf(NewSessionId());
+  backend.Write([&](StoreWriter& w) {
+    w.Insert(d, T0);
+    for (int i = 0; i < 48; ++i) w.SetItem(d, "k" + std::to_string(i), std::string(512 * 1024, 'x'));
+  });
+  REQUIRE(std::filesystem::file_size(wal) > static_cast<std::uintmax_t>(kWalSizeLimit));
+  // The next commit starts the WAL over from its beginning, and cuts it.
+  backend.Write([&](StoreWriter& w) { w.Insert(DigestOf(NewSessionId()), T0); });
+  CHECK(std::filesystem::file_size(wal) <= static_cast<std::uintmax_t>(kWalSizeLimit));
+}
+
+TEST_CASE("a database file that cannot be read is a store error, not a crash", "[store][sqlite]") {
+  TempDb t;
+  std::string id;
+  {
+    auto store = OpenStore(t.options());
+    id = store->Commit(std::nullopt, Sets({{"a", std::string(60000, 'v')}, {"b", std::string(60000, 'w')}}), T0).id;
+  }  // the last connection checkpoints the WAL into the file and removes it
+  auto store = OpenStore(t.options());
+  // A commit in the WAL: SQLite now takes the file's size from the WAL, not
+  // from the file, and reads the session's pages from the file.
+  store->Commit(std::nullopt, Sets({{"k", "v"}}), T0);
+  REQUIRE(store->Load(id, T0));
+  // The file loses its pages under the open store, as a disk that fails to
+  // read them would. Read through a memory map, such a page is SIGBUS: the
+  // whole server dies. Read with read(), it is an error for that request.
+  pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    if (::truncate(t.path.c_str(), 0) != 0) ::_exit(3);
+    try {
+      store->Load(id, T0);
+    } catch (const StoreError&) {
+      ::_exit(0);
+    }
+    ::_exit(0);  // served from what it still had: no crash either
+  }
+  int status = 0;
+  REQUIRE(::waitpid(pid, &status, 0) == pid);
+  INFO("signal " << (WIFSIGNALED(status) ? WTERMSIG(status) : 0));
+  CHECK(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
 }
 
 TEST_CASE("a file of a newer schema version is refused", "[store][sqlite]") {
@@ -401,4 +472,122 @@ TEST_CASE("a batch that cannot begin fails every write in it as busy", "[store][
   CHECK(batches == 1);
   CHECK(busy == std::vector<int>(kWriters, 1));
   CHECK(t.query("SELECT count(*) FROM sessions") == "0");
+}
+
+TEST_CASE("the sweep gives the write lock to a waiting writer between its batches", "[store][sqlite]") {
+  TempDb t;
+  StoreOptions o = t.options();
+  o.synchronous = "OFF";
+  {
+    // Expired sessions, made quickly: written at T0 through the store, so
+    // they expire at T0 + 600 (the idle timeout).
+    SqliteBackend setup(o);
+    setup.Write([&](StoreWriter& w) {
+      for (int i = 0; i < 50; ++i) w.Insert(DigestOf(NewSessionId()), T0);
+    });
+  }
+  SqliteBackend sweeper(o), writer(o);
+  std::vector<std::thread> requests;  // joined after the sweep: one may wait for its lock
+  int batch_no = 0, let_in = 0;
+  // In each odd batch (the write lock held) a request commits, and waits
+  // for the lock as its writers' leader; in the next batch: was it let in
+  // between the two? (A sweep that takes the lock straight back usually
+  // wins it: a mutex is no queue.)
+  SqliteBackend::DuringGcBatchForTesting(t.path, [&] {
+    ++batch_no;
+    const std::int64_t created = T0 + 700 + batch_no;
+    if (batch_no % 2 == 1) {
+      std::uint64_t before = SqliteBackend::BatchesForTesting(t.path);
+      requests.emplace_back([&writer, created] {
+        writer.Write([&](StoreWriter& w) { w.Insert(DigestOf(NewSessionId()), created); });
+      });
+      // The request's thread has become the leader and taken its batch: it
+      // now waits for the write lock the sweep holds.
+      // (Not when the one before is still waiting: then this one queues.)
+      for (int i = 0; i < 2000 && SqliteBackend::BatchesForTesting(t.path) == before; ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    } else {
+      if (t.query("SELECT count(*) FROM sessions WHERE created = " + std::to_string(created - 1)) == "1") ++let_in;
+    }
+  });
+  std::size_t total = 0, n;
+  do {
+    n = sweeper.CollectGarbage(T0 + 600, 5);  // as the collector does, one batch after another
+    total += n;
+  } while (n == 5);
+  for (auto& r : requests) r.join();
+  SqliteBackend::DuringGcBatchForTesting(t.path, {});
+  CHECK(total == 50);
+  CHECK(batch_no == 11);
+  CHECK(let_in == 5);  // every time
+}
+
+TEST_CASE("two spellings of one file share one queue of writers", "[store][sqlite]") {
+  TempDb t;
+  StoreOptions plain = t.options(), dotted = t.options(), linked = t.options();
+  dotted.db = t.dir + "/./sessions.db";
+  linked.db = t.dir + "/link.db";
+  SqliteBackend first(plain);
+  REQUIRE(::symlink(t.path.c_str(), linked.db.c_str()) == 0);
+  SqliteBackend second(dotted), third(linked);
+  std::uint64_t before = SqliteBackend::BatchesForTesting(t.path);
+  for (SqliteBackend* b : {&first, &second, &third})
+    b->Write([&](StoreWriter& w) { w.Insert(DigestOf(NewSessionId()), T0); });
+  // Each write was a transaction of the one queue, whichever name it came by.
+  CHECK(SqliteBackend::BatchesForTesting(t.path) == before + 3);
+  CHECK(SqliteBackend::BatchesForTesting(linked.db) == before + 3);
+}
+
+TEST_CASE("a full disk is a store error to try again later (503), not a failure (500)", "[store][sqlite]") {
+  if (::geteuid() != 0) {
+    WARN("not root: cannot mount a small file system to fill; not checked");
+    return;
+  }
+  TempDb t;
+  int out[2];
+  REQUIRE(::pipe(out) == 0);
+  pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    // A 1 MiB tmpfs over the test's directory, in a mount namespace of this
+    // child's own (gone with it), filled by sessions until a commit fails.
+    ::close(out[0]);
+    std::string result;
+    if (::unshare(CLONE_NEWNS) != 0 || ::mount("none", "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0 ||
+        ::mount("tmpfs", t.dir.c_str(), "tmpfs", 0, "size=1m,mode=0700") != 0) {
+      result = "mount";
+    } else {
+      try {
+        auto store = OpenStore(t.options());
+        for (int i = 0; i < 1000 && result.empty(); ++i) {
+          try {
+            store->Commit(std::nullopt, Sets({{"k", std::string(16 * 1024, 'x')}}), T0);
+          } catch (const StoreError& e) {
+            result = std::string(e.busy() ? "busy: " : "not busy: ") + e.what();
+          }
+        }
+        if (result.empty()) result = "never full";
+      } catch (const StoreError& e) {
+        result = std::string("open: ") + e.what();
+      }
+    }
+    (void)!::write(out[1], result.data(), result.size());
+    ::_exit(0);
+  }
+  ::close(out[1]);
+  std::string result;
+  char buf[1024];
+  ssize_t n;
+  while ((n = ::read(out[0], buf, sizeof buf)) > 0) result.append(buf, static_cast<std::size_t>(n));
+  ::close(out[0]);
+  int status = 0;
+  REQUIRE(::waitpid(pid, &status, 0) == pid);
+  REQUIRE(WIFEXITED(status));
+  if (result == "mount") {
+    WARN("cannot mount a tmpfs here (no CAP_SYS_ADMIN in this namespace); not checked");
+    return;
+  }
+  INFO(result);
+  CHECK(result.rfind("busy: ", 0) == 0);
+  CHECK(result.find("full") != std::string::npos);
 }

@@ -15,6 +15,10 @@ using pg::Param;
 // waits at most for one such batch (only one whose session is in it).
 constexpr std::size_t kDeleteBatch = 500;
 
+// Scans RemoveWhere makes, each followed by deletes by key, before it
+// deletes by the items themselves in one statement (see there).
+constexpr int kLogoutScans = 4;
+
 // " AND EXISTS (...)" per match: the session `session` (an SQL expression)
 // holds that item. Keys and values are parameters $first, $first + 1, ...
 std::string HoldsItems(std::size_t matches, const std::string& session, int first) {
@@ -204,16 +208,35 @@ std::size_t PgAdmin::RemoveWhere(const std::vector<ItemMatch>& where) {
   if (where.empty()) throw std::invalid_argument("RemoveWhere needs at least one item to match");
   Impl& m = *impl_;
   m.Writable("logout");
-  // Find the sessions first, outside any write: items have no index on key
-  // and value, and the scan holds no lock a request would wait for.
   std::vector<Param> params;
   AddItems(params, where);
-  pg::Result r = m.Query("SELECT s.id_hash FROM sessions s WHERE true" + HoldsItems(where.size(), "s.id_hash", 1),
-                         params);
-  std::vector<IdDigest> found;
-  for (int i = 0; i < r.rows(); ++i) found.push_back(DigestAt(r, i, 0));
-  // Then delete them by key, a batch per transaction, each only if it still matches.
-  return m.DeleteEach(found, "DELETE FROM sessions WHERE id_hash = $1" + HoldsItems(where.size(), "$1", 2), where);
+  const std::string holds = HoldsItems(where.size(), "s.id_hash", 1);
+  std::size_t removed = 0;
+  // A session regenerated between a scan and its delete has moved to another
+  // key: the delete finds nothing, and the next scan finds it under its new
+  // one. So scan again until a scan finds nothing: every session that held
+  // the items in the last scan's snapshot is gone.
+  for (int round = 0;; ++round) {
+    // Find the sessions first, outside any write: items have no index on
+    // key and value, and the scan holds no lock a request would wait for.
+    pg::Result r = m.Query("SELECT s.id_hash FROM sessions s WHERE true" + holds, params);
+    if (r.rows() == 0) return removed;
+    if (round == kLogoutScans) {
+      // Sessions that keep moving faster than we delete them (a client
+      // regenerating in a loop): one statement deletes whatever matches; a
+      // row renamed under it is checked again in its new version.
+      return removed + static_cast<std::size_t>(
+                           m.Query("DELETE FROM sessions WHERE id_hash IN (SELECT s.id_hash FROM sessions s WHERE true" +
+                                       holds + ")",
+                                   params)
+                               .affected());
+    }
+    std::vector<IdDigest> found;
+    for (int i = 0; i < r.rows(); ++i) found.push_back(DigestAt(r, i, 0));
+    if (m.opts.after_scan_for_testing) m.opts.after_scan_for_testing();
+    // Then delete them by key, a batch per transaction, each only if it still matches.
+    removed += m.DeleteEach(found, "DELETE FROM sessions WHERE id_hash = $1" + HoldsItems(where.size(), "$1", 2), where);
+  }
 }
 
 std::size_t PgAdmin::CollectGarbage(std::int64_t now, std::size_t batch) {

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <deque>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -25,6 +26,9 @@ struct PgAdminOptions {
   // `now` is the database server's clock, as the servers' (PgOptions); the
   // `now` the commands pass is ignored. False: theirs is used (tests).
   bool server_clock = true;
+  // Test seam: RemoveWhere calls it after each scan for the matching
+  // sessions, before deleting what that scan found.
+  std::function<void()> after_scan_for_testing;
 };
 
 class PgAdmin final : public SessionAdmin {

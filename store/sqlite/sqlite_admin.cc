@@ -19,8 +19,13 @@ namespace {
 constexpr int kError = 1;  // SQLITE_ERROR, for failures found here rather than by SQLite
 
 // Sessions deleted per transaction by Remove and RemoveWhere: the server's
-// writers wait at most for one such batch (as for its own --gc-batch).
+// writers wait at most for one such batch (as for its own --gc-batch), and
+// between two of them a WritePacer gives them the lock.
 constexpr std::size_t kDeleteBatch = 500;
+
+// Scans RemoveWhere makes, each followed by deletes by key, before it
+// deletes by the items themselves under the write lock (see there).
+constexpr int kLogoutScans = 4;
 
 // A read transaction: the statements run inside it see one snapshot. In WAL
 // mode it never blocks a writer.
@@ -193,13 +198,16 @@ std::size_t SqliteAdmin::Remove(const std::vector<IdDigest>& digests) {
   Db& db = impl_->db;
   Stmt del(db, "DELETE FROM sessions WHERE id_hash = ?1");
   std::size_t removed = 0;
+  WritePacer pacer;
   for (std::size_t at = 0; at < digests.size(); at += kDeleteBatch) {
+    pacer.Begin();
     Transaction tx(db);
     for (std::size_t i = at; i < std::min(digests.size(), at + kDeleteBatch); ++i) {
       BindDigest(del, 1, digests[i]).Run();
       removed += static_cast<std::size_t>(db.Changes());
     }
     tx.Commit();
+    pacer.End();
   }
   return removed;
 }
@@ -207,30 +215,55 @@ std::size_t SqliteAdmin::Remove(const std::vector<IdDigest>& digests) {
 std::size_t SqliteAdmin::RemoveWhere(const std::vector<ItemMatch>& where) {
   if (where.empty()) throw std::invalid_argument("RemoveWhere needs at least one item to match");
   Db& db = impl_->db;
+  const std::string holds = HoldsItems(where.size(), "s.id_hash", 1);
   // Find the sessions first, without the write lock: items have no index on
   // key and value, and scanning them inside BEGIN IMMEDIATE would hold the
   // server's writers for as long as the scan takes.
-  std::vector<IdDigest> found;
-  {
-    Stmt find(db, ("SELECT s.id_hash FROM sessions s WHERE 1" + HoldsItems(where.size(), "s.id_hash", 1)).c_str());
-    BindItems(find, where, 1);
-    Stmt::Scope scope(find);
-    while (find.Step()) found.push_back(DigestAt(find, 0));
-  }
+  Stmt find(db, ("SELECT s.id_hash FROM sessions s WHERE 1" + holds).c_str());
   // Then delete them by key, a batch per transaction, each only if it still matches.
   Stmt del(db, ("DELETE FROM sessions WHERE id_hash = ?1" + HoldsItems(where.size(), "?1", 2)).c_str());
   std::size_t removed = 0;
-  for (std::size_t at = 0; at < found.size(); at += kDeleteBatch) {
-    Transaction tx(db);
-    for (std::size_t i = at; i < std::min(found.size(), at + kDeleteBatch); ++i) {
-      BindDigest(del, 1, found[i]);
-      BindItems(del, where, 2);
-      del.Run();
-      removed += static_cast<std::size_t>(db.Changes());
+  WritePacer pacer;
+  // A session regenerated between a scan and its delete has moved to another
+  // key: the delete finds nothing, and the next scan finds it under its new
+  // one. So scan again until a scan finds nothing: every session that held
+  // the items when the last scan read its snapshot is gone.
+  for (int round = 0;; ++round) {
+    std::vector<IdDigest> found;
+    {
+      BindItems(find, where, 1);
+      Stmt::Scope scope(find);
+      while (find.Step()) found.push_back(DigestAt(find, 0));
     }
-    tx.Commit();
+    if (found.empty()) return removed;
+    if (round == kLogoutScans) {
+      // Sessions that keep moving faster than we delete them (a client
+      // regenerating in a loop): one delete of whatever matches, under the
+      // write lock, which no regenerate can slip past.
+      pacer.Begin();
+      Transaction tx(db);
+      Stmt all(db, ("DELETE FROM sessions WHERE id_hash IN (SELECT s.id_hash FROM sessions s WHERE 1" + holds +
+                    ")").c_str());
+      BindItems(all, where, 1);
+      all.Run();
+      removed += static_cast<std::size_t>(db.Changes());
+      tx.Commit();
+      return removed;
+    }
+    if (impl_->opts.after_scan_for_testing) impl_->opts.after_scan_for_testing();
+    for (std::size_t at = 0; at < found.size(); at += kDeleteBatch) {
+      pacer.Begin();
+      Transaction tx(db);
+      for (std::size_t i = at; i < std::min(found.size(), at + kDeleteBatch); ++i) {
+        BindDigest(del, 1, found[i]);
+        BindItems(del, where, 2);
+        del.Run();
+        removed += static_cast<std::size_t>(db.Changes());
+      }
+      tx.Commit();
+      pacer.End();
+    }
   }
-  return removed;
 }
 
 std::size_t SqliteAdmin::CollectGarbage(std::int64_t now, std::size_t batch) {
@@ -240,11 +273,15 @@ std::size_t SqliteAdmin::CollectGarbage(std::int64_t now, std::size_t batch) {
   Stmt gc(db, "DELETE FROM sessions WHERE id_hash IN "
               "(SELECT id_hash FROM sessions WHERE expires <= ?1 LIMIT ?2)");
   std::size_t total = 0;
+  WritePacer pacer;  // the server's writers get the lock between two batches
   for (;;) {
+    pacer.Begin();
     Transaction tx(db);
     gc.Bind(1, now).Bind(2, static_cast<std::int64_t>(batch)).Run();
     auto n = static_cast<std::size_t>(db.Changes());
+    if (impl_->opts.during_gc_batch_for_testing) impl_->opts.during_gc_batch_for_testing();
     tx.Commit();
+    pacer.End();
     total += n;
     if (n < batch) return total;
   }

@@ -3,6 +3,7 @@
 // the server; deletes go in short BEGIN IMMEDIATE transactions.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -16,6 +17,12 @@ struct SqliteAdminOptions {
   // false: opened read-only (SQLITE_OPEN_READONLY); Remove, RemoveWhere and
   // CollectGarbage then throw StoreError.
   bool writable = false;
+  // Test seam: RemoveWhere calls it after each scan for the matching
+  // sessions, before deleting what that scan found.
+  std::function<void()> after_scan_for_testing;
+  // Test seam: CollectGarbage calls it in each batch's transaction, after
+  // its DELETE and before its COMMIT (the write lock held).
+  std::function<void()> during_gc_batch_for_testing;
 };
 
 class SqliteAdmin final : public SessionAdmin {

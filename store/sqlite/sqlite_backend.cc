@@ -2,6 +2,8 @@
 
 #include "store/open.h"
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <condition_variable>
 #include <deque>
@@ -101,13 +103,23 @@ struct FileWriters {
   bool leading = false;    // a leader is gathering or running a batch
   std::size_t gather = 0;  // tests: the next leader waits for this many queued units
   std::uint64_t batches = 0;  // transactions the leaders ran, for tests
+  std::uint64_t finished = 0;  // transactions the leaders finished (committed or not)
+  std::function<void()> during_gc_batch;  // tests: runs in each gc batch's transaction
 };
 
+// The writers of the file at `path`, by the file's device and inode: two
+// spellings of one file ("sessions.db", "./sessions.db", a symbolic link)
+// share one queue and one turn, and a file put in place of another (a
+// restored backup) gets its own. A path with no file yet goes by its text.
 FileWriters& WritersOf(const std::string& path) {
   static std::mutex registry_mutex;
   static std::map<std::string, std::unique_ptr<FileWriters>> registry;
+  struct stat st;
+  std::string key = ::stat(path.c_str(), &st) == 0
+                        ? std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino)
+                        : "path:" + path;
   std::lock_guard lock(registry_mutex);
-  auto& w = registry[path];
+  auto& w = registry[key];
   if (!w) w = std::make_unique<FileWriters>();
   return *w;
 }
@@ -118,9 +130,9 @@ FileWriters& WritersOf(const std::string& path) {
 struct SqliteBackend::Conn {
   Conn(const StoreOptions& o, bool create)
       : opts(o),
-        shared(WritersOf(o.db)),
-        writer(shared.writer),
         db(o.db, create),
+        shared(WritersOf(o.db)),  // the file exists now: db created it if it had to
+        writer(shared.writer),
         ready(Setup(db, o)),
         load(db, "SELECT s.created, s.accessed, i.key, i.value FROM sessions s "
                  "LEFT JOIN items i ON i.id_hash = s.id_hash "
@@ -151,18 +163,34 @@ struct SqliteBackend::Conn {
   static bool Setup(Db& db, const StoreOptions& o) {
     db.CheckWritable();
     db.SetBusyTimeout(o.busy_timeout_ms);
-    db.QueryInt("PRAGMA journal_mode = WAL");
+    // SQLite answers with the mode it is in: when it cannot use a WAL (no
+    // shared memory for the -shm file: a network file system, a VFS without
+    // it) it stays in its rollback journal, where every read blocks writers
+    // and a commit waits for readers. Refused, rather than served slowly.
+    std::string mode = db.QueryText("PRAGMA journal_mode = WAL");
+    if (mode != "wal")
+      throw StoreError("database file " + o.db + " cannot be put in WAL mode (SQLite left it in journal mode \"" +
+                           mode + "\"); WAL needs shared memory beside the file (the -shm), which network file "
+                           "systems do not give: put the database on a local file system",
+                       1, false);
+    // A WAL grows as long as readers keep a checkpoint from reaching its end
+    // (a burst of writes, a big gc, a long `sessiond list`), and SQLite
+    // reuses the file from its start afterwards without shrinking it. Past
+    // this size it is truncated back to it when it is reused: four times
+    // what the automatic checkpoint (1000 pages) lets accumulate, so the
+    // usual WAL is never cut, only one a burst left behind.
+    db.Exec(("PRAGMA journal_size_limit = " + std::to_string(kWalSizeLimit)).c_str());
     std::string sync = o.synchronous;
     if (sync != "FULL" && sync != "NORMAL" && sync != "EXTRA" && sync != "OFF")
       throw StoreError("synchronous must be FULL, NORMAL, EXTRA or OFF, not " + sync, 1, false);
     db.Exec(("PRAGMA synchronous = " + sync).c_str());
     db.Exec("PRAGMA foreign_keys = ON");
-    // Read the file through a shared memory map instead of pread() into each
-    // connection's own 2 MiB page cache: with a million sessions a lookup
-    // otherwise costs a system call per B-tree page (p99 3x that of 10k
-    // sessions, measured by bench/store_bench). Address space only; the
-    // pages are the kernel's page cache, shared by every connection.
-    db.QueryInt("PRAGMA mmap_size = 1073741824");
+    // Pages are read with read(), never through a memory map (mmap_size 0,
+    // whatever SQLite was built with). A mapped page the kernel cannot read
+    // (a disk's I/O error, a file truncated by someone else) is SIGBUS in
+    // whichever thread touched it, and every request in flight dies with the
+    // process; read() returns the error, and only that request fails (500).
+    db.Exec("PRAGMA mmap_size = 0");
     Migrate(db);
     db.NoteSidecars();  // the transaction above opened the WAL
     return true;
@@ -204,12 +232,13 @@ struct SqliteBackend::Conn {
   }
 
   StoreOptions opts;
+  Db db;
   FileWriters& shared;
   std::mutex& writer;  // held around every write transaction
-  Db db;
   bool ready;  // Setup() ran: the schema exists before the statements below are prepared
   Stmt load, touch, alive, insert_session, delete_session, rename_session, set_item, remove_item,
       clear_items, totals, gc, holds, savepoint, release, rollback_to;
+  WritePacer gc_pacer;  // between a sweep's batches, writers of other processes get the lock
 };
 
 namespace {
@@ -336,6 +365,7 @@ void SqliteBackend::Write(const std::function<void(StoreWriter&)>& unit) {
     RunBatch(*conn_, batch);  // the units run on this thread, on this connection
     lock.lock();
     for (Pending* p : batch) p->done = true;
+    ++f.finished;
     f.leading = false;  // the next waiter leads
     f.changed.notify_all();
   }
@@ -358,13 +388,39 @@ std::uint64_t SqliteBackend::BatchesForTesting(const std::string& path) {
 std::size_t SqliteBackend::CollectGarbage(std::int64_t now, std::size_t batch) {
   Conn::Follow(conn_);
   Conn& c = *conn_;
+  FileWriters& f = c.shared;
+  std::function<void()> hook;
+  c.gc_pacer.Begin();
+  {
+    // Writers of this process that are waiting go first: the sweep takes the
+    // write lock again right after giving it back (the next batch), and a
+    // mutex is no queue, so the thread that just let go usually wins it back
+    // before a waiting one wakes: 400k expired sessions held requests for
+    // seconds. So when a leader is running or units are queued, wait until
+    // a leader has finished one transaction (or none is left to run): a
+    // writer waits at most for one batch of the sweep.
+    std::unique_lock lock(f.mutex);
+    if (f.leading || !f.queue.empty()) {
+      std::uint64_t seen = f.finished;
+      f.changed.wait(lock, [&f, seen] { return f.finished != seen || (!f.leading && f.queue.empty()); });
+    }
+    hook = f.during_gc_batch;
+  }
   // Small batches in their own transactions: a writer never waits long on GC.
   std::lock_guard lock(c.writer);
   Transaction tx(c.db);
   c.gc.Bind(1, now).Bind(2, static_cast<std::int64_t>(batch)).Run();
   auto deleted = static_cast<std::size_t>(c.db.Changes());
+  if (hook) hook();
   tx.Commit();
+  c.gc_pacer.End();
   return deleted;
+}
+
+void SqliteBackend::DuringGcBatchForTesting(const std::string& path, std::function<void()> hook) {
+  FileWriters& f = WritersOf(path);
+  std::lock_guard lock(f.mutex);
+  f.during_gc_batch = std::move(hook);
 }
 
 // Prepared per call: it runs once per scrape, never on the hot path.

@@ -3,6 +3,8 @@
 // SQL and SQLite only: the session policy is PolicyStore's (store/session_store.h).
 #pragma once
 
+#include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -15,8 +17,12 @@ struct StoreOptions;
 // The schema version this build writes (PRAGMA user_version).
 inline constexpr int kSchemaVersion = 2;
 
-// Instances on one file within a process share their writes (group
-// commit): concurrent Write() calls are run by one of their threads, the
+// The -wal file is truncated back to this size (PRAGMA journal_size_limit)
+// when SQLite reuses it after a checkpoint; it may grow past it meanwhile.
+inline constexpr std::int64_t kWalSizeLimit = 16 << 20;
+
+// Instances on one file within a process (one device and inode, however
+// its path is spelled) share their writes (group commit): concurrent Write() calls are run by one of their threads, the
 // leader, in one transaction on its connection, each unit in a savepoint of
 // its own (a unit that throws is undone alone), with one COMMIT and so one
 // fsync for all; each caller returns when that COMMIT has. Across
@@ -41,16 +47,24 @@ class SqliteBackend final : public StoreBackend {
 
   std::optional<Session> Load(const IdDigest& d, std::string_view id, std::int64_t now) override;
   void Write(const std::function<void(StoreWriter&)>& unit) override;
+  // One batch in a transaction of its own. When writers of this process
+  // are waiting for the write lock (queued, or their leader running), it
+  // first waits until their leader has finished one transaction: a sweep's
+  // batches and the writers' take turns, and a writer waits at most for one
+  // batch of the sweep.
   std::size_t CollectGarbage(std::int64_t now, std::size_t batch) override;
   std::optional<std::int64_t> CountLive(std::int64_t now) override;
   bool Holds(const IdDigest& d) override;
 
-  // Test seams, per path as given in StoreOptions::db. The next leader on
+  // Test seams, per file: the one at `path` now. The next leader on
   // `path` waits, before it takes its batch, until `units` units are queued
   // (at most 64, the largest batch), so that a test can put them in one batch.
   static void GatherNextBatchForTesting(const std::string& path, std::size_t units);
   // Transactions the leaders on `path` have run so far.
   static std::uint64_t BatchesForTesting(const std::string& path);
+  // Runs `hook` in each CollectGarbage batch on `path`, after its DELETE and
+  // before its COMMIT (the write lock held); an empty function removes it.
+  static void DuringGcBatchForTesting(const std::string& path, std::function<void()> hook);
 
   struct Conn;  // a connection and its prepared statements
 

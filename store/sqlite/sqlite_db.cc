@@ -5,16 +5,22 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <thread>
 
 namespace sessiond {
 namespace {
 
+// What may succeed when tried again later (StoreError::busy: HTTP 503, as
+// PostgreSQL's class 53, insufficient resources): another writer holding the
+// lock, and a full disk, which an operator or the sweep frees.
 bool IsBusy(int rc) {
   int primary = rc & 0xff;
-  return primary == SQLITE_BUSY || primary == SQLITE_LOCKED;
+  return primary == SQLITE_BUSY || primary == SQLITE_LOCKED || primary == SQLITE_FULL;
 }
 
 bool IsTextSafe(std::string_view s) {
@@ -146,11 +152,56 @@ std::int64_t Db::QueryInt(const char* sql) {
   return s.Int(0);
 }
 
+std::string Db::QueryText(const char* sql) {
+  Stmt s(*this, sql);
+  if (!s.Step()) throw StoreError(std::string(sql) + ": no row", SQLITE_ERROR, false);
+  return s.Bytes(0);
+}
+
 std::int64_t Db::Changes() const { return sqlite3_changes64(db_); }
 
 bool Db::InTransaction() const { return sqlite3_get_autocommit(db_) == 0; }
 
-void Db::SetBusyTimeout(int ms) { Check(sqlite3_busy_timeout(db_, ms), "busy_timeout"); }
+void Db::SetBusyTimeout(int ms) {
+  busy_timeout_ = std::chrono::milliseconds(ms);
+  // 0 or less: no waiting at all, as sqlite3_busy_timeout(0).
+  Check(ms > 0 ? sqlite3_busy_handler(db_, &Db::OnBusy, this) : sqlite3_busy_timeout(db_, 0), "busy_timeout");
+}
+
+namespace {
+std::atomic<std::uint64_t> busy_waits{0};
+}  // namespace
+
+std::uint64_t Db::BusyWaitsForTesting() { return busy_waits.load(); }
+
+int Db::OnBusy(void* self, int count) {
+  // SQLite's own handler sleeps 1, 2, 5, 10, ... up to 100 ms between
+  // tries, so a writer of another process that waits misses the short gaps
+  // between a sweep's batches (WritePacer) and can starve for seconds. One
+  // try a millisecond instead: few threads ever wait here (a process's
+  // writers take turns before they ask SQLite), and each try is one fcntl.
+  Db& db = *static_cast<Db*>(self);
+  auto now = std::chrono::steady_clock::now();
+  if (count == 0) db.busy_since_ = now;
+  if (now - db.busy_since_ >= db.busy_timeout_) return 0;  // SQLITE_BUSY to the caller
+  ++busy_waits;
+  std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  return 1;
+}
+
+void WritePacer::Begin() {
+  if (first_) {
+    first_ = false;
+  } else {
+    // As long as the last transaction held the lock, and at least 2 ms: two
+    // of the waiting writers' tries (Db::OnBusy).
+    auto held = std::max<std::chrono::steady_clock::duration>(end_ - start_, std::chrono::milliseconds(2));
+    std::this_thread::sleep_until(end_ + held);
+  }
+  start_ = std::chrono::steady_clock::now();
+}
+
+void WritePacer::End() { end_ = std::chrono::steady_clock::now(); }
 
 Stmt::Stmt(Db& db, const char* sql) : db_(db) {
   db_.Check(sqlite3_prepare_v3(db_.raw(), sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt_, nullptr), sql);

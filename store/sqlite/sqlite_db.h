@@ -5,6 +5,7 @@
 // Thread-safety: a Db and its Stmts belong to one thread at a time.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -34,9 +35,16 @@ class Db {
   void Exec(const char* sql);
   // Runs a statement whose first column of its first row is an integer.
   std::int64_t QueryInt(const char* sql);
+  // Runs a statement whose first column of its first row is text.
+  std::string QueryText(const char* sql);
   // Rows changed by the last INSERT, UPDATE or DELETE.
   std::int64_t Changes() const;
+  // How long a statement waits for a lock another connection holds before
+  // it fails with SQLITE_BUSY (StoreError, busy). It tries again every
+  // millisecond meanwhile (SQLite's own handler backs off to 100 ms).
   void SetBusyTimeout(int ms);
+  // Tests: how many times connections of this process waited for a lock.
+  static std::uint64_t BusyWaitsForTesting();
   // Whether a transaction is open (SQLite ends one by itself after some errors).
   bool InTransaction() const;
 
@@ -76,10 +84,13 @@ class Db {
   std::string FileName() const;
 
   void Open(int flags);  // sqlite3_open_v2 on path_; StoreError on failure
+  static int OnBusy(void* self, int count);  // the busy handler SetBusyTimeout installs
 
   std::string path_;
   sqlite3* db_ = nullptr;
   FileId wal_, shm_;  // as NoteSidecars() saw them
+  std::chrono::milliseconds busy_timeout_{0};
+  std::chrono::steady_clock::time_point busy_since_;  // when the current wait for a lock began
 };
 
 // A prepared statement, prepared once and reused. Bind, step, read columns;
@@ -120,6 +131,22 @@ class Stmt {
  private:
   Db& db_;
   sqlite3_stmt* stmt_ = nullptr;
+};
+
+// Paces a series of write transactions that would otherwise follow each
+// other back to back (a sweep's batches, a big rm): Begin() before each
+// waits, after the first, as long as the last one held the write lock (from
+// Begin to End) and at least 2 ms. Writers of other processes waiting for
+// the lock (Db::OnBusy) get it in that gap, so the series holds it at most
+// about half the time.
+class WritePacer {
+ public:
+  void Begin();
+  void End();
+
+ private:
+  bool first_ = true;
+  std::chrono::steady_clock::time_point start_, end_;
 };
 
 // BEGIN IMMEDIATE ... COMMIT; rolled back by the destructor unless committed.
