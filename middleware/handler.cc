@@ -129,7 +129,8 @@ Response Handler::Process(Request& request) {
   if (committed.outcome == CommitResult::Outcome::Gone)
     throw HttpError(409, "the session ended while the page ran (a login, logout or expiry meanwhile); "
                          "its changes were not kept");
-  return Respond(out, run, session, committed, request.Param("HTTPS") == "on");
+  const bool had_cookie = FindCookie(CookieHeader(request), config_.cookie.name).has_value();
+  return Respond(out, run, session, committed, request.Param("HTTPS") == "on", had_cookie);
 }
 
 // The application SESSIOND_APP names (a parameter only the web server sets:
@@ -175,7 +176,10 @@ Handler::Page Handler::ResolvePage(const Request& request) const {
   } else if (name.substr(0, 6) == "proxy:") {
     throw HttpError(404, "no page " + std::string(name) + " (only proxy:fcgi://HOST/PATH is understood)");
   }
-  std::string candidate = name[0] == '/' ? std::string(name) : pages_root_ + '/' + std::string(name);
+  // What every page's path starts with: the root and a slash ("/" alone for
+  // a root of "/", every absolute path).
+  const std::string inside = pages_root_ == "/" ? pages_root_ : pages_root_ + '/';
+  std::string candidate = name[0] == '/' ? std::string(name) : inside + std::string(name);
   std::string rest;
   struct stat st;
   while (::stat(candidate.c_str(), &st) != 0) {
@@ -190,7 +194,7 @@ Handler::Page Handler::ResolvePage(const Request& request) const {
   char resolved[PATH_MAX];
   if (!::realpath(candidate.c_str(), resolved)) throw HttpError(404, "no page " + std::string(name));
   std::string page = resolved;
-  if (page.compare(0, pages_root_.size() + 1, pages_root_ + '/') != 0)
+  if (page.compare(0, inside.size(), inside) != 0)
     throw HttpError(404, "page " + std::string(name) + " is outside the pages root");
   if (::stat(page.c_str(), &st) != 0 || !S_ISREG(st.st_mode) || ::access(page.c_str(), X_OK) != 0)
     throw HttpError(404, "page " + std::string(name) + " is not an executable file");
@@ -314,8 +318,9 @@ CommitResult Handler::Commit(const std::optional<Session>& session, const Change
 
 // The page's response with the session's cookie. A response that belongs to
 // a session must not be stored by any cache, whatever the page said.
+// `had_cookie`: the request carried the session cookie, whatever its value.
 Response Handler::Respond(const CgiResponse& page, RunResult& run, const std::optional<Session>& session,
-                          const CommitResult& committed, bool https) const {
+                          const CommitResult& committed, bool https, bool had_cookie) const {
   using O = CommitResult::Outcome;
   Response r{page.status, page.reason, {}, {}, std::move(run.output), page.body_offset};
   bool has_session = session || committed.outcome == O::Created;
@@ -323,9 +328,23 @@ Response Handler::Respond(const CgiResponse& page, RunResult& run, const std::op
     if (!has_session || strcasecmp(h.first.c_str(), "Cache-Control") != 0) r.headers.push_back(h);
   CookieAttributes cookie = config_.cookie;
   cookie.secure = config_.cookie_secure || https;
+  // A Max-Age counts from when the cookie was last sent, so it is sent again
+  // while the session is in use, or an active visitor would be logged out
+  // max-age after login (the idle and absolute timeouts stay the bound). It
+  // rides on the store's refresh of the last access, so most requests send
+  // nothing; and, should max-age be the shorter, once half of it has passed
+  // since that refresh (the cookie was last sent then or later).
+  const bool in_use = session && (committed.outcome == O::Updated || committed.outcome == O::Unchanged);
+  const bool renew = cookie.max_age > 0 && in_use &&
+                     (committed.touched || session->now - session->accessed >= cookie.max_age / 2);
   if (committed.outcome == O::Created || committed.outcome == O::Regenerated)
     r.headers.emplace_back("Set-Cookie", SessionCookie(committed.id, cookie));
-  else if (committed.outcome == O::Abandoned)
+  else if (renew)
+    r.headers.emplace_back("Set-Cookie", SessionCookie(session->id, cookie));
+  // An abandon drops the client's cookie even when it named no session (it
+  // had expired, or the same logout ran in another tab): else the browser
+  // keeps sending a dead id.
+  else if (committed.outcome == O::Abandoned || (page.session.abandon && had_cookie))
     r.headers.emplace_back("Set-Cookie", ExpiredCookie(cookie));
   if (has_session) r.headers.emplace_back("Cache-Control", "no-store");
   return r;

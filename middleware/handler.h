@@ -66,7 +66,7 @@ class Handler {
   CgiResponse CheckRun(const RunResult& run, const std::string& page, const Request& request) const;
   CommitResult Commit(const std::optional<Session>& session, const ChangeSet& changes);
   Response Respond(const CgiResponse& page, RunResult& run, const std::optional<Session>& session,
-                   const CommitResult& committed, bool https) const;
+                   const CommitResult& committed, bool https, bool had_cookie) const;
   void Send(Request& request, const Response& response) const;
 
   const Config& config_;

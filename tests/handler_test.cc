@@ -73,6 +73,29 @@ struct Fixture {
   }
 };
 
+// A real store seen through a seam: its sessions load as last accessed `age`
+// seconds earlier than recorded (time passing without a sleep), and its
+// CountLive calls are counted.
+struct SeamStore final : SessionStore {
+  std::unique_ptr<SessionStore> real;
+  std::int64_t age = 0;
+  int counts = 0;
+  explicit SeamStore(std::unique_ptr<SessionStore> r) : real(std::move(r)) {}
+  std::optional<Session> Load(std::string_view id, std::int64_t now) override {
+    auto s = real->Load(id, now);
+    if (s) s->accessed -= age;
+    return s;
+  }
+  CommitResult Commit(const std::optional<Session>& loaded, const ChangeSet& changes, std::int64_t now) override {
+    return real->Commit(loaded, changes, now);
+  }
+  std::size_t CollectGarbage(std::int64_t now, std::size_t batch) override { return real->CollectGarbage(now, batch); }
+  std::optional<std::int64_t> CountLive(std::int64_t now) override {
+    ++counts;
+    return real->CountLive(now);
+  }
+};
+
 std::string CookieOf(const MemoryRequest& r) {
   auto at = r.out().find("Set-Cookie: sid=");
   REQUIRE(at != std::string::npos);
@@ -124,6 +147,79 @@ TEST_CASE("pages outside the root are never run", "[handler]") {
   }
   MemoryRequest none = f.Serve({});
   CHECK(none.status() == 404);
+}
+
+TEST_CASE("a pages root of / holds every page", "[handler]") {
+  Fixture f;
+  f.config.pages = "/";
+  Handler root(f.config, OpenStore(f.config.store));
+  MemoryRequest page({"REQUEST_METHOD=GET", "SCRIPT_FILENAME=" + (f.dir / "pages/show").string()});
+  root.Handle(page);
+  CHECK(page.status() == 200);
+  // Relative to the root, as nginx's $fastcgi_script_name would give it.
+  MemoryRequest relative({"REQUEST_METHOD=GET", "SCRIPT_FILENAME=" + (f.dir / "pages/show").string().substr(1)});
+  root.Handle(relative);
+  CHECK(relative.status() == 200);
+  // The root itself is no page.
+  MemoryRequest dir({"REQUEST_METHOD=GET", "SCRIPT_FILENAME=/"});
+  root.Handle(dir);
+  CHECK(dir.status() == 404);
+}
+
+TEST_CASE("abandon drops the client's cookie even when its session is gone", "[handler]") {
+  Fixture f;
+  f.Page("logout", "printf 'X-Session-Abandon: 1\\r\\n\\r\\n'");
+  const std::string expired = "Set-Cookie: sid=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0";
+  std::string id = CookieOf(f.Serve({"SCRIPT_FILENAME=set", "QUERY_STRING=k=v"}));
+  CHECK(f.Serve({"SCRIPT_FILENAME=logout", "HTTP_COOKIE=sid=" + id}).out().find(expired) != std::string::npos);
+  // The same logout again (another tab), an id never issued, a malformed one:
+  // the cookie names no session, and the browser is still told to drop it.
+  for (std::string cookie : std::vector<std::string>{"sid=" + id, "sid=" + std::string(43, 'A'), "sid=junk", "a=1; sid="}) {
+    INFO(cookie);
+    MemoryRequest r = f.Serve({"SCRIPT_FILENAME=logout", "HTTP_COOKIE=" + cookie});
+    CHECK(r.status() == 200);
+    CHECK(r.out().find(expired) != std::string::npos);
+  }
+  // No session cookie at all: nothing to drop.
+  CHECK(f.Serve({"SCRIPT_FILENAME=logout"}).out().find("Set-Cookie") == std::string::npos);
+  CHECK(f.Serve({"SCRIPT_FILENAME=logout", "HTTP_COOKIE=other=1"}).out().find("Set-Cookie") == std::string::npos);
+}
+
+TEST_CASE("with a Max-Age the cookie is renewed while the session is in use", "[handler]") {
+  Fixture f;
+  f.config.cookie.max_age = 3600;
+  auto* seam = new SeamStore(OpenStore(f.config.store));  // idle 20 min: touched after 120 s
+  Handler h(f.config, std::unique_ptr<SessionStore>(seam));
+  auto serve = [&](const std::string& page, const std::string& cookie) {
+    MemoryRequest r({"REQUEST_METHOD=GET", "SCRIPT_FILENAME=" + page, "QUERY_STRING=k=v", "HTTP_COOKIE=" + cookie});
+    h.Handle(r);
+    return r;
+  };
+  MemoryRequest login = serve("set", "");
+  const std::string id = CookieOf(login);
+  const std::string renewed = "Set-Cookie: sid=" + id + "; Path=/; HttpOnly; SameSite=Lax; Max-Age=3600";
+  CHECK(login.has(renewed));
+  // In use, but the last access is fresh: no header on most requests.
+  CHECK(serve("show", "sid=" + id).out().find("Set-Cookie") == std::string::npos);
+  CHECK(serve("set", "sid=" + id).out().find("Set-Cookie") == std::string::npos);
+  // The store refreshes the last access (a read, then a write): the cookie
+  // is sent again with its whole Max-Age, same id.
+  seam->age = 200;
+  MemoryRequest read = serve("show", "sid=" + id);
+  CHECK(read.body() == "k=v");
+  CHECK(read.has(renewed));
+  CHECK(serve("set", "sid=" + id).has(renewed));
+  // A Max-Age shorter than the touch interval: renewed once half of it has
+  // passed since the last refresh, so the cookie never runs out in use.
+  f.config.cookie.max_age = 100;
+  seam->age = 40;
+  CHECK(serve("show", "sid=" + id).out().find("Set-Cookie") == std::string::npos);
+  seam->age = 50;
+  CHECK(serve("show", "sid=" + id).has("Set-Cookie: sid=" + id + "; Path=/; HttpOnly; SameSite=Lax; Max-Age=100"));
+  // Without a Max-Age the cookie lasts as long as the browser: never resent.
+  f.config.cookie.max_age = 0;
+  seam->age = 1000;
+  CHECK(serve("show", "sid=" + id).out().find("Set-Cookie") == std::string::npos);
 }
 
 // (Body limits are the server's: it answers 413 before a worker sees the request.)
@@ -196,6 +292,19 @@ TEST_CASE("a page may not set the session cookie", "[handler]") {
   MemoryRequest other = f.Serve({"SCRIPT_FILENAME=theme"});
   CHECK(other.status() == 200);
   CHECK(other.has("Set-Cookie: theme=dark"));
+}
+
+TEST_CASE("a page's 1xx status is its failure, and keeps no change", "[handler]") {
+  Fixture f;
+  std::string id = CookieOf(f.Serve({"SCRIPT_FILENAME=set", "QUERY_STRING=k=v"}));
+  for (std::string code : {"100", "101", "103"}) {
+    INFO(code);
+    f.Page("early", "printf 'Status: " + code + " Early\\r\\nX-Session-Set: k=changed\\r\\n\\r\\nbody'");
+    MemoryRequest r = f.Serve({"SCRIPT_FILENAME=early", "HTTP_COOKIE=sid=" + id});
+    CHECK(r.status() == 502);
+    CHECK(r.body().find("body") == std::string::npos);
+  }
+  CHECK(f.Serve({"SCRIPT_FILENAME=show", "HTTP_COOKIE=sid=" + id}).body() == "k=v");
 }
 
 TEST_CASE("a large output is streamed back whole from its spill file", "[handler]") {
