@@ -60,8 +60,9 @@ const AppRunners& NoApps() {
   return none;
 }
 
-Handler::Handler(const Config& config, std::unique_ptr<SessionStore> store, const AppRunners& apps)
-    : config_(config), store_(std::move(store)), apps_(apps) {
+Handler::Handler(const Config& config, std::unique_ptr<SessionStore> store, const AppRunners& apps,
+                 LiveCount& live)
+    : config_(config), store_(std::move(store)), apps_(apps), live_(live) {
   char resolved[PATH_MAX];
   if (!::realpath(config.pages.c_str(), resolved))
     throw std::runtime_error("pages directory " + config.pages + ": " + std::strerror(errno));
@@ -95,17 +96,26 @@ void Handler::Handle(Request& request) {
 
 // The status path, as nginx names it (SCRIPT_NAME) or as it was asked for
 // (DOCUMENT_URI, when a location passes no SCRIPT_NAME of its own).
-bool Handler::IsStatusRequest(const Request& request) const {
+bool Handler::IsStatusPath(const Request& request) const {
   const std::string& path = config_.status_path;
   return !path.empty() && (request.Param("SCRIPT_NAME") == path || request.Param("DOCUMENT_URI") == path);
 }
 
-// The metrics, with the live session count taken now: one COUNT over the
-// expiry index per scrape, on this worker's own connection.
+// The status path through the location that exposes it: the web server says
+// so with SESSIOND_STATUS, as it names apps with SESSIOND_APP. The path alone
+// would answer through any location that reaches sessiond (a catch-all
+// `location /` passes every URI), to anyone.
+bool Handler::IsStatusRequest(const Request& request) const {
+  return IsStatusPath(request) && request.Param("SESSIOND_STATUS") == "1";
+}
+
+// The metrics, with the live session count: one COUNT over the expiry index,
+// on this worker's own connection, at most once per LiveCount interval in
+// the whole process.
 void Handler::ServeStatus(Request& request) {
   std::optional<std::int64_t> live;
   try {
-    live = store_->CountLive(Now());
+    live = live_.Get([&] { return store_->CountLive(Now()); });
   } catch (const StoreError& e) {
     ProcessMetrics().CountStoreError(e.busy());
     LogLine(std::string("status: cannot count live sessions: ") + e.what());
@@ -148,6 +158,9 @@ const Runner& Handler::ChooseRunner(const Request& request, std::optional<PageRu
     }
     return *it->second;
   }
+  if (IsStatusPath(request))
+    throw HttpError(404, "the status path was asked through a location that does not set SESSIOND_STATUS=1 "
+                         "(fastcgi_param SESSIOND_STATUS 1; in the one location that exposes it)");
   Page resolved = ResolvePage(request);
   page.emplace(std::move(resolved.path), std::move(resolved.path_info), config_.page,
                config_.page_user.set ? &config_.page_user : nullptr);

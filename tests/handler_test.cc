@@ -42,6 +42,7 @@ class MemoryRequest final : public Request {
 struct Fixture {
   fs::path dir;
   Config config;
+  LiveCount live{std::chrono::seconds(0)};  // every scrape counts
   std::unique_ptr<Handler> handler;
 
   Fixture() {
@@ -56,7 +57,7 @@ struct Fixture {
     fs::permissions(dir / "secret", fs::perms::owner_all);
     config.pages = (dir / "pages").string();
     config.store.db = (dir / "sessions.db").string();
-    handler = std::make_unique<Handler>(config, OpenStore(config.store));
+    handler = std::make_unique<Handler>(config, OpenStore(config.store), NoApps(), live);
   }
   ~Fixture() { fs::remove_all(dir); }
 
@@ -370,7 +371,8 @@ TEST_CASE("the status path is answered with the metrics, never by a page", "[han
   f.config.status_path = "/sessiond-status";
   // A page of that name is not run: the path is sessiond's.
   f.Page("sessiond-status", "printf 'Content-Type: text/plain\\r\\n\\r\\npage'");
-  MemoryRequest empty = f.Serve({"SCRIPT_FILENAME=sessiond-status", "SCRIPT_NAME=/sessiond-status"});
+  MemoryRequest empty =
+      f.Serve({"SCRIPT_FILENAME=sessiond-status", "SCRIPT_NAME=/sessiond-status", "SESSIOND_STATUS=1"});
   CHECK(empty.status() == 200);
   CHECK(empty.has("Content-Type: text/plain; version=0.0.4; charset=utf-8"));
   CHECK(empty.has("Cache-Control: no-store"));
@@ -380,11 +382,53 @@ TEST_CASE("the status path is answered with the metrics, never by a page", "[han
 
   f.Serve({"SCRIPT_FILENAME=set", "QUERY_STRING=k=v"});
   // Through a location that passes no SCRIPT_NAME: the URI counts.
-  MemoryRequest one = f.Serve({"DOCUMENT_URI=/sessiond-status"});
+  MemoryRequest one = f.Serve({"DOCUMENT_URI=/sessiond-status", "SESSIOND_STATUS=1"});
   CHECK(one.status() == 200);
   CHECK(one.body().find("\nsessiond_sessions_live 1\n") != std::string::npos);
   // Other paths are pages as before.
   CHECK(f.Serve({"SCRIPT_FILENAME=sessiond-status", "SCRIPT_NAME=/sessiond-status/x"}).body() == "page");
+}
+
+TEST_CASE("the status path answers only where the web server sets SESSIOND_STATUS", "[handler][metrics]") {
+  Fixture f;
+  f.config.status_path = "/sessiond-status";
+  f.Page("sessiond-status", "printf 'Content-Type: text/plain\\r\\n\\r\\npage'");
+  // Through a location without the parameter (a catch-all that reaches
+  // sessiond), with a client's header posing as it, or with another value:
+  // neither the metrics nor a page.
+  for (std::vector<std::string> extra : std::vector<std::vector<std::string>>{
+           {}, {"HTTP_SESSIOND_STATUS=1"}, {"SESSIOND_STATUS=0"}, {"SESSIOND_STATUS="}}) {
+    extra.push_back("SCRIPT_FILENAME=sessiond-status");
+    extra.push_back("SCRIPT_NAME=/sessiond-status");
+    MemoryRequest r = f.Serve(extra);
+    INFO(extra.front());
+    CHECK(r.status() == 404);
+    CHECK(r.body().find("sessiond_") == std::string::npos);
+    CHECK(r.body().find("page") == std::string::npos);
+  }
+  CHECK(f.Serve({"DOCUMENT_URI=/sessiond-status", "SESSIOND_STATUS=1"}).status() == 200);
+}
+
+TEST_CASE("scrapes in a row count the live sessions once", "[handler][metrics]") {
+  Fixture f;
+  f.config.status_path = "/sessiond-status";
+  auto* seam = new SeamStore(OpenStore(f.config.store));
+  LiveCount live;  // the default interval
+  Handler h(f.config, std::unique_ptr<SessionStore>(seam), NoApps(), live);
+  for (int scrape = 0; scrape < 2; ++scrape) {
+    MemoryRequest r({"REQUEST_METHOD=GET", "SCRIPT_NAME=/sessiond-status", "SESSIOND_STATUS=1"});
+    h.Handle(r);
+    CHECK(r.status() == 200);
+    CHECK(r.body().find("\nsessiond_sessions_live 0\n") != std::string::npos);
+  }
+  CHECK(seam->counts == 1);
+  // Another worker's handler shares the count.
+  auto* other = new SeamStore(OpenStore(f.config.store));
+  Handler h2(f.config, std::unique_ptr<SessionStore>(other), NoApps(), live);
+  MemoryRequest r({"REQUEST_METHOD=GET", "SCRIPT_NAME=/sessiond-status", "SESSIOND_STATUS=1"});
+  h2.Handle(r);
+  CHECK(r.body().find("\nsessiond_sessions_live 0\n") != std::string::npos);
+  CHECK(other->counts == 0);
 }
 
 TEST_CASE("without a status path, its path is a page path", "[handler][metrics]") {
@@ -408,7 +452,7 @@ TEST_CASE("requests are counted by status, the status path's own not at all", "[
   std::string id = CookieOf(f.Serve({"SCRIPT_FILENAME=set", "QUERY_STRING=k=v"}));
   f.Serve({"SCRIPT_FILENAME=missing"});
   f.Serve({"SCRIPT_FILENAME=fail"});
-  f.Serve({"SCRIPT_NAME=/sessiond-status"});
+  f.Serve({"SCRIPT_NAME=/sessiond-status", "SESSIOND_STATUS=1"});
   f.Serve({"SCRIPT_FILENAME=logout", "HTTP_COOKIE=sid=" + id});
   CHECK(Series("sessiond_requests_total{status=\"200\"}") == ok + 2);
   CHECK(Series("sessiond_requests_total{status=\"404\"}") == missing + 1);
