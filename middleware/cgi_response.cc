@@ -97,9 +97,13 @@ std::variant<CgiResponse, std::string> ParseCgiResponse(std::string_view output)
         return "page output line " + std::to_string(lines) + " (" + std::string(name) + ") has a control byte";
     }
     if (Is(name, "Status")) {
-      if (value.size() < 3 || value[0] < '1' || value[0] > '5' || value[1] < '0' || value[1] > '9' ||
+      // A final status, 200 to 599: a 1xx passed on as the answer would end
+      // the response before its body, and the rest of the output would reach
+      // the client as the start of the next response on its connection.
+      if (has_status) return "page sent a second Status";
+      if (value.size() < 3 || value[0] < '2' || value[0] > '5' || value[1] < '0' || value[1] > '9' ||
           value[2] < '0' || value[2] > '9' || (value.size() > 3 && value[3] != ' '))
-        return "page sent a bad Status: " + std::string(value.substr(0, 40));
+        return "page sent a bad Status (a final status, 200-599, is needed): " + std::string(value.substr(0, 40));
       r.status = (value[0] - '0') * 100 + (value[1] - '0') * 10 + (value[2] - '0');
       r.reason = std::string(TrimSpace(value.substr(3)));
       has_status = true;

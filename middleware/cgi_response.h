@@ -26,8 +26,8 @@ struct CgiResponse {
 // Parses `output` (at least the page's whole header block). Returns the
 // response, or a message saying why the output is not a CGI response (no
 // blank line after the headers, a line that is not a header, a header value
-// with a control byte such as a bare CR or a NUL, a bad Status or a malformed
-// session header): the page failed. Lines may end in LF or CRLF. Location
+// with a control byte such as a bare CR or a NUL, a Status that is not one
+// final status 200-599, or a malformed session header): the page failed. Lines may end in LF or CRLF. Location
 // without Status means 302.
 std::variant<CgiResponse, std::string> ParseCgiResponse(std::string_view output);
 

@@ -212,6 +212,7 @@ struct Conn {
   int fd;
   Clock::time_point deadline;    // the request must have arrived whole by then
   Clock::time_point idle_since;  // accepted, or its last response sent
+  Clock::time_point arriving_since;  // the first byte of the request being received came
   std::string in;              // received bytes not yet parsed (at most one partial record)
   bool served = false;         // it has served a request: now an idle keep-alive connection
   bool busy = false;
@@ -430,15 +431,31 @@ struct FcgiServer::Loop {
 
   void Accept(bool everything) {
     for (;;) {
-      if (!everything && conns.size() >= opts.max_connections && !CloseOldestIdle()) {
-        // Every connection is busy with a request: further ones wait in the
-        // backlog until one closes.
-        if (!limit_logged) LogLine("max_connections (" + std::to_string(opts.max_connections) + ") reached");
-        limit_logged = true;
-        SetListening(false);
-        return;
+      // At the limit: the connection that makes room, closed only once a
+      // new one was accepted (the backlog may be empty by now).
+      Conn* room = nullptr;
+      bool idle = true;
+      if (!everything && conns.size() >= opts.max_connections) {
+        room = OldestIdle();
+        if (!room) {
+          room = SlowestArriving();
+          idle = false;
+        }
+        if (!room) {
+          // Every connection is busy with a request, or has been sending
+          // one for less than a quarter of a second: further ones wait in
+          // the backlog until one closes (the sweep tries again).
+          if (!limit_logged) LogLine("max_connections (" + std::to_string(opts.max_connections) + ") reached");
+          limit_logged = true;
+          SetListening(false);
+          return;
+        }
       }
       int fd = ::accept4(server.listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+      if (fd >= 0 && room) {
+        if (idle) Close(*room);
+        else CloseSlowest(*room);
+      }
       if (fd < 0) {
         if (errno == EINTR || errno == ECONNABORTED) continue;
         if (errno != EAGAIN && errno != EWOULDBLOCK) {
@@ -457,9 +474,9 @@ struct FcgiServer::Loop {
   // nginx reuses idle keep-alive connections: the one idle the longest, among
   // those between two requests and those that have sent nothing at all for a
   // quarter of a second (not even into the kernel's buffer, which a peek
-  // tells: a client may connect a moment before it writes). False when there
-  // is none; the sweep then tries again a quarter of a second later.
-  bool CloseOldestIdle() {
+  // tells: a client may connect a moment before it writes). Null when there
+  // is none.
+  Conn* OldestIdle() {
     const auto fresh = Clock::now() - std::chrono::milliseconds(250);
     std::vector<Conn*> idle;
     for (auto& [fd, c] : conns)
@@ -474,10 +491,41 @@ struct FcgiServer::Loop {
         if (::recv(c->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK))
           continue;  // data waiting (or EOF, an error): the loop reads it
       }
-      Close(*c);
-      return true;
+      return c;
     }
-    return false;
+    return nullptr;
+  }
+
+  // At the connection limit with nothing idle to close: the connection that
+  // has been sending its request the longest makes room, so that half-sent
+  // requests (a flood of them, or a slowloris) cannot lock whole ones out
+  // for io_timeout. A web server sends a request in one go, unless it
+  // streams a client's body as it comes (nginx's fastcgi_request_buffering
+  // off): such a request may be the one closed, and then only while
+  // sessiond is at its limit. Requests that began within the last quarter
+  // of a second are spared. Null when there is none.
+  Conn* SlowestArriving() {
+    const auto now = Clock::now();
+    Conn* slowest = nullptr;
+    for (auto& [fd, c] : conns)
+      if (!c->busy && (c->id != 0 || !c->in.empty()) && now - c->arriving_since >= std::chrono::milliseconds(250) &&
+          (!slowest || c->arriving_since < slowest->arriving_since))
+        slowest = c.get();
+    return slowest;
+  }
+
+  // Closes SlowestArriving()'s connection: a 503 for its request, and a log line.
+  void CloseSlowest(Conn& c) {
+    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - c.arriving_since).count();
+    std::string why = "max_connections (" + std::to_string(opts.max_connections) +
+                      ") reached: closed the request that has been arriving longest (" + std::to_string(ms) +
+                      " ms, not received whole) to make room";
+    if (c.id != 0) {
+      Reject(c, 503, why);
+    } else {
+      LogLine(why);  // not even a whole first record: nothing to answer
+      Close(c);
+    }
   }
 
   void Close(Conn& c) {
@@ -520,6 +568,7 @@ struct FcgiServer::Loop {
     for (;;) {
       ssize_t n = ::read(c.fd, buf, sizeof buf);
       if (n > 0) {
+        if (c.id == 0 && c.in.empty()) c.arriving_since = Clock::now();
         c.in.append(buf, static_cast<std::size_t>(n));
         if (!Parse(c)) return;  // closed
         if (c.busy) return;     // a whole request went to the workers
@@ -716,6 +765,7 @@ struct FcgiServer::Loop {
       c->idle_since = Clock::now();
       c->deadline = c->idle_since + opts.io_timeout;
       Watch(c->fd, EPOLL_CTL_ADD);
+      c->arriving_since = c->idle_since;
       if (!c->in.empty()) Parse(*c);  // a request that arrived behind the last one
     }
     if (!listening && !draining && conns.size() < opts.max_connections) {

@@ -30,7 +30,10 @@ struct ServerOptions {
   int workers = 16;             // requests handled at once
   std::size_t queue_size = 64;  // complete requests waiting for a worker; more: 503 at once
   std::chrono::milliseconds queue_timeout{10000};  // a request that waited longer for a worker: 503
-  std::size_t max_connections = 1024;  // open connections; past it the longest-idle one is closed, or new ones wait
+  // Open connections. Past it a new one closes the longest-idle one, else the
+  // one whose request has been arriving longest (over 250 ms: answered 503),
+  // else it waits in the backlog while every request is with a worker.
+  std::size_t max_connections = 1024;
   std::chrono::milliseconds io_timeout{30000};     // to receive a whole request, or send a response
   std::size_t max_params_bytes = 64 * 1024;        // the FastCGI parameters of one request; more: 400
   std::size_t max_body_bytes = 1024 * 1024;        // request body; more: 413

@@ -60,8 +60,9 @@ const AppRunners& NoApps() {
   return none;
 }
 
-Handler::Handler(const Config& config, std::unique_ptr<SessionStore> store, const AppRunners& apps)
-    : config_(config), store_(std::move(store)), apps_(apps) {
+Handler::Handler(const Config& config, std::unique_ptr<SessionStore> store, const AppRunners& apps,
+                 LiveCount& live)
+    : config_(config), store_(std::move(store)), apps_(apps), live_(live) {
   char resolved[PATH_MAX];
   if (!::realpath(config.pages.c_str(), resolved))
     throw std::runtime_error("pages directory " + config.pages + ": " + std::strerror(errno));
@@ -104,17 +105,26 @@ void Handler::Handle(Request& request) {
 
 // The status path, as nginx names it (SCRIPT_NAME) or as it was asked for
 // (DOCUMENT_URI, when a location passes no SCRIPT_NAME of its own).
-bool Handler::IsStatusRequest(const Request& request) const {
+bool Handler::IsStatusPath(const Request& request) const {
   const std::string& path = config_.status_path;
   return !path.empty() && (request.Param("SCRIPT_NAME") == path || request.Param("DOCUMENT_URI") == path);
 }
 
-// The metrics, with the live session count taken now: one COUNT over the
-// expiry index per scrape, on this worker's own connection.
+// The status path through the location that exposes it: the web server says
+// so with SESSIOND_STATUS, as it names apps with SESSIOND_APP. The path alone
+// would answer through any location that reaches sessiond (a catch-all
+// `location /` passes every URI), to anyone.
+bool Handler::IsStatusRequest(const Request& request) const {
+  return IsStatusPath(request) && request.Param("SESSIOND_STATUS") == "1";
+}
+
+// The metrics, with the live session count: one COUNT over the expiry index,
+// on this worker's own connection, at most once per LiveCount interval in
+// the whole process.
 void Handler::ServeStatus(Request& request) {
   std::optional<std::int64_t> live;
   try {
-    live = store_->CountLive(Now());
+    live = live_.Get([&] { return store_->CountLive(Now()); });
   } catch (const StoreError& e) {
     ProcessMetrics().CountStoreError(e.busy());
     LogLine(std::string("status: cannot count live sessions: ") + e.what());
@@ -138,7 +148,8 @@ Response Handler::Process(Request& request) {
   if (committed.outcome == CommitResult::Outcome::Gone)
     throw HttpError(409, "the session ended while the page ran (a login, logout or expiry meanwhile); "
                          "its changes were not kept");
-  return Respond(out, run, session, committed, request.Param("HTTPS") == "on");
+  const bool had_cookie = FindCookie(CookieHeader(request), config_.cookie.name).has_value();
+  return Respond(out, run, session, committed, request.Param("HTTPS") == "on", had_cookie);
 }
 
 // The application SESSIOND_APP names (a parameter only the web server sets:
@@ -156,6 +167,9 @@ const Runner& Handler::ChooseRunner(const Request& request, std::optional<PageRu
     }
     return *it->second;
   }
+  if (IsStatusPath(request))
+    throw HttpError(404, "the status path was asked through a location that does not set SESSIOND_STATUS=1 "
+                         "(fastcgi_param SESSIOND_STATUS 1; in the one location that exposes it)");
   Page resolved = ResolvePage(request);
   page.emplace(std::move(resolved.path), std::move(resolved.path_info), config_.page,
                config_.page_user.set ? &config_.page_user : nullptr);
@@ -184,7 +198,10 @@ Handler::Page Handler::ResolvePage(const Request& request) const {
   } else if (name.substr(0, 6) == "proxy:") {
     throw HttpError(404, "no page " + std::string(name) + " (only proxy:fcgi://HOST/PATH is understood)");
   }
-  std::string candidate = name[0] == '/' ? std::string(name) : pages_root_ + '/' + std::string(name);
+  // What every page's path starts with: the root and a slash ("/" alone for
+  // a root of "/", every absolute path).
+  const std::string inside = pages_root_ == "/" ? pages_root_ : pages_root_ + '/';
+  std::string candidate = name[0] == '/' ? std::string(name) : inside + std::string(name);
   std::string rest;
   struct stat st;
   while (::stat(candidate.c_str(), &st) != 0) {
@@ -199,7 +216,7 @@ Handler::Page Handler::ResolvePage(const Request& request) const {
   char resolved[PATH_MAX];
   if (!::realpath(candidate.c_str(), resolved)) throw HttpError(404, "no page " + std::string(name));
   std::string page = resolved;
-  if (page.compare(0, pages_root_.size() + 1, pages_root_ + '/') != 0)
+  if (page.compare(0, inside.size(), inside) != 0)
     throw HttpError(404, "page " + std::string(name) + " is outside the pages root");
   if (::stat(page.c_str(), &st) != 0 || !S_ISREG(st.st_mode) || ::access(page.c_str(), X_OK) != 0)
     throw HttpError(404, "page " + std::string(name) + " is not an executable file");
@@ -324,8 +341,9 @@ CommitResult Handler::Commit(const std::optional<Session>& session, const Change
 
 // The page's response with the session's cookie. A response that belongs to
 // a session must not be stored by any cache, whatever the page said.
+// `had_cookie`: the request carried the session cookie, whatever its value.
 Response Handler::Respond(const CgiResponse& page, RunResult& run, const std::optional<Session>& session,
-                          const CommitResult& committed, bool https) const {
+                          const CommitResult& committed, bool https, bool had_cookie) const {
   using O = CommitResult::Outcome;
   Response r{page.status, page.reason, {}, {}, std::move(run.output), page.body_offset};
   bool has_session = session || committed.outcome == O::Created;
@@ -333,9 +351,23 @@ Response Handler::Respond(const CgiResponse& page, RunResult& run, const std::op
     if (!has_session || strcasecmp(h.first.c_str(), "Cache-Control") != 0) r.headers.push_back(h);
   CookieAttributes cookie = config_.cookie;
   cookie.secure = config_.cookie_secure || https;
+  // A Max-Age counts from when the cookie was last sent, so it is sent again
+  // while the session is in use, or an active visitor would be logged out
+  // max-age after login (the idle and absolute timeouts stay the bound). It
+  // rides on the store's refresh of the last access, so most requests send
+  // nothing; and, should max-age be the shorter, once half of it has passed
+  // since that refresh (the cookie was last sent then or later).
+  const bool in_use = session && (committed.outcome == O::Updated || committed.outcome == O::Unchanged);
+  const bool renew = cookie.max_age > 0 && in_use &&
+                     (committed.touched || session->now - session->accessed >= cookie.max_age / 2);
   if (committed.outcome == O::Created || committed.outcome == O::Regenerated)
     r.headers.emplace_back("Set-Cookie", SessionCookie(committed.id, cookie));
-  else if (committed.outcome == O::Abandoned)
+  else if (renew)
+    r.headers.emplace_back("Set-Cookie", SessionCookie(session->id, cookie));
+  // An abandon drops the client's cookie even when it named no session (it
+  // had expired, or the same logout ran in another tab): else the browser
+  // keeps sending a dead id.
+  else if (committed.outcome == O::Abandoned || (page.session.abandon && had_cookie))
     r.headers.emplace_back("Set-Cookie", ExpiredCookie(cookie));
   if (has_session) r.headers.emplace_back("Cache-Control", "no-store");
   return r;

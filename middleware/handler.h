@@ -10,6 +10,7 @@
 #include "middleware/cgi_response.h"
 #include "middleware/config.h"
 #include "middleware/http.h"
+#include "middleware/metrics.h"
 #include "middleware/page_runner.h"
 #include "middleware/request.h"
 #include "middleware/runner.h"
@@ -37,14 +38,18 @@ class Handler {
  public:
   // `config.pages` must exist; it is resolved once here. `apps`: the
   // persistent applications SESSIOND_APP may name (shared by every worker's
-  // handler; it must outlive them).
-  Handler(const Config& config, std::unique_ptr<SessionStore> store, const AppRunners& apps = NoApps());
+  // handler; it must outlive them). `live`: where the status path's live
+  // session count is kept between scrapes (shared likewise).
+  Handler(const Config& config, std::unique_ptr<SessionStore> store, const AppRunners& apps = NoApps(),
+          LiveCount& live = ProcessLiveCount());
 
   // Serves one request completely. A request that fails gets an error status,
   // one log line, and no session change at all. Throws only when the page's
   // output cannot be read back after part of the response was sent (the
   // caller must then close the connection). A request for config.status_path
-  // gets the metrics (ProcessMetrics()) instead of a page.
+  // through a location that sets SESSIOND_STATUS=1 (a parameter only the web
+  // server sets: a client's header arrives as HTTP_SESSIOND_STATUS) gets the
+  // metrics (ProcessMetrics()); through any other location, a 404.
   void Handle(Request& request);
 
   // The page named by SCRIPT_FILENAME (a path, or Apache's
@@ -57,6 +62,7 @@ class Handler {
 
  private:
   Response Process(Request& request);
+  bool IsStatusPath(const Request& request) const;
   bool IsStatusRequest(const Request& request) const;
   void ServeStatus(Request& request);
   const Runner& ChooseRunner(const Request& request, std::optional<PageRunner>& page) const;
@@ -66,13 +72,14 @@ class Handler {
   CgiResponse CheckRun(const RunResult& run, const std::string& page, const Request& request) const;
   CommitResult Commit(const std::optional<Session>& session, const ChangeSet& changes);
   Response Respond(const CgiResponse& page, RunResult& run, const std::optional<Session>& session,
-                   const CommitResult& committed, bool https) const;
+                   const CommitResult& committed, bool https, bool had_cookie) const;
   void Send(Request& request, const Response& response) const;
 
   const Config& config_;
   std::string pages_root_;  // realpath of config.pages
   std::unique_ptr<SessionStore> store_;
   const AppRunners& apps_;
+  LiveCount& live_;
 };
 
 }  // namespace sessiond

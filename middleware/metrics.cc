@@ -162,7 +162,7 @@ std::string Metrics::Render(std::optional<std::int64_t> live_sessions) const {
     prometheus::Registry scrape;
     BuildGauge()
         .Name("sessiond_sessions_live")
-        .Help("Sessions in the store that have not expired, counted at this scrape")
+        .Help("Sessions in the store that have not expired, as last counted (at most once every 5 s per sessiond)")
         .Register(scrape)
         .Add({})
         .Set(static_cast<double>(*live_sessions));
@@ -174,6 +174,41 @@ std::string Metrics::Render(std::optional<std::int64_t> live_sessions) const {
 Metrics& ProcessMetrics() {
   static Metrics metrics;
   return metrics;
+}
+
+std::optional<std::int64_t> LiveCount::Get(const std::function<std::optional<std::int64_t>()>& count,
+                                           Clock::time_point now) {
+  std::unique_lock lock(m_);
+  if (have_ && now - at_ < interval_) return value_;
+  if (counting_) {
+    // Another scrape is counting: the last count, rather than a second scan.
+    if (have_) return value_;
+    done_.wait(lock, [&] { return !counting_; });
+    return have_ ? value_ : std::nullopt;  // nothing when that count failed
+  }
+  counting_ = true;
+  lock.unlock();
+  std::optional<std::int64_t> counted;
+  try {
+    counted = count();
+  } catch (...) {
+    lock.lock();
+    counting_ = false;
+    done_.notify_all();
+    throw;
+  }
+  lock.lock();
+  value_ = counted;
+  at_ = now;
+  have_ = true;
+  counting_ = false;
+  done_.notify_all();
+  return counted;
+}
+
+LiveCount& ProcessLiveCount() {
+  static LiveCount live;
+  return live;
 }
 
 }  // namespace sessiond

@@ -9,7 +9,10 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <condition_variable>
+#include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 
@@ -60,7 +63,7 @@ class Metrics {
   void SetLimits(int workers, std::size_t queue_size);
 
   // Every metric, in the text exposition format (version 0.0.4), with
-  // `live_sessions` as sessiond_sessions_live when it is known.
+  // `live_sessions` as sessiond_sessions_live when it is known (LiveCount).
   std::string Render(std::optional<std::int64_t> live_sessions) const;
 
  private:
@@ -71,6 +74,40 @@ class Metrics {
 // This process's metrics: what the handler, the server and the collector
 // count, and what --status-path serves.
 Metrics& ProcessMetrics();
+
+// The live session count a scrape reports, counted at most once per
+// `interval` in the whole process: a count reads the store's whole expiry
+// index (30-40 ms on PostgreSQL with 200k sessions), which scrapes from
+// several scrapers, each one a worker's query, must not repeat. A scrape
+// within the interval gets the last count; one after it counts, while those
+// arriving meanwhile get the last count (or wait for the first one ever).
+//
+// Thread-safety: every member function may be called from any thread.
+class LiveCount {
+ public:
+  using Clock = std::chrono::steady_clock;
+  static constexpr std::chrono::seconds kInterval{5};
+
+  explicit LiveCount(Clock::duration interval = kInterval) : interval_(interval) {}
+
+  // The last count when it is younger than the interval at `now`, else what
+  // `count` returns now. `count` may throw (a store error): the exception
+  // reaches this caller, the last count stays, and the next call counts.
+  std::optional<std::int64_t> Get(const std::function<std::optional<std::int64_t>()>& count,
+                                  Clock::time_point now = Clock::now());
+
+ private:
+  const Clock::duration interval_;
+  std::mutex m_;
+  std::condition_variable done_;
+  bool counting_ = false;
+  bool have_ = false;
+  std::optional<std::int64_t> value_;
+  Clock::time_point at_;
+};
+
+// This process's live count, shared by every worker's handler.
+LiveCount& ProcessLiveCount();
 
 // Adds 1 to a gauge of ProcessMetrics() for its lifetime.
 class GaugeScope {

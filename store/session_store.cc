@@ -102,7 +102,7 @@ CommitResult PolicyStore::Commit(const std::optional<Session>& loaded, const Cha
     try {
       bool touched = false;  // not when the session has gone meanwhile
       backend_->Write([&touched, &d, now](StoreWriter& w) { touched = w.Touch(d, now); });
-      if (touched) return {CommitResult::Outcome::Updated, {}};
+      if (touched) return {CommitResult::Outcome::Updated, {}, true};
     } catch (const StoreError& e) {
       // The refresh is an optimisation of the read, not part of it: failing
       // the page (503 or 500) for it would be worse than a session that ends
@@ -144,7 +144,7 @@ CommitResult PolicyStore::Commit(const std::optional<Session>& loaded, const Cha
       w.Rename(d, fresh);
       result = {CommitResult::Outcome::Regenerated, fresh_id};
     } else {
-      result = {CommitResult::Outcome::Updated, {}};
+      result = {CommitResult::Outcome::Updated, {}, touch_due};
     }
   });
   return result;

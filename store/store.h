@@ -53,6 +53,10 @@ struct CommitResult {
   };
   Outcome outcome = Outcome::Unchanged;
   std::string id;  // set for Created and Regenerated
+  // Updated: the commit refreshed the session's last access (the lazy touch,
+  // at most once per touch interval): the session is in use, a moment to
+  // renew what else ages with it (the cookie's Max-Age) at no extra cost.
+  bool touched = false;
 };
 
 // Thread-safety: one instance per thread. Instances on the same file (in one

@@ -76,6 +76,19 @@ TEST_CASE("output that is not a CGI response", "[cgi]") {
   CHECK(Error("Status: 2000\n\n").rfind("page sent a bad Status", 0) == 0);
   CHECK(Error("Status: abc\n\n").rfind("page sent a bad Status", 0) == 0);
   CHECK(Error("Status: 600 x\n\n").rfind("page sent a bad Status", 0) == 0);
+  // A 1xx is never a final answer: passed on, it would end the response
+  // with the body still to come and desync the client's connection.
+  for (std::string code : {"100", "101", "103", "199", "000", "099"}) {
+    INFO(code);
+    CHECK(Error("Status: " + code + " Continue\r\nContent-Type: text/plain\r\n\r\nbody")
+              .rfind("page sent a bad Status", 0) == 0);
+  }
+  CHECK(Error("Status: 200 OK\nStatus: 404\n\n").rfind("page sent a second Status", 0) == 0);
+  CHECK(Error("Status: 20x\n\n").rfind("page sent a bad Status", 0) == 0);
+  CHECK(Error("Status: 200OK\n\n").rfind("page sent a bad Status", 0) == 0);
+  CHECK(Error("Status:\n\n").rfind("page sent a bad Status", 0) == 0);
+  CHECK(Parse("Status: 200\n\n").status == 200);
+  CHECK(Parse("Status: 599 Edge\n\n").status == 599);
   CHECK(Error("X-Session-Set: novalue\n\n") == "page sent a malformed X-Session-Set header");
   CHECK(Error("X-Session-Set: =v\n\n") == "page sent a malformed X-Session-Set header");
   CHECK(Error("X-Session-Set: k=%zz\n\n") == "page sent a malformed X-Session-Set header");

@@ -42,6 +42,7 @@ class MemoryRequest final : public Request {
 struct Fixture {
   fs::path dir;
   Config config;
+  LiveCount live{std::chrono::seconds(0)};  // every scrape counts
   std::unique_ptr<Handler> handler;
 
   Fixture() {
@@ -56,7 +57,7 @@ struct Fixture {
     fs::permissions(dir / "secret", fs::perms::owner_all);
     config.pages = (dir / "pages").string();
     config.store.db = (dir / "sessions.db").string();
-    handler = std::make_unique<Handler>(config, OpenStore(config.store));
+    handler = std::make_unique<Handler>(config, OpenStore(config.store), NoApps(), live);
   }
   ~Fixture() { fs::remove_all(dir); }
 
@@ -70,6 +71,29 @@ struct Fixture {
     MemoryRequest r(std::move(env), std::move(body));
     handler->Handle(r);
     return r;
+  }
+};
+
+// A real store seen through a seam: its sessions load as last accessed `age`
+// seconds earlier than recorded (time passing without a sleep), and its
+// CountLive calls are counted.
+struct SeamStore final : SessionStore {
+  std::unique_ptr<SessionStore> real;
+  std::int64_t age = 0;
+  int counts = 0;
+  explicit SeamStore(std::unique_ptr<SessionStore> r) : real(std::move(r)) {}
+  std::optional<Session> Load(std::string_view id, std::int64_t now) override {
+    auto s = real->Load(id, now);
+    if (s) s->accessed -= age;
+    return s;
+  }
+  CommitResult Commit(const std::optional<Session>& loaded, const ChangeSet& changes, std::int64_t now) override {
+    return real->Commit(loaded, changes, now);
+  }
+  std::size_t CollectGarbage(std::int64_t now, std::size_t batch) override { return real->CollectGarbage(now, batch); }
+  std::optional<std::int64_t> CountLive(std::int64_t now) override {
+    ++counts;
+    return real->CountLive(now);
   }
 };
 
@@ -124,6 +148,79 @@ TEST_CASE("pages outside the root are never run", "[handler]") {
   }
   MemoryRequest none = f.Serve({});
   CHECK(none.status() == 404);
+}
+
+TEST_CASE("a pages root of / holds every page", "[handler]") {
+  Fixture f;
+  f.config.pages = "/";
+  Handler root(f.config, OpenStore(f.config.store));
+  MemoryRequest page({"REQUEST_METHOD=GET", "SCRIPT_FILENAME=" + (f.dir / "pages/show").string()});
+  root.Handle(page);
+  CHECK(page.status() == 200);
+  // Relative to the root, as nginx's $fastcgi_script_name would give it.
+  MemoryRequest relative({"REQUEST_METHOD=GET", "SCRIPT_FILENAME=" + (f.dir / "pages/show").string().substr(1)});
+  root.Handle(relative);
+  CHECK(relative.status() == 200);
+  // The root itself is no page.
+  MemoryRequest dir({"REQUEST_METHOD=GET", "SCRIPT_FILENAME=/"});
+  root.Handle(dir);
+  CHECK(dir.status() == 404);
+}
+
+TEST_CASE("abandon drops the client's cookie even when its session is gone", "[handler]") {
+  Fixture f;
+  f.Page("logout", "printf 'X-Session-Abandon: 1\\r\\n\\r\\n'");
+  const std::string expired = "Set-Cookie: sid=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0";
+  std::string id = CookieOf(f.Serve({"SCRIPT_FILENAME=set", "QUERY_STRING=k=v"}));
+  CHECK(f.Serve({"SCRIPT_FILENAME=logout", "HTTP_COOKIE=sid=" + id}).out().find(expired) != std::string::npos);
+  // The same logout again (another tab), an id never issued, a malformed one:
+  // the cookie names no session, and the browser is still told to drop it.
+  for (std::string cookie : std::vector<std::string>{"sid=" + id, "sid=" + std::string(43, 'A'), "sid=junk", "a=1; sid="}) {
+    INFO(cookie);
+    MemoryRequest r = f.Serve({"SCRIPT_FILENAME=logout", "HTTP_COOKIE=" + cookie});
+    CHECK(r.status() == 200);
+    CHECK(r.out().find(expired) != std::string::npos);
+  }
+  // No session cookie at all: nothing to drop.
+  CHECK(f.Serve({"SCRIPT_FILENAME=logout"}).out().find("Set-Cookie") == std::string::npos);
+  CHECK(f.Serve({"SCRIPT_FILENAME=logout", "HTTP_COOKIE=other=1"}).out().find("Set-Cookie") == std::string::npos);
+}
+
+TEST_CASE("with a Max-Age the cookie is renewed while the session is in use", "[handler]") {
+  Fixture f;
+  f.config.cookie.max_age = 3600;
+  auto* seam = new SeamStore(OpenStore(f.config.store));  // idle 20 min: touched after 120 s
+  Handler h(f.config, std::unique_ptr<SessionStore>(seam));
+  auto serve = [&](const std::string& page, const std::string& cookie) {
+    MemoryRequest r({"REQUEST_METHOD=GET", "SCRIPT_FILENAME=" + page, "QUERY_STRING=k=v", "HTTP_COOKIE=" + cookie});
+    h.Handle(r);
+    return r;
+  };
+  MemoryRequest login = serve("set", "");
+  const std::string id = CookieOf(login);
+  const std::string renewed = "Set-Cookie: sid=" + id + "; Path=/; HttpOnly; SameSite=Lax; Max-Age=3600";
+  CHECK(login.has(renewed));
+  // In use, but the last access is fresh: no header on most requests.
+  CHECK(serve("show", "sid=" + id).out().find("Set-Cookie") == std::string::npos);
+  CHECK(serve("set", "sid=" + id).out().find("Set-Cookie") == std::string::npos);
+  // The store refreshes the last access (a read, then a write): the cookie
+  // is sent again with its whole Max-Age, same id.
+  seam->age = 200;
+  MemoryRequest read = serve("show", "sid=" + id);
+  CHECK(read.body() == "k=v");
+  CHECK(read.has(renewed));
+  CHECK(serve("set", "sid=" + id).has(renewed));
+  // A Max-Age shorter than the touch interval: renewed once half of it has
+  // passed since the last refresh, so the cookie never runs out in use.
+  f.config.cookie.max_age = 100;
+  seam->age = 40;
+  CHECK(serve("show", "sid=" + id).out().find("Set-Cookie") == std::string::npos);
+  seam->age = 50;
+  CHECK(serve("show", "sid=" + id).has("Set-Cookie: sid=" + id + "; Path=/; HttpOnly; SameSite=Lax; Max-Age=100"));
+  // Without a Max-Age the cookie lasts as long as the browser: never resent.
+  f.config.cookie.max_age = 0;
+  seam->age = 1000;
+  CHECK(serve("show", "sid=" + id).out().find("Set-Cookie") == std::string::npos);
 }
 
 // (Body limits are the server's: it answers 413 before a worker sees the request.)
@@ -198,6 +295,19 @@ TEST_CASE("a page may not set the session cookie", "[handler]") {
   CHECK(other.has("Set-Cookie: theme=dark"));
 }
 
+TEST_CASE("a page's 1xx status is its failure, and keeps no change", "[handler]") {
+  Fixture f;
+  std::string id = CookieOf(f.Serve({"SCRIPT_FILENAME=set", "QUERY_STRING=k=v"}));
+  for (std::string code : {"100", "101", "103"}) {
+    INFO(code);
+    f.Page("early", "printf 'Status: " + code + " Early\\r\\nX-Session-Set: k=changed\\r\\n\\r\\nbody'");
+    MemoryRequest r = f.Serve({"SCRIPT_FILENAME=early", "HTTP_COOKIE=sid=" + id});
+    CHECK(r.status() == 502);
+    CHECK(r.body().find("body") == std::string::npos);
+  }
+  CHECK(f.Serve({"SCRIPT_FILENAME=show", "HTTP_COOKIE=sid=" + id}).body() == "k=v");
+}
+
 TEST_CASE("a large output is streamed back whole from its spill file", "[handler]") {
   Fixture f;
   f.Page("large", "printf 'Content-Type: text/plain\\r\\n\\r\\n'; head -c 1000000 /dev/zero | tr '\\0' o");
@@ -261,7 +371,8 @@ TEST_CASE("the status path is answered with the metrics, never by a page", "[han
   f.config.status_path = "/sessiond-status";
   // A page of that name is not run: the path is sessiond's.
   f.Page("sessiond-status", "printf 'Content-Type: text/plain\\r\\n\\r\\npage'");
-  MemoryRequest empty = f.Serve({"SCRIPT_FILENAME=sessiond-status", "SCRIPT_NAME=/sessiond-status"});
+  MemoryRequest empty =
+      f.Serve({"SCRIPT_FILENAME=sessiond-status", "SCRIPT_NAME=/sessiond-status", "SESSIOND_STATUS=1"});
   CHECK(empty.status() == 200);
   CHECK(empty.has("Content-Type: text/plain; version=0.0.4; charset=utf-8"));
   CHECK(empty.has("Cache-Control: no-store"));
@@ -271,11 +382,53 @@ TEST_CASE("the status path is answered with the metrics, never by a page", "[han
 
   f.Serve({"SCRIPT_FILENAME=set", "QUERY_STRING=k=v"});
   // Through a location that passes no SCRIPT_NAME: the URI counts.
-  MemoryRequest one = f.Serve({"DOCUMENT_URI=/sessiond-status"});
+  MemoryRequest one = f.Serve({"DOCUMENT_URI=/sessiond-status", "SESSIOND_STATUS=1"});
   CHECK(one.status() == 200);
   CHECK(one.body().find("\nsessiond_sessions_live 1\n") != std::string::npos);
   // Other paths are pages as before.
   CHECK(f.Serve({"SCRIPT_FILENAME=sessiond-status", "SCRIPT_NAME=/sessiond-status/x"}).body() == "page");
+}
+
+TEST_CASE("the status path answers only where the web server sets SESSIOND_STATUS", "[handler][metrics]") {
+  Fixture f;
+  f.config.status_path = "/sessiond-status";
+  f.Page("sessiond-status", "printf 'Content-Type: text/plain\\r\\n\\r\\npage'");
+  // Through a location without the parameter (a catch-all that reaches
+  // sessiond), with a client's header posing as it, or with another value:
+  // neither the metrics nor a page.
+  for (std::vector<std::string> extra : std::vector<std::vector<std::string>>{
+           {}, {"HTTP_SESSIOND_STATUS=1"}, {"SESSIOND_STATUS=0"}, {"SESSIOND_STATUS="}}) {
+    extra.push_back("SCRIPT_FILENAME=sessiond-status");
+    extra.push_back("SCRIPT_NAME=/sessiond-status");
+    MemoryRequest r = f.Serve(extra);
+    INFO(extra.front());
+    CHECK(r.status() == 404);
+    CHECK(r.body().find("sessiond_") == std::string::npos);
+    CHECK(r.body().find("page") == std::string::npos);
+  }
+  CHECK(f.Serve({"DOCUMENT_URI=/sessiond-status", "SESSIOND_STATUS=1"}).status() == 200);
+}
+
+TEST_CASE("scrapes in a row count the live sessions once", "[handler][metrics]") {
+  Fixture f;
+  f.config.status_path = "/sessiond-status";
+  auto* seam = new SeamStore(OpenStore(f.config.store));
+  LiveCount live;  // the default interval
+  Handler h(f.config, std::unique_ptr<SessionStore>(seam), NoApps(), live);
+  for (int scrape = 0; scrape < 2; ++scrape) {
+    MemoryRequest r({"REQUEST_METHOD=GET", "SCRIPT_NAME=/sessiond-status", "SESSIOND_STATUS=1"});
+    h.Handle(r);
+    CHECK(r.status() == 200);
+    CHECK(r.body().find("\nsessiond_sessions_live 0\n") != std::string::npos);
+  }
+  CHECK(seam->counts == 1);
+  // Another worker's handler shares the count.
+  auto* other = new SeamStore(OpenStore(f.config.store));
+  Handler h2(f.config, std::unique_ptr<SessionStore>(other), NoApps(), live);
+  MemoryRequest r({"REQUEST_METHOD=GET", "SCRIPT_NAME=/sessiond-status", "SESSIOND_STATUS=1"});
+  h2.Handle(r);
+  CHECK(r.body().find("\nsessiond_sessions_live 0\n") != std::string::npos);
+  CHECK(other->counts == 0);
 }
 
 TEST_CASE("without a status path, its path is a page path", "[handler][metrics]") {
@@ -299,7 +452,7 @@ TEST_CASE("requests are counted by status, the status path's own not at all", "[
   std::string id = CookieOf(f.Serve({"SCRIPT_FILENAME=set", "QUERY_STRING=k=v"}));
   f.Serve({"SCRIPT_FILENAME=missing"});
   f.Serve({"SCRIPT_FILENAME=fail"});
-  f.Serve({"SCRIPT_NAME=/sessiond-status"});
+  f.Serve({"SCRIPT_NAME=/sessiond-status", "SESSIOND_STATUS=1"});
   f.Serve({"SCRIPT_FILENAME=logout", "HTTP_COOKIE=sid=" + id});
   CHECK(Series("sessiond_requests_total{status=\"200\"}") == ok + 2);
   CHECK(Series("sessiond_requests_total{status=\"404\"}") == missing + 1);

@@ -2,7 +2,9 @@
 #include "middleware/metrics.h"
 
 #include <catch2/catch.hpp>
+#include <future>
 #include <sstream>
+#include <thread>
 
 using namespace sessiond;
 
@@ -127,4 +129,45 @@ TEST_CASE("GaugeScope holds a gauge of the process's metrics for its lifetime", 
     CHECK(running() == before + 1);
   }
   CHECK(running() == before);
+}
+
+TEST_CASE("the live count is taken at most once per interval, and shared meanwhile", "[metrics]") {
+  LiveCount live(std::chrono::seconds(5));
+  const auto t0 = LiveCount::Clock::now();
+  int counts = 0;
+  std::int64_t sessions = 7;
+  auto count = [&]() -> std::optional<std::int64_t> {
+    ++counts;
+    return sessions;
+  };
+  CHECK(live.Get(count, t0) == 7);
+  sessions = 8;
+  CHECK(live.Get(count, t0 + std::chrono::seconds(4)) == 7);
+  CHECK(counts == 1);
+  CHECK(live.Get(count, t0 + std::chrono::seconds(5)) == 8);
+  CHECK(counts == 2);
+
+  // A count that fails reaches its caller; the last count stays for the
+  // others, and the next call due counts again.
+  auto failing = []() -> std::optional<std::int64_t> { throw std::runtime_error("store down"); };
+  CHECK_THROWS_WITH(live.Get(failing, t0 + std::chrono::seconds(10)), "store down");
+  CHECK(live.Get(count, t0 + std::chrono::seconds(10)) == 8);
+  CHECK(counts == 3);
+
+  // While one scrape counts, another gets the last count at once.
+  std::promise<void> started, release;
+  auto slow = [&]() -> std::optional<std::int64_t> {
+    started.set_value();
+    release.get_future().wait();
+    return 9;
+  };
+  std::optional<std::int64_t> slow_result;  // checked here: Catch2 asserts on one thread
+  std::thread counting([&] { slow_result = live.Get(slow, t0 + std::chrono::seconds(20)); });
+  started.get_future().wait();
+  CHECK(live.Get(count, t0 + std::chrono::seconds(20)) == 8);
+  CHECK(counts == 3);
+  release.set_value();
+  counting.join();
+  CHECK(slow_result == 9);
+  CHECK(live.Get(count, t0 + std::chrono::seconds(21)) == 9);
 }

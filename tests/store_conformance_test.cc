@@ -216,6 +216,21 @@ TEST_CASE("a write refreshes the last access only when it is due, like a read", 
   });
 }
 
+TEST_CASE("a commit says when it refreshed the last access", "[store][conformance]") {
+  ForEachEngine([](Engine& e) {
+    auto store = e.open();  // refresh after 60 s
+    std::string id = store->Commit(std::nullopt, Sets({{"k", "v"}}), T0).id;
+    CHECK_FALSE(store->Commit(store->Load(id, T0 + 30), ChangeSet{}, T0 + 30).touched);
+    CHECK_FALSE(store->Commit(store->Load(id, T0 + 30), Sets({{"k", "w"}}), T0 + 30).touched);
+    CHECK(store->Commit(store->Load(id, T0 + 60), ChangeSet{}, T0 + 60).touched);
+    CHECK(store->Commit(store->Load(id, T0 + 120), Sets({{"k", "x"}}), T0 + 120).touched);
+    // Gone meanwhile: nothing was touched.
+    auto loaded = store->Load(id, T0 + 180);
+    e.remove(id);
+    CHECK_FALSE(store->Commit(loaded, ChangeSet{}, T0 + 180).touched);
+  });
+}
+
 TEST_CASE("the store sees changes made through another instance", "[store][conformance]") {
   ForEachEngine([](Engine& e) {
     auto store = e.open(), other = e.open();

@@ -5,8 +5,8 @@
 # home, a restart of sessiond, logout); a sessiond that was down is used
 # again at once; PATH_INFO as Apache splits it; two Cookie headers (which
 # Apache joins with ", "); log lines naming the whole path; static files
-# served by Apache from sample_static/, never a page's source; then all of
-# it over TCP.
+# served by Apache from sample_static/, never a page's source; the status
+# location of the snippet; then all of it over TCP.
 . "$SESSIOND_SRC/tests/e2e/lib.sh"
 command -v apache2 >/dev/null || fail "apache2 is not installed (scripts/install-deps installs it)"
 start_sessiond a
@@ -93,6 +93,31 @@ for path in /static/login /static/../login "/static/%2e%2e/login" "/static/..%2f
   get "$path" --path-as-is
   ! grep -q '#!/bin/sh' "$DIR/body" || fail "$path: status $STATUS, a page's source: $(body | head -c 200)"
 done
+
+# --- Metrics through the status location of apache/sessiond.conf ------------
+# Uncommented as an operator would: answered there (SetEnv SESSIOND_STATUS),
+# 403 from another address; without that location a 404, whatever header
+# the client sends.
+stack_kill TERM "$STACK_APACHE_PID" || fail "apache did not stop cleanly"
+stack_kill TERM "$A" || fail "sessiond did not exit 0 on SIGTERM"
+start_sessiond a --status-path /sessiond-status
+A=$STACK_PID
+sed -n '/^#<Location "\/sessiond-status">/,/^#<\/Location>/ s/^#//p' "$SESSIOND_SRC/apache/sessiond.conf" \
+  >"$DIR/apache-extra-status.conf"
+grep -q "SetEnv SESSIOND_STATUS 1" "$DIR/apache-extra-status.conf" ||
+  fail "apache/sessiond.conf has no commented status location: $(cat "$DIR/apache-extra-status.conf")"
+stack_apache "$PAGES" "unix:$DIR/a.sock" || fail "apache did not start with the status location"
+get /sessiond-status
+expect_status 200 "the status location"
+expect_body "^sessiond_workers_max 16" "the status location"
+get /sessiond-status --interface 127.0.0.2
+expect_status 403 "the status location from 127.0.0.2"
+stack_kill TERM "$STACK_APACHE_PID" || fail "apache did not stop cleanly"
+rm "$DIR/apache-extra-status.conf"
+stack_apache "$PAGES" "unix:$DIR/a.sock" || fail "apache did not start"
+get /sessiond-status -H "SESSIOND_STATUS: 1"
+expect_status 404 "the status path without its location"
+expect_no_body "sessiond_" "the status path without its location"
 
 # --- The same over TCP: SetHandler "proxy:fcgi://127.0.0.1:PORT/" ----------
 stack_kill TERM "$STACK_APACHE_PID" || fail "apache did not stop cleanly"

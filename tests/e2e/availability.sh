@@ -1,6 +1,7 @@
 #!/bin/bash
 # sessiond keeps serving when clients misbehave or the server is saturated:
-# idle and half-sent connections cost no worker, the wait for a worker is
+# idle and half-sent connections cost no worker, a flood of half-sent ones
+# at the connection limit cannot lock whole requests out, the wait for a worker is
 # bounded in length and in time, an oversized parameter block is refused
 # while it arrives, memory comes back after large responses, and a read
 # whose last-access refresh cannot be written is still answered.
@@ -67,6 +68,20 @@ check_idle_tcp() {
   expect_eq "$(cat "$DIR/tcp-out/1")" 200 "a request over TCP while 16 idle TCP connections are open"
   stop_pid "$IDLE"
   stack_kill TERM "$TCP" || fail "the TCP sessiond did not stop cleanly"
+}
+
+# A flood of half-sent requests as large as --max-connections: a whole
+# request still gets in, answered while the half-sent ones (but the one
+# closed to make room for it, answered 503) are still open. --io-timeout is
+# far longer than the client waits: the answer cannot be the timeout's.
+check_flood() {
+  restart --max-connections 8 --io-timeout 300s
+  local out
+  out=$(python3 "$CLIENT" --timeout 20 flood "unix:$DIR/a.sock" "$PAGES/home" 8) ||
+    fail "a whole request behind 8 half-sent ones at --max-connections 8 got no answer"
+  expect_eq "$out" "status=200 open=7 answered=1 closed=0" "a whole request behind a flood of half-sent ones"
+  grep -q "max_connections (8) reached: closed the request that has been arriving longest" "$DIR/a.log" ||
+    fail "no log line for the request closed to make room"
 }
 
 check_queue_size() {
@@ -182,6 +197,6 @@ check_refresh_busy() {
 start_sessiond a
 A=$STACK_PID
 start_nginx a
-for check in ${E2E_CHECKS:-idle_unix idle_tcp queue_size queue_timeout huge_params memory refresh_busy}; do
+for check in ${E2E_CHECKS:-idle_unix idle_tcp flood queue_size queue_timeout huge_params memory refresh_busy}; do
   "check_$check"
 done

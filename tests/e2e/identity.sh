@@ -50,6 +50,12 @@ expect_status 303 "logout"
 [[ "$(header Set-Cookie)" == "sid=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0;"* ]] ||
   fail "logout Set-Cookie: $(header Set-Cookie)"
 expect_eq "$(sql "SELECT count(*) FROM sessions WHERE id_hash = sha3('$second', 256)")" 0 "abandoned row"
+# The same logout again (another tab still has the cookie): no session, and
+# the browser is still told to drop its cookie.
+get_cookie "sid=$second" /logout
+expect_status 303 "logout with a dead id"
+[[ "$(header Set-Cookie)" == "sid=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0;"* ]] ||
+  fail "logout with a dead id: Set-Cookie: $(header Set-Cookie)"
 get_cookie "sid=$second" /dump
 expect_body "SESSION_NEW=1" "abandoned id"
 

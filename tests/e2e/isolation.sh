@@ -64,6 +64,15 @@ grep -qi "^Set-Cookie: sid=forged" "$DIR/headers" && fail "the page's session co
 unchanged "a page's Set-Cookie for the session cookie"
 expect_eq "$(grep -c "502 GET /badheader: .*Set-Cookie for the session cookie" "$DIR/a.log")" 1 \
   "log lines for the page's Set-Cookie for the session cookie"
+# An informational status is no answer: passed on, it would end the
+# response before its body and desync the client's connection.
+for code in 100 101 103; do
+  get "/badheader?$code"
+  expect_status 502 "a page's Status: $code"
+  expect_no_body "sent" "a page's Status: $code"
+  unchanged "a page's Status: $code"
+done
+expect_eq "$(grep -c "502 GET /badheader: page sent a bad Status" "$DIR/a.log")" 3 "log lines for the 1xx statuses"
 # Any other cookie is the page's business.
 get "/badheader?theme"
 expect_status 200 "a page's Set-Cookie for another cookie"

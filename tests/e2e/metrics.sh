@@ -4,7 +4,9 @@
 # Prometheus text, and between two scrapes every counter moves by exactly
 # what the requests in between did (the scrapes themselves count for
 # nothing); the sweep's deletions are counted; only allowed addresses reach
-# it; and without --status-path the path is an ordinary page path (404).
+# it; through a location that does not set SESSIOND_STATUS (nginx's
+# location /, a client's header posing as it) the path is a 404; and without
+# --status-path the path is an ordinary page path (404).
 . "$SESSIOND_SRC/tests/e2e/lib.sh"
 STATUS_PATH=/sessiond-status
 
@@ -12,6 +14,8 @@ STATUS_PATH=/sessiond-status
 sed -n '/^#location = \/sessiond-status {/,/^#}/ s/^#//p' "$SESSIOND_SRC/nginx/sessiond.conf" >"$DIR/nginx-extra-status.conf"
 grep -q "fastcgi_pass sessiond;" "$DIR/nginx-extra-status.conf" ||
   fail "nginx/sessiond.conf has no commented status location: $(cat "$DIR/nginx-extra-status.conf")"
+grep -q "fastcgi_param SESSIOND_STATUS 1;" "$DIR/nginx-extra-status.conf" ||
+  fail "the status location of nginx/sessiond.conf sets no SESSIOND_STATUS: $(cat "$DIR/nginx-extra-status.conf")"
 
 # scrape NAME: the metrics, into $DIR/NAME.prom.
 scrape() {
@@ -97,9 +101,13 @@ moved 'sessiond_store_commit_duration_seconds_count' 5
 # The histograms' +Inf buckets are their counts.
 expect_eq "$(value after 'sessiond_page_duration_seconds_bucket{le="+Inf"}')" \
           "$(value after sessiond_page_duration_seconds_count)" "the page histogram's +Inf bucket"
+# The live count is taken at most once every 5 s: scrape until it is taken
+# anew (the scrapes count for nothing above, so "after" may be any of them).
+counted() { scrape after && [ "$(value after sessiond_sessions_live)" = 1 ]; }
+stack_wait_for "$STACK_PID" counted ||
+  fail "sessiond_sessions_live is $(value after sessiond_sessions_live), expected 1: only the third visitor's"
 expect_eq "$(value after sessiond_sessions_live)" \
           "$(sql "SELECT count(*) FROM sessions WHERE expires > strftime('%s', 'now')")" "sessiond_sessions_live"
-expect_eq "$(value after sessiond_sessions_live)" 1 "sessiond_sessions_live: only the third visitor's"
 expect_eq "$(value after sessiond_pages_running)" 0 "sessiond_pages_running between requests"
 expect_eq "$(value after sessiond_queue_length)" 0 "sessiond_queue_length between requests"
 [ "$(value after sessiond_workers_busy)" -ge 1 ] || fail "sessiond_workers_busy does not count the scrape's own worker"
@@ -116,12 +124,24 @@ collected() { scrape gc && [ "$(value gc 'sessiond_sessions_expired_total{found_
 stack_wait_for "$STACK_PID" collected || fail "the sweep's deletion was not counted: $(cat "$DIR/gc.prom")"
 expect_eq "$(sql "SELECT count(*) FROM sessions WHERE expires <= strftime('%s', 'now')")" 0 "expired sessions left"
 
+# --- Through a location that sets no SESSIOND_STATUS (an nginx with only the
+# catch-all location /), even with a client's header posing as it: 404,
+# neither the metrics nor a page, and a log line saying what is missing.
+stack_kill TERM "$STACK_NGINX_PID" || fail "nginx did not stop cleanly"
+rm "$DIR/nginx-extra-status.conf"
+start_nginx a
+get_cookie "" "$STATUS_PATH" -H "SESSIOND_STATUS: 1"
+expect_status 404 "$STATUS_PATH through location / with a client's SESSIOND_STATUS header"
+expect_no_body "sessiond_" "$STATUS_PATH through location /"
+grep -q "404 GET $STATUS_PATH: the status path was asked through a location that does not set SESSIOND_STATUS" \
+  "$DIR/a.log" || fail "no log line for the status path through location /: $(tail -n 5 "$DIR/a.log")"
+
 # --- Without --status-path, the path is a page path like any other: 404.
 stack_kill TERM "$STACK_PID" || fail "sessiond did not stop cleanly"
 start_sessiond a
 get "$STATUS_PATH"
 expect_status 404 "$STATUS_PATH without --status-path"
 expect_no_body "sessiond_" "$STATUS_PATH without --status-path"
-grep -q "404 GET $STATUS_PATH: no SCRIPT_FILENAME" "$DIR/a.log" ||
+grep -q "404 GET $STATUS_PATH: no page" "$DIR/a.log" ||
   fail "no log line for the 404 of $STATUS_PATH: $(tail -n 5 "$DIR/a.log")"
 exit 0

@@ -27,6 +27,15 @@ reading any answer.
       before the connection was closed, and whether it was closed while
       sending. Exit 0 when it sent its parameters or was refused cleanly.
 
+  fcgi_client.py flood ADDR PAGE COUNT
+      COUNT connections, each sends FCGI_BEGIN_REQUEST and half of its
+      parameter block, then nothing more; then one more connection sends a
+      whole GET request for PAGE. Once that one is answered, prints
+      "status=S open=N answered=A closed=C": its HTTP status, and how many
+      of the COUNT half-sent connections were then still open and silent,
+      had been answered, or had been closed without an answer. Exit 0 when
+      the whole request got FCGI_END_REQUEST.
+
 ADDR is unix:PATH or HOST:PORT. Every socket operation gives up after
 --timeout seconds (default 30): a guard against a server that hangs.
 """
@@ -214,6 +223,32 @@ def cmd_huge_params(addr, total, ready, timeout):
     return 0
 
 
+def cmd_flood(addr, page, count, timeout):
+    more_files()
+    half = params_for(page)
+    half = half[:len(half) // 2]
+    socks = []
+    for _ in range(int(count)):
+        s = connect(addr, timeout)
+        s.sendall(begin() + record(PARAMS, 1, half))
+        socks.append(s)
+    whole = connect(addr, timeout)
+    whole.sendall(whole_request(page))
+    status = read_response(whole)
+    states = {"open": 0, "answered": 0, "closed": 0}
+    for s in socks:
+        s.setblocking(False)  # a socket with a timeout would wait for data first
+        try:
+            data = s.recv(1, socket.MSG_PEEK)
+            states["answered" if data else "closed"] += 1
+        except BlockingIOError:
+            states["open"] += 1
+        except OSError:
+            states["closed"] += 1
+    print("status=%s open=%d answered=%d closed=%d" % (status, states["open"], states["answered"], states["closed"]))
+    return 0
+
+
 def main(argv):
     timeout = 30.0
     if len(argv) > 2 and argv[1] == "--timeout":
@@ -228,6 +263,7 @@ def main(argv):
         "hold-idle": (cmd_hold_idle, 3),
         "hold-partial": (cmd_hold_partial, 4),
         "huge-params": (cmd_huge_params, 3),
+        "flood": (cmd_flood, 3),
     }
     if cmd not in commands or len(args) != commands[cmd][1]:
         print(__doc__, file=sys.stderr)
