@@ -1,5 +1,7 @@
 #include "log/log.h"
 
+#include "log/redact.h"
+
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
@@ -195,7 +197,7 @@ Writer* TheWriter() {
 }  // namespace
 
 void LogLine(std::string_view message) {
-  std::string line = "sessiond: " + EscapeForLog(message) + '\n';
+  std::string line = "sessiond: " + EscapeForLog(Redact(message)) + '\n';
   Writer* w = TheWriter();
   if (!w || w->pid != ::getpid()) {  // no writer thread, or a forked child
     WriteAll(line);
