@@ -2,6 +2,8 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -102,6 +104,56 @@ TEST_CASE("a log nobody reads holds up no caller, and says what it dropped", "[l
   CHECK(next > 0);
   CHECK(next < lines);
   CHECK(notice == "sessiond: " + std::to_string(lines - next) + " log lines dropped: the log was not read");
+}
+
+// A disk that fills up under the log (here a file size limit, which the
+// kernel enforces the same way: a write cut short, then an error): no line
+// is ever torn, every line that could not be written is counted, and a line
+// says how many once the log can be written again.
+TEST_CASE("a log file that cannot grow loses whole lines, counts them, and says so once it can", "[log]") {
+  char dir[] = "/tmp/sessiond-log-test.XXXXXX";
+  REQUIRE(::mkdtemp(dir));
+  const std::string path = std::string(dir) + "/log";
+  int file = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+  REQUIRE(file >= 0);
+  int saved = ::dup(2);
+  REQUIRE(saved >= 0);
+  REQUIRE(::dup2(file, 2) == 2);
+  ::close(file);
+  // Past the limit a write fails with EFBIG (and SIGXFSZ, which would end
+  // the process).
+  auto old_handler = ::signal(SIGXFSZ, SIG_IGN);
+  rlimit old{};
+  REQUIRE(::getrlimit(RLIMIT_FSIZE, &old) == 0);
+  rlimit small = old;
+  small.rlim_cur = 4050;  // room for 40 lines of 100 bytes, half the 41st, and no notice
+  REQUIRE(::setrlimit(RLIMIT_FSIZE, &small) == 0);
+  auto line = [](int i) {
+    std::string n = std::to_string(i);
+    return "line " + std::string(3 - n.size(), '0') + n + " " + std::string(80, 'x');  // 100 bytes logged
+  };
+  for (int i = 0; i < 100; ++i) LogLine(line(i));
+  REQUIRE(::setrlimit(RLIMIT_FSIZE, &old) == 0);
+  LogLine("the disk has room again");
+  REQUIRE(::dup2(saved, 2) == 2);
+  ::close(saved);
+  ::signal(SIGXFSZ, old_handler);
+
+  std::string got;
+  {
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    REQUIRE(fd >= 0);
+    char buf[65536];
+    for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) > 0;) got.append(buf, static_cast<std::size_t>(n));
+    ::close(fd);
+  }
+  ::unlink(path.c_str());
+  ::rmdir(dir);
+  std::string want;
+  for (int i = 0; i < 40; ++i) want += "sessiond: " + line(i) + "\n";
+  want += "sessiond: 60 log lines dropped: the log could not be written (File too large)\n";
+  want += "sessiond: the disk has room again\n";
+  CHECK(got == want);
 }
 
 TEST_CASE("a password is masked in every form it is spelt in", "[log][redact]") {
