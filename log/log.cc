@@ -1,10 +1,15 @@
 #include "log/log.h"
 
+#include "log/redact.h"
+
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <condition_variable>
@@ -123,13 +128,50 @@ constexpr auto kStall = std::chrono::milliseconds(100);
 // of their own once the log is read again.
 constexpr std::size_t kMaxPending = 1 << 20;
 
-void WriteAll(std::string_view text) {
-  while (!text.empty()) {
-    ssize_t n = ::write(2, text.data(), text.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return;  // stderr closed or broken: nothing better to do
-    text.remove_prefix(static_cast<std::size_t>(n));
+// What became of lines handed to WriteLines: how many bytes of them, whole
+// lines only, are in the log, and the errno of the write that failed (0:
+// all of them are).
+struct Written {
+  std::size_t bytes = 0;
+  int error = 0;
+};
+
+// A write cut short inside a line (a full disk, a file size limit) leaves
+// part of it in the log file; `torn` bytes of it end at the file's end.
+// Takes them back, so the log holds whole lines only. Not when the file
+// grew since (another process appends to it too): its bytes stay.
+void TakeBack(int fd, std::size_t torn) {
+  struct stat st;
+  off_t end = ::lseek(fd, 0, SEEK_CUR);  // O_APPEND: just past our bytes
+  if (end < static_cast<off_t>(torn) || ::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size != end) return;
+  while (::ftruncate(fd, end - static_cast<off_t>(torn)) != 0 && errno == EINTR) {
   }
+}
+
+// Writes `text`, whole lines, to `fd`, each line whole or not at all: a
+// write that fails after part of a line was written takes that part back.
+// A descriptor someone made non-blocking (a shared pipe) is waited for.
+Written WriteLines(int fd, std::string_view text) {
+  std::size_t done = 0;
+  while (done < text.size()) {
+    ssize_t n = ::write(fd, text.data() + done, text.size() - done);
+    if (n > 0) {
+      done += static_cast<std::size_t>(n);
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno == EAGAIN) {
+      pollfd p{fd, POLLOUT, 0};
+      ::poll(&p, 1, -1);
+      continue;
+    }
+    Written w;
+    w.error = n < 0 ? errno : EIO;
+    w.bytes = done == 0 ? 0 : text.rfind('\n', done - 1) + 1;  // npos + 1 == 0
+    if (w.bytes < done) TakeBack(fd, done - w.bytes);
+    return w;
+  }
+  return {done, 0};
 }
 
 // One thread does the writing, so a write that blocks holds up that thread
@@ -139,29 +181,68 @@ struct Writer {
   std::condition_variable work, done;
   std::string pending;                     // lines not yet handed to write(2)
   std::uint64_t queued = 0, written = 0;   // lines, numbered as queued
-  std::uint64_t dropped = 0;               // since the last notice
+  std::uint64_t dropped = 0;               // since the last notice: pending was full
+  std::uint64_t lost = 0;                  // since the last notice: a write failed
+  std::string lost_why;                    // how the last one failed
+  bool failing = false;                    // the last write failed
+  Clock::time_point retry;                 // when to try the notice again on its own
   bool writing = false;
   Clock::time_point since;                 // when the write under way began
   pid_t pid = 0;                           // the process the thread runs in
 
+  static std::string Notice(std::uint64_t n, const std::string& why) {
+    return "sessiond: " + std::to_string(n) + " log lines dropped: " + why + "\n";
+  }
+
   void Run() {
     std::unique_lock lock(m);
     for (;;) {
-      work.wait(lock, [&] { return !pending.empty() || dropped != 0; });
+      // Lines to write, or a notice to give. After a failed write the notice
+      // waits for the next line, or is tried on its own now and then.
+      for (;;) {
+        const bool notices = dropped != 0 || lost != 0;
+        if (!pending.empty() || (notices && (!failing || Clock::now() >= retry))) break;
+        if (notices) work.wait_until(lock, retry);
+        else work.wait(lock);
+      }
+      // In the order things happened: lines lost to a failed write came
+      // before those waiting now; lines dropped for a full queue after them.
       std::string batch;
-      batch.swap(pending);
+      const std::uint64_t noticed = lost;
+      if (lost) batch = Notice(lost, lost_why);
+      const std::size_t notice = batch.size();
+      batch += pending;
+      pending.clear();
+      const std::size_t queue_notice = batch.size();
+      const std::uint64_t full = dropped;
       if (dropped) {
-        batch += "sessiond: " + std::to_string(dropped) + " log lines dropped: the log was not read\n";
+        batch += Notice(dropped, "the log was not read");
         dropped = 0;
       }
       std::uint64_t upto = queued;
       writing = true;
       since = Clock::now();
       lock.unlock();
-      WriteAll(batch);
+      // A copy of fd 2 for the whole batch, so a failed write is taken back
+      // from the file it went to, even when SIGHUP put another behind fd 2.
+      int fd = ::fcntl(2, F_DUPFD_CLOEXEC, 3);
+      Written w = fd < 0 ? Written{0, errno} : WriteLines(fd, batch);
+      if (fd >= 0) ::close(fd);
       lock.lock();
       writing = false;
       written = upto;
+      if (w.bytes >= notice) lost -= noticed;  // the notice is out
+      if (w.error) {
+        std::string_view unwritten = std::string_view(batch).substr(std::max(w.bytes, notice));
+        lost += static_cast<std::uint64_t>(std::count(unwritten.begin(), unwritten.end(), '\n'));
+        if (full && w.bytes <= queue_notice) {  // that notice was no line of the log's: said again later
+          dropped += full;
+          --lost;
+        }
+        lost_why = std::string("the log could not be written (") + std::strerror(w.error) + ")";
+        retry = Clock::now() + std::chrono::seconds(1);
+      }
+      failing = w.error != 0;
       done.notify_all();
     }
   }
@@ -195,10 +276,10 @@ Writer* TheWriter() {
 }  // namespace
 
 void LogLine(std::string_view message) {
-  std::string line = "sessiond: " + EscapeForLog(message) + '\n';
+  std::string line = "sessiond: " + EscapeForLog(Redact(message)) + '\n';
   Writer* w = TheWriter();
   if (!w || w->pid != ::getpid()) {  // no writer thread, or a forked child
-    WriteAll(line);
+    WriteLines(2, line);
     return;
   }
   std::unique_lock lock(w->m);

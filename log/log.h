@@ -15,11 +15,15 @@ namespace sessiond {
 // interleaved, and returns once it is written, except while stderr is not
 // being read: a write that has not returned for 100 ms holds up no caller
 // (the line waits, up to 1 MiB of lines; past that, lines are dropped and a
-// line says how many). Control bytes, bytes that are not UTF-8 and
-// backslashes in `message` are escaped (\n, \r, \t, \\, \xNN), and so are the
-// Unicode controls that change how a line is shown (C1 controls, line
-// separators, bidirectional overrides: \u{202e}), so nothing a client sends
-// (a %0A in a URL, a page's stderr) can forge, split or disguise a line.
+// line says how many). A write that fails (a full disk) loses its lines,
+// never part of one (what a short write left of a line in a file is taken
+// back); a line says how many were lost once the log can be written again.
+// Passwords in `message` are masked (Redact, log/redact.h). Control bytes,
+// bytes that are not UTF-8 and backslashes in `message` are escaped (\n,
+// \r, \t, \\, \xNN), and so are the Unicode controls that change how a
+// line is shown (C1 controls, line separators, bidirectional overrides:
+// \u{202e}), so nothing a client sends (a %0A in a URL, a page's stderr)
+// can forge, split or disguise a line.
 void LogLine(std::string_view message);
 
 // `text` escaped as LogLine does.

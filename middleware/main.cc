@@ -5,6 +5,7 @@
 #include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 
 #include <CLI/CLI.hpp>
@@ -19,6 +20,7 @@
 
 #include "commands/commands.h"
 #include "log/log.h"
+#include "log/redact.h"
 #include "middleware/app_runner.h"
 #include "middleware/collector.h"
 #include "middleware/config.h"
@@ -33,6 +35,16 @@ namespace sessiond {
 namespace {
 
 constexpr int kUsage = 2;
+
+// Set when the command line held a password (HideSecretsInArgv), which ps
+// showed every local user until it was hidden.
+bool password_on_command_line = false;
+void WarnPasswordOnCommandLine() {
+  if (password_on_command_line)
+    LogLine("warning: a password on the command line is seen by every local user (ps) until sessiond hides "
+            "it: give it in a passfile (passfile=, PGPASSFILE, ~/.pgpass) or PGPASSWORD from an "
+            "EnvironmentFile= or LoadCredential= instead");
+}
 
 // Units for durations: plain numbers are seconds.
 CLI::AsNumberWithUnit Seconds() {
@@ -187,6 +199,7 @@ int Serve(Config& config, const AppRunners& apps, const std::string& settings) {
     if (!config.log_file.empty()) LogToFile(config.log_file);
     LogLine(std::string("starting sessiond ") + SESSIOND_VERSION + ", pid " + std::to_string(::getpid()) + ": " +
             settings);
+    WarnPasswordOnCommandLine();
     { OpenStore(config.store); }  // file, pragmas and schema fail now, not per request
     FcgiServer server(config.server);
     AdoptOrphans();
@@ -253,6 +266,11 @@ int Serve(Config& config, const AppRunners& apps, const std::string& settings) {
 
 int main(int argc, char** argv) {
   using namespace sessiond;
+  // Not dumpable: a process of the same user (a page, without --user) cannot
+  // read sessiond's memory, environment (PGPASSWORD) or descriptors
+  // (/proc/PID/environ, mem, fd/, ptrace, pidfd_getfd), and no core file
+  // holds a session. A page's execve makes the page dumpable again.
+  ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
   CLI::App app{"sessiond: session state for nginx/Apache page scripts, kept in SQLite, served over FastCGI"};
   app.set_version_flag("--version", SESSIOND_VERSION);
   app.require_subcommand(1);
@@ -284,9 +302,14 @@ int main(int argc, char** argv) {
     if (at != std::string::npos)
       std::cerr << "sessiond: unknown option in the config file: " << what.substr(at + 18) << '\n';
     else
-      std::cerr << "sessiond: " << what << "\n(sessiond --help lists the commands, sessiond COMMAND --help their options)\n";
+      std::cerr << "sessiond: " << Redact(what)
+                << "\n(sessiond --help lists the commands, sessiond COMMAND --help their options)\n";
     return kUsage;
   }
+  // The password --db may carry is masked wherever sessiond prints it, and
+  // in what ps shows.
+  if (IsPostgresUri(config.store.db)) AddDatabaseSecrets(config.store.db);
+  password_on_command_line = HideSecretsInArgv(argc, argv);
   if (admin.chosen()) return admin.Run(std::cout, std::cerr, std::time(nullptr));  // serve's checks are not theirs
   // Durations are bounded before they become integers: no overflow, and no
   // timeout that rounds to nothing.
@@ -313,7 +336,10 @@ int main(int argc, char** argv) {
   } catch (const std::invalid_argument& e) {
     errors.push_back(std::string("--app ") + e.what());
   }
-  if (test) return TestSettings(*serve, config, errors);
+  if (test) {
+    WarnPasswordOnCommandLine();
+    return TestSettings(*serve, config, errors);
+  }
   if (!errors.empty()) {
     for (const std::string& e : errors) LogLine(e);
     return kUsage;

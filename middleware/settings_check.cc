@@ -12,6 +12,7 @@
 #include <regex>
 
 #include "log/log.h"
+#include "log/redact.h"
 #include "middleware/fcgi_server.h"
 #include "store/sqlite/sqlite_check.h"
 
@@ -52,18 +53,9 @@ std::string Size(const std::string& bytes) {
   return bytes;
 }
 
-// Text with the password of any URI (scheme://user:PASSWORD@host) or
-// key=value connection string (password=...) replaced by ********.
-std::string MaskSecrets(std::string text) {
-  text = std::regex_replace(text, std::regex(R"(([A-Za-z][A-Za-z0-9+.-]*://[^/@:\s"]*):[^/@\s"]*@)"), "$1:********@");
-  text = std::regex_replace(text, std::regex(R"((^|[\s"])password\s*=\s*('([^'\\]|\\.)*'|[^\s"]+))"),
-                            "$1password=********");
-  return text;
-}
-
 std::string Masked(const std::string& key, const std::string& value) {
   if (std::regex_search(key, std::regex("password|passwd|secret|token"))) return "********";
-  return MaskSecrets(value);
+  return Redact(value);
 }
 
 // What the CLI11 option will hand the program, as config-file syntax.
@@ -185,10 +177,11 @@ int TestSettings(const CLI::App& serve, const Config& config, std::vector<std::s
   std::vector<std::string> notes;
   for (std::string& p : CheckBeforeServe(config, notes)) problems.push_back(std::move(p));
   std::cout << "# the effective settings of sessiond serve (sessiond serve --test)\n"
-            << SettingsFile(EffectiveSettings(serve)) << std::flush;
-  // A message may quote a setting (the --db of a failed check).
-  for (const std::string& n : notes) LogLine("note: " + MaskSecrets(n));
-  for (const std::string& p : problems) LogLine(MaskSecrets(p));
+            << Redact(SettingsFile(EffectiveSettings(serve))) << std::flush;
+  // A message may quote a setting (the --db of a failed check): LogLine
+  // masks its password.
+  for (const std::string& n : notes) LogLine("note: " + n);
+  for (const std::string& p : problems) LogLine(p);
   if (problems.empty()) {
     LogLine("serve --test: the settings are good");
     return 0;

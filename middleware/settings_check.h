@@ -24,10 +24,9 @@ struct Setting {
 // Every option of `serve` that a config file may hold, in --help order, with
 // the value parsed from the command line and the config file, else its
 // default. Durations and sizes are written in the largest unit that is exact
-// (1200 s as 20m, 65536 bytes as 64KiB). Secrets are masked: the password
-// of a URI (scheme://user:PASSWORD@host) or of a key=value connection
-// string, and the whole value of an option named like a password, secret or
-// token.
+// (1200 s as 20m, 65536 bytes as 64KiB). Secrets are masked: passwords as
+// Redact (log/redact.h) finds them, and the whole value of an option named
+// like a password, secret or token.
 std::vector<Setting> EffectiveSettings(const CLI::App& serve);
 
 // As a config file: "[serve]" and one `key = value` line per setting; an

@@ -1,5 +1,6 @@
 #include "store/open.h"
 
+#include "log/redact.h"
 #include "store/postgres/pg_admin.h"
 #include "store/postgres/pg_backend.h"
 #include "store/session_store.h"
@@ -17,39 +18,7 @@ bool IsPostgresUri(std::string_view db) {
   return StartsWith(db, "postgresql://") || StartsWith(db, "postgres://");
 }
 
-std::string PrintableDb(std::string_view db) {
-  std::string out(db);
-  // user:secret@host -> user@host, in the authority of a URI only.
-  std::size_t scheme = out.find("://");
-  if (scheme != std::string::npos) {
-    std::size_t start = scheme + 3;
-    std::size_t end = out.find_first_of("/?#", start);
-    if (end == std::string::npos) end = out.size();
-    std::size_t at = out.rfind('@', end - 1);
-    if (at != std::string::npos && at >= start) {
-      std::size_t colon = out.find(':', start);
-      if (colon != std::string::npos && colon < at) out.erase(colon, at - colon);
-    }
-  }
-  // password=secret -> password=..., as a URI query parameter (after ? or &)
-  // or a keyword of a connection string (at the start or after a space).
-  // A quoted keyword value ('se cr\'et') ends at its closing quote.
-  const std::string_view key = "password=";
-  for (std::size_t pos = out.find(key); pos != std::string::npos; pos = out.find(key, pos + 1)) {
-    if (pos != 0 && out[pos - 1] != '?' && out[pos - 1] != '&' && out[pos - 1] != ' ' && out[pos - 1] != '\t')
-      continue;
-    std::size_t begin = pos + key.size(), end = begin;
-    if (end < out.size() && out[end] == '\'') {
-      for (++end; end < out.size() && out[end] != '\''; ++end)
-        if (out[end] == '\\') ++end;
-      end = std::min(end + 1, out.size());
-    } else {
-      while (end < out.size() && out[end] != '&' && out[end] != '#' && out[end] != ' ' && out[end] != '\t') ++end;
-    }
-    out.replace(begin, end - begin, "...");
-  }
-  return out;
-}
+std::string PrintableDb(std::string_view db) { return Redact(db); }
 
 std::unique_ptr<SessionStore> OpenStore(const StoreOptions& options) {
   if (IsPostgresUri(options.db)) {

@@ -31,8 +31,8 @@ struct StoreOptions {
 // Whether `db` names a PostgreSQL database rather than a file.
 bool IsPostgresUri(std::string_view db);
 
-// `db` as it may appear in a log line or an error message: a URI without the
-// password it may carry (user:secret@ -> user@, password=secret -> password=...).
+// `db` as it may appear in a log line or an error message: its password
+// masked (Redact, log/redact.h: user:********@, password=********).
 std::string PrintableDb(std::string_view db);
 
 // The session policy over the backend `options.db` names; one per thread.

@@ -97,6 +97,11 @@ TEST_CASE("secrets never appear in the settings", "[settings]") {
   s = Serve({"--db", "host=db.example password='a b' dbname=s"}).Settings();
   CHECK(s["db"].value == "\"host=db.example password=******** dbname=s\"");
   CHECK(Serve({"--db", "/var/lib/sessiond/sessions.db"}).Settings()["db"].value == "\"/var/lib/sessiond/sessions.db\"");
+  // The query form, which the start line and serve --test once showed.
+  Serve query({"--db", "postgresql://app@db.example/sessions?sslmode=require&password=hunter2&user=app"});
+  CHECK(query.Settings()["db"].value == "\"postgresql://app@db.example/sessions?sslmode=require&password=********&user=app\"");
+  CHECK(SettingsLine(EffectiveSettings(*query.serve)).find("hunter2") == std::string::npos);
+  CHECK(SettingsFile(EffectiveSettings(*query.serve)).find("hunter2") == std::string::npos);
 }
 
 TEST_CASE("quotes and backslashes in values are escaped", "[settings]") {

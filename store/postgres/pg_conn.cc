@@ -1,5 +1,7 @@
 #include "store/postgres/pg_conn.h"
 
+#include "log/redact.h"
+
 #include <libpq-fe.h>
 #include <poll.h>
 
@@ -31,53 +33,6 @@ std::string OneLine(std::string s) {
     }
   }
   return out;
-}
-
-std::string PercentDecoded(std::string_view s) {
-  std::string out;
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '%' && i + 2 < s.size() && std::isxdigit(static_cast<unsigned char>(s[i + 1])) &&
-        std::isxdigit(static_cast<unsigned char>(s[i + 2]))) {
-      out += static_cast<char>(std::stoi(std::string(s.substr(i + 1, 2)), nullptr, 16));
-      i += 2;
-    } else {
-      out += s[i];
-    }
-  }
-  return out;
-}
-
-// Every way the password may be spelt in `uri`, found without libpq, which
-// cannot parse a malformed URI, and whose message about one may quote it.
-std::vector<std::string> PasswordsIn(std::string_view uri) {
-  std::vector<std::string> found;
-  auto add = [&](std::string_view p) {
-    if (p.empty()) return;
-    found.emplace_back(p);
-    std::string d = PercentDecoded(p);
-    if (d != p) found.push_back(d);
-  };
-  for (std::string_view scheme : {"postgresql://", "postgres://"}) {
-    if (uri.substr(0, scheme.size()) != scheme) continue;
-    std::string_view rest = uri.substr(scheme.size());
-    std::string_view authority = rest.substr(0, rest.find_first_of("/?"));
-    auto at = authority.rfind('@');
-    if (at != std::string_view::npos) {
-      std::string_view userinfo = authority.substr(0, at);
-      auto colon = userinfo.find(':');
-      if (colon != std::string_view::npos) add(userinfo.substr(colon + 1));
-    }
-  }
-  // password=... as a URI query parameter or a keyword=value pair.
-  for (std::size_t pos = 0; (pos = uri.find("password=", pos)) != std::string_view::npos;) {
-    pos += 9;
-    std::size_t end = uri.find_first_of("& ", pos);
-    std::string_view v = uri.substr(pos, end == std::string_view::npos ? uri.size() - pos : end - pos);
-    if (!v.empty() && v.front() == '\'') v.remove_prefix(1);
-    if (!v.empty() && v.back() == '\'') v.remove_suffix(1);
-    add(v);
-  }
-  return found;
 }
 
 bool StartsWith(const char* s, const char* prefix) {
@@ -134,20 +89,13 @@ Conn::Conn(ConnOptions options) : opts_(std::move(options)) {
   }
   PQfreemem(err);
   if (const char* env = std::getenv("PGPASSWORD"); env && *env) secrets_.emplace_back(env);
-  // Longest first, so a password that contains another is blotted out whole.
-  std::sort(secrets_.begin(), secrets_.end(),
-            [](const std::string& a, const std::string& b) { return a.size() > b.size(); });
+  // Masked in every message and log line of the process from now on.
+  for (const std::string& s : secrets_) AddSecret(s);
 }
 
 Conn::~Conn() { Close(); }
 
-std::string Conn::Redact(std::string message) const {
-  for (const std::string& s : secrets_) {
-    for (std::size_t pos = 0; (pos = message.find(s, pos)) != std::string::npos;)
-      message.replace(pos, s.size(), "***"), pos += 3;
-  }
-  return message;
-}
+std::string Conn::Redact(std::string message) const { return sessiond::Redact(message); }
 
 void Conn::Close() {
   if (conn_) PQfinish(conn_);
@@ -230,6 +178,8 @@ void Conn::Connect() {
     Close();
     throw StoreError(Redact("PostgreSQL: cannot connect: " + what), 0, true);
   }
+  // The password libpq used, wherever it found it (a passfile too).
+  if (const char* password = PQpass(conn_)) AddSecret(password);
   PQsetNoticeReceiver(conn_, &Conn::OnNotice, this);
   if (PQsetnonblocking(conn_, 1) != 0 || PQenterPipelineMode(conn_) != 1)
     Broken("cannot enter pipeline mode");
