@@ -195,7 +195,8 @@ TEST_CASE("pg: one-statement writers of one session queued behind its row lock s
   limits.max_items = room_for_both ? 4 : 3;  // "start", the holder's "h", then "a" and "b"
   PgPolicy setup(schema.uri(), limits);
   std::string id = setup->Commit(std::nullopt, Set("start", "1"), 1000).id;
-  PgPolicy a(schema.uri(), limits), b(schema.uri(), limits);
+  // As two sessionds (another URI: a process groups only its own changes).
+  PgPolicy a(schema.uri(), limits), b(test::WithParam(schema.uri(), "application_name=other"), limits);
   auto seen_by_a = a->Load(id, 1001), seen_by_b = b->Load(id, 1001);
   REQUIRE(seen_by_a);
   REQUIRE(seen_by_b);
@@ -236,6 +237,63 @@ TEST_CASE("pg: one-statement writers of one session queued behind its row lock s
     CHECK(s->items.count("h") == 1);
     CHECK(s->items.count(outcome[0] == "updated" ? "a" : "b") == 1);
   }
+}
+
+TEST_CASE("pg: changes of one session from several workers at once share one transaction, each "
+          "on its own under the limits",
+          "[postgres]") {
+  TempPgSchema schema;
+  SessionLimits limits;
+  limits.max_items = 4;  // "start", the holder's "h", then two of "a", "b" and "c"
+  PgPolicy setup(schema.uri(), limits);
+  std::string id = setup->Commit(std::nullopt, Set("start", "1"), 1000).id;
+  PgPolicy workers[3] = {PgPolicy(schema.uri(), limits), PgPolicy(schema.uri(), limits),
+                         PgPolicy(schema.uri(), limits)};
+  std::optional<Session> seen[3];
+  std::int64_t trips[3];
+  for (int i = 0; i < 3; ++i) {
+    seen[i] = workers[i]->Load(id, 1001);
+    REQUIRE(seen[i]);
+    trips[i] = workers[i].backend->round_trips();
+  }
+  RowHolder holder(schema.uri(), id);
+  std::string outcome[3];
+  auto write = [&](int i) {
+    try {
+      CommitResult r = workers[i]->Commit(seen[i], Set(std::string(1, static_cast<char>('a' + i)), "x"), 1001);
+      outcome[i] = r.outcome == CommitResult::Outcome::Updated ? "updated" : "other";
+    } catch (const LimitError&) {
+      outcome[i] = "limit";
+    } catch (const std::exception& e) {
+      outcome[i] = e.what();
+    }
+  };
+  // The first one's transaction waits for the row lock; the two that come
+  // meanwhile queue for the next, in this process.
+  std::thread first(write, 0);
+  pg::Conn observer({schema.uri(), 5000});
+  bool waits = AllWaitForALock(observer, {workers[0].backend->backend_pid()});
+  std::thread second(write, 1), third(write, 2);
+  bool queued = false;
+  for (int i = 0; i < 1000 && !(queued = PgBackend::queued_changes() == 2); ++i) ::usleep(10'000);
+  holder.SetAndCommit("h", "x");
+  first.join();
+  second.join();
+  third.join();
+  REQUIRE(waits);
+  REQUIRE(queued);
+
+  CHECK(outcome[0] == "updated");
+  std::vector<std::string> rest{outcome[1], outcome[2]};
+  std::sort(rest.begin(), rest.end());
+  CHECK(rest == std::vector<std::string>{"limit", "updated"});
+  CHECK(workers[0].backend->round_trips() - trips[0] == 1);
+  CHECK(workers[1].backend->round_trips() - trips[1] + workers[2].backend->round_trips() - trips[2] == 1);
+  auto s = setup->Load(id, 1002);
+  REQUIRE(s);
+  CHECK(s->items.size() == 4);
+  CHECK(s->items.count("a") == 1);
+  CHECK(s->items.count("h") == 1);
 }
 
 TEST_CASE("pg: a change whose statement fails writes nothing, not even the touch, and the "

@@ -1,7 +1,10 @@
 #include "store/postgres/pg_backend.h"
 
+#include <condition_variable>
+#include <exception>
 #include <iterator>
 #include <map>
+#include <mutex>
 
 #include "store/postgres/pg_conn.h"
 
@@ -347,6 +350,37 @@ void PgBackend::Write(const std::function<void(StoreWriter&)>& unit) {
   });
 }
 
+namespace {
+
+// A change waiting for the transaction that will carry it (PgBackend::Change).
+struct QueuedChange {
+  const std::vector<Param>* params;  // the call's, alive while its thread waits
+  SessionChangeResult result;
+  std::exception_ptr error;
+  bool done = false;
+};
+
+// The changes of one session in this process: whether a transaction with
+// some of them is in flight, and those waiting for the next one.
+struct ChangeLane {
+  bool busy = false;
+  std::vector<QueuedChange*> waiting;
+};
+
+struct ChangeLanes {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::map<std::string, ChangeLane> by_session;  // by URI, clock and digest
+  std::size_t queued = 0;
+};
+
+ChangeLanes& Lanes() {
+  static ChangeLanes lanes;
+  return lanes;
+}
+
+}  // namespace
+
 // One round trip: BEGIN, the function call and COMMIT pipelined. When the
 // function finds the session gone or the limits exceeded it writes nothing,
 // and the COMMIT ends a transaction that changed nothing. When it fails, the
@@ -389,17 +423,71 @@ std::optional<SessionChangeResult> PgBackend::Change(const SessionChange& change
                  Param::Int(limits ? static_cast<std::int64_t>(limits->max_session_bytes) : -1),
                  Param::Int(change.abandon),
                  change.fresh ? Param::Bytes(change.fresh->data(), change.fresh->size()) : Param::Bytes("")});
-  std::vector<pg::Result> r = Transaction([&] { conn_->Send(sql_->change, params); });
-  const pg::Result& row = r[r.size() - 2];  // BEGIN, the call, COMMIT
-  SessionChangeResult out;
-  switch (row.int64(0, 0)) {
-    case 0: out.status = SessionChangeResult::Status::Gone; break;
-    case 1: out.status = SessionChangeResult::Status::Done; break;
-    default: out.status = SessionChangeResult::Status::OverLimit; break;
+
+  // The changes of one session from several workers of this process at once
+  // (requests of one visitor) go in one transaction: each would otherwise
+  // wait for the row lock through the COMMIT before it, WAL flush included,
+  // one after another. The first becomes the leader and sends its change at
+  // once; those that come while its transaction is in flight queue, and the
+  // next leader sends them all: BEGIN, one call each, COMMIT, still one
+  // round trip. Each call sees the ones before it (merge per key, exact
+  // limits, a session gone by an earlier abandon or regenerate), and one that
+  // is refused (gone, over its limits) writes nothing. Changes of different
+  // sessions are never grouped: PostgreSQL already overlaps their flushes.
+  ChangeLanes& lanes = Lanes();
+  const std::string key = opts_.uri + (opts_.server_clock ? '\1' : '\0') +
+                          std::string(reinterpret_cast<const char*>(change.id.data()), change.id.size());
+  QueuedChange me;
+  me.params = &params;
+  std::unique_lock<std::mutex> lock(lanes.mu);
+  ChangeLane& lane = lanes.by_session[key];
+  lane.waiting.push_back(&me);
+  ++lanes.queued;
+  while (!me.done && lane.busy) lanes.cv.wait(lock);
+  if (!me.done) {
+    lane.busy = true;
+    std::vector<QueuedChange*> batch;
+    batch.swap(lane.waiting);
+    lanes.queued -= batch.size();
+    lock.unlock();
+    std::vector<std::exception_ptr> errors(batch.size());
+    try {
+      std::vector<pg::Result> r = Transaction([&] {
+        for (QueuedChange* q : batch) conn_->Send(sql_->change, *q->params);
+      });
+      for (std::size_t i = 0; i < batch.size(); ++i) {
+        const pg::Result& row = r[1 + i];  // BEGIN, the calls, COMMIT
+        SessionChangeResult& out = batch[i]->result;
+        switch (row.int64(0, 0)) {
+          case 0: out.status = SessionChangeResult::Status::Gone; break;
+          case 1: out.status = SessionChangeResult::Status::Done; break;
+          default: out.status = SessionChangeResult::Status::OverLimit; break;
+        }
+        out.items = static_cast<std::size_t>(row.int64(0, 1));
+        out.bytes = static_cast<std::size_t>(row.int64(0, 2));
+      }
+    } catch (const StoreError& e) {
+      for (auto& error : errors) error = std::make_exception_ptr(e);  // one copy per thread
+    } catch (...) {
+      for (auto& error : errors) error = std::current_exception();
+    }
+    lock.lock();
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      batch[i]->error = errors[i];
+      batch[i]->done = true;
+    }
+    lane.busy = false;
+    if (lane.waiting.empty()) lanes.by_session.erase(key);
+    lanes.cv.notify_all();
   }
-  out.items = static_cast<std::size_t>(row.int64(0, 1));
-  out.bytes = static_cast<std::size_t>(row.int64(0, 2));
-  return out;
+  if (me.error) std::rethrow_exception(me.error);
+  return me.result;
+}
+
+std::size_t PgBackend::queued_changes() {
+  ChangeLanes& lanes = Lanes();
+  std::lock_guard<std::mutex> lock(lanes.mu);
+  return lanes.queued;
 }
 
 std::size_t PgBackend::CollectGarbage(std::int64_t now, std::size_t batch) {

@@ -54,8 +54,13 @@ class PgBackend final : public StoreBackend {
 
   std::optional<Session> Load(const IdDigest& d, std::string_view id, std::int64_t now) override;
   void Write(const std::function<void(StoreWriter&)>& unit) override;
-  // In one round trip (a function the schema setup creates).
+  // In one round trip (a function the schema setup creates); the changes of
+  // one session that this process's workers make at once share one
+  // transaction, sent by one of them while the others wait.
   std::optional<SessionChangeResult> Change(const SessionChange& change) override;
+  // Changes of this process waiting for a transaction of their session's
+  // (for tests).
+  static std::size_t queued_changes();
   std::size_t CollectGarbage(std::int64_t now, std::size_t batch) override;
   std::optional<std::int64_t> CountLive(std::int64_t now) override;
   bool Holds(const IdDigest& d) override;
