@@ -107,6 +107,9 @@ class StoreBackend {
   // `change` as one atomic unit of work, with the same semantics, locks and
   // durability as the unit PolicyStore would run through Write. An engine
   // where a unit's statements cost round trips (PostgreSQL) does it in one.
+  // As Write's units, changes of several threads may share one transaction,
+  // each all-or-nothing on its own (a refused one writes nothing) and seeing
+  // those before it; when that transaction fails, each of them fails.
   // nullopt (the default): not offered, the policy runs its unit instead.
   // Throws StoreError, in which case nothing was changed (or, as for Write,
   // the outcome is unknown where the error says so).

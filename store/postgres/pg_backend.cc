@@ -300,14 +300,15 @@ std::optional<Session> PgBackend::Load(const IdDigest& d, std::string_view id, s
 }
 
 // BEGIN, what `send` queues, COMMIT, on this thread's own connection: when
-// `send` waits for no answer, one round trip. There is no
-// group commit here (unlike SQLite's single writer, where one fsync per
-// transaction is the bottleneck): PostgreSQL already flushes the WAL of
-// commits from many connections together (a backend that finds its commit
-// record flushed by another's fsync returns at once), so concurrent workers
-// share WAL flushes without our help, and each request keeps its own
-// transaction, row locks and error. Returns the results of the last round
-// trip, the COMMIT's last.
+// `send` waits for no answer, one round trip. There is no group commit of
+// different sessions' work here (unlike SQLite's single writer, where one
+// fsync per transaction is the bottleneck): PostgreSQL already flushes the
+// WAL of commits from many connections together (a backend that finds its
+// commit record flushed by another's fsync returns at once), so concurrent
+// workers share WAL flushes without our help, and each request keeps its
+// own transaction, row locks and error. (Changes of one session, which
+// would wait for each other's flush under its row lock, are grouped: see
+// Change.) Returns the results of the last round trip, the COMMIT's last.
 std::vector<pg::Result> PgBackend::Transaction(const std::function<void()>& send) {
   pg::Conn& c = *conn_;
   try {
