@@ -17,6 +17,7 @@
 #include <optional>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include "store/session.h"
 #include "store/session_id.h"
@@ -53,6 +54,32 @@ class StoreWriter {
   virtual void Delete(const IdDigest& d) = 0;
 };
 
+// A change of one loaded session, whole: what PolicyStore::Commit's unit of
+// work over StoreWriter does (the liveness check that locks the session, the
+// lazy touch, the changes in order, the totals against the limits, the
+// rename), given to an engine that can do it all in one statement.
+struct SessionChange {
+  const IdDigest& id;
+  std::int64_t now;
+  bool touch;                          // refresh the last access (Touch), else only check Alive
+  bool abandon;                        // delete the session; the fields below are ignored
+  const std::vector<Change>& changes;  // applied in order, merging per key
+  // Checked against the totals the changes make; nullptr: not checked (a
+  // change set that only removes).
+  const SessionLimits* limits;
+  const IdDigest* fresh;  // regenerate: move the session here; nullptr: it stays
+};
+
+struct SessionChangeResult {
+  enum class Status {
+    Gone,       // not alive at `now` (abandon: not there either); nothing written
+    Done,       // all written
+    OverLimit,  // the totals below would exceed the limits; nothing written
+  };
+  Status status = Status::Gone;
+  std::size_t items = 0, bytes = 0;  // OverLimit: the session's totals had it been written
+};
+
 // Thread-safety: one instance per thread (one connection each). Instances on
 // one store, in one process or many, on one machine or many, may be used at
 // once: the engine serialises what must be.
@@ -76,6 +103,17 @@ class StoreBackend {
   // unknown to the caller only where the error says so (a connection lost
   // during COMMIT), and the caller must report failure either way.
   virtual void Write(const std::function<void(StoreWriter&)>& unit) = 0;
+
+  // `change` as one atomic unit of work, with the same semantics, locks and
+  // durability as the unit PolicyStore would run through Write. An engine
+  // where a unit's statements cost round trips (PostgreSQL) does it in one.
+  // As Write's units, changes of several threads may share one transaction,
+  // each all-or-nothing on its own (a refused one writes nothing) and seeing
+  // those before it; when that transaction fails, each of them fails.
+  // nullopt (the default): not offered, the policy runs its unit instead.
+  // Throws StoreError, in which case nothing was changed (or, as for Write,
+  // the outcome is unknown where the error says so).
+  virtual std::optional<SessionChangeResult> Change(const SessionChange& /*change*/) { return std::nullopt; }
 
   // Deletes up to `batch` sessions expired at `now` (stored expires <= now);
   // returns how many. Several processes collecting at once must not block

@@ -19,7 +19,8 @@ class PolicyStore final : public SessionStore {
 
   // nullopt for an id that is not well formed, without asking the backend.
   std::optional<Session> Load(std::string_view id, std::int64_t now) override;
-  // One StoreBackend::Write per call that writes; none for a new visitor with
+  // One StoreBackend::Write (or, for a loaded session, one Change where the
+  // backend offers it) per call that writes; none for a new visitor with
   // nothing to store, nor for a read whose last access is not due.
   CommitResult Commit(const std::optional<Session>& loaded, const ChangeSet& changes,
                       std::int64_t now) override;

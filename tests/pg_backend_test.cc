@@ -10,6 +10,7 @@
 #include <netinet/in.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
@@ -20,6 +21,7 @@
 #include "pg_test_db.h"
 #include "store/postgres/pg_backend.h"
 #include "store/postgres/pg_conn.h"
+#include "store/session_store.h"
 
 namespace sessiond {
 namespace {
@@ -63,33 +65,303 @@ TEST_CASE("pg: items are bytes in, bytes out", "[postgres]") {
   CHECK(s->now == 1001);
 }
 
-TEST_CASE("pg: round trips: a read is one, a new session one, a change three", "[postgres]") {
+// The session policy over a PgBackend on the callers' clock (idle 600 s, so
+// the last access is due for a refresh after 60 s).
+struct PgPolicy {
+  PgBackend* backend;
+  std::unique_ptr<PolicyStore> store;
+  explicit PgPolicy(const std::string& uri, SessionLimits limits = {}) {
+    StoreTimeouts t;
+    t.idle = 600;
+    t.absolute = 3600;
+    PgOptions o = Opts(uri);
+    o.timeouts = t;
+    auto b = std::make_unique<PgBackend>(o);
+    backend = b.get();
+    store = std::make_unique<PolicyStore>(std::move(b), t, limits);
+  }
+  PolicyStore* operator->() { return store.get(); }
+};
+
+ChangeSet Set(const std::string& key, const std::string& value) {
+  ChangeSet cs;
+  cs.changes.push_back({Change::Kind::Set, key, value, {}});
+  return cs;
+}
+
+TEST_CASE("pg: round trips: a read is one, a new session one, a change one", "[postgres]") {
   TempPgSchema schema;
-  PgBackend b(Opts(schema.uri()));
-  std::string id = NewSessionId();
-  IdDigest d = DigestOf(id);
+  SessionLimits limits;
+  limits.max_items = 4;
+  PgPolicy p(schema.uri(), limits);
+  using O = CommitResult::Outcome;
+  auto trips = [&, last = p.backend->round_trips()]() mutable {
+    auto n = p.backend->round_trips() - last;
+    last = p.backend->round_trips();
+    return n;
+  };
 
-  auto before = b.round_trips();
-  Create(b, d, 1000, {{"a", "1"}, {"b", "2"}});  // BEGIN, INSERT, 2 items, COMMIT
-  CHECK(b.round_trips() - before == 1);
+  ChangeSet two = Set("a", "1");
+  two.changes.push_back({Change::Kind::Set, "b", "2", {}});
+  std::string id = p->Commit(std::nullopt, two, 1000).id;  // BEGIN, INSERT, 2 items, COMMIT
+  CHECK(trips() == 1);
+  auto s = p->Load(id, 1001);
+  REQUIRE(s);
+  CHECK(trips() == 1);
 
-  before = b.round_trips();
-  REQUIRE(b.Load(d, id, 1001));
-  CHECK(b.round_trips() - before == 1);
+  // A change: BEGIN, the one statement (liveness and row lock, the items,
+  // the totals against the limits), COMMIT; with the touch when it is due.
+  CHECK(p->Commit(s, Set("c", "3"), 1001).outcome == O::Updated);
+  CHECK(trips() == 1);
+  ChangeSet some;
+  some.changes = {{Change::Kind::Remove, "a", {}, {}}, {Change::Kind::Set, "d", "4", {}}};
+  CHECK(p->Commit(p->Load(id, 1100), some, 1100).outcome == O::Updated);
+  CHECK(trips() == 2);  // the load and the change
+  ChangeSet too_many = Set("e", "5");  // 5 items of 4
+  too_many.changes.push_back({Change::Kind::Set, "f", "6", {}});
+  CHECK_THROWS_AS(p->Commit(p->Load(id, 1100), too_many, 1100), LimitError);
+  CHECK(trips() == 2);
+  // A read whose last access is due: the touch alone.
+  CHECK(p->Commit(p->Load(id, 1200), ChangeSet{}, 1200).outcome == O::Updated);
+  CHECK(trips() == 2);
+  ChangeSet regenerate = Set("f", "5");
+  regenerate.regenerate = true;
+  CommitResult moved = p->Commit(p->Load(id, 1300), regenerate, 1300);
+  REQUIRE(moved.outcome == O::Regenerated);
+  CHECK(trips() == 2);
+  // The old id is gone: a write under it is one round trip too, and Gone.
+  CHECK(p->Commit(s, Set("g", "6"), 1300).outcome == O::Gone);
+  CHECK(trips() == 1);
+  ChangeSet logout;
+  logout.abandon = true;
+  CHECK(p->Commit(p->Load(moved.id, 1301), logout, 1301).outcome == O::Abandoned);
+  CHECK(trips() == 2);
 
-  // What the policy does for a Set: touch (the answer decides), the item,
-  // the totals (the answer decides), a rename (regenerate), COMMIT.
-  before = b.round_trips();
-  IdDigest fresh = DigestOf(NewSessionId());
-  b.Write([&](StoreWriter& w) {
-    REQUIRE(w.Touch(d, 1500));
-    w.SetItem(d, "c", "3");
-    CHECK(w.Totals(d) == std::pair<std::size_t, std::size_t>{3, 6});
-    w.Rename(d, fresh);
+  auto gone = p->Load(moved.id, 1302);
+  CHECK_FALSE(gone);
+  pg::Conn c({schema.uri(), 2000});
+  CHECK(QueryInt(c, "SELECT count(*) FROM sessions") == 0);
+  CHECK(QueryInt(c, "SELECT count(*) FROM items") == 0);
+}
+
+void Terminate(const std::string& uri, int pid);
+
+// Whether the server processes `pids` all wait for a lock (bounded poll:
+// 10 s at most).
+bool AllWaitForALock(pg::Conn& c, std::vector<int> pids) {
+  pg::Statement waiting{"waiting", "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                                   "AND pid IN ($1::bigint::int, $2::bigint::int)"};
+  pids.resize(2, pids.front());
+  std::int64_t want = pids[0] == pids[1] ? 1 : 2;
+  for (int i = 0; i < 1000; ++i) {
+    c.Send(waiting, {pg::Param::Int(pids[0]), pg::Param::Int(pids[1])});
+    if (c.Sync().back().int64(0, 0) == want) return true;
+    ::usleep(10'000);
+  }
+  return false;
+}
+
+// Holds a session's row lock in a transaction of its own, as a writer
+// (of this sessiond, another, or an older one) between its first statement
+// and its COMMIT.
+struct RowHolder {
+  pg::Conn c;
+  IdDigest d;
+  RowHolder(const std::string& uri, const std::string& id) : c({uri, 5000}), d(DigestOf(id)) {
+    c.Send("BEGIN");
+    c.Send(pg::Statement{"hold", "SELECT 1 FROM sessions WHERE id_hash = $1 FOR NO KEY UPDATE"},
+           {pg::Param::Bytes(d.data(), d.size())});
+    REQUIRE(c.Sync().back().rows() == 1);
+  }
+  // Adds an item, as the writer holding the lock would, and commits.
+  void SetAndCommit(const std::string& key, const std::string& value) {
+    c.Send(pg::Statement{"add", "INSERT INTO items (id_hash, key, value) VALUES ($1, $2, $3)"},
+           {pg::Param::Bytes(d.data(), d.size()), pg::Param::Bytes(key), pg::Param::Bytes(value)});
+    c.Send("COMMIT");
+    REQUIRE(c.Sync().back().command() == "COMMIT");
+  }
+};
+
+TEST_CASE("pg: one-statement writers of one session queued behind its row lock see each other's "
+          "items: keys merge and the limits stay exact",
+          "[postgres]") {
+  // Under READ COMMITTED a statement reads from the snapshot it started
+  // with: a change whose totals came from that snapshot would miss the items
+  // committed while it waited for the row lock, and two writers could both
+  // pass a limit that only one of them fits.
+  TempPgSchema schema;
+  SessionLimits limits;
+  const bool room_for_both = GENERATE(true, false);
+  limits.max_items = room_for_both ? 4 : 3;  // "start", the holder's "h", then "a" and "b"
+  PgPolicy setup(schema.uri(), limits);
+  std::string id = setup->Commit(std::nullopt, Set("start", "1"), 1000).id;
+  // As two sessionds (another URI: a process groups only its own changes).
+  PgPolicy a(schema.uri(), limits), b(test::WithParam(schema.uri(), "application_name=other"), limits);
+  auto seen_by_a = a->Load(id, 1001), seen_by_b = b->Load(id, 1001);
+  REQUIRE(seen_by_a);
+  REQUIRE(seen_by_b);
+
+  RowHolder holder(schema.uri(), id);
+  std::string outcome[2];
+  auto write = [](PgPolicy& p, std::optional<Session> seen, std::string key, std::string& out) {
+    try {
+      CommitResult r = p->Commit(seen, Set(key, "x"), 1001);
+      out = r.outcome == CommitResult::Outcome::Updated ? "updated" : "other";
+    } catch (const LimitError&) {
+      out = "limit";
+    } catch (const std::exception& e) {
+      out = e.what();
+    }
+  };
+  std::thread ta(write, std::ref(a), seen_by_a, "a", std::ref(outcome[0]));
+  std::thread tb(write, std::ref(b), seen_by_b, "b", std::ref(outcome[1]));
+  pg::Conn observer({schema.uri(), 5000});
+  bool both_wait = AllWaitForALock(observer, {a.backend->backend_pid(), b.backend->backend_pid()});
+  holder.SetAndCommit("h", "x");
+  ta.join();
+  tb.join();
+  REQUIRE(both_wait);
+
+  auto s = setup->Load(id, 1002);
+  REQUIRE(s);
+  if (room_for_both) {
+    CHECK(outcome[0] == "updated");
+    CHECK(outcome[1] == "updated");
+    CHECK(s->items == Items{{"a", "x"}, {"b", "x"}, {"h", "x"}, {"start", "1"}});
+  } else {
+    // Exactly one fits, whichever got the lock first.
+    std::vector<std::string> got{outcome[0], outcome[1]};
+    std::sort(got.begin(), got.end());
+    CHECK(got == std::vector<std::string>{"limit", "updated"});
+    CHECK(s->items.size() == 3);
+    CHECK(s->items.count("h") == 1);
+    CHECK(s->items.count(outcome[0] == "updated" ? "a" : "b") == 1);
+  }
+}
+
+TEST_CASE("pg: changes of one session from several workers at once share one transaction, each "
+          "on its own under the limits",
+          "[postgres]") {
+  TempPgSchema schema;
+  SessionLimits limits;
+  limits.max_items = 4;  // "start", the holder's "h", then two of "a", "b" and "c"
+  PgPolicy setup(schema.uri(), limits);
+  std::string id = setup->Commit(std::nullopt, Set("start", "1"), 1000).id;
+  PgPolicy workers[3] = {PgPolicy(schema.uri(), limits), PgPolicy(schema.uri(), limits),
+                         PgPolicy(schema.uri(), limits)};
+  std::optional<Session> seen[3];
+  std::int64_t trips[3];
+  for (int i = 0; i < 3; ++i) {
+    seen[i] = workers[i]->Load(id, 1001);
+    REQUIRE(seen[i]);
+    trips[i] = workers[i].backend->round_trips();
+  }
+  RowHolder holder(schema.uri(), id);
+  std::string outcome[3];
+  auto write = [&](int i) {
+    try {
+      CommitResult r = workers[i]->Commit(seen[i], Set(std::string(1, static_cast<char>('a' + i)), "x"), 1001);
+      outcome[i] = r.outcome == CommitResult::Outcome::Updated ? "updated" : "other";
+    } catch (const LimitError&) {
+      outcome[i] = "limit";
+    } catch (const std::exception& e) {
+      outcome[i] = e.what();
+    }
+  };
+  // The first one's transaction waits for the row lock; the two that come
+  // meanwhile queue for the next, in this process.
+  std::thread first(write, 0);
+  pg::Conn observer({schema.uri(), 5000});
+  bool waits = AllWaitForALock(observer, {workers[0].backend->backend_pid()});
+  std::thread second(write, 1), third(write, 2);
+  bool queued = false;
+  for (int i = 0; i < 1000 && !(queued = PgBackend::queued_changes() == 2); ++i) ::usleep(10'000);
+  holder.SetAndCommit("h", "x");
+  first.join();
+  second.join();
+  third.join();
+  REQUIRE(waits);
+  REQUIRE(queued);
+
+  CHECK(outcome[0] == "updated");
+  std::vector<std::string> rest{outcome[1], outcome[2]};
+  std::sort(rest.begin(), rest.end());
+  CHECK(rest == std::vector<std::string>{"limit", "updated"});
+  CHECK(workers[0].backend->round_trips() - trips[0] == 1);
+  CHECK(workers[1].backend->round_trips() - trips[1] + workers[2].backend->round_trips() - trips[2] == 1);
+  auto s = setup->Load(id, 1002);
+  REQUIRE(s);
+  CHECK(s->items.size() == 4);
+  CHECK(s->items.count("a") == 1);
+  CHECK(s->items.count("h") == 1);
+}
+
+TEST_CASE("pg: a change whose statement fails writes nothing, not even the touch, and the "
+          "connection serves the next",
+          "[postgres]") {
+  TempPgSchema schema;
+  PgPolicy p(schema.uri());
+  std::string id = p->Commit(std::nullopt, Set("k", "v"), 1000).id;
+  pg::Conn c({schema.uri(), 2000});
+  // What a failure half-way through looks like: the items' INSERT fails
+  // after the touch and the removal ran.
+  c.Exec("ALTER TABLE items ADD CONSTRAINT no_bad_key CHECK (key <> '\\x626164'::bytea)");  // 'bad'
+  ChangeSet cs = Set("ok", "1");
+  cs.changes.push_back({Change::Kind::Remove, "k", {}, {}});
+  cs.changes.push_back({Change::Kind::Set, "bad", "1", {}});
+  CHECK_THROWS_AS(p->Commit(p->Load(id, 1100), cs, 1100), StoreError);
+  auto s = p->Load(id, 1101);
+  REQUIRE(s);
+  CHECK(s->items == Items{{"k", "v"}});
+  CHECK(s->accessed == 1000);
+  CHECK(p->Commit(s, Set("ok", "1"), 1101).outcome == CommitResult::Outcome::Updated);
+  CHECK(p->Load(id, 1102)->items == Items{{"k", "v"}, {"ok", "1"}});
+}
+
+TEST_CASE("pg: a connection lost during a one-round-trip change is a failure, outcome unknown, "
+          "and nothing was written",
+          "[postgres]") {
+  TempPgSchema schema;
+  PgPolicy p(schema.uri());
+  std::string id = p->Commit(std::nullopt, Set("k", "v"), 1000).id;
+  auto seen = p->Load(id, 1001);
+  RowHolder holder(schema.uri(), id);  // the change waits in its statement...
+  int pid = p.backend->backend_pid();
+  std::string error;
+  bool busy = false;
+  std::thread writer([&] {
+    try {
+      p->Commit(seen, Set("new", "1"), 1001);
+    } catch (const StoreError& e) {
+      error = e.what();
+      busy = e.busy();
+    }
   });
-  CHECK(b.round_trips() - before == 3);
-  CHECK_FALSE(b.Holds(d));
-  CHECK(b.Holds(fresh));
+  pg::Conn observer({schema.uri(), 5000});
+  bool waits = AllWaitForALock(observer, {pid});
+  Terminate(schema.uri(), pid);  // ...when its connection dies
+  writer.join();
+  REQUIRE(waits);
+  CHECK(busy);
+  CHECK_THAT(error, Catch::Contains("outcome unknown"));
+  holder.c.Send("ROLLBACK");
+  holder.c.Sync();
+  auto s = p->Load(id, 1002);  // a new connection
+  REQUIRE(s);
+  CHECK(s->items == Items{{"k", "v"}});
+}
+
+TEST_CASE("pg: the change function is created when missing, without a new schema version", "[postgres]") {
+  // A database set up by an older sessiond (version 1, no function): a
+  // newer one adds it, and older ones, which never call it, still open it.
+  TempPgSchema schema;
+  { PgBackend first(Opts(schema.uri())); }
+  pg::Conn c({schema.uri(), 2000});
+  c.Exec("DROP FUNCTION sessiond_change_1");
+  PgPolicy p(schema.uri());
+  std::string id = p->Commit(std::nullopt, Set("k", "v"), 1000).id;
+  CHECK(p->Commit(p->Load(id, 1001), Set("k", "w"), 1001).outcome == CommitResult::Outcome::Updated);
+  CHECK(QueryInt(c, "SELECT max(version) FROM sessiond_schema") == 1);
 }
 
 TEST_CASE("pg: two stores starting at once on an empty database create the schema once", "[postgres]") {

@@ -407,6 +407,59 @@ TEST_CASE("limits refuse the whole change set", "[store][conformance]") {
   });
 }
 
+TEST_CASE("limits count what the changes leave, applied in order", "[store][conformance]") {
+  ForEachEngine([](Engine& e) {
+    StoreOptions o = e.options();
+    o.limits.max_items = 3;
+    o.limits.max_session_bytes = 12;  // six one-byte keys and values
+    auto store = e.open(o);
+    std::string id = store->Commit(std::nullopt, Sets({{"a", "1"}, {"b", "2"}, {"c", "3"}}), T0).id;
+    auto commit = [&](std::vector<Change> changes) {
+      ChangeSet cs;
+      cs.changes = std::move(changes);
+      return store->Commit(store->Load(id, T0), cs, T0).outcome;
+    };
+    // A key removed makes room for one set, whichever comes first.
+    CHECK(commit({{Kind::Set, "d", "4", {}}, {Kind::Remove, "a", {}, {}}}) == CommitResult::Outcome::Updated);
+    CHECK(store->Load(id, T0)->items == Items{{"b", "2"}, {"c", "3"}, {"d", "4"}});
+    // A key set again counts once, with its last value.
+    CHECK(commit({{Kind::Set, "b", "xx", {}}, {Kind::Set, "b", "y", {}}}) == CommitResult::Outcome::Updated);
+    CHECK_THROWS_AS(commit({{Kind::Set, "b", "12345678", {}}}), LimitError);  // 13 bytes
+    // A key set and then removed is not there; one removed and then set is.
+    CHECK_THROWS_AS(commit({{Kind::Remove, "c", {}, {}}, {Kind::Set, "c", "3", {}}, {Kind::Set, "e", "5", {}}}),
+                    LimitError);
+    CHECK(commit({{Kind::Set, "e", "5", {}}, {Kind::Remove, "e", {}, {}}}) == CommitResult::Outcome::Updated);
+    // What was there before a Clear or a Replace counts no more; what follows does.
+    CHECK(commit({{Kind::Clear, {}, {}, {}}, {Kind::Set, "p", "1", {}}, {Kind::Set, "q", "2", {}}}) ==
+          CommitResult::Outcome::Updated);
+    CHECK_THROWS_AS(commit({{Kind::Replace, {}, {}, {{"r", "1"}, {"s", "2"}}}, {Kind::Set, "t", "3", {}},
+                            {Kind::Set, "u", "4", {}}}),
+                    LimitError);
+    CHECK(commit({{Kind::Set, "t", "3", {}}, {Kind::Replace, {}, {}, {{"r", "1"}, {"s", "2"}}},
+                  {Kind::Set, "u", "4", {}}}) == CommitResult::Outcome::Updated);
+    CHECK(store->Load(id, T0)->items == Items{{"r", "1"}, {"s", "2"}, {"u", "4"}});
+    CHECK(e.items() == 3);
+  });
+}
+
+TEST_CASE("a session over lowered limits may still shrink, and only shrink", "[store][conformance]") {
+  ForEachEngine([](Engine& e) {
+    std::string id = e.open()->Commit(std::nullopt, Sets({{"a", "1"}, {"b", "2"}, {"c", "3"}}), T0).id;
+    StoreOptions o = e.options();
+    o.limits.max_items = 1;
+    auto store = e.open(o);
+    ChangeSet remove;
+    remove.changes.push_back({Kind::Remove, "a", {}, {}});
+    CHECK(store->Commit(store->Load(id, T0), remove, T0).outcome == CommitResult::Outcome::Updated);
+    CHECK_THROWS_AS(store->Commit(store->Load(id, T0), Sets({{"b", "x"}}), T0), LimitError);
+    CHECK(store->Load(id, T0)->items == Items{{"b", "2"}, {"c", "3"}});
+    ChangeSet down_to_one = Sets({{"d", "4"}});
+    down_to_one.changes.insert(down_to_one.changes.begin(), {Kind::Clear, {}, {}, {}});
+    CHECK(store->Commit(store->Load(id, T0), down_to_one, T0).outcome == CommitResult::Outcome::Updated);
+    CHECK(store->Load(id, T0)->items == Items{{"d", "4"}});
+  });
+}
+
 TEST_CASE("garbage collection deletes expired sessions in batches", "[store][conformance]") {
   ForEachEngine([](Engine& e) {
     auto store = e.open();

@@ -1,6 +1,10 @@
 #include "store/postgres/pg_backend.h"
 
+#include <condition_variable>
+#include <exception>
 #include <iterator>
+#include <map>
+#include <mutex>
 
 #include "store/postgres/pg_conn.h"
 
@@ -31,6 +35,88 @@ CREATE TABLE items (
 )sql",
 };
 static_assert(std::size(kMigrations) == kPgSchemaVersion);
+
+// Functions the store calls, created when missing at any schema version
+// (under the schema lock, after the migrations). Adding one is additive: a
+// sessiond that does not know it ignores it, so it needs no new schema
+// version, and older and newer sessionds of a farm share one database during
+// a rolling upgrade. Never edit a shipped one, since the sessionds still
+// running call it as it was: a changed function is a new one, under a new
+// name (the number is part of it), and the old one stays for them.
+struct PgFunction {
+  const char* signature;  // as to_regprocedure() takes it
+  const char* sql;
+};
+constexpr PgFunction kFunctions[] = {
+    // A change of a loaded session in one statement: PolicyStore's unit of
+    // work (store/session_store.cc) in SQL, for StoreBackend::Change. Status
+    // 0: not alive (nothing written); 1: done; 2: the changes would make the
+    // totals n_items, n_bytes exceed the limits (nothing written). The
+    // changes arrive folded: Clear first if any, then each key's last Set
+    // (p_set_*) or Remove (p_remove_keys); keys are distinct. p_max_items
+    // < 0: no limits checked. p_fresh empty: no rename.
+    // Under READ COMMITTED each statement below takes a snapshot of its own
+    // (a VOLATILE function): the first waits for the session's row lock, so
+    // the totals are read after the writer before it has committed, and a
+    // session renamed or deleted meanwhile is found gone.
+    {"sessiond_change_1(bytea,bigint,bigint,bigint,boolean,boolean,bytea[],bytea[],bytea[],"
+     "bigint,bigint,boolean,bytea)",
+     R"sql(
+CREATE FUNCTION sessiond_change_1(
+    p_id bytea, p_now bigint, p_idle bigint, p_absolute bigint, p_touch boolean,
+    p_clear boolean, p_set_keys bytea[], p_set_values bytea[], p_remove_keys bytea[],
+    p_max_items bigint, p_max_bytes bigint, p_abandon boolean, p_fresh bytea,
+    OUT status integer, OUT n_items bigint, OUT n_bytes bigint)
+LANGUAGE plpgsql AS $fn$
+BEGIN
+  n_items := 0;
+  n_bytes := 0;
+  IF p_abandon THEN
+    DELETE FROM sessions WHERE id_hash = p_id AND expires > p_now AND accessed > p_now - p_idle
+      AND created > p_now - p_absolute;
+    status := CASE WHEN FOUND THEN 1 ELSE 0 END;
+    RETURN;
+  END IF;
+  PERFORM 1 FROM sessions WHERE id_hash = p_id AND expires > p_now AND accessed > p_now - p_idle
+    AND created > p_now - p_absolute FOR NO KEY UPDATE;
+  IF NOT FOUND THEN
+    status := 0;
+    RETURN;
+  END IF;
+  IF p_max_items >= 0 THEN
+    SELECT count(*), coalesce(sum(length(t.k) + length(t.v)), 0) INTO n_items, n_bytes
+      FROM (SELECT i.key, i.value FROM items i
+              WHERE i.id_hash = p_id AND NOT p_clear AND i.key <> ALL (p_set_keys)
+                AND i.key <> ALL (p_remove_keys)
+            UNION ALL
+            SELECT u.k, u.v FROM unnest(p_set_keys, p_set_values) AS u(k, v)) AS t(k, v);
+    IF n_items > p_max_items OR n_bytes > p_max_bytes THEN
+      status := 2;
+      RETURN;
+    END IF;
+  END IF;
+  IF p_touch THEN
+    UPDATE sessions SET accessed = p_now, expires = least(p_now + p_idle, created + p_absolute)
+      WHERE id_hash = p_id;
+  END IF;
+  IF p_clear THEN
+    DELETE FROM items WHERE id_hash = p_id;
+  ELSIF cardinality(p_remove_keys) > 0 THEN
+    DELETE FROM items WHERE id_hash = p_id AND key = ANY (p_remove_keys);
+  END IF;
+  IF cardinality(p_set_keys) > 0 THEN
+    INSERT INTO items (id_hash, key, value)
+      SELECT p_id, u.k, u.v FROM unnest(p_set_keys, p_set_values) AS u(k, v)
+      ON CONFLICT (id_hash, key) DO UPDATE SET value = excluded.value;
+  END IF;
+  IF length(p_fresh) > 0 THEN
+    UPDATE sessions SET id_hash = p_fresh WHERE id_hash = p_id;
+  END IF;
+  status := 1;
+END
+$fn$;
+)sql"},
+};
 
 // 'sessiond' in ASCII: the advisory lock sessionds starting at once take
 // around creating or migrating the schema (per database).
@@ -65,6 +151,11 @@ int MigratePgSchema(pg::Conn& conn) {
       conn.Exec(("DELETE FROM sessiond_schema; INSERT INTO sessiond_schema (version) VALUES (" +
                  std::to_string(kPgSchemaVersion) + ")")
                     .c_str());
+    static const Statement has_function{"sessiond_has_function", "SELECT to_regprocedure($1) IS NOT NULL"};
+    for (const PgFunction& f : kFunctions) {
+      conn.Send(has_function, {Param::Text(f.signature)});
+      if (conn.Sync().back().int64(0, 0) == 0) conn.Exec(f.sql);
+    }
     conn.Send("COMMIT");
     conn.Sync();
     return version;
@@ -107,15 +198,22 @@ struct PgBackend::Statements {
                        "WHERE expires <= {now} LIMIT $2 FOR UPDATE SKIP LOCKED)",
                        gc_now)),
         count_sql(WithNow("SELECT count(*) FROM sessions WHERE expires > {now}", gc_now)),
+        // Parameters after the four of every timed statement: $5 touch, $6
+        // clear, $7 set keys, $8 their values, $9 removed keys, $10 max
+        // items, $11 max bytes, $12 abandon, $13 the fresh digest.
+        change_sql(WithNow("SELECT status, n_items, n_bytes FROM sessiond_change_1($1, {now}, $3, $4, "
+                           "$5 <> 0, $6 <> 0, $7, $8, $9, $10, $11, $12 <> 0, $13)",
+                           now)),
         load{"sessiond_load", load_sql.c_str()},
         touch{"sessiond_touch", touch_sql.c_str()},
         alive{"sessiond_alive", alive_sql.c_str()},
         insert{"sessiond_insert", insert_sql.c_str()},
         gc{"sessiond_gc", gc_sql.c_str()},
-        count{"sessiond_count", count_sql.c_str()} {}
+        count{"sessiond_count", count_sql.c_str()},
+        change{"sessiond_change", change_sql.c_str()} {}
 
-  std::string now, gc_now, load_sql, touch_sql, alive_sql, insert_sql, gc_sql, count_sql;
-  Statement load, touch, alive, insert, gc, count;
+  std::string now, gc_now, load_sql, touch_sql, alive_sql, insert_sql, gc_sql, count_sql, change_sql;
+  Statement load, touch, alive, insert, gc, count, change;
   Statement set_item{"sessiond_set_item",
                      "INSERT INTO items (id_hash, key, value) VALUES ($1, $2, $3) "
                      "ON CONFLICT (id_hash, key) DO UPDATE SET value = excluded.value"};
@@ -201,19 +299,21 @@ std::optional<Session> PgBackend::Load(const IdDigest& d, std::string_view id, s
   return s;
 }
 
-// BEGIN, the unit, COMMIT, on this thread's own connection. There is no
-// group commit here (unlike SQLite's single writer, where one fsync per
-// transaction is the bottleneck): PostgreSQL already flushes the WAL of
-// commits from many connections together (a backend that finds its commit
-// record flushed by another's fsync returns at once), so concurrent workers
-// share WAL flushes without our help, and each request keeps its own
-// transaction, row locks and error.
-void PgBackend::Write(const std::function<void(StoreWriter&)>& unit) {
+// BEGIN, what `send` queues, COMMIT, on this thread's own connection: when
+// `send` waits for no answer, one round trip. There is no group commit of
+// different sessions' work here (unlike SQLite's single writer, where one
+// fsync per transaction is the bottleneck): PostgreSQL already flushes the
+// WAL of commits from many connections together (a backend that finds its
+// commit record flushed by another's fsync returns at once), so concurrent
+// workers share WAL flushes without our help, and each request keeps its
+// own transaction, row locks and error. (Changes of one session, which
+// would wait for each other's flush under its row lock, are grouped: see
+// Change.) Returns the results of the last round trip, the COMMIT's last.
+std::vector<pg::Result> PgBackend::Transaction(const std::function<void()>& send) {
   pg::Conn& c = *conn_;
   try {
-    c.Send("BEGIN");  // sent with the unit's first statement that waits
-    Writer w(c, *sql_, opts_.timeouts);
-    unit(w);
+    c.Send("BEGIN");  // sent with the first statement that waits, or with the COMMIT
+    send();
     c.ClearNotices();
     c.Send("COMMIT");
     std::vector<pg::Result> r;
@@ -237,10 +337,158 @@ void PgBackend::Write(const std::function<void(StoreWriter&)>& unit) {
     // before committing -- but Conn's own bound on waiting does, as an error.)
     if (!c.notices().empty())
       throw StoreError("PostgreSQL: COMMIT not confirmed: " + c.notices().front().message, 0, true);
+    return r;
   } catch (...) {
     c.Abort();
     throw;
   }
+}
+
+void PgBackend::Write(const std::function<void(StoreWriter&)>& unit) {
+  Transaction([&] {
+    Writer w(*conn_, *sql_, opts_.timeouts);
+    unit(w);
+  });
+}
+
+namespace {
+
+// A change waiting for the transaction that will carry it (PgBackend::Change).
+struct QueuedChange {
+  const std::vector<Param>* params;  // the call's, alive while its thread waits
+  SessionChangeResult result;
+  std::exception_ptr error;
+  bool done = false;
+};
+
+// The changes of one session in this process: whether a transaction with
+// some of them is in flight, and those waiting for the next one.
+struct ChangeLane {
+  bool busy = false;
+  std::vector<QueuedChange*> waiting;
+};
+
+struct ChangeLanes {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::map<std::string, ChangeLane> by_session;  // by URI, clock and digest
+  std::size_t queued = 0;
+};
+
+ChangeLanes& Lanes() {
+  static ChangeLanes lanes;
+  return lanes;
+}
+
+}  // namespace
+
+// One round trip: BEGIN, the function call and COMMIT pipelined. When the
+// function finds the session gone or the limits exceeded it writes nothing,
+// and the COMMIT ends a transaction that changed nothing. When it fails, the
+// COMMIT is skipped by the server (the pipeline is aborted) and Transaction
+// rolls back.
+std::optional<SessionChangeResult> PgBackend::Change(const SessionChange& change) {
+  // The changes folded into their net effect, which the function applies as
+  // a whole: a Clear (Replace is one) drops every earlier change, and each
+  // key keeps its last Set (value) or Remove (nullptr).
+  bool clear = false;
+  std::map<std::string_view, const std::string*> net;
+  for (const sessiond::Change& ch : change.changes) {
+    switch (ch.kind) {
+      case sessiond::Change::Kind::Set: net[ch.key] = &ch.value; break;
+      case sessiond::Change::Kind::Remove: net[ch.key] = nullptr; break;
+      case sessiond::Change::Kind::Clear:
+      case sessiond::Change::Kind::Replace:
+        clear = true;
+        net.clear();
+        for (const auto& [k, v] : ch.items) net[k] = &v;
+        break;
+    }
+  }
+  std::vector<std::string_view> set_keys, set_values, remove_keys;
+  for (const auto& [k, v] : net) {
+    if (v) {
+      set_keys.push_back(k);
+      set_values.push_back(*v);
+    } else if (!clear) {
+      remove_keys.push_back(k);
+    }
+  }
+  const std::string keys = pg::EncodeBytesArray(set_keys), values = pg::EncodeBytesArray(set_values),
+                    removed = pg::EncodeBytesArray(remove_keys);
+  const SessionLimits* limits = change.limits;
+  std::vector<Param> params = Writer(*conn_, *sql_, opts_.timeouts).Timed(change.id, change.now);
+  params.insert(params.end(),
+                {Param::Int(change.touch), Param::Int(clear), Param::BytesArray(keys), Param::BytesArray(values),
+                 Param::BytesArray(removed), Param::Int(limits ? static_cast<std::int64_t>(limits->max_items) : -1),
+                 Param::Int(limits ? static_cast<std::int64_t>(limits->max_session_bytes) : -1),
+                 Param::Int(change.abandon),
+                 change.fresh ? Param::Bytes(change.fresh->data(), change.fresh->size()) : Param::Bytes("")});
+
+  // The changes of one session from several workers of this process at once
+  // (requests of one visitor) go in one transaction: each would otherwise
+  // wait for the row lock through the COMMIT before it, WAL flush included,
+  // one after another. The first becomes the leader and sends its change at
+  // once; those that come while its transaction is in flight queue, and the
+  // next leader sends them all: BEGIN, one call each, COMMIT, still one
+  // round trip. Each call sees the ones before it (merge per key, exact
+  // limits, a session gone by an earlier abandon or regenerate), and one that
+  // is refused (gone, over its limits) writes nothing. Changes of different
+  // sessions are never grouped: PostgreSQL already overlaps their flushes.
+  ChangeLanes& lanes = Lanes();
+  const std::string key = opts_.uri + (opts_.server_clock ? '\1' : '\0') +
+                          std::string(reinterpret_cast<const char*>(change.id.data()), change.id.size());
+  QueuedChange me;
+  me.params = &params;
+  std::unique_lock<std::mutex> lock(lanes.mu);
+  ChangeLane& lane = lanes.by_session[key];
+  lane.waiting.push_back(&me);
+  ++lanes.queued;
+  while (!me.done && lane.busy) lanes.cv.wait(lock);
+  if (!me.done) {
+    lane.busy = true;
+    std::vector<QueuedChange*> batch;
+    batch.swap(lane.waiting);
+    lanes.queued -= batch.size();
+    lock.unlock();
+    std::vector<std::exception_ptr> errors(batch.size());
+    try {
+      std::vector<pg::Result> r = Transaction([&] {
+        for (QueuedChange* q : batch) conn_->Send(sql_->change, *q->params);
+      });
+      for (std::size_t i = 0; i < batch.size(); ++i) {
+        const pg::Result& row = r[1 + i];  // BEGIN, the calls, COMMIT
+        SessionChangeResult& out = batch[i]->result;
+        switch (row.int64(0, 0)) {
+          case 0: out.status = SessionChangeResult::Status::Gone; break;
+          case 1: out.status = SessionChangeResult::Status::Done; break;
+          default: out.status = SessionChangeResult::Status::OverLimit; break;
+        }
+        out.items = static_cast<std::size_t>(row.int64(0, 1));
+        out.bytes = static_cast<std::size_t>(row.int64(0, 2));
+      }
+    } catch (const StoreError& e) {
+      for (auto& error : errors) error = std::make_exception_ptr(e);  // one copy per thread
+    } catch (...) {
+      for (auto& error : errors) error = std::current_exception();
+    }
+    lock.lock();
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      batch[i]->error = errors[i];
+      batch[i]->done = true;
+    }
+    lane.busy = false;
+    if (lane.waiting.empty()) lanes.by_session.erase(key);
+    lanes.cv.notify_all();
+  }
+  if (me.error) std::rethrow_exception(me.error);
+  return me.result;
+}
+
+std::size_t PgBackend::queued_changes() {
+  ChangeLanes& lanes = Lanes();
+  std::lock_guard<std::mutex> lock(lanes.mu);
+  return lanes.queued;
 }
 
 std::size_t PgBackend::CollectGarbage(std::int64_t now, std::size_t batch) {

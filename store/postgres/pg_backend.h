@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "store/backend.h"
 
@@ -15,6 +16,7 @@ namespace sessiond {
 
 namespace pg {
 class Conn;
+class Result;
 }
 
 struct PgOptions {
@@ -52,6 +54,13 @@ class PgBackend final : public StoreBackend {
 
   std::optional<Session> Load(const IdDigest& d, std::string_view id, std::int64_t now) override;
   void Write(const std::function<void(StoreWriter&)>& unit) override;
+  // In one round trip (a function the schema setup creates); the changes of
+  // one session that this process's workers make at once share one
+  // transaction, sent by one of them while the others wait.
+  std::optional<SessionChangeResult> Change(const SessionChange& change) override;
+  // Changes of this process waiting for a transaction of their session's
+  // (for tests).
+  static std::size_t queued_changes();
   std::size_t CollectGarbage(std::int64_t now, std::size_t batch) override;
   std::optional<std::int64_t> CountLive(std::int64_t now) override;
   bool Holds(const IdDigest& d) override;
@@ -64,6 +73,7 @@ class PgBackend final : public StoreBackend {
  private:
   class Writer;
   struct Statements;
+  std::vector<pg::Result> Transaction(const std::function<void()>& send);
   PgOptions opts_;
   std::unique_ptr<Statements> sql_;
   std::unique_ptr<pg::Conn> conn_;

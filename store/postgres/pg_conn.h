@@ -49,17 +49,41 @@ class Param {
   }
   static Param Int(std::int64_t v);
   static Param Text(std::string_view t) { return Param(t, kText); }
+  // A bytea[] in its binary form, as EncodeBytesArray() makes it.
+  static Param BytesArray(std::string_view encoded) { return Param(encoded, kByteaArray); }
 
   std::string_view data() const { return type_ == kInt8 ? std::string_view(int_, 8) : data_; }
   unsigned type() const { return type_; }
 
  private:
-  static constexpr unsigned kBytea = 17, kInt8 = 20, kText = 25;
+  static constexpr unsigned kBytea = 17, kInt8 = 20, kText = 25, kByteaArray = 1001;
   Param(std::string_view d, unsigned t) : data_(d), type_(t) {}
   std::string_view data_;
   char int_[8]{};  // an Int's big-endian bytes
   unsigned type_;
 };
+
+// `items` as a one-dimensional bytea[] without NULLs in PostgreSQL's binary
+// array format (array_send: dimensions, flags, element type, then each
+// element's length and bytes, integers big-endian), for Param::BytesArray.
+inline std::string EncodeBytesArray(const std::vector<std::string_view>& items) {
+  std::string out;
+  auto int32 = [&out](std::uint32_t v) {
+    for (int shift = 24; shift >= 0; shift -= 8) out += static_cast<char>((v >> shift) & 0xff);
+  };
+  int32(items.empty() ? 0 : 1);  // dimensions (an empty array has none)
+  int32(0);                      // no NULLs
+  int32(17);                     // bytea
+  if (!items.empty()) {
+    int32(static_cast<std::uint32_t>(items.size()));
+    int32(1);  // lower bound
+  }
+  for (std::string_view b : items) {
+    int32(static_cast<std::uint32_t>(b.size()));
+    out.append(b);
+  }
+  return out;
+}
 
 // A statement to prepare under `name` on every connection that runs it.
 // Both strings must live as long as the Conn (string literals, or members of
