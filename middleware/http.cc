@@ -42,8 +42,10 @@ std::string_view ReasonPhrase(int status) {
 
 std::string ErrorResponse(int status) {
   std::string line = std::to_string(status) + ' ' + std::string(ReasonPhrase(status));
-  return "Status: " + line + "\r\nContent-Type: text/plain; charset=utf-8\r\nCache-Control: no-store\r\n\r\n" +
-         line + '\n';
+  // A 503 is for now (the workers all busy, the database out of reach): a
+  // client or proxy that honours Retry-After comes back a little later.
+  return "Status: " + line + "\r\nContent-Type: text/plain; charset=utf-8\r\nCache-Control: no-store\r\n" +
+         (status == 503 ? "Retry-After: 5\r\n" : "") + "\r\n" + line + '\n';
 }
 
 std::string Describe(const std::vector<std::string_view>& env) {

@@ -3,6 +3,7 @@
 #include <iterator>
 
 #include "store/postgres/pg_conn.h"
+#include "store/postgres/pg_pool.h"
 
 namespace sessiond {
 namespace {
@@ -174,22 +175,55 @@ class PgBackend::Writer final : public StoreWriter {
   const StoreTimeouts& t_;
 };
 
+namespace {
+
+pg::PoolOptions PoolFor(const PgOptions& options, std::size_t connections, const std::string& name) {
+  pg::PoolOptions po;
+  po.conn = pg::ConnOptions{options.uri, options.timeout_ms};
+  po.size = connections;
+  po.init = [](pg::Conn& c) { MigratePgSchema(c); };
+  po.name = name;
+  return po;
+}
+
+}  // namespace
+
+std::shared_ptr<pg::Pool> SharedPgPool(const PgOptions& options, std::size_t connections, const std::string& name) {
+  return pg::Pool::Shared(PoolFor(options, connections, name));
+}
+
+// A connection of the pool for one call; counts its round trips for
+// round_trips() and remembers its server process for backend_pid().
+class PgBackend::Borrowed {
+ public:
+  explicit Borrowed(PgBackend& b) : b_(b), lease_(b.pool_->Acquire()), start_(lease_->round_trips()) {}
+  ~Borrowed() {
+    b_.trips_ += lease_->round_trips() - start_;
+    b_.pid_ = lease_->backend_pid();
+  }
+  pg::Conn& operator*() const { return *lease_; }
+  pg::Conn* operator->() const { return &*lease_; }
+
+ private:
+  PgBackend& b_;
+  pg::Pool::Lease lease_;
+  std::int64_t start_;
+};
+
 PgBackend::PgBackend(const PgOptions& options)
     : opts_(options),
       sql_(std::make_unique<Statements>(options.server_clock)),
-      conn_(std::make_unique<pg::Conn>(pg::ConnOptions{options.uri, options.timeout_ms})) {
-  MigratePgSchema(*conn_);
-}
+      pool_(options.pool ? options.pool : std::make_shared<pg::Pool>(PoolFor(options, 1, "PostgreSQL"))) {}
 
 PgBackend::~PgBackend() = default;
 
-std::int64_t PgBackend::round_trips() const { return conn_->round_trips(); }
-int PgBackend::backend_pid() const { return conn_->backend_pid(); }
+void PgBackend::Connect() { pool_->Check(); }
 
 std::optional<Session> PgBackend::Load(const IdDigest& d, std::string_view id, std::int64_t now) {
+  Borrowed conn(*this);
   // One statement: the row and its items from one snapshot, one round trip.
-  conn_->Send(sql_->load, Writer(*conn_, *sql_, opts_.timeouts).Timed(d, now));
-  pg::Result r = conn_->Sync().back();
+  conn->Send(sql_->load, Writer(*conn, *sql_, opts_.timeouts).Timed(d, now));
+  pg::Result r = conn->Sync().back();
   if (r.rows() == 0) return std::nullopt;
   Session s;
   s.id = std::string(id);
@@ -209,7 +243,8 @@ std::optional<Session> PgBackend::Load(const IdDigest& d, std::string_view id, s
 // share WAL flushes without our help, and each request keeps its own
 // transaction, row locks and error.
 void PgBackend::Write(const std::function<void(StoreWriter&)>& unit) {
-  pg::Conn& c = *conn_;
+  Borrowed conn(*this);
+  pg::Conn& c = *conn;
   try {
     c.Send("BEGIN");  // sent with the unit's first statement that waits
     Writer w(c, *sql_, opts_.timeouts);
@@ -244,19 +279,22 @@ void PgBackend::Write(const std::function<void(StoreWriter&)>& unit) {
 }
 
 std::size_t PgBackend::CollectGarbage(std::int64_t now, std::size_t batch) {
+  Borrowed conn(*this);
   // One statement in its own (implicit) transaction.
-  conn_->Send(sql_->gc, {Param::Int(now), Param::Int(static_cast<std::int64_t>(batch))});
-  return static_cast<std::size_t>(conn_->Sync().back().affected());
+  conn->Send(sql_->gc, {Param::Int(now), Param::Int(static_cast<std::int64_t>(batch))});
+  return static_cast<std::size_t>(conn->Sync().back().affected());
 }
 
 std::optional<std::int64_t> PgBackend::CountLive(std::int64_t now) {
-  conn_->Send(sql_->count, {Param::Int(now)});
-  return conn_->Sync().back().int64(0, 0);
+  Borrowed conn(*this);
+  conn->Send(sql_->count, {Param::Int(now)});
+  return conn->Sync().back().int64(0, 0);
 }
 
 bool PgBackend::Holds(const IdDigest& d) {
-  conn_->Send(sql_->holds, {Param::Bytes(d.data(), d.size())});
-  return conn_->Sync().back().rows() != 0;
+  Borrowed conn(*this);
+  conn->Send(sql_->holds, {Param::Bytes(d.data(), d.size())});
+  return conn->Sync().back().rows() != 0;
 }
 
 }  // namespace sessiond

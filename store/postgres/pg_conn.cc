@@ -80,6 +80,18 @@ std::vector<std::string> PasswordsIn(std::string_view uri) {
   return found;
 }
 
+// A connection refused for who sessiond is or how it asked, which trying
+// again does not change: libpq's and the server's messages (in English; a
+// server with another lc_messages is taken as unreachable, busy).
+bool RefusedForGood(const std::string& what) {
+  for (const char* m : {"authentication failed", "no pg_hba.conf entry", "no password supplied",
+                        "password is required", "does not exist", "invalid connection option",
+                        "invalid sslmode", "invalid target_session_attrs", "invalid integer value",
+                        "invalid port number", "could not match"})
+    if (what.find(m) != std::string::npos) return true;
+  return false;
+}
+
 bool StartsWith(const char* s, const char* prefix) {
   return s && std::strncmp(s, prefix, std::strlen(prefix)) == 0;
 }
@@ -175,17 +187,22 @@ void Conn::OnNotice(void* self, const pg_result* r) {
   static_cast<Conn*>(self)->notices_.push_back({state ? state : "", text});
 }
 
+bool Conn::DropIfDead() {
+  if (!conn_ || !queued_.empty() || PQtransactionStatus(conn_) != PQTRANS_IDLE) return false;
+  // Between calls the server has nothing to say. When it has (the FATAL
+  // message of a server shutting down or restarting, of
+  // pg_terminate_backend, or the end of the stream), the connection is
+  // dead: replace it before anything is sent, so a request after the
+  // database came back does not fail for the connection it held while it
+  // was away. Nothing is in flight, so nothing can be lost.
+  pollfd p{PQsocket(conn_), POLLIN, 0};
+  if (poll(&p, 1, 0) == 0) return false;
+  Close();
+  return true;
+}
+
 void Conn::Connect() {
-  if (conn_ && queued_.empty() && PQtransactionStatus(conn_) == PQTRANS_IDLE) {
-    // Between calls the server has nothing to say. When it has (the FATAL
-    // message of a server shutting down or restarting, of
-    // pg_terminate_backend, or the end of the stream), the connection is
-    // dead: replace it before anything is sent, so a request after the
-    // database came back does not fail for the connection its worker held
-    // while it was away. Nothing is in flight, so nothing can be lost.
-    pollfd p{PQsocket(conn_), POLLIN, 0};
-    if (poll(&p, 1, 0) != 0) Close();
-  }
+  DropIfDead();
   if (conn_) return;
   std::vector<std::string> keys{"dbname"}, values{opts_.uri};
   char* err = nullptr;
@@ -206,6 +223,8 @@ void Conn::Connect() {
     keys.emplace_back(key);
     values.push_back(value);
   };
+  // A timeout of 0 (--busy-timeout 0: wait for nobody) must not reach the
+  // server as 0, which there means "no limit": each bound has a floor.
   int secs = std::max(1, (opts_.timeout_ms + 999) / 1000);
   fallback("connect_timeout", std::to_string(secs), "PGCONNECT_TIMEOUT");
   fallback("keepalives", "1");
@@ -213,7 +232,7 @@ void Conn::Connect() {
   fallback("keepalives_interval", "1");
   fallback("keepalives_count", "3");
   // Sent data unacknowledged this long: the link is dead (Linux).
-  fallback("tcp_user_timeout", std::to_string(opts_.timeout_ms));
+  fallback("tcp_user_timeout", std::to_string(std::max(opts_.timeout_ms, kMinStatementMs)));
   fallback("fallback_application_name", "sessiond");
   PQconninfoFree(parsed);
 
@@ -223,12 +242,14 @@ void Conn::Connect() {
   conn_ = PQconnectdbParams(k.data(), v.data(), 1);
   if (!conn_) throw StoreError("PostgreSQL: out of memory", 0, true);
   if (PQstatus(conn_) != CONNECTION_OK) {
-    // Unreachable, starting up, shutting down, too many connections, or
-    // refused (a password changed, a role or database not there yet): all
-    // may be different on the next request, which tries again.
+    // Unreachable, starting up, shutting down, too many connections: busy,
+    // the next call tries again. Refused for who we are (authentication, no
+    // such role or database) or a setting libpq rejects: not busy, a
+    // settings problem that trying again does not mend (the pool still
+    // tries again at the next call, in case the operator mends it).
     std::string what = OneLine(PQerrorMessage(conn_));
     Close();
-    throw StoreError(Redact("PostgreSQL: cannot connect: " + what), 0, true);
+    throw StoreError(Redact("PostgreSQL: cannot connect: " + what), 0, !RefusedForGood(what));
   }
   PQsetNoticeReceiver(conn_, &Conn::OnNotice, this);
   if (PQsetnonblocking(conn_, 1) != 0 || PQenterPipelineMode(conn_) != 1)
@@ -238,10 +259,10 @@ void Conn::Connect() {
   // A transaction left open by a frozen client is ended by the server.
   static const Statement setup{
       "sessiond_setup",
-      "SELECT set_config('statement_timeout', $1, false), set_config('lock_timeout', $1, false), "
-      "set_config('idle_in_transaction_session_timeout', $2, false)"};
+      "SELECT set_config('statement_timeout', $1, false), set_config('lock_timeout', $2, false), "
+      "set_config('idle_in_transaction_session_timeout', $3, false)"};
   std::int64_t trips = round_trips_;
-  Send(setup, {Param::Text(std::to_string(opts_.timeout_ms)),
+  Send(setup, {Param::Text(std::to_string(StatementMs())), Param::Text(std::to_string(LockMs())),
                Param::Text(std::to_string(std::max(10000, 4 * opts_.timeout_ms)))});
   Sync();
   round_trips_ = trips;
@@ -281,8 +302,11 @@ void Conn::Send(const char* sql) {
 int Conn::WaitMs() const {
   // A backstop above the server's own timeouts: a server that answers
   // nothing at all (a cut link, a frozen machine) must not hold us.
-  return 2 * opts_.timeout_ms + 1000;
+  return 2 * StatementMs() + 1000;
 }
+
+int Conn::StatementMs() const { return std::max(opts_.timeout_ms, kMinStatementMs); }
+int Conn::LockMs() const { return std::max(opts_.timeout_ms, 1); }
 
 void Conn::Flush() {
   auto deadline = Clock::now() + std::chrono::milliseconds(WaitMs());
