@@ -40,8 +40,8 @@ Pool::Lease::~Lease() {
 Pool::Stats Pool::stats() const {
   std::lock_guard lock(m_);
   Stats s;
-  for (const auto& c : all_) s.open += c->connected();
-  for (const Conn* c : idle_) s.idle += c->connected();
+  s.open = open_.size();
+  for (const Conn* c : idle_) s.idle += open_.count(c);
   s.limit = limit_;
   s.outage = outage_;
   s.refused = refused_;
@@ -49,7 +49,10 @@ Pool::Stats Pool::stats() const {
 }
 
 void Pool::CloseIdle() {
-  for (Conn* c : idle_) c->Close();
+  for (Conn* c : idle_) {
+    c->Close();
+    open_.erase(c);
+  }
 }
 
 void Pool::Give(Conn* c) {
@@ -68,11 +71,15 @@ void Pool::Release(Conn* c, bool lent) {
   // connection-level error): the server is gone, or it is a standby now. The
   // idle ones went to the same server; closing them now spares each of
   // their next callers the discovery.
-  if (lent && !c->connected()) CloseIdle();
+  if (!c->connected() && open_.erase(c) && lent) CloseIdle();
   Give(c);
 }
 
 Pool::Got Pool::Connect(Conn& c, bool raw) {
+  {
+    std::lock_guard lock(m_);
+    ++connecting_;
+  }
   try {
     c.Connect();
     bool init;
@@ -83,9 +90,12 @@ Pool::Got Pool::Connect(Conn& c, bool raw) {
     if (init && opts_.init) opts_.init(c);
   } catch (const StoreError& e) {
     std::lock_guard lock(m_);
+    --connecting_;
     probing_ = false;
-    std::size_t open = 0;
-    for (const auto& o : all_) open += o.get() != &c && o->connected();
+    if (c.connected()) open_.insert(&c);  // connected, the schema check failed
+    else open_.erase(&c);
+    // Those connecting now count: the server counted them, too.
+    std::size_t open = open_.size() + connecting_;
     if (NoRoom(e.what()) && open > 0) {
       if (limit_ > open) {
         LogLine(opts_.name + " has no room for more of sessiond's connections (" + e.what() + "): using the " +
@@ -111,6 +121,8 @@ Pool::Got Pool::Connect(Conn& c, bool raw) {
     throw StoreError(e.what(), e.code(), true, true);
   }
   std::lock_guard lock(m_);
+  --connecting_;
+  open_.insert(&c);
   initialized_ = true;
   probing_ = false;
   if (outage_) {
@@ -132,7 +144,10 @@ Pool::Lease Pool::Acquire() {
         if (limit_ < opts_.size && now - shrunk_at_ >= opts_.regrow_after) limit_ = opts_.size;
         // Idle too long: closed (the least recently used are at the front).
         for (Conn* i : idle_)
-          if (i->connected() && now - idle_since_[i] > opts_.max_idle) i->Close();
+          if (i->connected() && now - idle_since_[i] > opts_.max_idle) {
+            i->Close();
+            open_.erase(i);
+          }
         std::stable_partition(idle_.begin(), idle_.end(), [](const Conn* i) { return !i->connected(); });
         std::size_t in_use = all_.size() - idle_.size();
         if (in_use < limit_) {
@@ -141,7 +156,10 @@ Pool::Lease Pool::Acquire() {
             idle_.pop_back();
             // The server said goodbye on it (shut down, restarted): so it
             // did on the others, which are closed with it.
-            if (c->DropIfDead()) CloseIdle();
+            if (c->DropIfDead()) {
+              open_.erase(c);
+              CloseIdle();
+            }
           }
           if (!c && outage_ && probing_) {
             ++refused_;

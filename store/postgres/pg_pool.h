@@ -38,6 +38,7 @@
 #include <mutex>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "store/postgres/pg_conn.h"
@@ -126,6 +127,10 @@ class Pool {
   std::vector<std::unique_ptr<Conn>> all_;  // made lazily, up to size
   std::deque<Conn*> idle_;                  // free: unconnected at the front, the last used at the back
   std::unordered_map<const Conn*, Clock::time_point> idle_since_;
+  // Connected, as far as the pool knows (a connection in use is not looked
+  // at: it belongs to its caller's thread), and being connected now.
+  std::unordered_set<const Conn*> open_;
+  std::size_t connecting_ = 0;
   std::size_t limit_;
   Clock::time_point shrunk_at_{};
   bool initialized_ = false;

@@ -81,7 +81,7 @@ expect_eq "$?" 2 "exit status with a wrong password"
 admin_ -c "ALTER ROLE sessiond CONNECTION LIMIT 3" || fail "setting the role's connection limit"
 # shellcheck disable=SC2086
 out=$("$SESSIOND" serve --test $AS_ROOT --db "$DB" --pages "$PAGES" --workers 12 2>&1)
-[[ "$out" == *"warning: --db-connections 8"*"CONNECTION LIMIT (3)"* ]] ||
+[[ "$out" == *"warning: --db-connections 8"*"CONNECTION LIMIT takes (3)"* ]] ||
   fail "serve --test does not warn about the role's limit: $out"
 restart --busy-timeout 5s --workers 12
 rm -f "$JAR"
