@@ -685,3 +685,43 @@ TEST_CASE("pg: a server away at the start is busy, a wrong password is not", "[p
 
 }  // namespace
 }  // namespace sessiond
+
+namespace sessiond {
+namespace {
+
+TEST_CASE("pg: with several hosts, a pool's new connections go first where the last one went", "[postgres]") {
+  // The first host a dead primary that never answers (a socket nobody
+  // accepts on), the second the real server: the first connection waits
+  // out the dead one's connect_timeout, the next ones do not try it.
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+  REQUIRE(fd >= 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+  REQUIRE(::listen(fd, 16) == 0);
+  socklen_t len = sizeof a;
+  REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0);
+  TempPgSchema schema;
+  std::string base = schema.uri();  // postgresql://sessiond@HOST:PORT/sessions?...
+  std::size_t at = base.find('@') + 1;
+  std::string uri = base.substr(0, at) + "127.0.0.1:" + std::to_string(ntohs(a.sin_port)) + "," +
+                    base.substr(at) + "&connect_timeout=1";
+  auto attempts = [&] {  // connections that reached the dead host since the last look
+    int n = 0;
+    for (int c; (c = ::accept(fd, nullptr, nullptr)) >= 0; ++n) ::close(c);
+    return n;
+  };
+  pg::Pool pool(PoolOpts(uri, 3));
+  {
+    pg::Pool::Lease l = pool.Acquire();
+    CHECK(attempts() == 1);
+    pg::Pool::Lease m = pool.Acquire(), n = pool.Acquire();
+    CHECK(pool.stats().open == 3);
+  }
+  CHECK(attempts() == 0);
+  ::close(fd);
+}
+
+}  // namespace
+}  // namespace sessiond

@@ -217,6 +217,38 @@ void Conn::Connect() {
       if (std::strcmp(o->keyword, key) == 0) return o->val != nullptr;
     return false;
   };
+  auto list = [&](const char* key) {
+    std::vector<std::string> out;
+    for (PQconninfoOption* o = parsed; o->keyword; ++o)
+      if (std::strcmp(o->keyword, key) == 0 && o->val && *o->val) {
+        std::string_view v = o->val;
+        for (std::size_t a = 0;;) {
+          std::size_t b = v.find(',', a);
+          out.emplace_back(v.substr(a, b == std::string_view::npos ? v.npos : b - a));
+          if (b == std::string_view::npos) break;
+          a = b + 1;
+        }
+      }
+    return out;
+  };
+  // Several hosts (a primary and its standbys): the one connected to last
+  // is tried first, the others after it in their order, so after a failover
+  // only the first connection of a pool waits out the dead primary's
+  // connect_timeout; the next ones go straight to the new primary.
+  const std::vector<std::string> hosts = list("host"), ports = list("port"), addrs = list("hostaddr");
+  const bool several = hosts.size() > 1 && (ports.size() <= 1 || ports.size() == hosts.size()) &&
+                       (addrs.empty() || addrs.size() == hosts.size());
+  const std::size_t first = several && opts_.last_host ? static_cast<std::size_t>(opts_.last_host->load()) : 0;
+  if (first > 0 && first < hosts.size()) {
+    auto rotated = [&](const std::vector<std::string>& l) {
+      std::string out;
+      for (std::size_t i = 0; i < l.size(); ++i) out += (i ? "," : "") + l[(first + i) % l.size()];
+      return out;
+    };
+    keys.emplace_back("host"), values.push_back(rotated(hosts));
+    if (ports.size() > 1) keys.emplace_back("port"), values.push_back(rotated(ports));
+    if (!addrs.empty()) keys.emplace_back("hostaddr"), values.push_back(rotated(addrs));
+  }
   // Ours only where the operator's URI (or environment) did not say.
   auto fallback = [&](const char* key, const std::string& value, const char* env = nullptr) {
     if (set(key) || (env && std::getenv(env))) return;
@@ -250,6 +282,14 @@ void Conn::Connect() {
     std::string what = OneLine(PQerrorMessage(conn_));
     Close();
     throw StoreError(Redact("PostgreSQL: cannot connect: " + what), 0, !RefusedForGood(what));
+  }
+  if (several && opts_.last_host) {
+    const char* h = PQhost(conn_);
+    const char* port = PQport(conn_);
+    for (std::size_t i = 0; i < hosts.size(); ++i)
+      if (h && (hosts[i] == h || (!addrs.empty() && addrs[i] == h)) &&
+          (ports.size() <= 1 || (port && ports[i] == port)))
+        opts_.last_host->store(static_cast<int>(i));
   }
   PQsetNoticeReceiver(conn_, &Conn::OnNotice, this);
   if (PQsetnonblocking(conn_, 1) != 0 || PQenterPipelineMode(conn_) != 1)

@@ -29,6 +29,7 @@
 // Thread-safety: one Conn belongs to one thread at a time.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -105,6 +106,9 @@ inline constexpr int kMinStatementMs = 1000;
 struct ConnOptions {
   std::string uri;        // a libpq URI or keyword=value string
   int timeout_ms = 5000;  // the bound described above
+  // For a URI of several hosts: which one (by position) a connection
+  // reached last, shared by the connections of a pool; tried first.
+  std::shared_ptr<std::atomic<int>> last_host = nullptr;
 };
 
 class Conn {

@@ -29,6 +29,7 @@ std::string Seconds(std::chrono::steady_clock::duration d) {
 
 Pool::Pool(PoolOptions options) : opts_(std::move(options)), limit_(std::max<std::size_t>(1, opts_.size)) {
   opts_.size = limit_;
+  if (!opts_.conn.last_host) opts_.conn.last_host = std::make_shared<std::atomic<int>>(0);
 }
 
 Pool::~Pool() = default;
