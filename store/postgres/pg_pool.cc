@@ -120,6 +120,11 @@ Pool::Got Pool::Connect(Conn& c, bool raw) {
     if (raw) throw;
     ++refused_;
     throw StoreError(e.what(), e.code(), true, true);
+  } catch (...) {  // out of memory: no outage, but nobody left probing
+    std::lock_guard lock(m_);
+    --connecting_;
+    probing_ = false;
+    throw;
   }
   std::lock_guard lock(m_);
   --connecting_;
