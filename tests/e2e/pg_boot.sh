@@ -8,7 +8,8 @@
 #   one line saying how long it was away and how many requests it refused.
 # - the same under systemd-socket-activate (as systemd/sessiond.socket runs it).
 # - settings that waiting does not mend (a wrong password) stop it at start:
-#   exit 2, saying so, without the password.
+#   exit 2, saying so, without the password; serve --test says the same,
+#   and of a database out of reach that serve starts anyway.
 # - 12 workers and a role limited to 3 connections: every request of a
 #   parallel load answered 200; serve --test warns about the limit.
 . "$SESSIOND_SRC/tests/e2e/lib.sh"
@@ -30,6 +31,10 @@ requests_refused() {
 }
 
 # --- started with the database stopped ------------------------------------
+# shellcheck disable=SC2086
+out=$("$SESSIOND" serve --test $AS_ROOT --db "$DB" --pages "$PAGES" 2>&1) ||
+  fail "serve --test with the database stopped: exit $?: $out"
+[[ "$out" == *"out of reach now"*"serve starts anyway"* ]] || fail "serve --test does not say the database is away: $out"
 restart --busy-timeout 2s
 start_nginx a
 requests_refused 5
@@ -76,6 +81,11 @@ out=$(timeout 20 "$SESSIOND" serve $AS_ROOT --listen "unix:$DIR/w.sock" --db "$W
 expect_eq "$?" 2 "exit status with a wrong password"
 [[ "$out" == *"password authentication failed"* ]] || fail "no clear error for a wrong password: $out"
 [[ "$out" == *Wr0ngPassw0rd* ]] && fail "the password is in the output: $out"
+# shellcheck disable=SC2086
+out=$("$SESSIOND" serve --test $AS_ROOT --db "$WRONG" --pages "$PAGES" 2>&1)
+expect_eq "$?" 2 "serve --test's exit status with a wrong password"
+[[ "$out" == *"password authentication failed"* ]] || fail "serve --test does not say the password is wrong: $out"
+[[ "$out" == *Wr0ngPassw0rd* ]] && fail "serve --test printed the password: $out"
 
 # --- more workers than the role takes connections --------------------------
 admin_ -c "ALTER ROLE sessiond CONNECTION LIMIT 3" || fail "setting the role's connection limit"
