@@ -36,7 +36,7 @@ void Collector::Run() {
       if (total) LogLine("gc: deleted " + std::to_string(total) + " expired sessions");
     } catch (const StoreError& e) {
       ProcessMetrics().CountStoreError(e.busy());
-      LogLine(std::string("gc: ") + e.what());  // tried again at the next sweep
+      if (!e.reported()) LogLine(std::string("gc: ") + e.what());  // tried again at the next sweep
     } catch (const std::exception& e) {
       LogLine(std::string("gc: ") + e.what());
     }

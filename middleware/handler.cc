@@ -93,7 +93,10 @@ void Handler::Handle(Request& request) {
     fail(413, e.what());
   } catch (const StoreError& e) {
     ProcessMetrics().CountStoreError(e.busy());
-    fail(e.busy() ? 503 : 500, std::string("store: ") + e.what());
+    if (e.reported())  // the outage's one line is in the log already
+      response = Response{503, {}, {}, ErrorResponse(503), {}, 0};
+    else
+      fail(e.busy() ? 503 : 500, std::string("store: ") + e.what());
   } catch (const std::exception& e) {
     fail(500, e.what());
   }
@@ -127,7 +130,7 @@ void Handler::ServeStatus(Request& request) {
     live = live_.Get([&] { return store_->CountLive(Now()); });
   } catch (const StoreError& e) {
     ProcessMetrics().CountStoreError(e.busy());
-    LogLine(std::string("status: cannot count live sessions: ") + e.what());
+    if (!e.reported()) LogLine(std::string("status: cannot count live sessions: ") + e.what());
   }
   std::string text = ProcessMetrics().Render(live);
   request.Write("Status: 200 OK\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n"

@@ -96,6 +96,9 @@ void AddServeOptions(CLI::App& serve, Config& c, Durations& d, std::string& sock
       ->capture_default_str()->check(CLI::IsMember({"FULL", "NORMAL", "EXTRA"}));
   serve.add_option("--busy-timeout", d.busy_timeout, "Wait this long for another writer, then 503")
       ->capture_default_str()->transform(FractionalSeconds())->check(CLI::NonNegativeNumber);
+  serve.add_option("--db-connections", c.store.db_connections,
+                   "PostgreSQL: connections to the database, shared by the workers (each borrows one per query)")
+      ->capture_default_str()->check(CLI::Range(1, 1024));
 
   serve.add_option("--cookie-name", c.cookie.name, "Name of the session cookie")->capture_default_str();
   serve.add_option("--cookie-samesite", c.cookie.same_site, "SameSite attribute of the cookie")
@@ -200,7 +203,14 @@ int Serve(Config& config, const AppRunners& apps, const std::string& settings) {
     LogLine(std::string("starting sessiond ") + SESSIOND_VERSION + ", pid " + std::to_string(::getpid()) + ": " +
             settings);
     WarnPasswordOnCommandLine();
-    { OpenStore(config.store); }  // file, pragmas and schema fail now, not per request
+    try {
+      CheckStore(config.store);  // file, pragmas and schema fail now, not per request
+    } catch (const StoreError& e) {
+      // PostgreSQL out of reach (the store logged it): serve anyway, 503
+      // until it is back. Its settings wrong: no use starting, nor restarting.
+      if (!IsPostgresUri(config.store.db)) throw;
+      if (!e.busy()) throw BadSetting(std::string("--db: ") + e.what());
+    }
     FcgiServer server(config.server);
     AdoptOrphans();
     server.SetHousekeeping([] { ReapOrphans(); });

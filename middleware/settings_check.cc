@@ -10,6 +10,7 @@
 #include <cstring>
 #include <iostream>
 #include <regex>
+#include <algorithm>
 
 #include "log/log.h"
 #include "log/redact.h"
@@ -104,6 +105,41 @@ std::string AppendProblem(const std::string& what, const std::string& path) {
   return {};
 }
 
+// The database reachable, the login accepted, and room on the server for
+// this machine's connections: a database out of reach is a note (serve
+// starts without it), a refused login a problem, too little room a warning.
+void CheckPostgres(const Config& config, std::vector<std::string>& problems, std::vector<std::string>& notes) {
+  const std::string db = "--db " + PrintableDb(config.store.db);
+  DbConnectionLimits limits;
+  try {
+    limits = ReadDbConnectionLimits(config.store);
+  } catch (const StoreError& e) {
+    if (e.busy())
+      notes.push_back(db + ": out of reach now (" + e.what() +
+                      "); serve starts anyway and answers 503 to requests that need it until it is back");
+    else
+      problems.push_back(db + ": " + e.what());
+    return;
+  }
+  // A process opens at most one connection per worker, and one for the collector.
+  std::size_t wanted = std::min(config.store.db_connections, static_cast<std::size_t>(config.server.workers) + 1);
+  auto warn = [&](int limit, const std::string& what) {
+    if (limit >= 0 && wanted > static_cast<std::size_t>(limit))
+      notes.push_back("warning: --db-connections " + std::to_string(config.store.db_connections) + " (at most " +
+                      std::to_string(wanted) + " with --workers " + std::to_string(config.server.workers) +
+                      ") is more than " + what + " takes (" + std::to_string(limit) +
+                      "): sessiond uses what it gets, and requests wait for those; machines x connections must "
+                      "stay within it");
+  };
+  warn(limits.server, "the server (max_connections less superuser_reserved_connections)");
+  warn(limits.role, "the role's CONNECTION LIMIT");
+  warn(limits.database, "the database's CONNECTION LIMIT");
+  notes.push_back(db + ": reachable; this machine opens up to " + std::to_string(wanted) +
+                  " connections; the server takes " + std::to_string(limits.server) +
+                  (limits.role >= 0 ? ", the role " + std::to_string(limits.role) : std::string()) +
+                  (limits.database >= 0 ? ", the database " + std::to_string(limits.database) : std::string()));
+}
+
 }  // namespace
 
 std::vector<Setting> EffectiveSettings(const CLI::App& serve) {
@@ -139,8 +175,7 @@ std::vector<std::string> CheckBeforeServe(const Config& config, std::vector<std:
   if (config.server.listen.empty())
     notes.push_back("no --listen: serve takes the listening socket on fd 0 (spawn-fcgi, systemd socket activation)");
   if (IsPostgresUri(config.store.db))
-    notes.push_back("--db " + PrintableDb(config.store.db) +
-                    ": a PostgreSQL database; sessiond connects (and creates its schema) when it starts");
+    CheckPostgres(config, problems, notes);
   else
     CheckSqliteFile(config.store, problems, notes);
   if (::access(config.pages.c_str(), R_OK | X_OK) != 0)
@@ -180,7 +215,7 @@ int TestSettings(const CLI::App& serve, const Config& config, std::vector<std::s
             << Redact(SettingsFile(EffectiveSettings(serve))) << std::flush;
   // A message may quote a setting (the --db of a failed check): LogLine
   // masks its password.
-  for (const std::string& n : notes) LogLine("note: " + n);
+  for (const std::string& n : notes) LogLine((n.rfind("warning: ", 0) == 0 ? "" : "note: ") + n);
   for (const std::string& p : problems) LogLine(p);
   if (problems.empty()) {
     LogLine("serve --test: the settings are good");

@@ -25,6 +25,9 @@ struct StoreOptions {
   // SQLite's PRAGMA synchronous: FULL (default), NORMAL, EXTRA, OFF.
   // PostgreSQL keeps the server's synchronous_commit.
   std::string synchronous = "FULL";
+  // PostgreSQL: connections of this process to the database, shared by its
+  // workers and its collector (pg_pool.h); each borrows one per store call.
+  std::size_t db_connections = 8;
   SessionLimits limits;
 };
 
@@ -38,6 +41,25 @@ std::string PrintableDb(std::string_view db);
 // The session policy over the backend `options.db` names; one per thread.
 // Opens (and on first use creates or migrates) the schema. Throws StoreError.
 std::unique_ptr<SessionStore> OpenStore(const StoreOptions& options);
+
+// What serve does as it starts, before it listens. SQLite: opens the file
+// (and its schema); a StoreError is fatal. PostgreSQL: connects one of the
+// process's connections and checks the schema. Throws StoreError: busy when
+// the database is out of reach (the store has logged it, and requests get
+// 503 until it is back: serve starts anyway); not busy for a settings
+// problem (a malformed URI, authentication refused, no such role or
+// database, a newer schema).
+void CheckStore(const StoreOptions& options);
+
+// How many connections a PostgreSQL server takes from sessiond's role (for
+// serve --test): -1 where there is no limit of that kind.
+struct DbConnectionLimits {
+  int server = -1;    // max_connections less superuser_reserved_connections
+  int role = -1;      // the role's CONNECTION LIMIT
+  int database = -1;  // the database's CONNECTION LIMIT
+};
+// Connects once. Throws StoreError as CheckStore.
+DbConnectionLimits ReadDbConnectionLimits(const StoreOptions& options);
 
 // The same store for the operator's commands; `read_only` for those that only look.
 std::unique_ptr<SessionAdmin> OpenAdmin(const StoreOptions& options, bool read_only);

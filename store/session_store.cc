@@ -110,7 +110,7 @@ CommitResult PolicyStore::Commit(const std::optional<Session>& loaded, const Cha
       // The refresh is an optimisation of the read, not part of it: failing
       // the page (503 or 500) for it would be worse than a session that ends
       // a little early. The next read due tries again.
-      LogLine(std::string("store: last access not refreshed: ") + e.what());
+      if (!e.reported()) LogLine(std::string("store: last access not refreshed: ") + e.what());
     }
     return {};
   }

@@ -18,14 +18,18 @@ namespace sessiond {
 // that trying again later may succeed (HTTP 503 rather than 500).
 class StoreError : public std::runtime_error {
  public:
-  StoreError(const std::string& what, int code, bool busy)
-      : std::runtime_error(what), code_(code), busy_(busy) {}
+  StoreError(const std::string& what, int code, bool busy, bool reported = false)
+      : std::runtime_error(what), code_(code), busy_(busy), reported_(reported) {}
   int code() const { return code_; }
   bool busy() const { return busy_; }
+  // The store has logged this already, once for all the calls it fails (a
+  // database out of reach): a caller answers without a log line of its own.
+  bool reported() const { return reported_; }
 
  private:
   int code_;
   bool busy_;
+  bool reported_;
 };
 
 // A change set would make a session exceed one of its SessionLimits.

@@ -28,6 +28,7 @@ struct Fixture {
     o.timeouts = {600, 3600};
     return o;
   }()};
+  bool schema_made = (backend.Connect(), true);  // as serve does at start
   IdDigest Add(std::int64_t now, const Items& items) {
     IdDigest d = DigestOf(NewSessionId());
     backend.Write([&](StoreWriter& w) {

@@ -16,6 +16,9 @@
 #include <cstdlib>
 #include <ctime>
 #include <latch>
+#include <mutex>
+#include <optional>
+#include <set>
 #include <thread>
 
 #include "pg_test_db.h"
@@ -373,6 +376,7 @@ TEST_CASE("pg: two stores starting at once on an empty database create the schem
     go.arrive_and_wait();
     try {
       PgBackend b(Opts(schema.uri()));
+      b.Connect();
       ++made;
     } catch (const std::exception& e) {
       error = e.what();
@@ -390,11 +394,11 @@ TEST_CASE("pg: two stores starting at once on an empty database create the schem
 
 TEST_CASE("pg: a schema newer than this build is refused, and left alone", "[postgres]") {
   TempPgSchema schema;
-  { PgBackend b(Opts(schema.uri())); }
+  { PgBackend(Opts(schema.uri())).Connect(); }
   pg::Conn c({schema.uri(), 2000});
   c.Exec("UPDATE sessiond_schema SET version = 99");
   try {
-    PgBackend b(Opts(schema.uri()));
+    PgBackend(Opts(schema.uri())).Connect();
     FAIL("opened a newer schema");
   } catch (const StoreError& e) {
     CHECK_THAT(e.what(), Catch::Contains("newer"));
@@ -503,7 +507,7 @@ TEST_CASE("pg: a server that accepts but never answers is busy within the timeou
   PgOptions o = Opts(uri);
   o.timeout_ms = 1000;
   try {
-    PgBackend b(o);
+    PgBackend(o).Connect();
     FAIL("connected to a silent server");
   } catch (const StoreError& e) {
     CHECK(e.busy());
@@ -588,16 +592,17 @@ TEST_CASE("pg: no password in any error message", "[postgres]") {
   host = host.substr(0, host.find('/'));
   SECTION("a wrong password in the URI") {
     try {
-      PgBackend b(Opts("postgresql://sessiond:Sekr3tPassw0rd@" + host + "/sessions"));
+      PgBackend(Opts("postgresql://sessiond:Sekr3tPassw0rd@" + host + "/sessions")).Connect();
       FAIL("connected with a wrong password");
     } catch (const StoreError& e) {
       CHECK_THAT(e.what(), Catch::Contains("password authentication failed"));
       CHECK_THAT(e.what(), !Catch::Contains("Sekr3tPassw0rd"));
+      CHECK_FALSE(e.busy());  // a settings problem, which waiting does not mend
     }
   }
   SECTION("a wrong password as a parameter") {
     try {
-      PgBackend b(Opts("postgresql://sessiond@" + host + "/sessions?password=Sekr3tPassw0rd"));
+      PgBackend(Opts("postgresql://sessiond@" + host + "/sessions?password=Sekr3tPassw0rd")).Connect();
       FAIL("connected with a wrong password");
     } catch (const StoreError& e) {
       CHECK_THAT(e.what(), !Catch::Contains("Sekr3tPassw0rd"));
@@ -605,7 +610,7 @@ TEST_CASE("pg: no password in any error message", "[postgres]") {
   }
   SECTION("a URI libpq cannot parse, with the password in it") {
     try {
-      PgBackend b(Opts("postgresql://sessiond:Sekr3t%zzPassw0rd@" + host + "/sessions?bogus=%zzSekr3t"));
+      PgBackend(Opts("postgresql://sessiond:Sekr3t%zzPassw0rd@" + host + "/sessions?bogus=%zzSekr3t")).Connect();
       FAIL("parsed a malformed URI");
     } catch (const StoreError& e) {
       CHECK_THAT(e.what(), !Catch::Contains("Sekr3t"));
@@ -648,7 +653,7 @@ TEST_CASE("pg: a COMMIT whose wait for the synchronous standby was cancelled is 
           "[postgres]") {
   OwnCluster cluster;
   std::string uri = cluster.Read("uri");
-  { PgBackend creates_the_schema(Opts(uri)); }
+  { PgBackend(Opts(uri)).Connect(); }
   pg::Conn admin({cluster.Read("admin-uri"), 5000});
   // A synchronous standby that never comes: every COMMIT waits for it.
   admin.Exec("ALTER SYSTEM SET synchronous_standby_names = 'nobody'");
@@ -663,6 +668,7 @@ TEST_CASE("pg: a COMMIT whose wait for the synchronous standby was cancelled is 
   REQUIRE(seen == "nobody");
 
   PgBackend b(Opts(uri));
+  b.Holds(DigestOf(NewSessionId()));  // connected: its server process is known
   int pid = b.backend_pid();
   // Once the COMMIT waits for the standby, cancel the wait, as an operator
   // (or a server shutting down) would: the transaction has committed here,
@@ -693,6 +699,300 @@ TEST_CASE("pg: a COMMIT whose wait for the synchronous standby was cancelled is 
   CHECK(busy);
   // It is there on this server: only the caller's answer was in doubt.
   CHECK(b.Holds(d));
+}
+
+}  // namespace
+}  // namespace sessiond
+
+#include "store/postgres/pg_pool.h"
+
+namespace sessiond {
+namespace {
+
+pg::PoolOptions PoolOpts(const std::string& uri, std::size_t size, int timeout_ms = 2000) {
+  pg::PoolOptions o;
+  o.conn = pg::ConnOptions{uri, timeout_ms};
+  o.size = size;
+  o.init = [](pg::Conn& c) { MigratePgSchema(c); };
+  return o;
+}
+
+std::string Show(pg::Conn& c, const char* setting) {
+  c.Send((std::string("SHOW ") + setting).c_str());
+  return std::string(c.Sync().back().bytes(0, 0));
+}
+
+TEST_CASE("pg: a timeout of 0 never turns the server's timeouts off", "[postgres]") {
+  // statement_timeout = 0 and lock_timeout = 0 mean "no limit" to the
+  // server: --busy-timeout 0 (wait for nobody) must not become that.
+  TempPgSchema schema;
+  pg::Conn c({schema.uri(), 0});
+  CHECK(Show(c, "statement_timeout") == "1s");
+  CHECK(Show(c, "lock_timeout") == "1ms");
+  // A row lock another transaction holds: refused at once, busy.
+  PgBackend b(Opts(schema.uri()));
+  IdDigest d = DigestOf(NewSessionId());
+  Create(b, d, 1000);
+  pg::Conn holder({schema.uri(), 2000});
+  holder.Send("BEGIN");
+  holder.Send(pg::Statement{"hold", "SELECT 1 FROM sessions WHERE id_hash = $1 FOR UPDATE"},
+              {pg::Param::Bytes(d.data(), d.size())});
+  REQUIRE(holder.Sync().back().rows() == 1);
+  PgOptions zero = Opts(schema.uri());
+  zero.timeout_ms = 0;
+  PgBackend waiter(zero);
+  try {
+    waiter.Write([&](StoreWriter& w) { w.Touch(d, 1001); });
+    FAIL("wrote through another's lock");
+  } catch (const StoreError& e) {
+    CHECK(e.busy());
+    CHECK_THAT(e.what(), Catch::Contains("55P03"));  // lock_timeout, not a wait of ours
+  }
+  holder.Send("ROLLBACK");
+  holder.Sync();
+}
+
+TEST_CASE("pg: many threads share a pool of two connections, and the server sees two", "[postgres]") {
+  TempPgSchema schema;
+  auto pool = std::make_shared<pg::Pool>(PoolOpts(schema.uri(), 2));
+  PgOptions o = Opts(schema.uri());
+  o.pool = pool;
+  std::vector<IdDigest> ids;
+  {
+    PgBackend b(o);
+    for (int i = 0; i < 8; ++i) {
+      ids.push_back(DigestOf(NewSessionId()));
+      Create(b, ids.back(), 1000, {{"k", "v"}});
+    }
+  }
+  std::atomic<int> ok{0};
+  std::string error;
+  std::mutex error_mutex;
+  std::set<int> pids;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t)
+    threads.emplace_back([&, t] {
+      PgBackend b(o);  // one per thread, as the workers
+      for (int i = 0; i < 25; ++i) {
+        try {
+          b.Write([&](StoreWriter& w) {
+            REQUIRE(w.Touch(ids[t], 1001 + i));
+            w.SetItem(ids[t], "n", std::to_string(i));
+          });
+          REQUIRE(b.Load(ids[t], "", 1001 + i));
+          ++ok;
+          std::lock_guard lock(error_mutex);
+          pids.insert(b.backend_pid());
+        } catch (const std::exception& e) {
+          std::lock_guard lock(error_mutex);
+          error = e.what();
+        }
+      }
+    });
+  for (auto& t : threads) t.join();
+  CHECK(error == "");
+  CHECK(ok == 200);
+  CHECK(pids.size() <= 2);
+  CHECK(pool->stats().open <= 2);
+}
+
+TEST_CASE("pg: a call that finds every connection in use waits, up to the timeout", "[postgres]") {
+  TempPgSchema schema;
+  pg::Pool pool(PoolOpts(schema.uri(), 1, 300));
+  std::optional<pg::Pool::Lease> held(pool.Acquire());
+  try {
+    pool.Acquire();
+    FAIL("a second connection from a pool of one");
+  } catch (const StoreError& e) {
+    CHECK(e.busy());
+    CHECK_FALSE(e.reported());
+    CHECK_THAT(e.what(), Catch::Contains("connections busy"));
+  }
+  // Given back meanwhile: the waiting caller gets it.
+  std::thread giver([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    held.reset();
+  });
+  pg::Pool::Lease got = pool.Acquire();
+  giver.join();
+  CHECK(got->connected());
+}
+
+// The backend process ids of the connections of `app` (application_name).
+std::int64_t Connections(pg::Conn& admin, const std::string& app) {
+  admin.Send(pg::Statement{"conns", "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1"},
+             {pg::Param::Text(app)});
+  return admin.Sync().back().int64(0, 0);
+}
+
+TEST_CASE("pg: a connection found dead closes the pool's other idle ones with it", "[postgres]") {
+  TempPgSchema schema;
+  std::string app = "sessiond_pool_" + schema.name();
+  pg::Pool pool(PoolOpts(test::WithParam(schema.uri(), "application_name=" + app), 3));
+  {
+    pg::Pool::Lease a = pool.Acquire(), b = pool.Acquire(), c = pool.Acquire();
+  }
+  REQUIRE(pool.stats().open == 3);
+  pg::Conn admin({schema.uri(), 2000});
+  admin.Send(pg::Statement{"kill_app", "SELECT count(pg_terminate_backend(pid, 5000)) FROM pg_stat_activity "
+                                       "WHERE application_name = $1"},
+             {pg::Param::Text(app)});
+  REQUIRE(admin.Sync().back().int64(0, 0) == 3);
+  // What a server that shut down or failed over does to every idle
+  // connection: the first caller finds out for all of them.
+  {
+    pg::Pool::Lease l = pool.Acquire();
+    CHECK(pool.stats().open == 1);
+    l->Send("SELECT 1");
+    l->Sync();
+  }
+  CHECK(pool.stats().open == 1);
+  CHECK(Connections(admin, app) == 1);
+}
+
+TEST_CASE("pg: connections unused for max_idle are closed", "[postgres]") {
+  TempPgSchema schema;
+  pg::PoolOptions po = PoolOpts(schema.uri(), 2);
+  po.max_idle = std::chrono::milliseconds(100);
+  pg::Pool pool(po);
+  {
+    pg::Pool::Lease a = pool.Acquire(), b = pool.Acquire();
+  }
+  REQUIRE(pool.stats().open == 2);
+  // One kept busy, the other left alone: it goes, bounded by 5 s.
+  for (int i = 0; i < 500 && pool.stats().open > 1; ++i) {
+    pool.Acquire();
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  CHECK(pool.stats().open == 1);
+}
+
+TEST_CASE("pg: a pool larger than the role may connect shrinks to what it has and callers wait",
+          "[postgres]") {
+  OwnCluster cluster;
+  std::string uri = cluster.Read("uri");
+  pg::Conn admin({cluster.Read("admin-uri"), 5000});
+  admin.Exec("ALTER ROLE sessiond CONNECTION LIMIT 2");
+  pg::PoolOptions po = PoolOpts(uri, 6, 5000);
+  po.regrow_after = std::chrono::minutes(5);  // not within this test
+  auto pool = std::make_shared<pg::Pool>(po);
+  PgOptions o = Opts(uri);
+  o.pool = pool;
+  o.timeout_ms = 5000;
+  std::atomic<int> ok{0};
+  std::string error;
+  std::mutex error_mutex;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 6; ++t)
+    threads.emplace_back([&] {
+      PgBackend b(o);
+      for (int i = 0; i < 20; ++i) {
+        try {
+          IdDigest d = DigestOf(NewSessionId());
+          Create(b, d, 1000, {{"k", "v"}});
+          if (b.Holds(d)) ++ok;
+        } catch (const std::exception& e) {
+          std::lock_guard lock(error_mutex);
+          error = e.what();
+        }
+      }
+    });
+  for (auto& t : threads) t.join();
+  CHECK(error == "");
+  CHECK(ok == 120);
+  CHECK(pool->stats().limit >= 1);
+  CHECK(pool->stats().limit <= 2);
+}
+
+TEST_CASE("pg: a pool whose server is away refuses at once, reported, and serves when it is back",
+          "[postgres]") {
+  OwnCluster cluster;
+  std::string uri = cluster.Read("uri");
+  pg::Pool pool(PoolOpts(uri, 2));
+  pool.Check();
+  REQUIRE(std::system(("'" + cluster.tool + "' stop '" + cluster.dir + "'").c_str()) == 0);
+  for (int i = 0; i < 3; ++i) {
+    try {
+      pg::Pool::Lease l = pool.Acquire();
+      l->Send("SELECT 1");
+      l->Sync();
+      FAIL("a query on a stopped server");
+    } catch (const StoreError& e) {
+      CHECK(e.busy());
+      CHECK(e.reported());
+    }
+  }
+  CHECK(pool.stats().outage);
+  CHECK(pool.stats().refused == 3);
+  REQUIRE(std::system(("'" + cluster.tool + "' start '" + cluster.dir + "' >/dev/null").c_str()) == 0);
+  pg::Pool::Lease l = pool.Acquire();
+  l->Send("SELECT 1");
+  CHECK(l->Sync().back().int64(0, 0) == 1);
+  CHECK_FALSE(pool.stats().outage);
+}
+
+TEST_CASE("pg: a server away at the start is busy, a wrong password is not", "[postgres]") {
+  // serve starts without a database out of reach, and refuses settings that
+  // waiting does not mend (main.cc).
+  pg::Pool away(PoolOpts("postgresql://sessiond@127.0.0.1:1/sessions?connect_timeout=1", 1));
+  try {
+    away.Check();
+    FAIL("connected to port 1");
+  } catch (const StoreError& e) {
+    CHECK(e.busy());
+  }
+  CHECK(away.stats().outage);
+  std::string base = test::TestPgUri();
+  std::string host = base.substr(base.find('@') + 1);
+  host = host.substr(0, host.find('/'));
+  pg::Pool wrong(PoolOpts("postgresql://sessiond:Wr0ng@" + host + "/sessions", 1));
+  try {
+    wrong.Check();
+    FAIL("connected with a wrong password");
+  } catch (const StoreError& e) {
+    CHECK_FALSE(e.busy());
+    CHECK_THAT(e.what(), Catch::Contains("password authentication failed"));
+  }
+}
+
+}  // namespace
+}  // namespace sessiond
+
+namespace sessiond {
+namespace {
+
+TEST_CASE("pg: with several hosts, a pool's new connections go first where the last one went", "[postgres]") {
+  // The first host a dead primary that never answers (a socket nobody
+  // accepts on), the second the real server: the first connection waits
+  // out the dead one's connect_timeout, the next ones do not try it.
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+  REQUIRE(fd >= 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+  REQUIRE(::listen(fd, 16) == 0);
+  socklen_t len = sizeof a;
+  REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0);
+  TempPgSchema schema;
+  std::string base = schema.uri();  // postgresql://sessiond@HOST:PORT/sessions?...
+  std::size_t at = base.find('@') + 1;
+  std::string uri = base.substr(0, at) + "127.0.0.1:" + std::to_string(ntohs(a.sin_port)) + "," +
+                    base.substr(at) + "&connect_timeout=1";
+  auto attempts = [&] {  // connections that reached the dead host since the last look
+    int n = 0;
+    for (int c; (c = ::accept(fd, nullptr, nullptr)) >= 0; ++n) ::close(c);
+    return n;
+  };
+  pg::Pool pool(PoolOpts(uri, 3));
+  {
+    pg::Pool::Lease l = pool.Acquire();
+    CHECK(attempts() == 1);
+    pg::Pool::Lease m = pool.Acquire(), n = pool.Acquire();
+    CHECK(pool.stats().open == 3);
+  }
+  CHECK(attempts() == 0);
+  ::close(fd);
 }
 
 }  // namespace

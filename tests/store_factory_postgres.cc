@@ -26,7 +26,9 @@ const RegisterStore kPostgres{StoreFactory{
       po.timeouts = o.timeouts;
       po.timeout_ms = o.busy_timeout_ms;
       po.server_clock = false;
-      return std::make_unique<PolicyStore>(std::make_unique<PgBackend>(po), o.timeouts, o.limits);
+      auto backend = std::make_unique<PgBackend>(po);
+      backend->Connect();  // the schema, as serve makes it at start
+      return std::make_unique<PolicyStore>(std::move(backend), o.timeouts, o.limits);
     },
     [](const StoreOptions& o) -> std::unique_ptr<SessionAdmin> {
       PgAdminOptions po;

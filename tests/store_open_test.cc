@@ -1,4 +1,5 @@
 #include "store/open.h"
+#include "store/session_id.h"
 
 #include <catch2/catch.hpp>
 
@@ -31,7 +32,11 @@ TEST_CASE("a PostgreSQL URI opens the PostgreSQL store: nobody there is busy, wi
           "[store][open]") {
   StoreOptions o;
   o.db = "postgresql://sessiond:Sekr3tPassw0rd@127.0.0.1:1/sessions";  // port 1: refused
-  for (auto open : {std::function<void()>([&] { OpenStore(o); }), std::function<void()>([&] { OpenAdmin(o, true); })}) {
+  // OpenStore connects at the first call (serve starts without its database);
+  // CheckStore is serve's look at start.
+  for (auto open : {std::function<void()>([&] { OpenStore(o)->Load(NewSessionId(), 1); }),
+                    std::function<void()>([&] { CheckStore(o); }),
+                    std::function<void()>([&] { OpenAdmin(o, true); })}) {
     try {
       open();
       FAIL("connected to nobody");

@@ -7,6 +7,7 @@
 #include <mutex>
 
 #include "store/postgres/pg_conn.h"
+#include "store/postgres/pg_pool.h"
 
 namespace sessiond {
 namespace {
@@ -272,22 +273,55 @@ class PgBackend::Writer final : public StoreWriter {
   const StoreTimeouts& t_;
 };
 
+namespace {
+
+pg::PoolOptions PoolFor(const PgOptions& options, std::size_t connections, const std::string& name) {
+  pg::PoolOptions po;
+  po.conn = pg::ConnOptions{options.uri, options.timeout_ms};
+  po.size = connections;
+  po.init = [](pg::Conn& c) { MigratePgSchema(c); };
+  po.name = name;
+  return po;
+}
+
+}  // namespace
+
+std::shared_ptr<pg::Pool> SharedPgPool(const PgOptions& options, std::size_t connections, const std::string& name) {
+  return pg::Pool::Shared(PoolFor(options, connections, name));
+}
+
+// A connection of the pool for one call; counts its round trips for
+// round_trips() and remembers its server process for backend_pid().
+class PgBackend::Borrowed {
+ public:
+  explicit Borrowed(PgBackend& b) : b_(b), lease_(b.pool_->Acquire()), start_(lease_->round_trips()) {}
+  ~Borrowed() {
+    b_.trips_ += lease_->round_trips() - start_;
+    b_.pid_ = lease_->backend_pid();
+  }
+  pg::Conn& operator*() const { return *lease_; }
+  pg::Conn* operator->() const { return &*lease_; }
+
+ private:
+  PgBackend& b_;
+  pg::Pool::Lease lease_;
+  std::int64_t start_;
+};
+
 PgBackend::PgBackend(const PgOptions& options)
     : opts_(options),
       sql_(std::make_unique<Statements>(options.server_clock)),
-      conn_(std::make_unique<pg::Conn>(pg::ConnOptions{options.uri, options.timeout_ms})) {
-  MigratePgSchema(*conn_);
-}
+      pool_(options.pool ? options.pool : std::make_shared<pg::Pool>(PoolFor(options, 1, "PostgreSQL"))) {}
 
 PgBackend::~PgBackend() = default;
 
-std::int64_t PgBackend::round_trips() const { return conn_->round_trips(); }
-int PgBackend::backend_pid() const { return conn_->backend_pid(); }
+void PgBackend::Connect() { pool_->Check(); }
 
 std::optional<Session> PgBackend::Load(const IdDigest& d, std::string_view id, std::int64_t now) {
+  Borrowed conn(*this);
   // One statement: the row and its items from one snapshot, one round trip.
-  conn_->Send(sql_->load, Writer(*conn_, *sql_, opts_.timeouts).Timed(d, now));
-  pg::Result r = conn_->Sync().back();
+  conn->Send(sql_->load, Writer(*conn, *sql_, opts_.timeouts).Timed(d, now));
+  pg::Result r = conn->Sync().back();
   if (r.rows() == 0) return std::nullopt;
   Session s;
   s.id = std::string(id);
@@ -299,18 +333,17 @@ std::optional<Session> PgBackend::Load(const IdDigest& d, std::string_view id, s
   return s;
 }
 
-// BEGIN, what `send` queues, COMMIT, on this thread's own connection: when
-// `send` waits for no answer, one round trip. There is no group commit of
-// different sessions' work here (unlike SQLite's single writer, where one
-// fsync per transaction is the bottleneck): PostgreSQL already flushes the
-// WAL of commits from many connections together (a backend that finds its
-// commit record flushed by another's fsync returns at once), so concurrent
-// workers share WAL flushes without our help, and each request keeps its
-// own transaction, row locks and error. (Changes of one session, which
-// would wait for each other's flush under its row lock, are grouped: see
-// Change.) Returns the results of the last round trip, the COMMIT's last.
-std::vector<pg::Result> PgBackend::Transaction(const std::function<void()>& send) {
-  pg::Conn& c = *conn_;
+// BEGIN, what `send` queues on `c`, COMMIT: when `send` waits for no answer,
+// one round trip. There is no group commit of different sessions' work here
+// (unlike SQLite's single writer, where one fsync per transaction is the
+// bottleneck): PostgreSQL already flushes the WAL of commits from many
+// connections together (a backend that finds its commit record flushed by
+// another's fsync returns at once), so concurrent workers share WAL flushes
+// without our help, and each request keeps its own transaction, row locks
+// and error. (Changes of one session, which would wait for each other's
+// flush under its row lock, are grouped: see Change.) Returns the results of
+// the last round trip, the COMMIT's last.
+std::vector<pg::Result> PgBackend::Transaction(pg::Conn& c, const std::function<void()>& send) {
   try {
     c.Send("BEGIN");  // sent with the first statement that waits, or with the COMMIT
     send();
@@ -345,8 +378,9 @@ std::vector<pg::Result> PgBackend::Transaction(const std::function<void()>& send
 }
 
 void PgBackend::Write(const std::function<void(StoreWriter&)>& unit) {
-  Transaction([&] {
-    Writer w(*conn_, *sql_, opts_.timeouts);
+  Borrowed conn(*this);
+  Transaction(*conn, [&] {
+    Writer w(*conn, *sql_, opts_.timeouts);
     unit(w);
   });
 }
@@ -417,7 +451,8 @@ std::optional<SessionChangeResult> PgBackend::Change(const SessionChange& change
   const std::string keys = pg::EncodeBytesArray(set_keys), values = pg::EncodeBytesArray(set_values),
                     removed = pg::EncodeBytesArray(remove_keys);
   const SessionLimits* limits = change.limits;
-  std::vector<Param> params = Writer(*conn_, *sql_, opts_.timeouts).Timed(change.id, change.now);
+  std::vector<Param> params = {Param::Bytes(change.id.data(), change.id.size()), Param::Int(change.now),
+                               Param::Int(opts_.timeouts.idle), Param::Int(opts_.timeouts.absolute)};
   params.insert(params.end(),
                 {Param::Int(change.touch), Param::Int(clear), Param::BytesArray(keys), Param::BytesArray(values),
                  Param::BytesArray(removed), Param::Int(limits ? static_cast<std::int64_t>(limits->max_items) : -1),
@@ -453,8 +488,9 @@ std::optional<SessionChangeResult> PgBackend::Change(const SessionChange& change
     lock.unlock();
     std::vector<std::exception_ptr> errors(batch.size());
     try {
-      std::vector<pg::Result> r = Transaction([&] {
-        for (QueuedChange* q : batch) conn_->Send(sql_->change, *q->params);
+      Borrowed conn(*this);  // taken by the leader only, for the whole batch
+      std::vector<pg::Result> r = Transaction(*conn, [&] {
+        for (QueuedChange* q : batch) conn->Send(sql_->change, *q->params);
       });
       for (std::size_t i = 0; i < batch.size(); ++i) {
         const pg::Result& row = r[1 + i];  // BEGIN, the calls, COMMIT
@@ -492,19 +528,22 @@ std::size_t PgBackend::queued_changes() {
 }
 
 std::size_t PgBackend::CollectGarbage(std::int64_t now, std::size_t batch) {
+  Borrowed conn(*this);
   // One statement in its own (implicit) transaction.
-  conn_->Send(sql_->gc, {Param::Int(now), Param::Int(static_cast<std::int64_t>(batch))});
-  return static_cast<std::size_t>(conn_->Sync().back().affected());
+  conn->Send(sql_->gc, {Param::Int(now), Param::Int(static_cast<std::int64_t>(batch))});
+  return static_cast<std::size_t>(conn->Sync().back().affected());
 }
 
 std::optional<std::int64_t> PgBackend::CountLive(std::int64_t now) {
-  conn_->Send(sql_->count, {Param::Int(now)});
-  return conn_->Sync().back().int64(0, 0);
+  Borrowed conn(*this);
+  conn->Send(sql_->count, {Param::Int(now)});
+  return conn->Sync().back().int64(0, 0);
 }
 
 bool PgBackend::Holds(const IdDigest& d) {
-  conn_->Send(sql_->holds, {Param::Bytes(d.data(), d.size())});
-  return conn_->Sync().back().rows() != 0;
+  Borrowed conn(*this);
+  conn->Send(sql_->holds, {Param::Bytes(d.data(), d.size())});
+  return conn->Sync().back().rows() != 0;
 }
 
 }  // namespace sessiond

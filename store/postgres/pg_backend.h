@@ -16,6 +16,7 @@ namespace sessiond {
 
 namespace pg {
 class Conn;
+class Pool;
 class Result;
 }
 
@@ -29,6 +30,9 @@ struct PgOptions {
   // agree on expiry whatever their own clocks say; the callers' `now` is
   // ignored. False: the callers' `now` is used (tests that control time).
   bool server_clock = true;
+  // The connections to borrow from (SharedPgPool); null: a pool of one
+  // connection of the instance's own.
+  std::shared_ptr<pg::Pool> pool;
 };
 
 // The schema version this build writes (table sessiond_schema).
@@ -44,13 +48,24 @@ inline constexpr const char* kPgServerNow = "floor(extract(epoch from transactio
 // others find it made. Returns the version found before.
 int MigratePgSchema(pg::Conn& conn);
 
-// Thread-safety: one instance per thread (one connection each), as
-// StoreBackend says. Connects in the constructor (which migrates, and throws
-// StoreError when it cannot), and after a failure again on the next call.
+// The process-wide pool of `connections` connections to `options.uri`
+// (pg_pool.h), whose first connection creates or migrates the schema; the
+// same pool for every caller with the same URI and timeout. `name` names the
+// database in its log lines (without a password).
+std::shared_ptr<pg::Pool> SharedPgPool(const PgOptions& options, std::size_t connections, const std::string& name);
+
+// Thread-safety: one instance per thread, as StoreBackend says. Instances
+// borrow a connection of their pool for each call, so they cost the database
+// nothing while their thread runs a page. Never connects in the constructor:
+// the first call (or Connect) does, and checks the schema once per pool.
 class PgBackend final : public StoreBackend {
  public:
   explicit PgBackend(const PgOptions& options);
   ~PgBackend() override;
+
+  // Connects one connection of the pool now (and creates or migrates the
+  // schema): serve's check at start. Throws StoreError as the pool's Check.
+  void Connect();
 
   std::optional<Session> Load(const IdDigest& d, std::string_view id, std::int64_t now) override;
   void Write(const std::function<void(StoreWriter&)>& unit) override;
@@ -65,18 +80,22 @@ class PgBackend final : public StoreBackend {
   std::optional<std::int64_t> CountLive(std::int64_t now) override;
   bool Holds(const IdDigest& d) override;
 
-  // Round trips to the server so far (not counting connecting).
-  std::int64_t round_trips() const;
-  // The server process of this instance's connection; 0 when not connected.
-  int backend_pid() const;
+  // Round trips to the server by this instance's calls (not counting connecting).
+  std::int64_t round_trips() const { return trips_; }
+  // The server process of the connection of this instance's last call; 0
+  // when that call left it closed.
+  int backend_pid() const { return pid_; }
 
  private:
   class Writer;
+  class Borrowed;
   struct Statements;
-  std::vector<pg::Result> Transaction(const std::function<void()>& send);
+  std::vector<pg::Result> Transaction(pg::Conn& c, const std::function<void()>& send);
   PgOptions opts_;
   std::unique_ptr<Statements> sql_;
-  std::unique_ptr<pg::Conn> conn_;
+  std::shared_ptr<pg::Pool> pool_;
+  std::int64_t trips_ = 0;
+  int pid_ = 0;
 };
 
 }  // namespace sessiond

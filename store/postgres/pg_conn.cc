@@ -35,6 +35,18 @@ std::string OneLine(std::string s) {
   return out;
 }
 
+// A connection refused for who sessiond is or how it asked, which trying
+// again does not change: libpq's and the server's messages (in English; a
+// server with another lc_messages is taken as unreachable, busy).
+bool RefusedForGood(const std::string& what) {
+  for (const char* m : {"authentication failed", "no pg_hba.conf entry", "no password supplied",
+                        "password is required", "does not exist", "invalid connection option",
+                        "invalid sslmode", "invalid target_session_attrs", "invalid integer value",
+                        "invalid port number", "could not match"})
+    if (what.find(m) != std::string::npos) return true;
+  return false;
+}
+
 bool StartsWith(const char* s, const char* prefix) {
   return s && std::strncmp(s, prefix, std::strlen(prefix)) == 0;
 }
@@ -123,17 +135,22 @@ void Conn::OnNotice(void* self, const pg_result* r) {
   static_cast<Conn*>(self)->notices_.push_back({state ? state : "", text});
 }
 
+bool Conn::DropIfDead() {
+  if (!conn_ || !queued_.empty() || PQtransactionStatus(conn_) != PQTRANS_IDLE) return false;
+  // Between calls the server has nothing to say. When it has (the FATAL
+  // message of a server shutting down or restarting, of
+  // pg_terminate_backend, or the end of the stream), the connection is
+  // dead: replace it before anything is sent, so a request after the
+  // database came back does not fail for the connection it held while it
+  // was away. Nothing is in flight, so nothing can be lost.
+  pollfd p{PQsocket(conn_), POLLIN, 0};
+  if (poll(&p, 1, 0) == 0) return false;
+  Close();
+  return true;
+}
+
 void Conn::Connect() {
-  if (conn_ && queued_.empty() && PQtransactionStatus(conn_) == PQTRANS_IDLE) {
-    // Between calls the server has nothing to say. When it has (the FATAL
-    // message of a server shutting down or restarting, of
-    // pg_terminate_backend, or the end of the stream), the connection is
-    // dead: replace it before anything is sent, so a request after the
-    // database came back does not fail for the connection its worker held
-    // while it was away. Nothing is in flight, so nothing can be lost.
-    pollfd p{PQsocket(conn_), POLLIN, 0};
-    if (poll(&p, 1, 0) != 0) Close();
-  }
+  DropIfDead();
   if (conn_) return;
   std::vector<std::string> keys{"dbname"}, values{opts_.uri};
   char* err = nullptr;
@@ -148,12 +165,46 @@ void Conn::Connect() {
       if (std::strcmp(o->keyword, key) == 0) return o->val != nullptr;
     return false;
   };
+  auto list = [&](const char* key) {
+    std::vector<std::string> out;
+    for (PQconninfoOption* o = parsed; o->keyword; ++o)
+      if (std::strcmp(o->keyword, key) == 0 && o->val && *o->val) {
+        std::string_view v = o->val;
+        for (std::size_t a = 0;;) {
+          std::size_t b = v.find(',', a);
+          out.emplace_back(v.substr(a, b == std::string_view::npos ? v.npos : b - a));
+          if (b == std::string_view::npos) break;
+          a = b + 1;
+        }
+      }
+    return out;
+  };
+  // Several hosts (a primary and its standbys): the one connected to last
+  // is tried first, the others after it in their order, so after a failover
+  // only the first connection of a pool waits out the dead primary's
+  // connect_timeout; the next ones go straight to the new primary.
+  const std::vector<std::string> hosts = list("host"), ports = list("port"), addrs = list("hostaddr");
+  const bool several = hosts.size() > 1 && (ports.size() <= 1 || ports.size() == hosts.size()) &&
+                       (addrs.empty() || addrs.size() == hosts.size());
+  const std::size_t first = several && opts_.last_host ? static_cast<std::size_t>(opts_.last_host->load()) : 0;
+  if (first > 0 && first < hosts.size()) {
+    auto rotated = [&](const std::vector<std::string>& l) {
+      std::string out;
+      for (std::size_t i = 0; i < l.size(); ++i) out += (i ? "," : "") + l[(first + i) % l.size()];
+      return out;
+    };
+    keys.emplace_back("host"), values.push_back(rotated(hosts));
+    if (ports.size() > 1) keys.emplace_back("port"), values.push_back(rotated(ports));
+    if (!addrs.empty()) keys.emplace_back("hostaddr"), values.push_back(rotated(addrs));
+  }
   // Ours only where the operator's URI (or environment) did not say.
   auto fallback = [&](const char* key, const std::string& value, const char* env = nullptr) {
     if (set(key) || (env && std::getenv(env))) return;
     keys.emplace_back(key);
     values.push_back(value);
   };
+  // A timeout of 0 (--busy-timeout 0: wait for nobody) must not reach the
+  // server as 0, which there means "no limit": each bound has a floor.
   int secs = std::max(1, (opts_.timeout_ms + 999) / 1000);
   fallback("connect_timeout", std::to_string(secs), "PGCONNECT_TIMEOUT");
   fallback("keepalives", "1");
@@ -161,7 +212,7 @@ void Conn::Connect() {
   fallback("keepalives_interval", "1");
   fallback("keepalives_count", "3");
   // Sent data unacknowledged this long: the link is dead (Linux).
-  fallback("tcp_user_timeout", std::to_string(opts_.timeout_ms));
+  fallback("tcp_user_timeout", std::to_string(std::max(opts_.timeout_ms, kMinStatementMs)));
   fallback("fallback_application_name", "sessiond");
   PQconninfoFree(parsed);
 
@@ -171,12 +222,22 @@ void Conn::Connect() {
   conn_ = PQconnectdbParams(k.data(), v.data(), 1);
   if (!conn_) throw StoreError("PostgreSQL: out of memory", 0, true);
   if (PQstatus(conn_) != CONNECTION_OK) {
-    // Unreachable, starting up, shutting down, too many connections, or
-    // refused (a password changed, a role or database not there yet): all
-    // may be different on the next request, which tries again.
+    // Unreachable, starting up, shutting down, too many connections: busy,
+    // the next call tries again. Refused for who we are (authentication, no
+    // such role or database) or a setting libpq rejects: not busy, a
+    // settings problem that trying again does not mend (the pool still
+    // tries again at the next call, in case the operator mends it).
     std::string what = OneLine(PQerrorMessage(conn_));
     Close();
-    throw StoreError(Redact("PostgreSQL: cannot connect: " + what), 0, true);
+    throw StoreError(Redact("PostgreSQL: cannot connect: " + what), 0, !RefusedForGood(what));
+  }
+  if (several && opts_.last_host) {
+    const char* h = PQhost(conn_);
+    const char* port = PQport(conn_);
+    for (std::size_t i = 0; i < hosts.size(); ++i)
+      if (h && (hosts[i] == h || (!addrs.empty() && addrs[i] == h)) &&
+          (ports.size() <= 1 || (port && ports[i] == port)))
+        opts_.last_host->store(static_cast<int>(i));
   }
   // The password libpq used, wherever it found it (a passfile too).
   if (const char* password = PQpass(conn_)) AddSecret(password);
@@ -188,10 +249,10 @@ void Conn::Connect() {
   // A transaction left open by a frozen client is ended by the server.
   static const Statement setup{
       "sessiond_setup",
-      "SELECT set_config('statement_timeout', $1, false), set_config('lock_timeout', $1, false), "
-      "set_config('idle_in_transaction_session_timeout', $2, false)"};
+      "SELECT set_config('statement_timeout', $1, false), set_config('lock_timeout', $2, false), "
+      "set_config('idle_in_transaction_session_timeout', $3, false)"};
   std::int64_t trips = round_trips_;
-  Send(setup, {Param::Text(std::to_string(opts_.timeout_ms)),
+  Send(setup, {Param::Text(std::to_string(StatementMs())), Param::Text(std::to_string(LockMs())),
                Param::Text(std::to_string(std::max(10000, 4 * opts_.timeout_ms)))});
   Sync();
   round_trips_ = trips;
@@ -231,8 +292,11 @@ void Conn::Send(const char* sql) {
 int Conn::WaitMs() const {
   // A backstop above the server's own timeouts: a server that answers
   // nothing at all (a cut link, a frozen machine) must not hold us.
-  return 2 * opts_.timeout_ms + 1000;
+  return 2 * StatementMs() + 1000;
 }
+
+int Conn::StatementMs() const { return std::max(opts_.timeout_ms, kMinStatementMs); }
+int Conn::LockMs() const { return std::max(opts_.timeout_ms, 1); }
 
 void Conn::Flush() {
   auto deadline = Clock::now() + std::chrono::milliseconds(WaitMs());

@@ -15,6 +15,9 @@
 // server on this side by the timeout plus a margin, so a server that stops
 // answering (a cut link, a frozen machine) cannot hold a caller. TCP
 // keepalives and tcp_user_timeout notice a dead link between requests.
+// A timeout of 0 never turns a bound off: lock_timeout is then 1 ms (a
+// lock held by another is not waited for), statement_timeout and
+// tcp_user_timeout kMinStatementMs, connect_timeout 1 s.
 //
 // Errors: a StoreError whose busy() is true when trying again later may
 // succeed (the server is unreachable, restarting, shutting down or failing
@@ -26,6 +29,7 @@
 // Thread-safety: one Conn belongs to one thread at a time.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -119,9 +123,16 @@ struct Notice {
   std::string message;  // primary message and detail, one line
 };
 
+// The least statement_timeout (and tcp_user_timeout) a Conn sets, whatever
+// its timeout: a statement needs some time to run at all.
+inline constexpr int kMinStatementMs = 1000;
+
 struct ConnOptions {
   std::string uri;        // a libpq URI or keyword=value string
   int timeout_ms = 5000;  // the bound described above
+  // For a URI of several hosts: which one (by position) a connection
+  // reached last, shared by the connections of a pool; tried first.
+  std::shared_ptr<std::atomic<int>> last_host = nullptr;
 };
 
 class Conn {
@@ -132,9 +143,10 @@ class Conn {
   Conn(const Conn&) = delete;
   Conn& operator=(const Conn&) = delete;
 
-  // Connects now unless connected. Throws StoreError (busy when the server
-  // could not be reached or refused for now; not busy for a malformed URI or
-  // a failed authentication).
+  // Connects now unless connected (replacing a connection found dead, as
+  // DropIfDead). Throws StoreError (busy when the server could not be
+  // reached or refused for now; not busy for a malformed URI, a failed
+  // authentication, a role or database that does not exist).
   void Connect();
 
   // Queues `s` with `params` (connecting first if needed); preparing it on
@@ -160,6 +172,10 @@ class Conn {
   const std::vector<Notice>& notices() const { return notices_; }
   void ClearNotices() { notices_.clear(); }
 
+  // With nothing in flight: closes the connection when the server has
+  // spoken since the last call (its FATAL goodbye, or the end of the
+  // stream), which leaves it dead; returns whether it did. Never blocks.
+  bool DropIfDead();
   // Whether a connection is open (it may still turn out to be dead).
   bool connected() const { return conn_ != nullptr; }
   // Closes the connection; the next call connects again.
@@ -180,6 +196,8 @@ class Conn {
   void Flush();
   void WaitReadable();
   int WaitMs() const;
+  int StatementMs() const;
+  int LockMs() const;
   StoreError ErrorOf(const pg_result* r, bool* fatal) const;
 
   ConnOptions opts_;
