@@ -28,11 +28,13 @@ struct Span {
 // Every password `text` spells, in order, none overlapping.
 std::vector<Span> PasswordSpans(std::string_view text) {
   std::vector<Span> spans;
-  // scheme://user:PASSWORD@host: the user info of the authority, which ends
-  // at the path, query or fragment (or where the URI ends in free text).
+  // scheme://user:PASSWORD@host: the user info, up to the last @ before the
+  // path (or where the URI ends in free text). Not the query or fragment:
+  // libpq looks for the @ up to the first / only, so "pa#ss" and "pa?ss"
+  // are passwords to it, and masking a little too much is harmless.
   for (std::size_t pos = text.find("://"); pos != std::string_view::npos; pos = text.find("://", pos + 3)) {
     std::size_t start = pos + 3, end = start;
-    while (end < text.size() && !Space(text[end]) && !std::strchr("/?#\"", text[end])) ++end;
+    while (end < text.size() && !Space(text[end]) && text[end] != '/') ++end;
     std::size_t at = text.substr(start, end - start).rfind('@');
     if (at == std::string_view::npos) continue;
     at += start;

@@ -166,6 +166,11 @@ TEST_CASE("a password is masked in every form it is spelt in", "[log][redact]") 
   CHECK(Redact("postgresql:///sessions?password=secret") == "postgresql:///sessions?password=********");
   CHECK(Redact("postgresql:///sessions?PassWord=secret#x") == "postgresql:///sessions?PassWord=********#x");
   CHECK(Redact("postgresql://h/db#frag:x@y") == "postgresql://h/db#frag:x@y");  // no user info
+  // libpq takes everything up to the @ before the path as user info: a # or
+  // ? there is part of the password, not the start of a fragment or query.
+  CHECK(Redact("postgresql://u:pa#ss@h/db") == "postgresql://u:********@h/db");
+  CHECK(Redact("postgresql://u:pa?ss@h:5432") == "postgresql://u:********@h:5432");
+  CHECK(Redact("postgresql://u:p\"q@h/db") == "postgresql://u:********@h/db");
   CHECK(Redact("host=db password='se cr\\'et' dbname=s") == "host=db password=******** dbname=s");
   CHECK(Redact("host=db password = a&b#c dbname=s") == "host=db password = ******** dbname=s");
   CHECK(Redact("password=secret") == "password=********");
@@ -215,6 +220,7 @@ TEST_CASE("the passwords a database setting spells, as written and decoded", "[l
   CHECK(PasswordsIn("postgresql://u@h/db?password=a%26b") == V{"a%26b", "a&b"});
   CHECK(PasswordsIn("host=h password='se cr\\'et'") == V{"'se cr\\'et'", "se cr'et"});
   CHECK(PasswordsIn("postgresql://u:p%zz@h/db") == V{"p%zz"});  // malformed: as written
+  CHECK(PasswordsIn("postgresql://u:pa#ss@h/db") == V{"pa#ss"});
 }
 
 TEST_CASE("a password on the command line is hidden from ps", "[log][redact]") {
