@@ -53,6 +53,16 @@ std::string Redacted(std::string line, std::string_view secret) {
   return line;
 }
 
+// Whether this process forwarded the request: any of its SESSIOND_LOOP
+// parameters is our token. Each sessiond on the way adds its own after the
+// ones it was given, so the one that closes a loop may not be the first.
+bool CameBack(const Request& request) {
+  const std::string mine = std::string(kLoopParam) + '=' + LoopToken();
+  for (std::string_view kv : request.Environment())
+    if (kv == mine) return true;
+  return false;
+}
+
 }  // namespace
 
 const AppRunners& NoApps() {
@@ -75,7 +85,7 @@ void Handler::Handle(Request& request) {
   // A request this process forwarded to an --app has come back to it (the
   // app's address reaches sessiond itself): answered at once, or each pass
   // would hold a worker waiting for the next until all are taken.
-  if (request.Param(kLoopParam) == LoopToken()) {
+  if (CameBack(request)) {
     LogFailure(508, request.Environment(), "a request sessiond forwarded to an --app came back to it: an --app "
                                            "address reaches sessiond itself; fix --app");
     ProcessMetrics().CountRequest(508);

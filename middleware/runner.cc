@@ -45,7 +45,9 @@ std::vector<std::string> CleanEnvironment(const std::vector<std::string_view>& e
     std::size_t eq = kv.find('=');
     std::string_view name = kv.substr(0, eq);
     if (eq == std::string_view::npos || !IsIdentifier(name) || IsReserved(name)) continue;
-    if (seen.insert(name).second) env.emplace_back(kv);
+    // Every sessiond a request passed adds its loop token: all are kept, so
+    // each of them can still recognise its own (the handler's CameBack).
+    if (name == kLoopParam || seen.insert(name).second) env.emplace_back(kv);
   }
   return env;
 }

@@ -580,4 +580,18 @@ TEST_CASE("a request carrying this process's loop token is answered 508 without 
   MemoryRequest other({"SESSIOND_APP=shop", "REQUEST_METHOD=GET", std::string(kLoopParam) + "=0123"});
   handler.Handle(other);
   CHECK(other.status() == 200);
+  // Through another sessiond first: its token comes before ours, and ours is
+  // still found.
+  MemoryRequest chain({"SESSIOND_APP=shop", "REQUEST_METHOD=GET", std::string(kLoopParam) + "=0123",
+                       std::string(kLoopParam) + "=" + LoopToken()});
+  handler.Handle(chain);
+  CHECK(chain.status() == 508);
+  // And both tokens travel on, so a loop through several sessionds is seen.
+  MemoryRequest chained({"SESSIOND_APP=shop", "REQUEST_METHOD=GET", std::string(kLoopParam) + "=0123",
+                         std::string(kLoopParam) + "=4567"});
+  handler.Handle(chained);
+  CHECK(chained.status() == 200);
+  std::size_t tokens = 0;
+  for (const std::string& kv : fake->env) tokens += kv.rfind(std::string(kLoopParam) + "=", 0) == 0;
+  CHECK(tokens == 2);  // both it was given (the app runner adds this process's own)
 }
