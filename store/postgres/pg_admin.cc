@@ -223,8 +223,11 @@ std::size_t PgAdmin::RemoveWhere(const std::vector<ItemMatch>& where) {
     if (r.rows() == 0) return removed;
     if (round == kLogoutScans) {
       // Sessions that keep moving faster than we delete them (a client
-      // regenerating in a loop): one statement deletes whatever matches; a
-      // row renamed under it is checked again in its new version.
+      // regenerating in a loop): one statement deletes whatever matches its
+      // snapshot. Under READ COMMITTED a row renamed while it runs is not
+      // matched again in its new version, so a session regenerated at that
+      // very moment, after four scans that each found it moved, survives
+      // (SQLite's last delete, under the write lock, has no such gap).
       return removed + static_cast<std::size_t>(
                            m.Query("DELETE FROM sessions WHERE id_hash IN (SELECT s.id_hash FROM sessions s WHERE true" +
                                        holds + ")",

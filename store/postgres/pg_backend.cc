@@ -486,7 +486,9 @@ std::optional<SessionChangeResult> PgBackend::Change(const SessionChange& change
     batch.swap(lane.waiting);
     lanes.queued -= batch.size();
     lock.unlock();
-    std::vector<std::exception_ptr> errors(batch.size());
+    // Nothing below may throw past here with the lane busy: every outcome,
+    // error included, is written into the batch's own entries (read by their
+    // threads only once `done` is set under the lock).
     try {
       Borrowed conn(*this);  // taken by the leader only, for the whole batch
       std::vector<pg::Result> r = Transaction(*conn, [&] {
@@ -504,15 +506,12 @@ std::optional<SessionChangeResult> PgBackend::Change(const SessionChange& change
         out.bytes = static_cast<std::size_t>(row.int64(0, 2));
       }
     } catch (const StoreError& e) {
-      for (auto& error : errors) error = std::make_exception_ptr(e);  // one copy per thread
+      for (QueuedChange* q : batch) q->error = std::make_exception_ptr(e);  // one copy per thread
     } catch (...) {
-      for (auto& error : errors) error = std::current_exception();
+      for (QueuedChange* q : batch) q->error = std::current_exception();
     }
     lock.lock();
-    for (std::size_t i = 0; i < batch.size(); ++i) {
-      batch[i]->error = errors[i];
-      batch[i]->done = true;
-    }
+    for (QueuedChange* q : batch) q->done = true;
     lane.busy = false;
     if (lane.waiting.empty()) lanes.by_session.erase(key);
     lanes.cv.notify_all();
