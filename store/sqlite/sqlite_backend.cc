@@ -110,15 +110,23 @@ struct FileWriters {
 // The writers of the file at `path`, by the file's device and inode: two
 // spellings of one file ("sessions.db", "./sessions.db", a symbolic link)
 // share one queue and one turn, and a file put in place of another (a
-// restored backup) gets its own. A path with no file yet goes by its text.
+// restored backup) gets its own. A path with no file (yet, or any more: the
+// file was deleted under its writers) goes by the file it last named.
 FileWriters& WritersOf(const std::string& path) {
   static std::mutex registry_mutex;
   static std::map<std::string, std::unique_ptr<FileWriters>> registry;
+  static std::map<std::string, std::string> last_file;  // path -> the key it last named
   struct stat st;
-  std::string key = ::stat(path.c_str(), &st) == 0
-                        ? std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino)
-                        : "path:" + path;
+  const bool exists = ::stat(path.c_str(), &st) == 0;
   std::lock_guard lock(registry_mutex);
+  std::string key;
+  if (exists) {
+    key = std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino);
+    last_file[path] = key;
+  } else {
+    auto it = last_file.find(path);
+    key = it != last_file.end() ? it->second : "path:" + path;
+  }
   auto& w = registry[key];
   if (!w) w = std::make_unique<FileWriters>();
   return *w;
