@@ -332,7 +332,7 @@ TEST_CASE("an app's stderr is kept up to max_stderr, a closed connection before 
   CHECK(closed.outcome == RunResult::Outcome::Malformed);
 }
 
-TEST_CASE("a kept connection the app closed before the request is replaced; after a byte was sent, never", "[app]") {
+TEST_CASE("a kept connection the app closed before the request is replaced, and after a byte was sent never", "[app]") {
   // The second request on each connection: closed at once, after reading it
   // (as a worker that dies while running it).
   std::atomic<int> runs{0};
@@ -446,7 +446,7 @@ TEST_CASE("a host name is resolved when connecting: one that does not resolve is
   CHECK_THROWS_AS(AppRunner("bad", "no-port", Kept(0), Limits()), std::invalid_argument);
 }
 
-TEST_CASE("--app targets: an address and an optional connections=N", "[app]") {
+TEST_CASE("app targets: an address and an optional connections=N", "[app]") {
   std::string address, why;
   long n = 0;
   CHECK(ParseAppTarget("unix:/run/php/php-fpm.sock", address, n, why));

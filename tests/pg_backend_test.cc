@@ -358,7 +358,10 @@ TEST_CASE("pg: the change function is created when missing, without a new schema
   // A database set up by an older sessiond (version 1, no function): a
   // newer one adds it, and older ones, which never call it, still open it.
   TempPgSchema schema;
-  { PgBackend first(Opts(schema.uri())); }
+  {
+    PgBackend first(Opts(schema.uri()));
+    first.Connect();  // a backend connects when first used: this sets the schema up
+  }
   pg::Conn c({schema.uri(), 2000});
   c.Exec("DROP FUNCTION sessiond_change_1");
   PgPolicy p(schema.uri());
