@@ -13,13 +13,8 @@
 #   (an address the start check cannot tell is its own) is answered 508 at
 #   once.
 . "$SESSIOND_SRC/tests/e2e/lib.sh"
-WWW="$DIR/www"
-mkdir -p "$WWW" "$DIR/bridge"
-cp "$SESSIOND_SRC"/tests/e2e/php_pages/*.php "$WWW/"
-cp "$SESSIOND_SRC/php/sessiond.php" "$DIR/bridge/"
-chmod -R a+rX "$WWW" "$DIR/bridge"
+php_www
 chmod 777 "$DIR"
-export STACK_PHP_INCLUDE="$DIR/bridge"
 stack_php_location "$WWW" php
 # /self goes to the app "self" (the loop at the end).
 cat >"$DIR/nginx-extra-self.conf" <<CONF

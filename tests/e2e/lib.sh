@@ -142,3 +142,16 @@ expect_static_files() {
   expect_status 404 "missing static file"
   ! grep -E ' (/static/|/favicon\.ico)' "$DIR/a.log" || fail "sessiond saw a static file request"
 }
+
+# php_www [DIR...]: the PHP test pages (tests/e2e/php_pages/ and the DIRs'
+# *.php) in $WWW and the bridge in $DIR/bridge, copied where php-fpm's
+# workers (www-data under root) can read them; stack_php_fpm includes the
+# bridge from there.
+php_www() {
+  WWW="$DIR/www"
+  mkdir -p "$WWW" "$DIR/bridge"
+  for _d in "$@" "$SESSIOND_SRC"/tests/e2e/php_pages; do cp "$_d"/*.php "$WWW/"; done
+  cp "$SESSIOND_SRC/php/sessiond.php" "$DIR/bridge/"
+  chmod -R a+rX "$WWW" "$DIR/bridge"
+  export STACK_PHP_INCLUDE="$DIR/bridge"
+}

@@ -7,15 +7,9 @@
 # as json:, concurrent requests of one session merging per key, a large
 # session, and a PHP page that fails keeping no change.
 . "$SESSIOND_SRC/tests/e2e/lib.sh"
-# The PHP pages and the bridge, copied where php-fpm's workers (www-data
-# under root) can read them.
-WWW="$DIR/www"
-mkdir -p "$WWW" "$DIR/bridge" "$DIR/barrier"
-cp "$SESSIOND_SRC"/sample_php/*.php "$SESSIOND_SRC"/tests/e2e/php_pages/*.php "$WWW/"
-cp "$SESSIOND_SRC/php/sessiond.php" "$DIR/bridge/"
-chmod -R a+rX "$WWW" "$DIR/bridge"
+php_www "$SESSIOND_SRC"/sample_php
+mkdir -p "$DIR/barrier"
 chmod 777 "$DIR/barrier"
-export STACK_PHP_INCLUDE="$DIR/bridge"
 start_fpm() { stack_php_fpm php "pm.max_children = 10" || fail "php-fpm did not start"; FPM=$STACK_PID; }
 start_fpm
 # /NAME runs $WWW/NAME.php in the app "php"; other names are sessiond's pages.

@@ -8,12 +8,8 @@
 # error, uncaught exception, a key or value that cannot be stored, PHP's own
 # session_start(), a request that did not come through sessiond).
 . "$SESSIOND_SRC/tests/e2e/lib.sh"
-WWW="$DIR/www"
-mkdir -p "$WWW" "$DIR/bridge"
-cp "$SESSIOND_SRC"/tests/e2e/php_pages/*.php "$WWW/"
-cp "$SESSIOND_SRC/php/sessiond.php" "$DIR/bridge/"
-chmod -R a+rX "$WWW" "$DIR/bridge"
-STACK_PHP_INCLUDE="$DIR/bridge" stack_php_fpm php || fail "php-fpm did not start"
+php_www
+stack_php_fpm php || fail "php-fpm did not start"
 
 # fpm [NAME=VALUE...]: one request for session.php, straight to php-fpm, with
 # these parameters; leaves STATUS, the header lines in $DIR/h and the body in

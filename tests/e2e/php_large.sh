@@ -11,12 +11,7 @@
 # text (3 MiB once percent-encoded) is read, written again whole, and logged
 # out.
 . "$SESSIOND_SRC/tests/e2e/lib.sh"
-WWW="$DIR/www"
-mkdir -p "$WWW" "$DIR/bridge"
-cp "$SESSIOND_SRC"/sample_php/*.php "$SESSIOND_SRC"/tests/e2e/php_pages/*.php "$WWW/"
-cp "$SESSIOND_SRC/php/sessiond.php" "$DIR/bridge/"
-chmod -R a+rX "$WWW" "$DIR/bridge"
-export STACK_PHP_INCLUDE="$DIR/bridge"
+php_www "$SESSIOND_SRC"/sample_php
 stack_php_fpm php "pm.max_children = 5" || fail "php-fpm did not start"
 stack_php_location "$WWW" php
 # 204,800 bytes of keys and values below, plus "edge" (4) and 1,000 bytes.

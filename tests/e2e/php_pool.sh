@@ -9,13 +9,8 @@
 # inside sessiond for one of the N, and past --queue-timeout get a prompt
 # 503 with Retry-After, never a hang.
 . "$SESSIOND_SRC/tests/e2e/lib.sh"
-WWW="$DIR/www"
-mkdir -p "$WWW" "$DIR/bridge"
-cp "$SESSIOND_SRC"/tests/e2e/php_pages/*.php "$WWW/"
-cp "$SESSIOND_SRC/php/sessiond.php" "$DIR/bridge/"
-chmod -R a+rX "$WWW" "$DIR/bridge"
+php_www
 chmod 777 "$DIR"
-export STACK_PHP_INCLUDE="$DIR/bridge"
 stack_php_location "$WWW" php
 FPM=""
 # pool LINE...: php-fpm anew with these pool lines.
