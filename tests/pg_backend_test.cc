@@ -905,6 +905,33 @@ TEST_CASE("pg: a pool larger than the role may connect shrinks to what it has an
   CHECK(ok == 120);
   CHECK(pool->stats().limit >= 1);
   CHECK(pool->stats().limit <= 2);
+  CHECK(pool->stats().shrink_lines == 1);
+}
+
+TEST_CASE("pg: a pool that keeps trying to grow back logs its shortage once", "[postgres]") {
+  OwnCluster cluster;
+  std::string uri = cluster.Read("uri");
+  pg::Conn admin({cluster.Read("admin-uri"), 5000});
+  admin.Exec("ALTER ROLE sessiond CONNECTION LIMIT 1");
+  pg::PoolOptions po = PoolOpts(uri, 3, 5000);
+  po.regrow_after = std::chrono::milliseconds(100);
+  pg::Pool pool(po);
+  for (int i = 0; i < 4; ++i) {
+    // Two at once: the second tries to grow the pool back, finds no room,
+    // and waits for the first.
+    std::optional<pg::Pool::Lease> a(pool.Acquire());
+    std::thread other([&] { pg::Pool::Lease b = pool.Acquire(); });
+    for (int wait = 0; wait < 5000 && pool.stats().limit != 1; ++wait)
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    REQUIRE(pool.stats().limit == 1);
+    a.reset();
+    other.join();
+    // Past regrow_after (a timer of the pool's, not a stand-in for waiting
+    // on something): the next call tries to grow back, and finds no room.
+    std::this_thread::sleep_for(po.regrow_after + std::chrono::milliseconds(20));
+  }
+  CHECK(pool.stats().limit == 1);
+  CHECK(pool.stats().shrink_lines == 1);
 }
 
 TEST_CASE("pg: a pool whose server is away refuses at once, reported, and serves when it is back",

@@ -46,6 +46,7 @@ Pool::Stats Pool::stats() const {
   s.limit = limit_;
   s.outage = outage_;
   s.refused = refused_;
+  s.shrink_lines = shrink_lines_;
   return s;
 }
 
@@ -99,8 +100,12 @@ Pool::Got Pool::Connect(Conn& c, bool raw) {
     std::size_t open = open_.size() + connecting_;
     if (NoRoom(e.what()) && open > 0) {
       if (limit_ > open) {
-        LogLine(opts_.name + " has no room for more of sessiond's connections (" + e.what() + "): using the " +
-                std::to_string(open) + " it has, of --db-connections " + std::to_string(opts_.size));
+        if (!shrink_said_) {
+          LogLine(opts_.name + " has no room for more of sessiond's connections (" + e.what() + "): using the " +
+                  std::to_string(open) + " it has, of --db-connections " + std::to_string(opts_.size));
+          shrink_said_ = true;
+          ++shrink_lines_;
+        }
         limit_ = open;
       }
       shrunk_at_ = Clock::now();
@@ -129,6 +134,7 @@ Pool::Got Pool::Connect(Conn& c, bool raw) {
   std::lock_guard lock(m_);
   --connecting_;
   open_.insert(&c);
+  if (open_.size() >= opts_.size) shrink_said_ = false;  // whole again: a new shortage is news
   initialized_ = true;
   probing_ = false;
   if (outage_) {

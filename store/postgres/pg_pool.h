@@ -104,6 +104,7 @@ class Pool {
     std::size_t limit = 0;  // connections it may hold now (size, or less after shrinking)
     bool outage = false;
     std::int64_t refused = 0;  // calls refused during the current outage
+    std::int64_t shrink_lines = 0;  // "no room" lines logged, one per shortage
   };
   Stats stats() const;
   const PoolOptions& options() const { return opts_; }
@@ -133,6 +134,10 @@ class Pool {
   std::size_t connecting_ = 0;
   std::size_t limit_;
   Clock::time_point shrunk_at_{};
+  // The shortage was logged: not again at each try to grow back (every
+  // regrow_after), only once the pool has been whole again.
+  bool shrink_said_ = false;
+  std::int64_t shrink_lines_ = 0;
   bool initialized_ = false;
   bool outage_ = false;
   bool probing_ = false;
