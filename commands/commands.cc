@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "commands/output.h"
+#include "log/redact.h"
 #include "store/open.h"
 
 namespace sessiond {
@@ -259,14 +260,14 @@ int AdminCommands::Run(std::ostream& out, std::ostream& err, std::int64_t now) {
     try {
       return e->Run(out, err, now);
     } catch (const StoreError& x) {
-      err << "sessiond " << name << ": " << Escaped(x.what());
+      err << "sessiond " << name << ": " << Escaped(Redact(x.what()));
       if (x.busy())
         err << (IsPostgresUri(e->o.db) ? " (the database server is unreachable or busy; try again later)"
                                        : " (another connection held the database past --busy-timeout)");
       err << '\n';
       return kFailed;
     } catch (const std::exception& x) {
-      err << "sessiond " << name << ": " << Escaped(x.what()) << '\n';
+      err << "sessiond " << name << ": " << Escaped(Redact(x.what())) << '\n';
       return kFailed;
     }
   }

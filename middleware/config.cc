@@ -81,6 +81,17 @@ bool ParseAppTarget(const std::string& text, std::string& address, long& connect
     connections = std::stol(n);
     address = text.substr(0, comma);
   }
+  // Any other ",word=..." after the address is a mistyped option (",connection=2"),
+  // not a socket path anybody means: refused, rather than a 502 forever.
+  if (std::size_t c = address.rfind(','); c != std::string::npos) {
+    std::string_view opt = std::string_view(address).substr(c + 1);
+    std::size_t eq = opt.find('=');
+    if (eq != std::string_view::npos && eq > 0 &&
+        opt.substr(0, eq).find_first_not_of("abcdefghijklmnopqrstuvwxyz_-") == std::string_view::npos) {
+      why = "unknown option '" + std::string(opt.substr(0, eq)) + "' (the one option is connections=N)";
+      return false;
+    }
+  }
   why = CheckAppAddress(address);
   if (!why.empty()) why = "the address must be unix:PATH or HOST:PORT: " + why;
   return why.empty();
@@ -126,6 +137,7 @@ std::vector<std::string> Validate(Config& c) {
   need(IsToken(c.cookie.name), "--cookie-name '" + c.cookie.name + "' is not a valid cookie name (letters, digits, !#$%&'*+-.^_`|~)");
   need(c.cookie.same_site != "None" || c.cookie_secure,
        "--cookie-samesite None needs --cookie-secure: browsers reject SameSite=None without Secure");
+  if (std::string why = DbSettingProblem(c.store.db); !why.empty()) errors.push_back(why);
   need(c.server.max_body_bytes >= 1, "--max-body-bytes must be at least 1");
   need(c.server.max_params_bytes >= 1024, "--max-params-bytes must be at least 1KiB");
   need(c.server.queue_size >= 1, "--queue-size must be at least 1");

@@ -13,7 +13,28 @@ namespace {
 
 bool StartsWith(std::string_view s, std::string_view prefix) { return s.substr(0, prefix.size()) == prefix; }
 
+// Refuses a --db no engine should take, before either opens anything.
+void CheckDbSetting(std::string_view db) {
+  if (std::string why = DbSettingProblem(db); !why.empty()) throw StoreError(why, 0, false);
+}
+
 }  // namespace
+
+std::string DbSettingProblem(std::string_view db) {
+  if (IsPostgresUri(db)) return {};
+  // The first word, up to an '=': one of libpq's connection keywords.
+  std::size_t start = db.find_first_not_of(" \t");
+  std::size_t eq = db.find('=');
+  if (start == std::string_view::npos || eq == std::string_view::npos || eq < start) return {};
+  std::string_view key = db.substr(start, eq - start);
+  while (!key.empty() && (key.back() == ' ' || key.back() == '\t')) key.remove_suffix(1);
+  for (std::string_view k : {"host", "hostaddr", "port", "dbname", "user", "password", "passfile", "service",
+                             "sslmode", "options", "connect_timeout", "application_name", "target_session_attrs"})
+    if (key == k)
+      return "--db takes a SQLite file or a postgresql:// URI, not a keyword=value connection string "
+             "(write it as postgresql://USER@HOST:PORT/DBNAME, other keywords after ?)";
+  return {};
+}
 
 bool IsPostgresUri(std::string_view db) {
   return StartsWith(db, "postgresql://") || StartsWith(db, "postgres://");
@@ -37,6 +58,7 @@ PgOptions PgOptionsOf(const StoreOptions& options) {
 }  // namespace
 
 std::unique_ptr<SessionStore> OpenStore(const StoreOptions& options) {
+  CheckDbSetting(options.db);
   if (IsPostgresUri(options.db))
     return std::make_unique<PolicyStore>(std::make_unique<PgBackend>(PgOptionsOf(options)), options.timeouts,
                                          options.limits);
@@ -44,6 +66,7 @@ std::unique_ptr<SessionStore> OpenStore(const StoreOptions& options) {
 }
 
 void CheckStore(const StoreOptions& options) {
+  CheckDbSetting(options.db);
   if (IsPostgresUri(options.db)) {
     PgBackend(PgOptionsOf(options)).Connect();
     return;
@@ -66,6 +89,7 @@ DbConnectionLimits ReadDbConnectionLimits(const StoreOptions& options) {
 }
 
 std::unique_ptr<SessionAdmin> OpenAdmin(const StoreOptions& options, bool read_only) {
+  CheckDbSetting(options.db);
   if (IsPostgresUri(options.db)) {
     PgAdminOptions po;
     po.uri = options.db;

@@ -34,6 +34,12 @@ struct StoreOptions {
 // Whether `db` names a PostgreSQL database rather than a file.
 bool IsPostgresUri(std::string_view db);
 
+// Why `db` cannot be a --db, or empty when it can. A libpq keyword=value
+// string ("host=db dbname=s password=...") is refused: taken as a file name
+// it would become a SQLite file whose name holds the password, and the farm
+// would silently stop sharing sessions. The message never quotes `db`.
+std::string DbSettingProblem(std::string_view db);
+
 // `db` as it may appear in a log line or an error message: its password
 // masked (Redact, log/redact.h: user:********@, password=********).
 std::string PrintableDb(std::string_view db);

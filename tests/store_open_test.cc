@@ -16,6 +16,26 @@ TEST_CASE("the db setting names PostgreSQL by a postgresql:// or postgres:// URI
   CHECK_FALSE(IsPostgresUri("POSTGRESQL://db/x"));  // libpq's prefixes are lowercase
 }
 
+TEST_CASE("a keyword=value connection string is no --db: never a SQLite file named after it", "[store][open]") {
+  const std::string dsn = "host=127.0.0.1 port=5432 user=sessiond dbname=s password='Se#cr?t'";
+  CHECK_FALSE(DbSettingProblem(dsn).empty());
+  CHECK(DbSettingProblem(dsn).find("Se#cr") == std::string::npos);  // never quotes it
+  CHECK_FALSE(DbSettingProblem(" dbname = s").empty());
+  CHECK(DbSettingProblem("sessions.db").empty());
+  CHECK(DbSettingProblem("/srv/host=a/sessions.db").empty());  // a path that holds an '='
+  CHECK(DbSettingProblem("postgresql://u@h/db?host=/run/postgresql").empty());
+  StoreOptions o;
+  o.db = dsn;
+  try {
+    OpenAdmin(o, true);
+    FAIL("a connection string was opened");
+  } catch (const StoreError& e) {
+    CHECK_FALSE(e.busy());
+  }
+  CHECK_THROWS_AS(OpenStore(o), StoreError);
+  CHECK_THROWS_AS(CheckStore(o), StoreError);
+}
+
 // The forms themselves: log_test.cc (Redact).
 TEST_CASE("a database as printed carries no password", "[store][open]") {
   CHECK(PrintableDb("/var/lib/sessiond/sessions.db") == "/var/lib/sessiond/sessions.db");
