@@ -463,6 +463,10 @@ TEST_CASE("app targets: an address and an optional connections=N", "[app]") {
   CHECK_FALSE(ParseAppTarget("unix:/run/php.sock,connections=many", address, n, why));
   CHECK_FALSE(ParseAppTarget("php.internal:99999", address, n, why));
   CHECK_FALSE(ParseAppTarget("php.internal", address, n, why));
+  // A mistyped option is no part of a socket's path: refused, not a 502 forever.
+  CHECK_FALSE(ParseAppTarget("unix:/run/php.sock,connection=2", address, n, why));
+  CHECK(why.find("unknown option 'connection'") != std::string::npos);
+  CHECK_FALSE(ParseAppTarget("unix:/run/php.sock,foo=1,connections=2", address, n, why));
 }
 
 TEST_CASE("every request carries this process's loop token", "[app]") {
