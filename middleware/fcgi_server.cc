@@ -156,6 +156,18 @@ int ListenTcp(const std::string& hostport) {
 
 // Sends all of `bytes` on a non-blocking socket, waiting for room until
 // `deadline`. False when the peer is gone or too slow.
+// Whether the web server has closed its end of `fd` (or it failed) while
+// the request waited for a worker: nginx does when its client went away
+// (fastcgi_ignore_client_abort off, the default). Running the page then
+// would do its work, POSTs included, for nobody, and a client that sends and
+// hangs up at once could keep every worker busy that way. (A web server that
+// only half-closes after sending a request counts as gone too: neither
+// nginx nor Apache does.)
+bool WebServerLeft(int fd) {
+  pollfd p{fd, POLLRDHUP, 0};
+  return ::poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
+}
+
 bool SendAll(int fd, std::string_view bytes, Clock::time_point deadline) {
   while (!bytes.empty()) {
     ssize_t n = ::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -936,7 +948,12 @@ void FcgiServer::Serve(const std::function<RequestHandler()>& make_handler) {
       GaugeScope busy(Metrics::Gauge::WorkersBusy);
       FcgiRequest request(*c, options_.io_timeout);
       auto waited = Clock::now() - c->queued_at;
-      if (waited > options_.queue_timeout) {
+      if (WebServerLeft(c->fd)) {
+        LogFailure(499, c->env_views, "the web server closed the connection before a worker took the request "
+                                      "(its client went away): not run");
+        ProcessMetrics().CountRequest(499);
+        c->close_after = true;
+      } else if (waited > options_.queue_timeout) {
         LogFailure(503, c->env_views,
                    "waited " + std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(waited).count()) +
                        " ms for a worker, more than queue_timeout");

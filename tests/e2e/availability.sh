@@ -194,9 +194,32 @@ check_refresh_busy() {
   reap "$shell"
 }
 
+# Requests whose client went away while they waited for a worker: nginx
+# closes its connection to sessiond (and logs 499), and the page never runs
+# (each run of /mark leaves a line in mark.log), so clients that send and
+# hang up at once cannot keep the workers busy for nobody.
+check_client_gone() {
+  restart --workers 1
+  rm -f "$PAGES/mark.log"
+  block_worker
+  local pids="" p
+  for p in 1 2 3 4 5; do
+    curl -s -o /dev/null --max-time 1 "$(BASE)/mark?$p" &
+    pids="$pids $!"
+  done
+  for p in $pids; do wait "$p"; done
+  stack_wait_for "$A" eval '[ "$(grep -c "GET /mark?[0-9] HTTP/1.1\" 499 " "$DIR/nginx-access.log")" -ge 5 ]' ||
+    fail "nginx did not give up the 5 requests whose clients left"
+  release_checked
+  get /home
+  expect_status 200 "a request after the ones whose clients left"
+  [ ! -e "$PAGES/mark.log" ] || fail "pages ran for clients that had gone: $(tr '\n' ' ' <"$PAGES/mark.log")"
+  expect_eq "$(grep -c 'its client went away' "$DIR/a.log")" 5 "log lines for the requests not run"
+}
+
 start_sessiond a
 A=$STACK_PID
 start_nginx a
-for check in ${E2E_CHECKS:-idle_unix idle_tcp flood queue_size queue_timeout huge_params memory refresh_busy}; do
+for check in ${E2E_CHECKS:-idle_unix idle_tcp flood queue_size queue_timeout huge_params memory refresh_busy client_gone}; do
   "check_$check"
 done
