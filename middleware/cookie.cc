@@ -19,6 +19,13 @@ std::string Attributes(const CookieAttributes& a) {
 }  // namespace
 
 std::optional<std::string_view> FindCookie(std::string_view header, std::string_view name) {
+  std::vector<std::string_view> all = FindCookies(header, name);
+  if (all.empty()) return std::nullopt;
+  return all.front();
+}
+
+std::vector<std::string_view> FindCookies(std::string_view header, std::string_view name) {
+  std::vector<std::string_view> found;
   while (!header.empty()) {
     // ';' separates cookies; so does ',', which no cookie value may hold
     // (RFC 6265): Apache joins repeated Cookie headers with ", ".
@@ -30,9 +37,9 @@ std::optional<std::string_view> FindCookie(std::string_view header, std::string_
     std::string_view value = Trim(pair.substr(eq + 1));
     if (value.size() >= 2 && value.front() == '"' && value.back() == '"')
       value = value.substr(1, value.size() - 2);
-    return value;
+    found.push_back(value);
   }
-  return std::nullopt;
+  return found;
 }
 
 std::string SessionCookie(std::string_view id, const CookieAttributes& a) {

@@ -5,6 +5,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace sessiond {
 
@@ -13,6 +14,9 @@ namespace sessiond {
 // headers), or nullopt when there is none. Surrounding quotes are removed.
 // Other cookies are not looked at beyond their names.
 std::optional<std::string_view> FindCookie(std::string_view header, std::string_view name);
+// Every value of the cookie `name`, in the header's order: a browser sends
+// several when a parent domain or another path set one of the same name.
+std::vector<std::string_view> FindCookies(std::string_view header, std::string_view name);
 
 struct CookieAttributes {
   std::string name = "sid";

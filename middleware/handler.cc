@@ -247,19 +247,24 @@ std::optional<Session> Handler::LoadSession(const Request& request) {
   if (header.size() > config_.max_cookie_bytes)
     throw HttpError(400, "Cookie header of " + std::to_string(header.size()) +
                              " bytes exceeds max_cookie_bytes");
-  std::optional<std::string_view> id = FindCookie(header, config_.cookie.name);
-  if (!id || !IsWellFormedId(*id)) return std::nullopt;
-  auto start = std::chrono::steady_clock::now();
-  std::optional<Session> session = store_->Load(*id, Now());
-  ProcessMetrics().ObserveStoreLoad(SecondsSince(start));
-  if (!session) {
+  // The first well-formed value the store knows: a cookie of the same name
+  // set by a parent domain or another path (garbage, or a dead session) must
+  // not log the visitor out. At most three are looked up.
+  int looked_up = 0;
+  for (std::string_view id : FindCookies(header, config_.cookie.name)) {
+    if (!IsWellFormedId(id)) continue;
+    if (++looked_up > 3) break;
+    auto start = std::chrono::steady_clock::now();
+    std::optional<Session> session = store_->Load(id, Now());
+    ProcessMetrics().ObserveStoreLoad(SecondsSince(start));
+    if (session) return session;
     // Only for the metrics: a store that cannot tell costs the request nothing.
     try {
-      if (store_->HoldsExpired(*id, Now())) ProcessMetrics().CountSession(Metrics::SessionEvent::ExpiredOnRead);
+      if (store_->HoldsExpired(id, Now())) ProcessMetrics().CountSession(Metrics::SessionEvent::ExpiredOnRead);
     } catch (const StoreError&) {
     }
   }
-  return session;
+  return std::nullopt;
 }
 
 // Runs the page or forwards to the app, with the CGI variables and the
@@ -282,14 +287,16 @@ CgiResponse Handler::CheckRun(const RunResult& run, const std::string& page, con
   if (!run.errors.empty()) {
     // The page's stderr, bounded by page_stderr_bytes, one log line per line.
     // A page that prints its environment (SESSION_ID, HTTP_COOKIE) must not
-    // put a live session id in the log: the cookie's id is masked.
+    // put a live session id in the log: the cookie's ids are masked.
     std::string header = CookieHeader(request);
-    std::string_view id = FindCookie(header, config_.cookie.name).value_or("");
-    if (!IsWellFormedId(id)) id = {};
+    std::vector<std::string_view> ids = FindCookies(header, config_.cookie.name);
     std::string_view rest = run.errors;
     while (!rest.empty()) {
       std::size_t nl = rest.find('\n');
-      LogLine(page + ": " + Redacted(std::string(rest.substr(0, nl)), id));
+      std::string line(rest.substr(0, nl));
+      for (std::string_view id : ids)
+        if (IsWellFormedId(id)) line = Redacted(std::move(line), id);
+      LogLine(page + ": " + line);
       rest = nl == std::string_view::npos ? std::string_view() : rest.substr(nl + 1);
     }
   }

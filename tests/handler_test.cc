@@ -238,6 +238,18 @@ TEST_CASE("repeated Cookie headers are one cookie string", "[handler]") {
   CHECK(r.body() == "k=v");
 }
 
+TEST_CASE("a cookie of the same name set elsewhere does not hide the session", "[handler]") {
+  Fixture f;
+  std::string id = CookieOf(f.Serve({"SCRIPT_FILENAME=set", "QUERY_STRING=k=v"}));
+  std::string dead(id.size(), 'A');  // well formed, never issued
+  // A parent domain's or another path's cookie first: garbage, or a dead id.
+  for (const std::string& cookie : {"sid=garbage; sid=" + id, "sid=" + dead + "; sid=" + id,
+                                    "sid=" + id + "; sid=garbage"}) {
+    MemoryRequest r = f.Serve({"SCRIPT_FILENAME=show", "HTTP_COOKIE=" + cookie});
+    CHECK(r.body() == "k=v");
+  }
+}
+
 TEST_CASE("the injected session cannot be forged through variables", "[handler]") {
   Fixture f;
   f.Page("env", "printf 'Content-Type: text/plain\\r\\n\\r\\n'; env | sort");
