@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
 #include <thread>
 #include <vector>
 
@@ -75,6 +76,31 @@ std::string OpenError(const StoreOptions& o) {
   return "";
 }
 
+// What `body` returns, run in a child process of its own (it may change
+// its user or mount namespace without touching the test's process).
+std::string InChild(const std::function<std::string()>& body) {
+  int out[2];
+  REQUIRE(::pipe(out) == 0);
+  pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    ::close(out[0]);
+    std::string result = body();
+    (void)!::write(out[1], result.data(), result.size());
+    ::_exit(0);
+  }
+  ::close(out[1]);
+  std::string result;
+  char buf[1024];
+  ssize_t n;
+  while ((n = ::read(out[0], buf, sizeof buf)) > 0) result.append(buf, static_cast<std::size_t>(n));
+  ::close(out[0]);
+  int status = 0;
+  REQUIRE(::waitpid(pid, &status, 0) == pid);
+  REQUIRE(WIFEXITED(status));
+  return result;
+}
+
 // OpenError(o) as a user whom permission bits apply to. Root ignores them, so
 // as root it runs in a child process that became `nobody`, after `dir` and
 // what it holds were handed over to nobody.
@@ -84,29 +110,11 @@ std::string OpenErrorUnprivileged(const std::string& dir, const StoreOptions& o)
   for (const auto& entry : std::filesystem::recursive_directory_iterator(dir))
     REQUIRE(::chown(entry.path().c_str(), kNobody, kNobody) == 0);
   REQUIRE(::chown(dir.c_str(), kNobody, kNobody) == 0);
-  int out[2];
-  REQUIRE(::pipe(out) == 0);
-  pid_t pid = ::fork();
-  REQUIRE(pid >= 0);
-  if (pid == 0) {
-    ::close(out[0]);
-    std::string message;
+  std::string message = InChild([&]() -> std::string {
     if (::setgroups(0, nullptr) != 0 || ::setgid(kNobody) != 0 || ::setuid(kNobody) != 0)
-      message = "cannot become nobody";
-    else
-      message = OpenError(o);
-    (void)!::write(out[1], message.data(), message.size());
-    ::_exit(0);
-  }
-  ::close(out[1]);
-  std::string message;
-  char buf[1024];
-  ssize_t n;
-  while ((n = ::read(out[0], buf, sizeof buf)) > 0) message.append(buf, static_cast<std::size_t>(n));
-  ::close(out[0]);
-  int status = 0;
-  REQUIRE(::waitpid(pid, &status, 0) == pid);
-  REQUIRE(WIFEXITED(status));
+      return "cannot become nobody";
+    return OpenError(o);
+  });
   REQUIRE(message != "cannot become nobody");
   return message;
 }
@@ -544,45 +552,26 @@ TEST_CASE("a full disk is a store error to try again later (503), not a failure 
     return;
   }
   TempDb t;
-  int out[2];
-  REQUIRE(::pipe(out) == 0);
-  pid_t pid = ::fork();
-  REQUIRE(pid >= 0);
-  if (pid == 0) {
-    // A 1 MiB tmpfs over the test's directory, in a mount namespace of this
-    // child's own (gone with it), filled by sessions until a commit fails.
-    ::close(out[0]);
-    std::string result;
+  // A 1 MiB tmpfs over the test's directory, in a mount namespace of the
+  // child's own (gone with it), filled by sessions until a commit fails.
+  std::string result = InChild([&]() -> std::string {
     if (::unshare(CLONE_NEWNS) != 0 || ::mount("none", "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0 ||
-        ::mount("tmpfs", t.dir.c_str(), "tmpfs", 0, "size=1m,mode=0700") != 0) {
-      result = "mount";
-    } else {
-      try {
-        auto store = OpenStore(t.options());
-        for (int i = 0; i < 1000 && result.empty(); ++i) {
-          try {
-            store->Commit(std::nullopt, Sets({{"k", std::string(16 * 1024, 'x')}}), T0);
-          } catch (const StoreError& e) {
-            result = std::string(e.busy() ? "busy: " : "not busy: ") + e.what();
-          }
+        ::mount("tmpfs", t.dir.c_str(), "tmpfs", 0, "size=1m,mode=0700") != 0)
+      return "mount";
+    try {
+      auto store = OpenStore(t.options());
+      for (int i = 0; i < 1000; ++i) {
+        try {
+          store->Commit(std::nullopt, Sets({{"k", std::string(16 * 1024, 'x')}}), T0);
+        } catch (const StoreError& e) {
+          return std::string(e.busy() ? "busy: " : "not busy: ") + e.what();
         }
-        if (result.empty()) result = "never full";
-      } catch (const StoreError& e) {
-        result = std::string("open: ") + e.what();
       }
+      return "never full";
+    } catch (const StoreError& e) {
+      return std::string("open: ") + e.what();
     }
-    (void)!::write(out[1], result.data(), result.size());
-    ::_exit(0);
-  }
-  ::close(out[1]);
-  std::string result;
-  char buf[1024];
-  ssize_t n;
-  while ((n = ::read(out[0], buf, sizeof buf)) > 0) result.append(buf, static_cast<std::size_t>(n));
-  ::close(out[0]);
-  int status = 0;
-  REQUIRE(::waitpid(pid, &status, 0) == pid);
-  REQUIRE(WIFEXITED(status));
+  });
   if (result == "mount") {
     WARN("cannot mount a tmpfs here (no CAP_SYS_ADMIN in this namespace); not checked");
     return;
