@@ -988,8 +988,13 @@ void FcgiServer::Serve(const std::function<RequestHandler()>& make_handler) {
       }
       if (!c->close_after) request.Finish();
       if (request.broken()) {
-        LogLine("response to " + Describe(c->env_views) +
-                " not delivered: the web server closed the connection or did not take it within io_timeout");
+        // nginx closes the connection as soon as it has a HEAD response's
+        // head: the rest was never going to be read, and nothing was lost.
+        const bool head = std::find(c->env_views.begin(), c->env_views.end(), "REQUEST_METHOD=HEAD") !=
+                          c->env_views.end();
+        if (!head)
+          LogLine("response to " + Describe(c->env_views) +
+                  " not delivered: the web server closed the connection or did not take it within io_timeout");
         c->close_after = true;
       }
       loop.GiveBack(c);

@@ -405,6 +405,10 @@ void Handler::Send(Request& request, const Response& r) const {
   for (const auto& [name, value] : r.headers) head += name + ": " + value + "\r\n";
   head += "\r\n";
   request.Write(head);
+  // A HEAD response has no body (RFC 9110): nginx closes the connection once
+  // it has the head, so a body sent after it was never delivered, and logged
+  // as such.
+  if (request.Param("REQUEST_METHOD") == "HEAD") return;
   char buf[65536];
   for (std::size_t at = r.body_offset;;) {
     std::size_t n = r.output->ReadAt(at, buf, sizeof buf);

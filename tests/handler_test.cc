@@ -238,6 +238,17 @@ TEST_CASE("repeated Cookie headers are one cookie string", "[handler]") {
   CHECK(r.body() == "k=v");
 }
 
+TEST_CASE("a HEAD request gets the page's head and no body", "[handler]") {
+  Fixture f;
+  f.Page("long", "printf 'Content-Type: text/plain\\r\\nX-Session-Set: seen=1\\r\\n\\r\\n'; head -c 200000 /dev/zero");
+  MemoryRequest head = f.Serve({"SCRIPT_FILENAME=long", "REQUEST_METHOD=HEAD"});
+  CHECK(head.status() == 200);
+  CHECK(head.body().empty());
+  CHECK_FALSE(CookieOf(head).empty());  // the head carries the session's cookie all the same
+  MemoryRequest get = f.Serve({"SCRIPT_FILENAME=long", "REQUEST_METHOD=GET"});
+  CHECK(get.body().size() == 200000);
+}
+
 TEST_CASE("a cookie of the same name set elsewhere does not hide the session", "[handler]") {
   Fixture f;
   std::string id = CookieOf(f.Serve({"SCRIPT_FILENAME=set", "QUERY_STRING=k=v"}));
