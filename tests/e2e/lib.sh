@@ -155,3 +155,12 @@ php_www() {
   chmod -R a+rX "$WWW" "$DIR/bridge"
   export STACK_PHP_INCLUDE="$DIR/bridge"
 }
+
+# pg_start: a private PostgreSQL cluster (tests/tools/pg_cluster) in $PGDIR,
+# stopped by pid and removed when the test exits, also on failure.
+PG_CLUSTER="$SESSIOND_SRC/tests/tools/pg_cluster"
+pg_start() {
+  PGDIR=$(mktemp -d "${TMPDIR:-/tmp}/sessiond-pg.XXXXXX")
+  trap '"$PG_CLUSTER" stop "$PGDIR"; rm -rf "$PGDIR"; cleanup' EXIT
+  "$PG_CLUSTER" start "$PGDIR" >/dev/null || fail "the PostgreSQL cluster did not start"
+}

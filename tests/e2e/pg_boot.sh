@@ -13,10 +13,7 @@
 # - 12 workers and a role limited to 3 connections: every request of a
 #   parallel load answered 200; serve --test warns about the limit.
 . "$SESSIOND_SRC/tests/e2e/lib.sh"
-PG_CLUSTER="$SESSIOND_SRC/tests/tools/pg_cluster"
-PGDIR=$(mktemp -d "${TMPDIR:-/tmp}/sessiond-pgboot.XXXXXX")
-trap '"$PG_CLUSTER" stop "$PGDIR"; rm -rf "$PGDIR"; cleanup' EXIT
-"$PG_CLUSTER" start "$PGDIR" >/dev/null || fail "the PostgreSQL cluster did not start"
+pg_start
 DB="$(cat "$PGDIR/uri")&connect_timeout=2"
 admin_() { psql -X -q -At "$("$PG_CLUSTER" admin-uri "$PGDIR")" "$@"; }
 "$PG_CLUSTER" stop "$PGDIR"

@@ -7,10 +7,7 @@
 # sessiond, still logged in). Booting without the database and fewer
 # connections than workers: pg_boot.sh.
 . "$SESSIOND_SRC/tests/e2e/lib.sh"
-PG_CLUSTER="$SESSIOND_SRC/tests/tools/pg_cluster"
-PGDIR=$(mktemp -d "${TMPDIR:-/tmp}/sessiond-pg.XXXXXX")
-trap '"$PG_CLUSTER" stop "$PGDIR"; rm -rf "$PGDIR"; cleanup' EXIT
-"$PG_CLUSTER" start "$PGDIR" >/dev/null || fail "the PostgreSQL cluster did not start"
+pg_start
 # The password in the URI itself, so the test can look for it in the logs.
 PASSWORD=$(cut -d: -f5 "$PGDIR/pgpass")
 URI="postgresql://sessiond:$PASSWORD@127.0.0.1:$(cat "$PGDIR/port")/sessions?connect_timeout=2"

@@ -7,10 +7,7 @@
 # descriptors (/proc/PID/environ, mem, fd/, pidfd_getfd), while the page
 # itself stays dumpable. Real PostgreSQL (tests/tools/pg_cluster), nginx.
 . "$SESSIOND_SRC/tests/e2e/lib.sh"
-PG_CLUSTER="$SESSIOND_SRC/tests/tools/pg_cluster"
-PGDIR=$(mktemp -d "${TMPDIR:-/tmp}/sessiond-pg.XXXXXX")
-trap '"$PG_CLUSTER" stop "$PGDIR"; rm -rf "$PGDIR"; cleanup' EXIT
-"$PG_CLUSTER" start "$PGDIR" >/dev/null || fail "the PostgreSQL cluster did not start"
+pg_start
 PASSWORD=$(cut -d: -f5 "$PGDIR/pgpass")
 [ "${#PASSWORD}" -ge 16 ] || fail "no password in $PGDIR/pgpass"
 AT="127.0.0.1:$(cat "$PGDIR/port")"
