@@ -303,13 +303,7 @@ TEST_CASE("gc gives the server's writers the write lock between its batches", "[
   TempDb t;
   StoreOptions o = t.options();
   o.synchronous = "OFF";
-  {
-    // Expired sessions, made quickly: written at T0, they expire at T0 + 600.
-    SqliteBackend setup(o);
-    setup.Write([&](StoreWriter& w) {
-      for (int i = 0; i < 50; ++i) w.Insert(DigestOf(NewSessionId()), T0);
-    });
-  }
+  testing::InsertSessions(o, 50, T0);  // expired at T0 + 600
   SqliteBackend server(o);  // the running sessiond's connection: another process's, to the admin
   const IdDigest login = DigestOf(NewSessionId());
   std::thread request;

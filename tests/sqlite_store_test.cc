@@ -486,14 +486,7 @@ TEST_CASE("the sweep gives the write lock to a waiting writer between its batche
   TempDb t;
   StoreOptions o = t.options();
   o.synchronous = "OFF";
-  {
-    // Expired sessions, made quickly: written at T0 through the store, so
-    // they expire at T0 + 600 (the idle timeout).
-    SqliteBackend setup(o);
-    setup.Write([&](StoreWriter& w) {
-      for (int i = 0; i < 50; ++i) w.Insert(DigestOf(NewSessionId()), T0);
-    });
-  }
+  InsertSessions(o, 50, T0);  // expired at T0 + 600 (the idle timeout)
   SqliteBackend sweeper(o), writer(o);
   std::vector<std::thread> requests;  // joined after the sweep: one may wait for its lock
   int batch_no = 0, let_in = 0;

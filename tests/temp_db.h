@@ -15,6 +15,8 @@
 
 #include "store/session.h"
 #include "store/open.h"
+#include "store/session_id.h"
+#include "store/sqlite/sqlite_backend.h"
 
 namespace sessiond::testing {
 
@@ -67,6 +69,15 @@ inline ChangeSet Sets(std::initializer_list<std::pair<std::string, std::string>>
   ChangeSet cs;
   for (const auto& [k, v] : kv) cs.changes.push_back({Change::Kind::Set, k, v, {}});
   return cs;
+}
+
+// `n` sessions written at `at` straight through the engine, in one
+// transaction: made quickly, they expire an idle timeout after `at`.
+inline void InsertSessions(const StoreOptions& o, int n, std::int64_t at) {
+  SqliteBackend setup(o);
+  setup.Write([&](StoreWriter& w) {
+    for (int i = 0; i < n; ++i) w.Insert(DigestOf(NewSessionId()), at);
+  });
 }
 
 }  // namespace sessiond::testing
