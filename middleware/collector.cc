@@ -3,7 +3,7 @@
 #include <ctime>
 
 #include "log/log.h"
-#include "middleware/metrics.h"
+#include "middleware/base/metrics.h"
 
 namespace sessiond {
 

@@ -1,5 +1,7 @@
 #include "middleware/config.h"
 
+#include "middleware/base/address.h"
+
 #include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
@@ -46,25 +48,6 @@ bool PagesReachable(const PageUser& user, const std::string& pages) {
 
 }  // namespace
 
-std::string CheckAppAddress(const std::string& address, std::string* host, std::string* port) {
-  if (address.compare(0, 5, "unix:") == 0) {
-    std::size_t length = address.size() - 5;
-    if (length == 0 || length >= sizeof(sockaddr_un{}.sun_path))
-      return "a unix socket path of 1 to " + std::to_string(sizeof(sockaddr_un{}.sun_path) - 1) + " bytes";
-    return {};
-  }
-  std::size_t colon = address.rfind(':');
-  if (colon == std::string::npos || colon == 0) return "not unix:PATH or HOST:PORT";
-  std::string h = address.substr(0, colon), p = address.substr(colon + 1);
-  if (p.empty() || p.size() > 5 || p.find_first_not_of("0123456789") != std::string::npos || std::stoi(p) < 1 ||
-      std::stoi(p) > 65535)
-    return "the port must be a number from 1 to 65535";
-  if (h.size() > 2 && h.front() == '[' && h.back() == ']') h = h.substr(1, h.size() - 2);
-  if (host) *host = h;
-  if (port) *port = p;
-  return {};
-}
-
 bool ParseAppTarget(const std::string& text, std::string& address, long& connections, std::string& why) {
   address = text;
   connections = -1;
@@ -92,9 +75,11 @@ bool ParseAppTarget(const std::string& text, std::string& address, long& connect
       return false;
     }
   }
-  why = CheckAppAddress(address);
-  if (!why.empty()) why = "the address must be unix:PATH or HOST:PORT: " + why;
-  return why.empty();
+  if (!ParseAddress(address, why)) {
+    why = "the address must be unix:PATH or HOST:PORT: " + why;
+    return false;
+  }
+  return true;
 }
 
 namespace {
@@ -105,20 +90,19 @@ namespace {
 // loopback or wildcard addresses. (Forwarding to itself would hold a worker
 // per pass until none are left; what this misses, the loop token answers
 // with 508 at run time.)
-bool IsOwnAddress(const std::string& app, const std::string& listen) {
-  if (listen.empty()) return false;  // a socket handed over: unknown here
-  if (app.compare(0, 5, "unix:") == 0 || listen.compare(0, 5, "unix:") == 0) {
-    if (app.compare(0, 5, "unix:") != 0 || listen.compare(0, 5, "unix:") != 0) return false;
-    std::string a = app.substr(5), l = listen.substr(5);
-    if (a == l) return true;
+bool IsOwnAddress(const std::string& app_text, const std::string& listen_text) {
+  std::string why;
+  std::optional<Address> app = ParseAddress(app_text, why), listen = ParseAddress(listen_text, why);
+  if (!app || !listen) return false;  // an empty listen: a socket handed over, unknown here
+  if (app->is_unix || listen->is_unix) {
+    if (!app->is_unix || !listen->is_unix) return false;
+    if (app->path == listen->path) return true;
     struct stat sa, sl;
-    return ::stat(a.c_str(), &sa) == 0 && ::stat(l.c_str(), &sl) == 0 && sa.st_dev == sl.st_dev &&
-           sa.st_ino == sl.st_ino;
+    return ::stat(app->path.c_str(), &sa) == 0 && ::stat(listen->path.c_str(), &sl) == 0 &&
+           sa.st_dev == sl.st_dev && sa.st_ino == sl.st_ino;
   }
-  std::string app_host, app_port, listen_host, listen_port;
-  std::string l = listen[0] == ':' ? "127.0.0.1" + listen : listen;
-  if (!CheckAppAddress(app, &app_host, &app_port).empty() || !CheckAppAddress(l, &listen_host, &listen_port).empty())
-    return false;
+  const std::string &app_host = app->host, &app_port = app->port, &listen_host = listen->host,
+                    &listen_port = listen->port;
   if (app_port != listen_port) return false;
   auto local = [](const std::string& h) {
     return h == "localhost" || h == "::1" || h == "::" || h == "0.0.0.0" || h.compare(0, 4, "127.") == 0;

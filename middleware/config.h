@@ -6,40 +6,26 @@
 #include <string>
 #include <vector>
 
-#include "middleware/cookie.h"
-#include "middleware/fcgi_server.h"
-#include "middleware/page_runner.h"
-#include "store/open.h"
+#include "middleware/path/handler.h"
+#include "middleware/server/fcgi_server.h"
 
 namespace sessiond {
 
-struct Config {
+// Config extends what the request path needs (HandlerSettings: the pages,
+// the store's options, the cookie, the page limits, the status path; their
+// meanings and defaults are in middleware/path/handler.h) with what the
+// process needs around it.
+struct Config : HandlerSettings {
   // Listening socket, workers, queue, connections, I/O timeout, and the
   // limits on what the web server sends (parameters, body).
   ServerOptions server;
-  // Directory of the page scripts. Pages outside it are never run.
-  std::string pages;
-
-  StoreOptions store;  // --db (file or PostgreSQL URI), timeouts, durability, session limits
-
-  CookieAttributes cookie;     // name (default sid), SameSite, Max-Age
-  bool cookie_secure = false;  // Secure on every cookie, not only over HTTPS
-
-  std::size_t max_cookie_bytes = 8192;  // Cookie request header; larger: 400
-  PageLimits page;                      // run time, output size, stderr kept
 
   // Who pages run as (--user, --group); resolved into page_user at start.
   // Started as root, sessiond needs --user unless allow_root is set.
   std::string user, group;
   bool allow_root = false;
-  PageUser page_user;
 
   std::string log_file;  // empty: stderr; else appended to, reopened on SIGHUP
-
-  // A request whose SCRIPT_NAME or DOCUMENT_URI is this path ("/sessiond-status")
-  // gets sessiond's metrics in Prometheus's text format instead of a page.
-  // Empty (the default): no such path, every request is a page's.
-  std::string status_path;
 
   // Persistent FastCGI applications, as --app NAME=unix:PATH or
   // NAME=HOST:PORT, either followed by ,connections=N: a request whose FastCGI parameter SESSIOND_APP (set by
@@ -59,12 +45,6 @@ struct Config {
   std::int64_t gc_interval = 60;  // seconds between sweeps for expired sessions
   std::size_t gc_batch = 500;     // sessions deleted per transaction by a sweep
 };
-
-// An application's address: unix:PATH (up to 107 bytes) or HOST:PORT (a
-// port from 1 to 65535, HOST a name or an address, [v6] too). Empty when
-// good, else why not; `host` and `port` set for HOST:PORT. Resolves nothing:
-// a name is looked up when connecting.
-std::string CheckAppAddress(const std::string& address, std::string* host = nullptr, std::string* port = nullptr);
 
 // Splits what follows NAME= in --app, "ADDRESS[,connections=N]": true with
 // `address` and `connections` (-1 when not given) set, false with `why`.

@@ -14,7 +14,8 @@
 
 #include "log/log.h"
 #include "log/redact.h"
-#include "middleware/fcgi_server.h"
+#include "middleware/base/address.h"
+#include "middleware/server/fcgi_server.h"
 #include "store/sqlite/sqlite_check.h"
 
 namespace sessiond {
@@ -189,14 +190,16 @@ std::vector<std::string> CheckBeforeServe(const Config& config, std::vector<std:
   // An application that is not there yet is no problem (sessiond answers 502
   // until it is), but worth a word.
   for (const Config::AppTarget& t : config.app_targets) {
-    std::string host, port;
-    if (t.address.compare(0, 5, "unix:") == 0) {
-      if (::access(t.address.c_str() + 5, F_OK) != 0)
-        notes.push_back("--app " + t.name + ": " + t.address.substr(5) +
+    std::string why;
+    std::optional<Address> a = ParseAddress(t.address, why);
+    if (!a) continue;  // Validate() said why
+    if (a->is_unix) {
+      if (::access(a->path.c_str(), F_OK) != 0)
+        notes.push_back("--app " + t.name + ": " + a->path +
                         " does not exist yet (502 until the application listens there)");
       continue;
     }
-    if (!CheckAppAddress(t.address, &host, &port).empty()) continue;
+    const std::string &host = a->host, &port = a->port;
     addrinfo hints{}, *res = nullptr;
     hints.ai_socktype = SOCK_STREAM;
     if (int rc = ::getaddrinfo(host.c_str(), port.c_str(), &hints, &res))

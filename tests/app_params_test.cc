@@ -1,12 +1,12 @@
-#include "middleware/app_params.h"
+#include "middleware/runners/app_params.h"
 
 #include <catch2/catch.hpp>
 #include <map>
 #include <string>
 
-#include "middleware/fcgi_record.h"
-#include "middleware/percent.h"
-#include "middleware/runner.h"
+#include "middleware/base/percent.h"
+#include "middleware/fastcgi/fcgi_record.h"
+#include "middleware/runners/runner.h"
 
 using namespace sessiond;
 

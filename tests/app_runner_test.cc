@@ -1,6 +1,6 @@
 // The app runner against an in-process FastCGI application on a unix
 // socket: real records, real connections, scripted answers.
-#include "middleware/app_runner.h"
+#include "middleware/runners/app_runner.h"
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -19,7 +19,7 @@
 #include <thread>
 
 #include "middleware/config.h"
-#include "middleware/fcgi_record.h"
+#include "middleware/fastcgi/fcgi_record.h"
 
 using namespace sessiond;
 namespace fs = std::filesystem;

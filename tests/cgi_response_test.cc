@@ -1,4 +1,4 @@
-#include "middleware/cgi_response.h"
+#include "middleware/path/cgi_response.h"
 
 #include <catch2/catch.hpp>
 

@@ -10,7 +10,7 @@
 #include <sstream>
 #include <thread>
 
-#include "middleware/metrics.h"
+#include "middleware/base/metrics.h"
 
 using namespace sessiond;
 namespace fs = std::filesystem;

@@ -1,4 +1,4 @@
-#include "middleware/fcgi_record.h"
+#include "middleware/fastcgi/fcgi_record.h"
 
 #include <catch2/catch.hpp>
 

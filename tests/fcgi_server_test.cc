@@ -1,6 +1,6 @@
 // The FastCGI server at its socket: a real listening socket in a temporary
 // directory, a raw FastCGI client, and handlers that block, throw or echo.
-#include "middleware/fcgi_server.h"
+#include "middleware/server/fcgi_server.h"
 
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -16,7 +16,7 @@
 #include <mutex>
 #include <thread>
 
-#include "middleware/fcgi_record.h"
+#include "middleware/fastcgi/fcgi_record.h"
 
 using namespace sessiond;
 namespace fs = std::filesystem;

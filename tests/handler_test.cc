@@ -1,12 +1,12 @@
 // The whole request path without a socket: an in-memory Request, a real
 // SQLite file, real page scripts.
-#include "middleware/handler.h"
+#include "middleware/path/handler.h"
 
 #include <catch2/catch.hpp>
 #include <filesystem>
 #include <fstream>
 
-#include "middleware/metrics.h"
+#include "middleware/base/metrics.h"
 #include "store/open.h"
 
 using namespace sessiond;
@@ -41,7 +41,7 @@ class MemoryRequest final : public Request {
 // Pages in a fresh directory, a store file beside it, and a Handler on both.
 struct Fixture {
   fs::path dir;
-  Config config;
+  HandlerSettings config;
   LiveCount live{std::chrono::seconds(0)};  // every scrape counts
   std::unique_ptr<Handler> handler;
 

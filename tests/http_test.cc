@@ -1,4 +1,4 @@
-#include "middleware/http.h"
+#include "middleware/base/http.h"
 
 #include <catch2/catch.hpp>
 

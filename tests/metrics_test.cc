@@ -1,5 +1,5 @@
 // The metrics' text, as Prometheus reads it: names, types, labels, values.
-#include "middleware/metrics.h"
+#include "middleware/base/metrics.h"
 
 #include <catch2/catch.hpp>
 #include <future>

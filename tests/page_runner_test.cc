@@ -1,4 +1,4 @@
-#include "middleware/page_runner.h"
+#include "middleware/runners/page_runner.h"
 
 #include <fcntl.h>
 #include <grp.h>

@@ -1,4 +1,4 @@
-#include "middleware/spill_buffer.h"
+#include "middleware/base/spill_buffer.h"
 
 #include <unistd.h>
 

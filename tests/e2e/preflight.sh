@@ -96,7 +96,7 @@ said "schema version 99, newer than this sessiond supports" "a database of a new
 
 run_test --listen "nonsense" --db "$DB" --pages "$PAGES"
 expect_eq "$STATUS" 2 "serve --test with a malformed --listen"
-said "--listen wants unix:PATH or HOST:PORT" "a malformed --listen"
+said "--listen nonsense: not unix:PATH or HOST:PORT" "a malformed --listen"
 
 # What serve refuses at parsing is refused the same way.
 run_test --listen "unix:$DIR/t.sock" --db "$DB" --pages "$DIR/no-such-pages"

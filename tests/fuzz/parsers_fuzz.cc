@@ -9,10 +9,10 @@
 #include <string_view>
 #include <vector>
 
-#include "middleware/cgi_response.h"
-#include "middleware/cookie.h"
-#include "middleware/fcgi_record.h"
-#include "middleware/percent.h"
+#include "middleware/base/percent.h"
+#include "middleware/fastcgi/fcgi_record.h"
+#include "middleware/path/cgi_response.h"
+#include "middleware/path/cookie.h"
 #include "store/session_id.h"
 
 using namespace sessiond;

@@ -1,4 +1,4 @@
-#include "middleware/app_runner.h"
+#include "middleware/runners/app_runner.h"
 
 #include <fcntl.h>
 #include <netdb.h>
@@ -17,9 +17,9 @@
 #include <system_error>
 
 #include "log/log.h"
-#include "middleware/app_params.h"
-#include "middleware/config.h"
-#include "middleware/fcgi_record.h"
+#include "middleware/base/address.h"
+#include "middleware/fastcgi/fcgi_record.h"
+#include "middleware/runners/app_params.h"
 
 namespace sessiond {
 namespace {
@@ -170,15 +170,18 @@ End Exchange(int fd, const std::string& head, const SpillBuffer& body, const Pag
 
 AppPool::AppPool(std::string name, const std::string& address, const AppOptions& options)
     : name_(std::move(name)), address_(address), options_(options) {
-  std::string why = CheckAppAddress(address, &host_, &port_);
-  if (!why.empty()) throw std::invalid_argument(address + ": " + why);
-  if (address.compare(0, 5, "unix:") == 0) {
+  std::string why;
+  std::optional<Address> parsed = ParseAddress(address, why);
+  if (!parsed) throw std::invalid_argument(address + ": " + why);
+  if (parsed->is_unix) {
     sockaddr_un un{};
     un.sun_family = AF_UNIX;
-    std::memcpy(un.sun_path, address.c_str() + 5, address.size() - 5 + 1);
+    std::memcpy(un.sun_path, parsed->path.c_str(), parsed->path.size() + 1);
     std::memcpy(&unix_, &un, sizeof un);
     is_unix_ = true;
   }
+  host_ = parsed->host;
+  port_ = parsed->port;
 }
 
 AppPool::~AppPool() {

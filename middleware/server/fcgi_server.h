@@ -17,7 +17,7 @@
 #include <string>
 #include <sys/types.h>
 
-#include "middleware/request.h"
+#include "middleware/base/request.h"
 
 namespace sessiond {
 

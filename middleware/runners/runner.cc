@@ -1,10 +1,10 @@
-#include "middleware/runner.h"
+#include "middleware/runners/runner.h"
 
 #include <cstdio>
 #include <random>
 #include <set>
 
-#include "middleware/percent.h"
+#include "middleware/base/percent.h"
 
 namespace sessiond {
 namespace {

@@ -1,4 +1,4 @@
-#include "middleware/percent.h"
+#include "middleware/base/percent.h"
 
 namespace sessiond {
 namespace {

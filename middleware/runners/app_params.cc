@@ -1,10 +1,10 @@
-#include "middleware/app_params.h"
+#include "middleware/runners/app_params.h"
 
 #include <limits>
 #include <string_view>
 
-#include "middleware/fcgi_record.h"
-#include "middleware/runner.h"
+#include "middleware/fastcgi/fcgi_record.h"
+#include "middleware/runners/runner.h"
 
 namespace sessiond {
 

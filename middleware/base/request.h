@@ -7,7 +7,7 @@
 #include <string_view>
 #include <vector>
 
-#include "middleware/spill_buffer.h"
+#include "middleware/base/spill_buffer.h"
 
 namespace sessiond {
 

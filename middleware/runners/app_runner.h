@@ -65,8 +65,8 @@
 #include <string_view>
 #include <vector>
 
-#include "middleware/page_runner.h"
-#include "middleware/runner.h"
+#include "middleware/runners/page_runner.h"
+#include "middleware/runners/runner.h"
 
 namespace sessiond {
 

@@ -1,4 +1,4 @@
-#include "middleware/handler.h"
+#include "middleware/path/handler.h"
 
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -14,10 +14,10 @@
 #include <strings.h>
 
 #include "log/log.h"
-#include "middleware/cookie.h"
-#include "middleware/metrics.h"
-#include "middleware/page_runner.h"
-#include "middleware/percent.h"
+#include "middleware/base/metrics.h"
+#include "middleware/base/percent.h"
+#include "middleware/path/cookie.h"
+#include "middleware/runners/page_runner.h"
 #include "store/session_id.h"
 
 namespace sessiond {
@@ -70,7 +70,7 @@ const AppRunners& NoApps() {
   return none;
 }
 
-Handler::Handler(const Config& config, std::unique_ptr<SessionStore> store, const AppRunners& apps,
+Handler::Handler(const HandlerSettings& config, std::unique_ptr<SessionStore> store, const AppRunners& apps,
                  LiveCount& live)
     : config_(config), store_(std::move(store)), apps_(apps), live_(live) {
   char resolved[PATH_MAX];

@@ -1,4 +1,4 @@
-#include "middleware/cookie.h"
+#include "middleware/path/cookie.h"
 
 namespace sessiond {
 namespace {

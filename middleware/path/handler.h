@@ -7,14 +7,15 @@
 #include <string>
 #include <vector>
 
-#include "middleware/cgi_response.h"
-#include "middleware/config.h"
-#include "middleware/http.h"
-#include "middleware/metrics.h"
-#include "middleware/page_runner.h"
-#include "middleware/request.h"
-#include "middleware/runner.h"
-#include "middleware/spill_buffer.h"
+#include "middleware/base/http.h"
+#include "middleware/base/metrics.h"
+#include "middleware/base/request.h"
+#include "middleware/base/spill_buffer.h"
+#include "middleware/path/cgi_response.h"
+#include "middleware/path/cookie.h"
+#include "middleware/runners/page_runner.h"
+#include "middleware/runners/runner.h"
+#include "store/open.h"
 #include "store/store.h"
 
 namespace sessiond {
@@ -30,6 +31,27 @@ struct Response {
   std::size_t body_offset = 0;
 };
 
+// What the request path needs of the settings (Config, in
+// middleware/config.h, extends it with the process's own).
+struct HandlerSettings {
+  // Directory of the page scripts. Pages outside it are never run.
+  std::string pages;
+
+  StoreOptions store;  // --db (file or PostgreSQL URI), timeouts, durability, session limits
+
+  CookieAttributes cookie;     // name (default sid), SameSite, Max-Age
+  bool cookie_secure = false;  // Secure on every cookie, not only over HTTPS
+
+  std::size_t max_cookie_bytes = 8192;  // Cookie request header; larger: 400
+  PageLimits page;                      // run time, output size, stderr kept
+  PageUser page_user;                   // who pages run as (resolved --user/--group); unset: sessiond's own
+
+  // A request whose SCRIPT_NAME or DOCUMENT_URI is this path ("/sessiond-status")
+  // gets sessiond's metrics in Prometheus's text format instead of a page.
+  // Empty (the default): no such path, every request is a page's.
+  std::string status_path;
+};
+
 // No applications (a Handler that runs pages only).
 const AppRunners& NoApps();
 
@@ -40,7 +62,7 @@ class Handler {
   // persistent applications SESSIOND_APP may name (shared by every worker's
   // handler; it must outlive them). `live`: where the status path's live
   // session count is kept between scrapes (shared likewise).
-  Handler(const Config& config, std::unique_ptr<SessionStore> store, const AppRunners& apps = NoApps(),
+  Handler(const HandlerSettings& config, std::unique_ptr<SessionStore> store, const AppRunners& apps = NoApps(),
           LiveCount& live = ProcessLiveCount());
 
   // Serves one request completely. A request that fails gets an error status,
@@ -75,7 +97,7 @@ class Handler {
                    const CommitResult& committed, bool https, bool had_cookie) const;
   void Send(Request& request, const Response& response) const;
 
-  const Config& config_;
+  const HandlerSettings& config_;
   std::string pages_root_;  // realpath of config.pages
   std::unique_ptr<SessionStore> store_;
   const AppRunners& apps_;

@@ -1,4 +1,4 @@
-#include "middleware/systemd.h"
+#include "middleware/server/systemd.h"
 
 #include <systemd/sd-daemon.h>
 

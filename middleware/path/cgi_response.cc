@@ -1,8 +1,8 @@
-#include "middleware/cgi_response.h"
+#include "middleware/path/cgi_response.h"
 
 #include <strings.h>
 
-#include "middleware/percent.h"
+#include "middleware/base/percent.h"
 
 namespace sessiond {
 namespace {

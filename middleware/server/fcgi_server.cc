@@ -1,4 +1,4 @@
-#include "middleware/fcgi_server.h"
+#include "middleware/server/fcgi_server.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -31,10 +31,11 @@
 #include <vector>
 
 #include "log/log.h"
-#include "middleware/fcgi_record.h"
-#include "middleware/http.h"
-#include "middleware/systemd.h"
-#include "middleware/metrics.h"
+#include "middleware/base/address.h"
+#include "middleware/base/http.h"
+#include "middleware/base/metrics.h"
+#include "middleware/fastcgi/fcgi_record.h"
+#include "middleware/server/systemd.h"
 
 namespace sessiond {
 namespace {
@@ -87,7 +88,6 @@ int ListenUnix(const std::string& path, unsigned mode, dev_t& dev, ino_t& ino) {
   std::snprintf(suffix, sizeof suffix, ".%d.%016llx", static_cast<int>(::getpid()),
                 static_cast<unsigned long long>(nonce));
   std::string tmp = path + suffix;
-  if (path.empty()) throw BadSetting("--listen unix: needs a path");
   if (tmp.size() >= sizeof addr.sun_path) throw BadSetting("socket path too long: " + path);
   CheckUnixPath(path);
   int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
@@ -119,21 +119,23 @@ bool IsLoopback(const sockaddr* sa) {
 
 using AddrInfo = std::unique_ptr<addrinfo, decltype(&freeaddrinfo)>;
 
+// --listen as an Address; BadSetting when malformed.
+Address ParseListen(const std::string& listen) {
+  std::string why;
+  std::optional<Address> a = ParseAddress(listen, why);
+  if (!a) throw BadSetting("--listen " + listen + ": " + why);
+  return *a;
+}
+
 // HOST:PORT (or :PORT) as the address to bind; BadSetting when malformed.
 AddrInfo ResolveTcp(const std::string& hostport) {
-  std::size_t colon = hostport.rfind(':');
-  if (colon == std::string::npos) throw BadSetting("--listen wants unix:PATH or HOST:PORT, not " + hostport);
-  std::string host = hostport.substr(0, colon), port = hostport.substr(colon + 1);
-  if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos ||
-      std::stoi(port) < 1 || std::stoi(port) > 65535)
-    throw BadSetting("--listen " + hostport + ": the port must be a number from 1 to 65535");
-  if (host.empty()) host = "127.0.0.1";  // FastCGI has no authentication: loopback unless asked
-  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  Address a = ParseListen(hostport);
+  if (a.is_unix) throw BadSetting("--listen " + hostport + ": not HOST:PORT");
   addrinfo hints{}, *res = nullptr;
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
   hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-  if (int rc = ::getaddrinfo(host.c_str(), port.c_str(), &hints, &res))
+  if (int rc = ::getaddrinfo(a.host.c_str(), a.port.c_str(), &hints, &res))
     throw BadSetting("--listen " + hostport + ": " + gai_strerror(rc));
   return AddrInfo(res, freeaddrinfo);
 }
@@ -189,12 +191,13 @@ bool SendAll(int fd, std::string_view bytes, Clock::time_point deadline) {
 
 void CheckListenAddress(const std::string& listen) {
   if (listen.empty()) return;
-  if (listen.rfind("unix:", 0) != 0) {
+  Address a = ParseListen(listen);
+  if (!a.is_unix) {
     ResolveTcp(listen);
     return;
   }
-  std::string path = listen.substr(5);
-  if (path.empty()) throw BadSetting("--listen unix: needs a path");
+  const std::string& path = a.path;
+  // ListenUnix binds a temporary name beside the path first (".PID.NONCE").
   if (path.size() + 4 >= sizeof(sockaddr_un{}.sun_path)) throw BadSetting("socket path too long: " + path);
   std::string dir = path.find('/') == std::string::npos ? "." : path.substr(0, std::max<std::size_t>(path.rfind('/'), 1));
   struct stat st;
@@ -887,8 +890,8 @@ FcgiServer::FcgiServer(const ServerOptions& options) : options_(options) {
     }
     ::fcntl(listen_fd_, F_SETFL, ::fcntl(listen_fd_, F_GETFL) | O_NONBLOCK);
     inherited_ = true;
-  } else if (options_.listen.rfind("unix:", 0) == 0) {
-    unix_path_ = options_.listen.substr(5);
+  } else if (Address a = ParseListen(options_.listen); a.is_unix) {
+    unix_path_ = a.path;
     listen_fd_ = ListenUnix(unix_path_, options_.socket_mode, unix_dev_, unix_ino_);
   } else {
     listen_fd_ = ListenTcp(options_.listen);

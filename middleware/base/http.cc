@@ -1,4 +1,4 @@
-#include "middleware/http.h"
+#include "middleware/base/http.h"
 
 #include "log/log.h"
 

@@ -1,4 +1,4 @@
-#include "middleware/metrics.h"
+#include "middleware/base/metrics.h"
 
 #include <prometheus/counter.h>
 #include <prometheus/gauge.h>

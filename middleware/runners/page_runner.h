@@ -8,8 +8,8 @@
 #include <string_view>
 #include <vector>
 
-#include "middleware/runner.h"
-#include "middleware/spill_buffer.h"
+#include "middleware/base/spill_buffer.h"
+#include "middleware/runners/runner.h"
 
 namespace sessiond {
 
