@@ -11,6 +11,8 @@
 #                             asked twice by one visitor: 200 both times, and
 #                             the second answer shows the session's change
 #
+# Every relative link of the docs must reach a file, and a heading in it.
+#
 # The private copy: each doc's blocks run in order in one shell, in a mount,
 # network and pid namespace of their own (unshare), where /etc, /usr, /var,
 # /srv, /root and /opt are overlays whose changes live in a tmpfs, /run is
@@ -53,6 +55,34 @@ for doc in docs:
             f.write('%s %s %s\n' % (doc, m.group(2) or '-', fence[3:] or 'sh'))
 EOF
 ls "$DIR/blocks" | grep -q . || fail "the docs mark no block as runnable"
+
+# --- Every relative link of the docs reaches a file, and a heading of it.
+links=$(cd "$SESSIOND_SRC" && python3 - "${DOCS[@]}" bench/results/HISTORY.md <<'EOF'
+import os, re, sys
+def slug(h):
+    h = re.sub(r'`', '', h.strip().lower())
+    h = re.sub(r'[^\w\- ]', '', h)
+    return h.replace(' ', '-')
+def anchors(path):
+    return {slug(m.group(1)) for m in re.finditer(r'^#+ (.*)$', open(path).read(), re.M)}
+bad = 0
+for doc in sys.argv[1:]:
+    text = open(doc).read()
+    text = re.sub(r'```.*?```', '', text, flags=re.S)
+    for m in re.finditer(r'\]\(([^)\s]+)\)', text):
+        link = m.group(1)
+        if re.match(r'[a-z]+:', link):
+            continue
+        path, _, frag = link.partition('#')
+        target = os.path.normpath(os.path.join(os.path.dirname(doc), path)) if path else doc
+        if not os.path.exists(target):
+            print('%s: link to a missing file: %s' % (doc, link)); bad += 1; continue
+        if frag and target.endswith('.md') and frag not in anchors(target):
+            print('%s: link to a missing heading: %s' % (doc, link)); bad += 1
+sys.exit(1 if bad else 0)
+EOF
+) || fail "broken links in the docs:
+$links"
 
 # --- Pages: one sessiond behind nginx serves every page a doc shows.
 pages=()
