@@ -163,6 +163,7 @@ done
 # /etc/hosts and the like are often mounts of their own, which the overlay hides.
 for f in hosts resolv.conf hostname; do [ -e "$upper/$f" ] && cat "$upper/$f" >"/etc/$f"; done
 mount -t tmpfs -o mode=0755 run /run
+mkdir -m 1777 /run/lock  # as every boot makes it (/var/lock points there)
 ip link set lo up
 cd "$SESSIOND_SRC"
 PATH="$shims:$PATH" HOME=/root timeout -k 5 50 bash -e -o pipefail "$doc_script" >"$log" 2>&1 </dev/null
