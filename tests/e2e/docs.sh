@@ -6,6 +6,9 @@
 #                             the machine (below), after the doc's earlier blocks
 #   <!-- test: systemd -->    the same, where systemctl loads the units it is
 #                             given (systemd-analyze verify: no systemd runs here)
+#   <!-- test: setup          (a comment of its own, ended by a line "-->"):
+#                             shell lines the reader need not see, run as
+#                             a `run` block (a server for the examples to query)
 #   <!-- test: page NAME -->  a page (sh, python, perl, or C compiled with cc)
 #                             installed as NAME in a real sessiond behind nginx,
 #                             asked twice by one visitor: 200 both times, and
@@ -39,6 +42,13 @@ for doc in docs:
     lines = open(doc).read().split('\n')
     n = 0
     for i, line in enumerate(lines):
+        if line == '<!-- test: setup':
+            # Setup the reader does not need to see: the comment's lines.
+            end = lines.index('-->', i + 1)
+            n += 1
+            with open(os.path.join(out, '%s.%03d.run' % (doc.replace('/', '_'), n)), 'w') as f:
+                f.write('# %s:%d (setup)\n' % (doc, i + 2) + '\n'.join(lines[i + 1:end]) + '\n')
+            continue
         m = marker.match(line)
         if not m:
             continue
