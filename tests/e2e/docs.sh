@@ -165,7 +165,7 @@ mount --make-rprivate /
 mount -t tmpfs -o mode=0755 docs-test "$upper"
 for f in hosts resolv.conf hostname; do cat "/etc/$f" >"$upper/$f" 2>/dev/null; done
 for d in /etc /usr /var /srv /root /opt; do
-  [ -d "$d" ] || continue
+  [ -d "$d" ] || { echo "docs test: no $d here to put an overlay on" >&2; exit 1; }
   mkdir -p "$upper/u$d" "$upper/w$d"
   mount -t overlay overlay -o "lowerdir=$d,upperdir=$upper/u$d,workdir=$upper/w$d" "$d" ||
     { echo "docs test: cannot put an overlay on $d" >&2; exit 1; }
