@@ -135,21 +135,50 @@ for a; do case "\$a" in PREFIX=*) prefix=\${a#PREFIX=} ;; DESTDIR=*) destdir=\${
 DESTDIR=\$destdir exec cmake --install "$BUILD_DIR" --prefix "\$prefix" >/dev/null
 EOF
 # systemctl: no systemd runs here; the units it is asked to start are
-# loaded and checked as systemd would (their drop-ins, ExecStart's binary).
+# loaded and checked as systemd would (their drop-ins, ExecStart's binary),
+# and a service's sessiond checks its settings (serve --test) in the state
+# directory systemd would make for it.
 cat >"$DIR/shims/systemctl" <<'EOF'
 #!/bin/bash
+# setting FILE KEY: the value of KEY= in unit FILE with its drop-ins (the last
+# one; an empty one resets it, as for ExecStart=).
+setting() {
+  local name f line value=""
+  name=$(basename "$1")
+  for f in "$1" /usr/lib/systemd/system/"$name".d/*.conf /etc/systemd/system/"$name".d/*.conf; do
+    [ -f "$f" ] || continue
+    while IFS= read -r line; do case "$line" in "$2="*) value=${line#"$2="} ;; esac; done <"$f"
+  done
+  echo "$value"
+}
 cmd=$1; shift
 case "$cmd" in
   daemon-reload) exit 0 ;;
   enable|start|restart|reload-or-restart)
+    units=()
     for u; do
-      case "$u" in --now|-q|--quiet) continue ;; esac
+      case "$u" in
+        --now|-q|--quiet) ;;
+        *.socket) units+=("$u" "${u%.socket}.service") ;;  # the service it starts
+        *) units+=("$u") ;;
+      esac
+    done
+    for u in "${units[@]}"; do
       f=""
       for d in /etc/systemd/system /usr/local/lib/systemd/system /usr/lib/systemd/system /lib/systemd/system; do
         [ -f "$d/$u" ] && { f=$d/$u; break; }
       done
       [ -n "$f" ] || { echo "systemctl (docs test): no unit $u" >&2; exit 1; }
       out=$(systemd-analyze verify "$f" 2>&1) && [ -z "$out" ] || { echo "systemctl (docs test): $u: $out" >&2; exit 1; }
+      case "$u" in *.service) ;; *) continue ;; esac
+      state=$(setting "$f" StateDirectory)
+      [ -z "$state" ] || install -d -m 0700 "/var/lib/$state"
+      start=$(setting "$f" ExecStart)
+      case "$start" in */sessiond\ serve*)
+        # shellcheck disable=SC2086
+        out=$(${start#[-@+!]} --test --allow-root 2>&1 >/dev/null) ||
+          { echo "systemctl (docs test): $u: $start --test: $out" >&2; exit 1; } ;;
+      esac
     done ;;
   *) echo "systemctl (docs test): '$cmd' needs a running systemd" >&2; exit 1 ;;
 esac
