@@ -202,11 +202,18 @@ done
 # /etc/hosts and the like are often mounts of their own, which the overlay hides.
 for f in hosts resolv.conf hostname; do [ -e "$upper/$f" ] && cat "$upper/$f" >"/etc/$f"; done
 mount -t tmpfs -o mode=0755 run /run
-mkdir -m 1777 /run/lock  # as every boot makes it (/var/lock points there)
+# What every boot makes there (/run/lock, /run/php, /run/postgresql...).
+systemd-tmpfiles --create --prefix=/run >/dev/null 2>&1
 ip link set lo up
 cd "$SESSIOND_SRC"
 PATH="$shims:$PATH" HOME=/root timeout -k 5 50 bash -e -o pipefail "$doc_script" >"$log" 2>&1 </dev/null
 status=$?
+# What the servers said, for a failure's report.
+if [ "$status" -ne 0 ]; then
+  for f in /var/log/sessiond*.log /var/log/nginx/error.log /var/log/apache2/error.log /var/log/php*-fpm.log; do
+    [ -s "$f" ] && { echo "--- $f"; tail -n 5 "$f"; } >>"$log"
+  done
+fi
 # Stop what the blocks started (nginx, sessiond, PostgreSQL...), by pid.
 left=$(ls /proc | grep -E '^[0-9]+$' | grep -vx -e 1 -e "$$")
 for p in $left; do kill -TERM "$p" 2>/dev/null; done
