@@ -44,7 +44,7 @@ run-php: build
 # under $(PREFIX) (make install PREFIX=/usr DESTDIR=/tmp/pkg for a package).
 install: build
 	DESTDIR=$(DESTDIR) cmake --install $(BUILD) --prefix $(PREFIX)
-# Not a test: prints figures and writes bench/results/; see bench/run for settings.
+# Not a test: prints figures and writes bench/results/ (a table and its chart); see bench/run for settings.
 bench: build
 	@bench/run $(BUILD)
 # The parsers under libFuzzer with ASan/UBSan, 60 s (FUZZ_SECONDS); not part of make test.
