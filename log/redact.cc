@@ -128,6 +128,14 @@ std::string Redact(std::string_view text) {
   return out;
 }
 
+std::string RedactSetting(std::string_view key, std::string_view value) {
+  std::string k(key);
+  std::transform(k.begin(), k.end(), k.begin(), [](unsigned char c) { return std::tolower(c); });
+  for (const char* name : {"password", "passwd", "secret", "token"})
+    if (k.find(name) != std::string::npos) return "********";
+  return Redact(value);
+}
+
 void AddSecret(std::string_view secret) {
   if (secret.empty()) return;
   Secrets& s = Registered();

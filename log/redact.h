@@ -25,6 +25,11 @@ inline constexpr std::string_view kMasked = "********";
 // - every secret registered with AddSecret, wherever it appears.
 std::string Redact(std::string_view text);
 
+// The value of a setting as sessiond may print it (serve --test, the start
+// line): "********" when the setting's `key` names a secret (password,
+// passwd, secret, token), else Redact(value).
+std::string RedactSetting(std::string_view key, std::string_view value);
+
 // Makes `secret` one that Redact masks wherever it appears, from now on, for
 // the life of the process. Empty: nothing.
 void AddSecret(std::string_view secret);

@@ -16,7 +16,7 @@
 #include "log/redact.h"
 #include "middleware/base/address.h"
 #include "middleware/server/fcgi_server.h"
-#include "store/sqlite/sqlite_check.h"
+#include "store/open.h"
 
 namespace sessiond {
 namespace {
@@ -55,11 +55,6 @@ std::string Size(const std::string& bytes) {
   return bytes;
 }
 
-std::string Masked(const std::string& key, const std::string& value) {
-  if (std::regex_search(key, std::regex("password|passwd|secret|token"))) return "********";
-  return Redact(value);
-}
-
 // What the CLI11 option will hand the program, as config-file syntax.
 Setting Describe(const CLI::Option& option) {
   Setting s;
@@ -68,7 +63,7 @@ Setting Describe(const CLI::Option& option) {
   std::string value;
   if (option.count() > 0 && !flag && option.results().size() > 1) {
     // A repeated option (--app): an array, which the config file reads back.
-    for (const std::string& r : option.results()) value += (value.empty() ? "[" : ", ") + Quoted(Masked(s.key, r));
+    for (const std::string& r : option.results()) value += (value.empty() ? "[" : ", ") + Quoted(RedactSetting(s.key, r));
     s.set = true;
     s.value = value + "]";
     return s;
@@ -81,7 +76,7 @@ Setting Describe(const CLI::Option& option) {
   }
   if (value.empty()) return s;
   s.set = true;
-  value = Masked(s.key, value);
+  value = RedactSetting(s.key, value);
   const std::string type = option.get_type_name();
   if (type.find("s|m|h|d]") != std::string::npos && IsNumber(value)) value = Duration(value);
   else if (type.find("SIZE [") != std::string::npos && IsNumber(value)) value = Size(value);

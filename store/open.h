@@ -5,6 +5,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "store/admin.h"
 #include "store/backend.h"
@@ -66,6 +67,18 @@ struct DbConnectionLimits {
 };
 // Connects once. Throws StoreError as CheckStore.
 DbConnectionLimits ReadDbConnectionLimits(const StoreOptions& options);
+
+// What `sessiond serve --test` checks of a SQLite file, without changing it
+// (no file created, no schema migrated, no row written; in
+// store/sqlite/sqlite_check.cc): whether `serve` could use the database at
+// options.db: a missing file whose directory lets serve create it; or an
+// existing SQLite file this user can read and write, in a directory where
+// SQLite can keep its -wal and -shm files, of the schema version this
+// sessiond supports or older, whose write lock can be taken within the busy
+// timeout. Appends one message per problem to `problems`, and what serve
+// would do to a good file (create it, migrate it) to `notes`. Never throws.
+void CheckSqliteFile(const StoreOptions& options, std::vector<std::string>& problems,
+                     std::vector<std::string>& notes);
 
 // The same store for the operator's commands; `read_only` for those that only look.
 std::unique_ptr<SessionAdmin> OpenAdmin(const StoreOptions& options, bool read_only);

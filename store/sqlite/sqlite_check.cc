@@ -1,4 +1,5 @@
-#include "store/sqlite/sqlite_check.h"
+// What serve --test checks of a SQLite file (the contract: store/open.h).
+#include "store/open.h"
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -6,6 +7,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "store/sqlite/sqlite_backend.h"
 #include "store/sqlite/sqlite_db.h"
 
 namespace sessiond {
