@@ -1,8 +1,9 @@
 #!/bin/bash
 # The demo itself (scripts/demo, what `make run` runs), as the README tells a
 # newcomer to use it: it serves on PORT, a login survives kill -9 of its
-# sessiond (the demo starts another), and Ctrl-C (SIGINT) stops nginx and
-# sessiond and exits 0. With its port taken by another web server it says
+# sessiond (the demo starts another), a second demo on the same state
+# directory is refused without touching it, and Ctrl-C (SIGINT) stops nginx
+# and sessiond and exits 0. With its port taken by another web server it says
 # so, exits non-zero, prints no banner, and leaves nothing running.
 . "$SESSIOND_SRC/tests/e2e/lib.sh"
 DEMO="$SESSIOND_SRC/scripts/demo"
@@ -93,6 +94,20 @@ SECOND=$(sed -n 's/^sessiond pid \([0-9]*\)$/\1/p' "$D1.err")
 get /home
 expect_status 200 "home after kill -9 of sessiond"
 expect_body "ann" "still logged in after kill -9 of sessiond"
+
+# A second demo on the same state directory and port (make run again while
+# one runs): it says the first runs, exits non-zero, and leaves it serving
+# (it used to remove the first one's socket: every page a 502).
+DEMO_DIR=$D1 PORT=$PORT1 timeout 60 "$DEMO" "$SESSIOND" >"$DIR/again.out" 2>"$DIR/again.err"
+status=$?
+[ "$status" != 0 ] && [ "$status" != 124 ] || fail "a second demo exited $status: $(cat "$DIR/again.out" "$DIR/again.err")"
+grep -q "already running on http://127.0.0.1:$PORT1/" "$DIR/again.err" ||
+  fail "a second demo did not say the first runs: $(cat "$DIR/again.err")"
+! grep -q "sessiond demo: http" "$DIR/again.out" || fail "a second demo printed a banner"
+[ -S "$D1/sessiond.sock" ] || fail "a second demo removed the first one's socket"
+get /home
+expect_status 200 "home after a second demo was refused"
+expect_body "ann" "still logged in after a second demo was refused"
 
 kill -INT "$DEMO_PID"
 wait_exit "$DEMO_PID"
