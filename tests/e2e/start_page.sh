@@ -1,6 +1,6 @@
 #!/bin/bash
-# / through nginx/sessiond.conf is the start page: the page named index (the
-# demo's sends the browser to /home). A request that names a directory (the
+# / through nginx/sessiond.conf (and apache/sessiond.conf) is the start page:
+# the page named index (the demo's sends the browser to /home). A request that names a directory (the
 # pages directory itself, as / did before the snippet had `location = /`, or
 # one below it) is a plain 404 logged as "no page", not as a page outside
 # the pages root or a file that cannot run.
@@ -31,4 +31,16 @@ for path in /root-itself /sub/ /sub; do
   grep -q "^sessiond: 404 GET $path: no page " "$DIR/a.log" || fail "$path: no 'no page' line"
 done
 ! grep -E "outside the pages root|not an executable file" "$DIR/a.log" || fail "a directory was logged as more than no page"
+
+# The same through apache/sessiond.conf (DirectoryIndex index).
+stack_kill TERM "$STACK_NGINX_PID" || fail "nginx did not stop"
+STACK_PORT=""
+stack_apache "$PAGES" "unix:$DIR/a.sock" || fail "apache did not start"
+get /
+expect_status 303 "/ through Apache"
+expect_eq "$(header Location)" "/home" "where / sends the browser through Apache"
+: >"$DIR/a.log"
+get /sub/
+expect_status 404 "/sub/ through Apache"
+grep -q "^sessiond: 404 GET /sub/: no page " "$DIR/a.log" || fail "/sub/ through Apache: no 'no page' line"
 exit 0
