@@ -174,6 +174,14 @@ std::string Suggestion(const std::string& typed, const std::vector<std::string>&
   return best.empty() ? std::string() : " (did you mean " + best + "?)";
 }
 
+// The long names of `app`'s own options, each after `prefix`.
+std::vector<std::string> OptionNames(const CLI::App& app, const std::string& prefix) {
+  std::vector<std::string> names;
+  for (const CLI::Option* o : app.get_options())
+    for (const std::string& l : o->get_lnames()) names.push_back(prefix + l);
+  return names;
+}
+
 // What went wrong when CLI11 was left with arguments it could not place (its
 // own message would name a required option instead, as it checks those
 // first): an option no one has, or a word that is not a command, named, with
@@ -188,11 +196,9 @@ std::string UnknownArgument(const CLI::App& app) {
   // Without a command, a first word that is no option was meant as one.
   if (option != left.end() && (command || is_option(left.front()))) {
     std::string name = option->substr(0, option->find('='));
-    std::vector<std::string> names;
-    for (const CLI::App* a : {&app, command})
-      if (a)
-        for (const CLI::Option* o : a->get_options())
-          for (const std::string& l : o->get_lnames()) names.push_back("--" + l);
+    std::vector<std::string> names = OptionNames(app, "--");
+    if (command)
+      for (std::string& n : OptionNames(*command, "--")) names.push_back(std::move(n));
     return "sessiond" + (command ? " " + command->get_name() : std::string()) + ": unknown option " + name +
            Suggestion(name, names);
   }
@@ -369,9 +375,11 @@ int main(int argc, char** argv) {
     // CLI11 reports a key of the config file it does not know as a failure to
     // parse it: say what it is.
     std::size_t at = what.find("not able to parse ");
-    if (at != std::string::npos)
-      std::cerr << "sessiond: unknown option in the config file: " << what.substr(at + 18) << '\n';
-    else
+    if (at != std::string::npos) {
+      std::string key = what.substr(at + 18);  // [serve] pagse: "serve.pagse"
+      std::cerr << "sessiond: unknown option in the config file: " << key
+                << Suggestion(key.substr(key.rfind('.') + 1), OptionNames(*serve, "")) << '\n';
+    } else
       std::cerr << Redact(UnknownArgument(app).empty() ? "sessiond: " + what : UnknownArgument(app))
                 << "\n(sessiond --help lists the commands, sessiond COMMAND --help their options)\n";
     return kUsage;

@@ -1,6 +1,6 @@
 #!/bin/bash
-# A mistyped option or command is named in the message, with the closest real
-# name when there is one, and exits 2 (a usage error) with nothing started;
+# A mistyped option or command (or option in the config file) is named in the
+# message, with the closest real name when there is one, and exits 2 (a usage error) with nothing started;
 # a required option that is really missing is still said to be required.
 . "$SESSIOND_SRC/tests/e2e/lib.sh"
 
@@ -19,6 +19,9 @@ says "sessiond serve: unknown option --pagse (did you mean --pages?)" serve --li
 says "sessiond serve: unknown option --pagse (did you mean --pages?)" serve --listen "$SOCK" --db "$DB" --pagse="$PAGES"
 says "sessiond: 'serv' is not a command (did you mean serve?)" serv --listen "$SOCK" --db "$DB" --pages "$PAGES"
 says "sessiond list: unknown option --bd (did you mean --db?)" list --bd "$DB"
+printf '[serve]\npagse = "%s"\n' "$PAGES" >"$DIR/typo.ini"
+says "sessiond: unknown option in the config file: serve.pagse (did you mean pages?)" \
+  serve --listen "$SOCK" --db "$DB" --config "$DIR/typo.ini"
 # Nothing close: named, no guess.
 says "sessiond serve: unknown option --frobnicate" serve --listen "$SOCK" --db "$DB" --pages "$PAGES" --frobnicate
 says "sessiond: 'frobnicate' is not a command" frobnicate
