@@ -72,7 +72,8 @@ void AddServeOptions(CLI::App& serve, Config& c, Durations& d, std::string& sock
   serve.add_option("--user", c.user, "Run pages as this user (needs root)");
   serve.add_option("--group", c.group, "Run pages with this group (default: the user's)");
   serve.add_flag("--allow-root", c.allow_root, "Let pages run as root when sessiond runs as root without --user");
-  serve.add_option("--log-file", c.log_file, "Append the log here instead of stderr; SIGHUP reopens it");
+  serve.add_option("--log-file", c.log_file,
+                   "Append the log here instead of stderr, each line after the time (UTC); SIGHUP reopens it");
 
   serve.add_option("--workers", c.server.workers, "Requests (pages) served at once")
       ->capture_default_str()->check(CLI::Range(1, 1024));
