@@ -292,7 +292,8 @@ TEST_CASE("lines in a log file start with the time in UTC", "[log]") {
   const char* end = ::strptime(line.c_str(), "%Y-%m-%dT%H:%M:%S", &tm);
   REQUIRE(end == line.c_str() + 19);
   CHECK(line[19] == '.');
-  CHECK(std::all_of(line.begin() + 20, line.begin() + 23, [](char c) { return std::isdigit(static_cast<unsigned char>(c)); }));
+  CHECK(std::all_of(line.begin() + 20, line.begin() + 23,
+                    [](char c) { return std::isdigit(static_cast<unsigned char>(c)); }));
   CHECK(line[23] == 'Z');
   const std::time_t logged = ::timegm(&tm);
   CHECK(logged >= before);
