@@ -381,9 +381,11 @@ int main(int argc, char** argv) {
       std::string key = what.substr(at + 18);  // [serve] pagse: "serve.pagse"
       std::cerr << "sessiond: unknown option in the config file: " << key
                 << Suggestion(key.substr(key.rfind('.') + 1), OptionNames(*serve, "")) << '\n';
-    } else
-      std::cerr << Redact(UnknownArgument(app).empty() ? "sessiond: " + what : UnknownArgument(app))
+    } else {
+      std::string unknown = UnknownArgument(app);
+      std::cerr << Redact(unknown.empty() ? "sessiond: " + what : unknown)
                 << "\n(sessiond --help lists the commands, sessiond COMMAND --help their options)\n";
+    }
     return kUsage;
   }
   // The password --db may carry is masked wherever sessiond prints it, and
