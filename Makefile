@@ -21,7 +21,7 @@ define cmake_build
 	    printf "building %s/ (%s jobs, log %s/build.log):", tree, $(JOBS), tree; said = 1 } \
 	  /^\[ *[0-9]+%\]/ && said { \
 	    pct = substr($$0, 2, index($$0, "%") - 2) + 0; \
-	    while (pct >= shown + 25 && shown < 100) { shown += 25; printf " %d%%", shown } \
+	    while (pct >= shown + 10 && shown < 100) { shown += 10; printf " %d%%", shown } \
 	    fflush() } \
 	  END { close(tree "/build.log"); \
 	    if (said) { "date +%s" | getline now; printf "%s\n", status ? " failed" : sprintf(", done in %ds", now - start) } \
