@@ -5,16 +5,35 @@ JOBS  ?= $(shell nproc)
 PORT  ?= 8080
 PREFIX ?= /usr/local
 
-# Configures and builds tree $(1) with cmake flags $(2); quiet unless it fails.
+# Configures and builds tree $(1) with cmake flags $(2). What cmake says goes
+# to $(1)/build.log, shown whole when it fails. The terminal gets one short
+# line of what is being done when there is something to do (the first build
+# takes minutes): configuring a new tree, how far the build is; nothing when
+# everything is built already.
 define cmake_build
 	@mkdir -p $(1)
-	@{ cmake -S . -B $(1) $(2) && cmake --build $(1) -j $(JOBS); } >$(1)/build.log 2>&1 \
+	@[ -f $(1)/CMakeCache.txt ] || echo "configuring $(1)/ (cmake)"
+	@cmake -S . -B $(1) $(2) >$(1)/build.log 2>&1 || { cat $(1)/build.log; exit 1; }
+	@{ cmake --build $(1) -j $(JOBS) 2>&1; echo "cmake-build-exit $$?"; } | awk -v tree=$(1) -v start=$$(date +%s) '\
+	  $$1 == "cmake-build-exit" { status = $$2; next } \
+	  { print >> (tree "/build.log") } \
+	  /^\[ *[0-9]+%\] (Building|Linking)/ && !said { \
+	    printf "building %s/ (%s jobs, log %s/build.log):", tree, $(JOBS), tree; said = 1 } \
+	  /^\[ *[0-9]+%\]/ && said { \
+	    pct = substr($$0, 2, index($$0, "%") - 2) + 0; \
+	    while (pct >= shown + 10 && shown < 100) { shown += 10; printf " %d%%", shown } \
+	    fflush() } \
+	  END { close(tree "/build.log"); \
+	    if (said) { "date +%s" | getline now; printf "%s\n", status ? " failed" : sprintf(", done in %ds", now - start) } \
+	    exit status }' \
 	  || { cat $(1)/build.log; exit 1; }
 endef
-# Runs ctest in tree $(1): the summary on success, everything on failure.
+# Runs ctest in tree $(1): what it runs, then the summary on success, or
+# everything on failure.
 define ctest_quiet
-	@cd $(1) && { ctest -j $(JOBS) --output-on-failure $(CTEST_ARGS) >ctest.log 2>&1 \
-	  && { echo "$(1):"; grep -E "tests passed" ctest.log; } || { cat ctest.log; exit 1; }; }
+	@cd $(1) && printf 'testing %s/ (%s tests, %s at once)... ' $(1) "$$(ctest -N $(CTEST_ARGS) | sed -n 's/^Total Tests: //p')" $(JOBS) \
+	  && { ctest -j $(JOBS) --output-on-failure $(CTEST_ARGS) >ctest.log 2>&1 \
+	  && grep -E "tests passed" ctest.log || { echo; cat ctest.log; exit 1; }; }
 endef
 
 .PHONY: all deps build build-asan test unit e2e run run-php install bench fuzz clean

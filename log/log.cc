@@ -10,11 +10,14 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
+#include <ctime>
 #include <mutex>
 #include <stdexcept>
 #include <system_error>
@@ -25,6 +28,25 @@ namespace {
 
 std::mutex reopen_mutex;  // serialises LogToFile and ReopenLog
 std::string log_path;     // guarded by reopen_mutex; empty: stderr as inherited
+// Set once the log goes to a file of its own: its lines carry the time, which
+// on stderr the journal (or whatever reads it) adds.
+std::atomic<bool> to_file{false};
+
+// "2026-12-07T20:35:54.123Z " (UTC, milliseconds) when the log is a file;
+// nothing on stderr.
+std::string Stamp() {
+  if (!to_file.load(std::memory_order_relaxed)) return {};
+  using namespace std::chrono;
+  const auto now = system_clock::now();
+  const std::time_t seconds = system_clock::to_time_t(now);
+  const auto millis = duration_cast<milliseconds>(now.time_since_epoch()).count() % 1000;
+  std::tm utc;
+  ::gmtime_r(&seconds, &utc);
+  char buf[32];
+  const std::size_t n = std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &utc);
+  std::snprintf(buf + n, sizeof buf - n, ".%03dZ ", static_cast<int>(millis));
+  return buf;
+}
 
 // Puts the file at `path` behind fd 2. dup2 swaps it atomically: a line being
 // written at that moment lands in the old file or the new one, and no thread
@@ -191,7 +213,7 @@ struct Writer {
   pid_t pid = 0;                           // the process the thread runs in
 
   static std::string Notice(std::uint64_t n, const std::string& why) {
-    return "sessiond: " + std::to_string(n) + " log lines dropped: " + why + "\n";
+    return Stamp() + "sessiond: " + std::to_string(n) + " log lines dropped: " + why + "\n";
   }
 
   void Run() {
@@ -276,7 +298,7 @@ Writer* TheWriter() {
 }  // namespace
 
 void LogLine(std::string_view message) {
-  std::string line = "sessiond: " + EscapeForLog(Redact(message)) + '\n';
+  std::string line = Stamp() + "sessiond: " + EscapeForLog(Redact(message)) + '\n';
   Writer* w = TheWriter();
   if (!w || w->pid != ::getpid()) {  // no writer thread, or a forked child
     WriteLines(2, line);
@@ -304,6 +326,7 @@ void LogToFile(const std::string& path) {
   if (!OpenAsStderr(path))
     throw std::runtime_error("cannot open log file " + path + ": " + std::strerror(errno));
   log_path = path;
+  to_file = true;
 }
 
 bool ReopenLog() {

@@ -16,7 +16,9 @@
 #include <iostream>
 #include <map>
 #include <memory>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include "commands/commands.h"
 #include "log/log.h"
@@ -70,7 +72,8 @@ void AddServeOptions(CLI::App& serve, Config& c, Durations& d, std::string& sock
   serve.add_option("--user", c.user, "Run pages as this user (needs root)");
   serve.add_option("--group", c.group, "Run pages with this group (default: the user's)");
   serve.add_flag("--allow-root", c.allow_root, "Let pages run as root when sessiond runs as root without --user");
-  serve.add_option("--log-file", c.log_file, "Append the log here instead of stderr; SIGHUP reopens it");
+  serve.add_option("--log-file", c.log_file,
+                   "Append the log here instead of stderr, each line after the time (UTC); SIGHUP reopens it");
 
   serve.add_option("--workers", c.server.workers, "Requests (pages) served at once")
       ->capture_default_str()->check(CLI::Range(1, 1024));
@@ -141,6 +144,71 @@ void AddServeOptions(CLI::App& serve, Config& c, Durations& d, std::string& sock
 
   serve.add_option("--status-path", c.status_path,
                    "Answer requests for this path (/sessiond-status) with metrics in Prometheus text format");
+}
+
+// Edits (insertions, deletions, substitutions, swaps of neighbours) from
+// `a` to `b`: how far a typed name is from a real one.
+std::size_t Distance(const std::string& a, const std::string& b) {
+  std::vector<std::vector<std::size_t>> d(a.size() + 1, std::vector<std::size_t>(b.size() + 1));
+  for (std::size_t i = 0; i <= a.size(); ++i) d[i][0] = i;
+  for (std::size_t j = 0; j <= b.size(); ++j) d[0][j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i)
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] != b[j - 1])});
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1])
+        d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+    }
+  return d[a.size()][b.size()];
+}
+
+// " (did you mean X?)" for the one of `names` closest to `typed` (a typo, or
+// the start of a name), or nothing when none is close.
+std::string Suggestion(const std::string& typed, const std::vector<std::string>& names) {
+  auto bare = [](const std::string& s) { return s.substr(std::min(s.find_first_not_of('-'), s.size())); };
+  const std::string t = bare(typed);
+  std::string best;
+  std::size_t best_distance = std::clamp<std::size_t>(t.size() / 3, 1, 2) + 1;
+  for (const std::string& name : names) {
+    const std::string n = bare(name);
+    std::size_t d = t.size() >= 3 && n.rfind(t, 0) == 0 ? 1 : Distance(t, n);
+    if (d < best_distance) best = name, best_distance = d;
+  }
+  return best.empty() ? std::string() : " (did you mean " + best + "?)";
+}
+
+// The long names of `app`'s own options, each after `prefix`.
+std::vector<std::string> OptionNames(const CLI::App& app, const std::string& prefix) {
+  std::vector<std::string> names;
+  for (const CLI::Option* o : app.get_options())
+    for (const std::string& l : o->get_lnames()) names.push_back(prefix + l);
+  return names;
+}
+
+// What went wrong when CLI11 was left with arguments it could not place (its
+// own message would name a required option instead, as it checks those
+// first): an option no one has, or a word that is not a command, named, with
+// the closest real name, as the line to print. Empty when every argument
+// was understood.
+std::string UnknownArgument(const CLI::App& app) {
+  std::vector<std::string> left = app.remaining(true);
+  if (left.empty()) return {};
+  const CLI::App* command = app.get_subcommands().empty() ? nullptr : app.get_subcommands().front();
+  auto is_option = [](const std::string& a) { return a.size() > 1 && a[0] == '-'; };
+  auto option = std::find_if(left.begin(), left.end(), is_option);
+  // Without a command, a first word that is no option was meant as one.
+  if (option != left.end() && (command || is_option(left.front()))) {
+    std::string name = option->substr(0, option->find('='));
+    std::vector<std::string> names = OptionNames(app, "--");
+    if (command)
+      for (std::string& n : OptionNames(*command, "--")) names.push_back(std::move(n));
+    return "sessiond" + (command ? " " + command->get_name() : std::string()) + ": unknown option " + name +
+           Suggestion(name, names);
+  }
+  if (command) return "sessiond " + command->get_name() + ": unexpected argument '" + left.front() + "'";
+  std::vector<std::string> commands;
+  for (const CLI::App* sub : app.get_subcommands([](const CLI::App*) { return true; }))
+    commands.push_back(sub->get_name());
+  return "sessiond: '" + left.front() + "' is not a command" + Suggestion(left.front(), commands);
 }
 
 std::chrono::milliseconds Millis(double seconds) {
@@ -309,11 +377,15 @@ int main(int argc, char** argv) {
     // CLI11 reports a key of the config file it does not know as a failure to
     // parse it: say what it is.
     std::size_t at = what.find("not able to parse ");
-    if (at != std::string::npos)
-      std::cerr << "sessiond: unknown option in the config file: " << what.substr(at + 18) << '\n';
-    else
-      std::cerr << "sessiond: " << Redact(what)
+    if (at != std::string::npos) {
+      std::string key = what.substr(at + 18);  // [serve] pagse: "serve.pagse"
+      std::cerr << "sessiond: unknown option in the config file: " << key
+                << Suggestion(key.substr(key.rfind('.') + 1), OptionNames(*serve, "")) << '\n';
+    } else {
+      std::string unknown = UnknownArgument(app);
+      std::cerr << Redact(unknown.empty() ? "sessiond: " + what : unknown)
                 << "\n(sessiond --help lists the commands, sessiond COMMAND --help their options)\n";
+    }
     return kUsage;
   }
   // The password --db may carry is masked wherever sessiond prints it, and

@@ -215,7 +215,7 @@ stack_apache() {
     STACK_APACHE_PID=$!
     STACK_PIDS="$STACK_PIDS $STACK_APACHE_PID"
     if stack_wait_for "$STACK_APACHE_PID" \
-        curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$STACK_PORT/"; then
+        curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$STACK_PORT/favicon.ico"; then
       return 0
     fi
     wait "$STACK_APACHE_PID" 2>/dev/null
@@ -228,9 +228,11 @@ stack_apache() {
   done
 }
 
+# A file the web server serves itself: / is a page (index), which would reach
+# sessiond (and start one that waits for socket activation).
 _stack_nginx_up() {
   [ "$(cat "$STACK_DIR/nginx.pid" 2>/dev/null)" = "$STACK_NGINX_PID" ] &&
-    curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$STACK_PORT/"
+    curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$STACK_PORT/favicon.ico"
 }
 
 stack_kill() {

@@ -4,12 +4,15 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <catch2/catch.hpp>
+#include <cctype>
 #include <chrono>
 #include <cstring>
+#include <ctime>
 #include <future>
 #include <string>
 #include <vector>
@@ -251,4 +254,48 @@ TEST_CASE("a password on the command line is hidden from ps", "[log][redact]") {
   layout({"sessiond", "serve", "--db", "/var/lib/sessiond/sessions.db"}, area, argv);
   CHECK_FALSE(HideSecretsInArgv(static_cast<int>(argv.size()), argv.data()));
   CHECK(shown(area) == "sessiond serve --db /var/lib/sessiond/sessions.db");
+}
+
+// A log file has no journal to stamp its lines: each carries the time it was
+// logged, in UTC, ISO 8601 to the millisecond. In a child process, so this
+// process's log stays on stderr, unstamped, for the other cases.
+TEST_CASE("lines in a log file start with the time in UTC", "[log]") {
+  char dir[] = "/tmp/sessiond-log-test.XXXXXX";
+  REQUIRE(::mkdtemp(dir));
+  const std::string path = std::string(dir) + "/log";
+  const std::time_t before = std::time(nullptr);
+  pid_t child = ::fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    LogToFile(path);
+    LogLine("stamped");
+    ::_exit(0);
+  }
+  int status = 0;
+  REQUIRE(::waitpid(child, &status, 0) == child);
+  const std::time_t after = std::time(nullptr);
+  REQUIRE(WIFEXITED(status));
+  char buf[256] = {};
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  REQUIRE(fd >= 0);
+  const ssize_t n = ::read(fd, buf, sizeof buf - 1);
+  ::close(fd);
+  ::unlink(path.c_str());
+  ::rmdir(dir);
+  const std::string line(buf, static_cast<std::size_t>(std::max<ssize_t>(n, 0)));
+  INFO(line);
+  REQUIRE(line.size() == 24 + 19);
+  CHECK(line.substr(24) == " sessiond: stamped\n");
+  // 2026-12-07T20:35:54.123Z: the fields in place, and a time between the
+  // moments before and after the child wrote it.
+  std::tm tm{};
+  const char* end = ::strptime(line.c_str(), "%Y-%m-%dT%H:%M:%S", &tm);
+  REQUIRE(end == line.c_str() + 19);
+  CHECK(line[19] == '.');
+  CHECK(std::all_of(line.begin() + 20, line.begin() + 23,
+                    [](char c) { return std::isdigit(static_cast<unsigned char>(c)); }));
+  CHECK(line[23] == 'Z');
+  const std::time_t logged = ::timegm(&tm);
+  CHECK(logged >= before);
+  CHECK(logged <= after);
 }

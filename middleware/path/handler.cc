@@ -224,8 +224,9 @@ Handler::Page Handler::ResolvePage(const Request& request) const {
     rest.insert(0, candidate, slash, std::string::npos);
     candidate.resize(slash);
   }
-  // Extra path below a directory (the pages root included): there is no page.
-  if (!rest.empty() && S_ISDIR(st.st_mode)) throw HttpError(404, "no page " + std::string(name));
+  // A directory (the pages root itself: "/" without a `location = /`), or
+  // extra path below one: there is no page.
+  if (S_ISDIR(st.st_mode)) throw HttpError(404, "no page " + std::string(name));
   char resolved[PATH_MAX];
   if (!::realpath(candidate.c_str(), resolved)) throw HttpError(404, "no page " + std::string(name));
   std::string page = resolved;

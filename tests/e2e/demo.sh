@@ -1,8 +1,9 @@
 #!/bin/bash
 # The demo itself (scripts/demo, what `make run` runs), as the README tells a
 # newcomer to use it: it serves on PORT, a login survives kill -9 of its
-# sessiond (the demo starts another), and Ctrl-C (SIGINT) stops nginx and
-# sessiond and exits 0. With its port taken by another web server it says
+# sessiond (the demo starts another), a second demo on the same state
+# directory is refused without touching it (also when only the first one's
+# sessiond is left), and Ctrl-C (SIGINT) stops nginx and sessiond and exits 0. With its port taken by another web server it says
 # so, exits non-zero, prints no banner, and leaves nothing running.
 . "$SESSIOND_SRC/tests/e2e/lib.sh"
 DEMO="$SESSIOND_SRC/scripts/demo"
@@ -94,6 +95,20 @@ get /home
 expect_status 200 "home after kill -9 of sessiond"
 expect_body "ann" "still logged in after kill -9 of sessiond"
 
+# A second demo on the same state directory and port (make run again while
+# one runs): it says the first runs, exits non-zero, and leaves it serving
+# (it used to remove the first one's socket: every page a 502).
+DEMO_DIR=$D1 PORT=$PORT1 timeout 60 "$DEMO" "$SESSIOND" >"$DIR/again.out" 2>"$DIR/again.err"
+status=$?
+[ "$status" != 0 ] && [ "$status" != 124 ] || fail "a second demo exited $status: $(cat "$DIR/again.out" "$DIR/again.err")"
+grep -q "already running on http://127.0.0.1:$PORT1/" "$DIR/again.err" ||
+  fail "a second demo did not say the first runs: $(cat "$DIR/again.err")"
+! grep -q "sessiond demo: http" "$DIR/again.out" || fail "a second demo printed a banner"
+[ -S "$D1/sessiond.sock" ] || fail "a second demo removed the first one's socket"
+get /home
+expect_status 200 "home after a second demo was refused"
+expect_body "ann" "still logged in after a second demo was refused"
+
 kill -INT "$DEMO_PID"
 wait_exit "$DEMO_PID"
 status=$?
@@ -121,4 +136,28 @@ nothing_left "$D2" "with the port taken"
 [ ! -e "$D2/sessiond.sock" ] || fail "sessiond's socket is left after the demo failed"
 alive "$OTHER" || fail "the other web server died"
 stack_kill TERM "$OTHER"
+
+# --- A demo whose script was killed (kill -9) left its sessiond and nginx
+# running: a new demo on that state directory says so and leaves them be.
+D3="$DIR/demo3"
+PORT3=$(free_port) || fail "no free port"
+start_demo "$D3" "$PORT3"
+stack_wait_for "$DEMO_PID" grep -q "^sessiond demo: http://127.0.0.1:$PORT3/" "$D3.out" ||
+  fail "the third demo printed no banner: $(demo_log "$D3")"
+LEFT=$(sed -n 's/^  sessiond pid \([0-9]*\) .*/\1/p' "$D3.out")
+NGINX=$(cat "$D3/nginx.pid")
+kill -KILL "$DEMO_PID"
+wait_exit "$DEMO_PID"
+PORT4=$(free_port) || fail "no free port"
+DEMO_DIR=$D3 PORT=$PORT4 timeout 60 "$DEMO" "$SESSIOND" >"$DIR/again.out" 2>"$DIR/again.err"
+status=$?
+[ "$status" != 0 ] && [ "$status" != 124 ] || fail "a demo beside a left sessiond exited $status: $(cat "$DIR/again.err")"
+grep -q "already running on http://127.0.0.1:$PORT3/ (its sessiond listens" "$DIR/again.err" ||
+  fail "a demo beside a left sessiond did not say it runs: $(cat "$DIR/again.err")"
+STACK_PORT=$PORT3
+get /home
+expect_status 200 "home through the left demo"
+kill -TERM "$LEFT" "$NGINX"
+for i in $(seq 500); do { alive "$LEFT" || alive "$NGINX"; } || break; sleep 0.02; done
+nothing_left "$D3" "after stopping what the killed demo left" "$LEFT" "$NGINX"
 exit 0

@@ -38,8 +38,12 @@ expect_status 404 "a missing page once the disk has room again"
 stack_kill TERM "$A" || fail "sessiond did not stop cleanly"
 
 [ -z "$(tail -c 1 "$LOG")" ] || fail "the log ends inside a line: $(tail -c 200 "$LOG")"
-bad=$(grep -v '^sessiond: ' "$LOG" | head -n 3)
+# Each line: the time it was logged (UTC), then the line as on stderr.
+T='[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z '
+bad=$(grep -Ev "^${T}sessiond: " "$LOG" | head -n 3)
 [ -z "$bad" ] || fail "log lines not in the documented format (torn?): $bad"
+sed -E "s/^$T//" "$LOG" >"$DIR/lines"
+LOG="$DIR/lines"
 bad=$(grep '^sessiond: 404 ' "$LOG" | grep -Ev '^sessiond: 404 GET /(no-such-page-[0-9a-z]+): no page .*/\1$' | head -n 3)
 [ -z "$bad" ] || fail "a line torn or run together: $bad"
 kept=$(grep -c '^sessiond: 404 GET /no-such-page-[0-9]*: ' "$LOG")
