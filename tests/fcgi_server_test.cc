@@ -523,3 +523,38 @@ TEST_CASE("nothing beside the socket path is replaced while it is set up", "[ser
   Client c(s.sock);
   CHECK(c.Request({"REQUEST_URI=/x"}).status() == 200);
 }
+
+TEST_CASE("a unix socket a running server holds is a settings error, and stays in place", "[server]") {
+  Server s;
+  s.Start(Echo);
+  struct stat before;
+  REQUIRE(::stat(s.sock.c_str(), &before) == 0);
+  CHECK_THROWS_AS(FcgiServer(s.options), BadSetting);
+  CHECK_THROWS_WITH(FcgiServer(s.options), Catch::Contains(s.sock + " is in use by a running server"));
+  struct stat after;
+  REQUIRE(::stat(s.sock.c_str(), &after) == 0);
+  CHECK(after.st_ino == before.st_ino);
+  Client c(s.sock);
+  CHECK(c.Request({"REQUEST_URI=/still"}).out.find("/still") != std::string::npos);
+  // serve --test says so, and that is no settings error.
+  std::vector<std::string> notes = ListenNotes(s.options);
+  REQUIRE(notes.size() == 1);
+  CHECK_THAT(notes[0], Catch::Contains("is in use by a running server"));
+  CHECK_NOTHROW(CheckListenAddress(s.options.listen));
+}
+
+TEST_CASE("a stale socket, where nobody listens, is replaced", "[server]") {
+  Server s;
+  {
+    int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::memcpy(addr.sun_path, s.sock.c_str(), s.sock.size() + 1);
+    REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+    ::close(fd);  // a sessiond killed -9 leaves this behind
+  }
+  CHECK(ListenNotes(s.options).empty());
+  s.Start(Echo);
+  Client c(s.sock);
+  CHECK(c.Request({"REQUEST_URI=/new"}).out.find("/new") != std::string::npos);
+}

@@ -51,8 +51,12 @@ bool ServerListensOn(const std::string& path, int& err) {
   return rc == 0;
 }
 
+std::string InUse(const std::string& path) { return path + " is in use by a running server"; }
+
 // A path that holds nothing, or a socket nobody answers on (left by a
-// sessiond that was killed), may be taken; anything else is refused.
+// sessiond that was killed), may be taken; a live socket is a settings error
+// (another sessiond serves there: replacing it would cut it off from its web
+// server); anything else is refused.
 void CheckUnixPath(const std::string& path) {
   struct stat st;
   if (::lstat(path.c_str(), &st) != 0) {
@@ -63,7 +67,8 @@ void CheckUnixPath(const std::string& path) {
     throw std::runtime_error(path + " exists and is not a socket: refusing to replace it");
   int err = 0;
   if (ServerListensOn(path, err))
-    throw std::runtime_error("another server is listening on " + path);
+    throw BadSetting(InUse(path) + " (another server is listening on it): left in place; stop that server first, "
+                     "or give another --listen path");
   if (err != 0) {
     errno = err;
     ThrowSystemError("cannot check " + path);
@@ -197,6 +202,17 @@ void CheckListenAddress(const std::string& listen) {
     throw BadSetting("--listen " + listen + ": cannot create the socket in " + dir + ": " + std::strerror(errno));
   if (::lstat(path.c_str(), &st) == 0 && !S_ISSOCK(st.st_mode))
     throw BadSetting("--listen " + listen + ": " + path + " exists and is not a socket; serve refuses to replace it");
+}
+
+std::vector<std::string> ListenNotes(const ServerOptions& options) {
+  std::vector<std::string> notes;
+  std::string why;
+  std::optional<Address> a = ParseAddress(options.listen, why);
+  int err = 0;
+  struct stat st;
+  if (a && a->is_unix && ::lstat(a->path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode) && ServerListensOn(a->path, err))
+    notes.push_back(InUse(a->path) + ": serve would exit 2 while it runs (stop it first, as a restart does)");
+  return notes;
 }
 
 Listener::Listener(const ServerOptions& options) {

@@ -30,19 +30,24 @@ namespace sessiond {
 // well-formed address (a host that resolves, a port in range), or a unix
 // socket path that fits, in a directory that exists and can be written to,
 // and that holds nothing or a socket. A path where a server listens now is
-// fine: the check is for settings, not for a free address. Empty (inherited)
-// is fine too.
+// no settings error (ListenNotes says so). Empty (inherited) is fine too.
 // Throws BadSetting with the reason.
 void CheckListenAddress(const std::string& listen);
+
+// What serve would say at start about the listening socket that is no
+// settings error, for `serve --test`: a unix PATH a running server holds now
+// (serve would exit 2 while it runs).
+std::vector<std::string> ListenNotes(const ServerOptions& options);
 
 class Listener {
  public:
   // Opens (or takes over) the listening socket, non-blocking and
-  // close-on-exec. Throws BadSetting for a malformed address, more than one
-  // socket from systemd, or an inherited descriptor that is not a listening
-  // socket; std::runtime_error when the socket cannot be had (a path that is
-  // not a socket or where another server listens, a port in use, no
-  // permission).
+  // close-on-exec. Throws BadSetting for a malformed address, a unix path a
+  // running server holds ("PATH is in use by a running server"), more than
+  // one socket from systemd, or an
+  // inherited descriptor that is not a listening socket;
+  // std::runtime_error when the socket cannot be had otherwise (a path that
+  // is not a socket, a port in use, no permission).
   explicit Listener(const ServerOptions& options);
   ~Listener() { Close(); }
   Listener(const Listener&) = delete;

@@ -31,7 +31,8 @@ struct ServerOptions {
   std::string temp_dir = "/tmp";                   // where such files are made (O_TMPFILE)
 };
 
-// A setting that cannot work (a malformed --listen, a port out of range).
+// A setting that cannot work (a malformed --listen, a port out of range, a
+// socket path a running server holds).
 class BadSetting : public std::invalid_argument {
   using std::invalid_argument::invalid_argument;
 };
