@@ -66,6 +66,9 @@ struct Durations {
 void AddServeOptions(CLI::App& serve, Config& c, Durations& d, std::string& socket_mode) {
   serve.add_option("--listen", c.server.listen, "unix:PATH or HOST:PORT (:PORT is 127.0.0.1); default: the socket on fd 0");
   serve.add_option("--socket-mode", socket_mode, "Permissions of the unix socket (octal)")->capture_default_str();
+  serve.add_option("--socket-owner", c.server.socket_owner, "Owner of the unix socket (a user; needs root)");
+  serve.add_option("--socket-group", c.server.socket_group,
+                   "Group of the unix socket: the web server's (www-data), so it can connect with mode 0660");
   serve.add_option("--db", c.store.db, "SQLite database file (created 0600)")->required();
   serve.add_option("--pages", c.pages, "Directory of the page scripts")->required()->check(CLI::ExistingDirectory);
   serve.add_option("--user", c.user, "Run pages as this user (needs root)");
@@ -312,6 +315,11 @@ int main(int argc, char** argv) {
   if (socket_mode.empty() || *end != '\0' || mode > 0777)
     errors.push_back("--socket-mode must be octal permissions, like 0660");
   config.server.socket_mode = static_cast<unsigned>(mode);
+  try {
+    ResolveSocketOwnership(config.server);  // the Listener applies it; a name that is not there fails now
+  } catch (const BadSetting& e) {
+    errors.push_back(e.what());
+  }
   AppRunners apps;
   try {
     apps = MakeApps(config);

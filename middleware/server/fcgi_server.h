@@ -11,7 +11,7 @@
 //
 // The parts, one file each in middleware/server/:
 //   options.h     what the server is given (ServerOptions), BadSetting
-//   listener.h    the listening socket: unix, TCP, inherited (systemd, fd 0)
+//   listener.h    the listening socket: unix (owner, group, mode), TCP, inherited
 //   event_loop.h  accepting connections, receiving requests, the flood eviction
 //   connection.h  one connection, and the request a worker serves on it
 //   work_queue.h  where a whole request waits for a worker (queue_timeout)

@@ -2,8 +2,10 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <pwd.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -75,9 +77,10 @@ void CheckUnixPath(const std::string& path) {
   }
 }
 
-// Binds under a temporary name and renames into place once listening, so a
-// client (or a test) that sees the path can connect at once.
-int ListenUnix(const std::string& path, unsigned mode, dev_t& dev, ino_t& ino) {
+// Binds under a temporary name and renames into place once it has its owner
+// and mode and listens, so a client (or a test) that sees the path can
+// connect at once, and never with the wrong owner.
+int ListenUnix(const std::string& path, unsigned mode, SocketOwnership owner, dev_t& dev, ino_t& ino) {
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   // A name of our own beside the path: bind() fails rather than replace
@@ -95,8 +98,9 @@ int ListenUnix(const std::string& path, unsigned mode, dev_t& dev, ino_t& ino) {
   std::memcpy(addr.sun_path, tmp.c_str(), tmp.size() + 1);
   struct stat st;
   if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) ThrowSystemError("bind " + tmp);
-  if (::chmod(tmp.c_str(), mode) != 0 || ::listen(fd, kBacklog) != 0 || ::stat(tmp.c_str(), &st) != 0 ||
-      ::rename(tmp.c_str(), path.c_str()) != 0) {
+  const bool chown_it = owner.uid != static_cast<uid_t>(-1) || owner.gid != static_cast<gid_t>(-1);
+  if ((chown_it && ::lchown(tmp.c_str(), owner.uid, owner.gid) != 0) || ::chmod(tmp.c_str(), mode) != 0 ||
+      ::listen(fd, kBacklog) != 0 || ::stat(tmp.c_str(), &st) != 0 || ::rename(tmp.c_str(), path.c_str()) != 0) {
     int err = errno;
     ::unlink(tmp.c_str());
     errno = err;
@@ -146,6 +150,19 @@ int ListenTcp(const std::string& hostport) {
             ", reachable from other machines; FastCGI has no authentication, so let only "
             "the web servers reach it (firewall), or listen on 127.0.0.1 or a unix socket");
   return fd;
+}
+
+// Why --socket-owner/--socket-group do not apply to `options`' socket;
+// empty when they do (or are not given).
+std::string OwnershipIgnored(const ServerOptions& options) {
+  if (options.socket_owner.empty() && options.socket_group.empty()) return {};
+  if (options.listen.empty())
+    return "--socket-owner and --socket-group are ignored: the socket is inherited, and whoever made it set its "
+           "owner (systemd's SocketUser= and SocketGroup=)";
+  std::string why;
+  std::optional<Address> a = ParseAddress(options.listen, why);
+  if (a && !a->is_unix) return "--socket-owner and --socket-group are ignored: --listen " + options.listen + " is TCP";
+  return {};
 }
 
 // The socket on fd 0 (spawn-fcgi) or systemd's fd 3, checked to be a
@@ -204,8 +221,37 @@ void CheckListenAddress(const std::string& listen) {
     throw BadSetting("--listen " + listen + ": " + path + " exists and is not a socket; serve refuses to replace it");
 }
 
+SocketOwnership ResolveSocketOwnership(const ServerOptions& options) {
+  SocketOwnership o;
+  const bool root = ::geteuid() == 0;
+  if (!options.socket_owner.empty()) {
+    struct passwd* pw = ::getpwnam(options.socket_owner.c_str());
+    if (!pw) throw BadSetting("--socket-owner " + options.socket_owner + ": no such user");
+    o.uid = pw->pw_uid;
+    if (!root && o.uid != ::geteuid())
+      throw BadSetting("--socket-owner " + options.socket_owner +
+                       ": only root can give the socket another owner (sessiond runs as uid " +
+                       std::to_string(::geteuid()) + "); --socket-group lets that user's group connect instead");
+  }
+  if (!options.socket_group.empty()) {
+    struct group* gr = ::getgrnam(options.socket_group.c_str());
+    if (!gr) throw BadSetting("--socket-group " + options.socket_group + ": no such group");
+    o.gid = gr->gr_gid;
+    if (!root && o.gid != ::getegid()) {
+      int n = ::getgroups(0, nullptr);
+      std::vector<gid_t> mine(static_cast<std::size_t>(std::max(n, 0)));
+      n = ::getgroups(n, mine.data());
+      if (std::find(mine.begin(), mine.begin() + std::max(n, 0), o.gid) == mine.begin() + std::max(n, 0))
+        throw BadSetting("--socket-group " + options.socket_group +
+                         ": sessiond is not root and not in that group, so it cannot give it the socket");
+    }
+  }
+  return o;
+}
+
 std::vector<std::string> ListenNotes(const ServerOptions& options) {
   std::vector<std::string> notes;
+  if (std::string ignored = OwnershipIgnored(options); !ignored.empty()) notes.push_back(ignored);
   std::string why;
   std::optional<Address> a = ParseAddress(options.listen, why);
   int err = 0;
@@ -222,10 +268,12 @@ Listener::Listener(const ServerOptions& options) {
     if (SystemdSockets() > 0)
       LogLine("warning: --listen " + options.listen + " given: the socket systemd passed (LISTEN_FDS) is not used");
   }
+  if (std::string ignored = OwnershipIgnored(options); !ignored.empty()) LogLine("note: " + ignored);
   if (inherit) {
     fd_ = Inherit(inherited_from_);
   } else if (Address a = ParseListen(options.listen); a.is_unix) {
-    fd_ = ListenUnix(a.path, options.socket_mode, unix_dev_, unix_ino_);
+    SocketOwnership owner = ResolveSocketOwnership(options);
+    fd_ = ListenUnix(a.path, options.socket_mode, owner, unix_dev_, unix_ino_);
     unix_path_ = a.path;
   } else {
     fd_ = ListenTcp(options.listen);

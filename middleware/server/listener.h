@@ -1,9 +1,10 @@
 // The listening socket: where connections from the web server come in.
 //
 // A Listener opens one of three kinds (ServerOptions::listen):
-// - unix:PATH: created under a temporary name beside PATH, given its mode
-//   (--socket-mode), and renamed into place only once it listens, so the
-//   path never shows a socket that refuses connections. A path holding a
+// - unix:PATH: created under a temporary name beside PATH, given its owner,
+//   group (--socket-owner, --socket-group) and mode (--socket-mode), and
+//   renamed into place only once it listens, so the path never shows a socket
+//   with the wrong owner or one that refuses connections. A path holding a
 //   stale socket (nobody accepts on it: a sessiond killed -9) is replaced; a
 //   socket a running server accepts on is never touched.
 // - HOST:PORT: a TCP socket (a warning when it is not loopback).
@@ -34,17 +35,29 @@ namespace sessiond {
 // Throws BadSetting with the reason.
 void CheckListenAddress(const std::string& listen);
 
+// The owner and group --socket-owner and --socket-group name; -1: unchanged.
+struct SocketOwnership {
+  uid_t uid = static_cast<uid_t>(-1);
+  gid_t gid = static_cast<gid_t>(-1);
+};
+
+// Resolves options.socket_owner and socket_group. Throws BadSetting for a
+// user or group that does not exist, and, when sessiond is not root, for an
+// owner other than itself or a group it is not in (chown would be refused).
+SocketOwnership ResolveSocketOwnership(const ServerOptions& options);
+
 // What serve would say at start about the listening socket that is no
-// settings error, for `serve --test`: a unix PATH a running server holds now
-// (serve would exit 2 while it runs).
+// settings error, for `serve --test`: --socket-owner/--socket-group ignored
+// (inherited socket, TCP); a unix PATH a running server holds now (serve
+// would exit 2 while it runs).
 std::vector<std::string> ListenNotes(const ServerOptions& options);
 
 class Listener {
  public:
   // Opens (or takes over) the listening socket, non-blocking and
   // close-on-exec. Throws BadSetting for a malformed address, a unix path a
-  // running server holds ("PATH is in use by a running server"), more than
-  // one socket from systemd, or an
+  // running server holds ("PATH is in use by a running server"), an owner
+  // or group that cannot be had, more than one socket from systemd, or an
   // inherited descriptor that is not a listening socket;
   // std::runtime_error when the socket cannot be had otherwise (a path that
   // is not a socket, a port in use, no permission).

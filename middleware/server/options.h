@@ -17,6 +17,10 @@ struct ServerOptions {
   // one inherited on fd 0 (spawn-fcgi).
   std::string listen;
   unsigned socket_mode = 0660;  // permissions of a unix socket sessiond creates
+  // Owner and group (names) of a unix socket sessiond creates; empty:
+  // sessiond's own. Not applied to an inherited socket (systemd's
+  // SocketUser=/SocketGroup= are) nor to TCP.
+  std::string socket_owner, socket_group;
   int workers = 16;             // requests handled at once
   std::size_t queue_size = 64;  // complete requests waiting for a worker; more: 503 at once
   std::chrono::milliseconds queue_timeout{10000};  // a request that waited longer for a worker: 503
