@@ -38,3 +38,12 @@ stack_wait_for "$A" grep -q "serving unix:" "$DIR/a2.log" || fail "sessiond did 
 get /home
 expect_status 200 "the sessiond that replaced a stale socket"
 expect_body "ann" "the sessiond that replaced a stale socket"
+
+# --- The stack of make run and the tests: a second sessiond on the same name
+# (a second `make run`) fails to start, and the running one serves on.
+inode=$(stat -c %i "$DIR/a.sock")
+! stack_sessiond a --db "$DB" --pages "$PAGES" 2>/dev/null || fail "a second sessiond a started beside the running one"
+expect_eq "$(stat -c %i "$DIR/a.sock" 2>&1)" "$inode" "the running sessiond's socket after a second stack_sessiond"
+get /home
+expect_status 200 "the running sessiond after a second one was started on its socket"
+expect_body "ann" "the running sessiond after a second one was started on its socket"
