@@ -18,6 +18,7 @@
 #include <mutex>
 #include <thread>
 
+#include "middleware/base/metrics.h"
 #include "middleware/fastcgi/fcgi_record.h"
 
 using namespace sessiond;
@@ -199,6 +200,15 @@ struct Server {
     fs::remove_all(dir);
   }
 };
+
+// The sessiond_queue_length gauge of the metrics.
+double QueueLength() {
+  std::string text = ProcessMetrics().Render(std::nullopt);
+  const std::string name = "\nsessiond_queue_length ";
+  std::size_t at = text.find(name);
+  REQUIRE(at != std::string::npos);
+  return std::stod(text.substr(at + name.size()));
+}
 
 std::string ParamOf(Request& r, std::string_view name) { return std::string(r.Param(name).value_or("")); }
 
@@ -460,6 +470,8 @@ TEST_CASE("a request that waits past queue_timeout is answered 503 while the wor
   Client queued(s.sock);
   // Answered with the gate still shut: the loop, not a worker, refused it.
   CHECK(queued.Request({"REQUEST_URI=/queued"}).status() == 503);
+  // ... and it no longer counts as waiting.
+  CHECK(QueueLength() == 0);
   gate.Open();
   CHECK(held.Read().status() == 200);
 }

@@ -35,11 +35,15 @@ void WorkQueue::Close() {
 
 std::vector<Connection*> WorkQueue::TakeQueuedBefore(Clock::time_point cutoff) {
   std::vector<Connection*> late;
-  std::lock_guard lock(m_);
-  while (!q_.empty() && q_.front()->queued_at < cutoff) {
-    late.push_back(q_.front());
-    q_.pop_front();
+  {
+    std::lock_guard lock(m_);
+    while (!q_.empty() && q_.front()->queued_at < cutoff) {
+      late.push_back(q_.front());
+      q_.pop_front();
+    }
   }
+  // They wait no more: the gauge counted them at Push.
+  ProcessMetrics().Add(Metrics::Gauge::QueueLength, -static_cast<double>(late.size()));
   return late;
 }
 
