@@ -28,6 +28,7 @@
 #include "middleware/path/handler.h"
 #include "middleware/runners/app_runner.h"
 #include "middleware/runners/page_runner.h"
+#include "middleware/server/drain.h"
 #include "middleware/server/fcgi_server.h"
 #include "middleware/server/systemd.h"
 #include "middleware/settings_check.h"
@@ -67,6 +68,9 @@ struct Durations {
 void AddServeOptions(CLI::App& serve, Config& c, Durations& d, std::string& socket_mode) {
   serve.add_option("--listen", c.server.listen, "unix:PATH or HOST:PORT (:PORT is 127.0.0.1); default: the socket on fd 0");
   serve.add_option("--socket-mode", socket_mode, "Permissions of the unix socket (octal)")->capture_default_str();
+  serve.add_option("--socket-owner", c.server.socket_owner, "Owner of the unix socket (a user; needs root)");
+  serve.add_option("--socket-group", c.server.socket_group,
+                   "Group of the unix socket: the web server's (www-data), so it can connect with mode 0660");
   serve.add_option("--db", c.store.db, "SQLite database file (created 0600)")->required();
   serve.add_option("--pages", c.pages, "Directory of the page scripts")->required()->check(CLI::ExistingDirectory);
   serve.add_option("--user", c.user, "Run pages as this user (needs root)");
@@ -215,15 +219,6 @@ std::chrono::milliseconds Millis(double seconds) {
   return std::chrono::milliseconds(static_cast<std::int64_t>(seconds * 1000));
 }
 
-// The signals sessiond owns, taken by one thread with sigwait(); every other
-// thread (created after this, inheriting the mask) never sees them.
-sigset_t OwnedSignals() {
-  sigset_t set;
-  sigemptyset(&set);
-  for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2}) sigaddset(&set, sig);
-  return set;
-}
-
 // `settings`: the effective settings on one line (SettingsLine), for the log.
 // The --app runners, their connections opened when requests come (a name is
 // resolved then, so an app not there yet is no settings error). Throws
@@ -248,11 +243,8 @@ AppRunners MakeApps(const Config& config) {
 }
 
 int Serve(Config& config, const AppRunners& apps, const std::string& settings) {
-  // A shell starts background commands with SIGINT ignored, and an ignored
-  // signal never reaches sigwait(): take each back first.
-  for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2}) ::signal(sig, SIG_DFL);
-  sigset_t owned = OwnedSignals();
-  pthread_sigmask(SIG_BLOCK, &owned, nullptr);
+  // The signals are taken by one thread (SignalThread, middleware/server/drain.h).
+  BlockOwnedSignals();
   ::signal(SIGPIPE, SIG_IGN);  // a web server that hangs up must not kill us
 
   // Descriptors: idle connections cost one each; take what the system allows.
@@ -283,26 +275,11 @@ int Serve(Config& config, const AppRunners& apps, const std::string& settings) {
     AdoptOrphans();
     server.SetHousekeeping([] { ReapOrphans(); });
     Collector collector(config.store, config.gc_interval, config.gc_batch);
-    std::atomic<bool> done{false};
-    std::thread waiter([&] {
-      for (;;) {
-        int sig = 0;
-        sigwait(&owned, &sig);
-        if (done) return;
-        if (sig == SIGTERM || sig == SIGINT) {
-          LogLine(std::string("received ") + (sig == SIGTERM ? "SIGTERM" : "SIGINT") +
-                  ": no new connections, finishing the ones accepted");
-          NotifyStopping();
-          server.Stop();
-        } else if (sig == SIGHUP) {
-          // The log file is what can be reloaded; other settings take a restart.
-          if (config.log_file.empty()) LogLine("received SIGHUP: logging to stderr, nothing to reopen");
-          else if (ReopenLog()) LogLine("received SIGHUP: reopened " + config.log_file);
-          else LogLine("received SIGHUP: cannot reopen " + config.log_file + ", still writing to the old file");
-        } else {
-          LogLine(std::string("received ") + (sig == SIGUSR1 ? "SIGUSR1" : "SIGUSR2") + ": ignored");
-        }
-      }
+    SignalThread signals(server, [&config] {
+      // The log file is what can be reloaded; other settings take a restart.
+      if (config.log_file.empty()) LogLine("received SIGHUP: logging to stderr, nothing to reopen");
+      else if (ReopenLog()) LogLine("received SIGHUP: reopened " + config.log_file);
+      else LogLine("received SIGHUP: cannot reopen " + config.log_file + ", still writing to the old file");
     });
     LogLine("serving " + (config.server.listen.empty() ? server.inherited_from() : config.server.listen) +
             ", pages " + config.pages + (config.page_user.set ? " as " + config.user : std::string()) +
@@ -323,9 +300,7 @@ int Serve(Config& config, const AppRunners& apps, const std::string& settings) {
     } catch (...) {
       failed = std::current_exception();
     }
-    done = true;
-    ::kill(::getpid(), SIGTERM);  // releases the waiter
-    waiter.join();
+    signals.Join();
     ReapOrphans();
     if (failed) std::rethrow_exception(failed);
     LogLine("stopped");
@@ -412,6 +387,11 @@ int main(int argc, char** argv) {
   if (socket_mode.empty() || *end != '\0' || mode > 0777)
     errors.push_back("--socket-mode must be octal permissions, like 0660");
   config.server.socket_mode = static_cast<unsigned>(mode);
+  try {
+    ResolveSocketOwnership(config.server);  // the Listener applies it; a name that is not there fails now
+  } catch (const BadSetting& e) {
+    errors.push_back(e.what());
+  }
   AppRunners apps;
   try {
     apps = MakeApps(config);

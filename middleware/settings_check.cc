@@ -170,6 +170,7 @@ std::vector<std::string> CheckBeforeServe(const Config& config, std::vector<std:
   }
   if (config.server.listen.empty())
     notes.push_back("no --listen: serve takes the listening socket on fd 0 (spawn-fcgi, systemd socket activation)");
+  for (std::string& n : ListenNotes(config.server)) notes.push_back(std::move(n));
   if (IsPostgresUri(config.store.db))
     CheckPostgres(config, problems, notes);
   else

@@ -52,10 +52,16 @@ stack_wait_for() {
   done
 }
 
+# _stack_new_socket PATH INODE: PATH is a socket, and not the one of INODE.
+_stack_new_socket() { [ -S "$1" ] && [ "$(stat -c %i "$1" 2>/dev/null)" != "$2" ]; }
+
 stack_sessiond() {
   _name=$1; shift
   _sock="$STACK_DIR/$_name.sock"
-  rm -f "$_sock"  # left behind by a sessiond that was killed -9
+  # Never removed here: sessiond replaces a stale socket (left by one killed
+  # -9) itself, and refuses one a running sessiond listens on (a second
+  # `make run`), which stays served. Wait for a socket other than the one there.
+  _old=$(stat -c %i "$_sock" 2>/dev/null || echo none)
   # As root, sessiond wants to know who pages run as: the tests' pages write
   # into their own directory, so they run as root here. STACK_USER overrides
   # it ("--user nobody"; empty: nothing, for a sessiond without these flags).
@@ -66,7 +72,7 @@ stack_sessiond() {
   STACK_PID=$!
   STACK_PIDS="$STACK_PIDS $STACK_PID"
   # The socket appears only once sessiond accepts connections.
-  if ! stack_wait_for "$STACK_PID" test -S "$_sock"; then
+  if ! stack_wait_for "$STACK_PID" _stack_new_socket "$_sock" "$_old"; then
     echo "sessiond $_name did not start:" >&2
     cat "$STACK_DIR/$_name.log" >&2
     return 1

@@ -2,6 +2,8 @@
 // directory, a raw FastCGI client, and handlers that block, throw or echo.
 #include "middleware/server/fcgi_server.h"
 
+#include <grp.h>
+#include <pwd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -16,6 +18,7 @@
 #include <mutex>
 #include <thread>
 
+#include "middleware/base/metrics.h"
 #include "middleware/fastcgi/fcgi_record.h"
 
 using namespace sessiond;
@@ -197,6 +200,15 @@ struct Server {
     fs::remove_all(dir);
   }
 };
+
+// The sessiond_queue_length gauge of the metrics.
+double QueueLength() {
+  std::string text = ProcessMetrics().Render(std::nullopt);
+  const std::string name = "\nsessiond_queue_length ";
+  std::size_t at = text.find(name);
+  REQUIRE(at != std::string::npos);
+  return std::stod(text.substr(at + name.size()));
+}
 
 std::string ParamOf(Request& r, std::string_view name) { return std::string(r.Param(name).value_or("")); }
 
@@ -458,6 +470,8 @@ TEST_CASE("a request that waits past queue_timeout is answered 503 while the wor
   Client queued(s.sock);
   // Answered with the gate still shut: the loop, not a worker, refused it.
   CHECK(queued.Request({"REQUEST_URI=/queued"}).status() == 503);
+  // ... and it no longer counts as waiting.
+  CHECK(QueueLength() == 0);
   gate.Open();
   CHECK(held.Read().status() == 200);
 }
@@ -522,4 +536,103 @@ TEST_CASE("nothing beside the socket path is replaced while it is set up", "[ser
   CHECK(content == "precious");
   Client c(s.sock);
   CHECK(c.Request({"REQUEST_URI=/x"}).status() == 200);
+}
+
+TEST_CASE("a unix socket a running server holds is a settings error, and stays in place", "[server]") {
+  Server s;
+  s.Start(Echo);
+  struct stat before;
+  REQUIRE(::stat(s.sock.c_str(), &before) == 0);
+  CHECK_THROWS_AS(FcgiServer(s.options), BadSetting);
+  CHECK_THROWS_WITH(FcgiServer(s.options), Catch::Contains(s.sock + " is in use by a running server"));
+  struct stat after;
+  REQUIRE(::stat(s.sock.c_str(), &after) == 0);
+  CHECK(after.st_ino == before.st_ino);
+  Client c(s.sock);
+  CHECK(c.Request({"REQUEST_URI=/still"}).out.find("/still") != std::string::npos);
+  // serve --test says so, and that is no settings error.
+  std::vector<std::string> notes = ListenNotes(s.options);
+  REQUIRE(notes.size() == 1);
+  CHECK_THAT(notes[0], Catch::Contains("is in use by a running server"));
+  CHECK_NOTHROW(CheckListenAddress(s.options.listen));
+}
+
+TEST_CASE("a stale socket, where nobody listens, is replaced", "[server]") {
+  Server s;
+  {
+    int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::memcpy(addr.sun_path, s.sock.c_str(), s.sock.size() + 1);
+    REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+    ::close(fd);  // a sessiond killed -9 leaves this behind
+  }
+  CHECK(ListenNotes(s.options).empty());
+  s.Start(Echo);
+  Client c(s.sock);
+  CHECK(c.Request({"REQUEST_URI=/new"}).out.find("/new") != std::string::npos);
+}
+
+TEST_CASE("--socket-owner and --socket-group name a user and a group that exist", "[server][settings]") {
+  ServerOptions o;
+  o.socket_owner = "no-such-user-sessiond";
+  CHECK_THROWS_MATCHES(ResolveSocketOwnership(o), BadSetting,
+                       Catch::Matchers::Message("--socket-owner no-such-user-sessiond: no such user"));
+  o.socket_owner.clear();
+  o.socket_group = "no-such-group-sessiond";
+  CHECK_THROWS_MATCHES(ResolveSocketOwnership(o), BadSetting,
+                       Catch::Matchers::Message("--socket-group no-such-group-sessiond: no such group"));
+  // sessiond's own user and group are always fine.
+  o.socket_owner = ::getpwuid(::geteuid())->pw_name;
+  o.socket_group = ::getgrgid(::getegid())->gr_name;
+  SocketOwnership own = ResolveSocketOwnership(o);
+  CHECK(own.uid == ::geteuid());
+  CHECK(own.gid == ::getegid());
+  // Neither given: the socket keeps sessiond's.
+  SocketOwnership none = ResolveSocketOwnership(ServerOptions{});
+  CHECK(none.uid == static_cast<uid_t>(-1));
+  CHECK(none.gid == static_cast<gid_t>(-1));
+}
+
+TEST_CASE("without root, another owner for the socket is refused at start", "[server][settings]") {
+  if (::geteuid() == 0) {
+    // As root, the check is made by a process that dropped root.
+    SUCCEED("run as root: covered by e2e.socket_owner");
+    return;
+  }
+  ServerOptions o;
+  o.socket_owner = "root";
+  CHECK_THROWS_WITH(ResolveSocketOwnership(o), Catch::Contains("only root can give the socket another owner"));
+}
+
+TEST_CASE("the socket appears with the owner and group asked for", "[server]") {
+  const bool root = ::geteuid() == 0;
+  struct passwd* nobody = ::getpwnam("nobody");
+  struct group* group = root ? ::getgrnam("nogroup") : ::getgrgid(::getegid());
+  REQUIRE(group);
+  const gid_t gid = group->gr_gid;
+  const uid_t uid = root && nobody ? nobody->pw_uid : ::geteuid();
+  Server s([&](ServerOptions& o) {
+    o.socket_group = group->gr_name;
+    if (root && nobody) o.socket_owner = "nobody";
+  });
+  s.Start(Echo);
+  struct stat st;
+  REQUIRE(::stat(s.sock.c_str(), &st) == 0);
+  CHECK(st.st_gid == gid);
+  CHECK(st.st_uid == uid);
+  CHECK((st.st_mode & 0777) == 0660);
+}
+
+TEST_CASE("--socket-owner and --socket-group are ignored, with a note, for an inherited or TCP socket",
+          "[server][settings]") {
+  ServerOptions o;
+  o.socket_group = "nogroup";
+  std::vector<std::string> notes = ListenNotes(o);
+  REQUIRE(notes.size() == 1);
+  CHECK_THAT(notes[0], Catch::Contains("ignored: the socket is inherited") && Catch::Contains("SocketGroup="));
+  o.listen = "127.0.0.1:9";
+  notes = ListenNotes(o);
+  REQUIRE(notes.size() == 1);
+  CHECK_THAT(notes[0], Catch::Contains("is TCP"));
 }
