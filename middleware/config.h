@@ -6,14 +6,14 @@
 #include <string>
 #include <vector>
 
-#include "middleware/path/handler.h"
+#include "middleware/request_path/handler.h"
 #include "middleware/server/fcgi_server.h"
 
 namespace sessiond {
 
 // Config extends what the request path needs (HandlerSettings: the pages,
 // the store's options, the cookie, the page limits, the status path; their
-// meanings and defaults are in middleware/path/handler.h) with what the
+// meanings and defaults are in middleware/request_path/handler.h) with what the
 // process needs around it.
 struct Config : HandlerSettings {
   // Listening socket, workers, queue, connections, I/O timeout, and the

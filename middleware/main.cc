@@ -1,5 +1,9 @@
 // sessiond's command line: `sessiond serve` runs the FastCGI server; list,
 // show, rm, logout, gc, stats, check and backup are commands/commands.h.
+// Serve() is where the parts are wired together: the store is checked, the
+// applications' runners made, one Handler (request_path/) built per worker
+// of the FcgiServer (server/), the Collector started, the signals taken
+// (server/drain.h), and readiness told to systemd.
 // Exit status: 0 after a clean stop, 1 when it could not start or failed,
 // 2 for a usage or settings error.
 #include <malloc.h>
@@ -25,7 +29,7 @@
 #include "log/redact.h"
 #include "middleware/collector.h"
 #include "middleware/config.h"
-#include "middleware/path/handler.h"
+#include "middleware/request_path/handler.h"
 #include "middleware/runners/app_runner.h"
 #include "middleware/runners/page_runner.h"
 #include "middleware/server/drain.h"

@@ -1,4 +1,4 @@
-#include "middleware/path/cgi_response.h"
+#include "middleware/request_path/cgi_response.h"
 
 #include <catch2/catch.hpp>
 

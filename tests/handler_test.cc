@@ -1,6 +1,6 @@
 // The whole request path without a socket: an in-memory Request, a real
 // SQLite file, real page scripts.
-#include "middleware/path/handler.h"
+#include "middleware/request_path/handler.h"
 
 #include <catch2/catch.hpp>
 #include <filesystem>

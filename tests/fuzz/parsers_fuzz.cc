@@ -11,8 +11,8 @@
 
 #include "middleware/base/percent.h"
 #include "middleware/fastcgi/fcgi_record.h"
-#include "middleware/path/cgi_response.h"
-#include "middleware/path/cookie.h"
+#include "middleware/request_path/cgi_response.h"
+#include "middleware/request_path/cookie.h"
 #include "store/session_id.h"
 
 using namespace sessiond;

@@ -4,7 +4,7 @@ include cycles. Usage: layers.py SOURCE_DIR. Prints each violation and exits
 1; silent and 0 when the house is in order.
 
 The layers (docs/source-tour.md): log <- store <- commands; within middleware/
-base <- fastcgi <- server, base/fastcgi/store <- runners <- path <- the process
+base <- fastcgi <- server, base/fastcgi/store <- runners <- request_path <- the process
 (middleware/ itself). An engine folder of store/ is reached only by
 store/open.cc, which picks the engine for --db; nothing else names one.
 """
@@ -25,8 +25,8 @@ ALLOWED = {
     "middleware/fastcgi": [],
     "middleware/server": ["middleware/base", "middleware/fastcgi", "log"],
     "middleware/runners": ["middleware/base", "middleware/fastcgi", "store", "log"],
-    "middleware/path": ["middleware/runners", "middleware/base", "store", "log"],
-    "middleware": ["middleware/path", "middleware/runners", "middleware/server", "middleware/base",
+    "middleware/request_path": ["middleware/runners", "middleware/base", "store", "log"],
+    "middleware": ["middleware/request_path", "middleware/runners", "middleware/server", "middleware/base",
                    "commands", "store", "log"],
 }
 # The one file that names the engines: it opens the one --db names.

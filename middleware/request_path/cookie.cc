@@ -1,4 +1,4 @@
-#include "middleware/path/cookie.h"
+#include "middleware/request_path/cookie.h"
 
 namespace sessiond {
 namespace {

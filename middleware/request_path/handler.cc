@@ -1,4 +1,4 @@
-#include "middleware/path/handler.h"
+#include "middleware/request_path/handler.h"
 
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -16,7 +16,7 @@
 #include "log/log.h"
 #include "middleware/base/metrics.h"
 #include "middleware/base/percent.h"
-#include "middleware/path/cookie.h"
+#include "middleware/request_path/cookie.h"
 #include "middleware/runners/page_runner.h"
 #include "store/session_id.h"
 
