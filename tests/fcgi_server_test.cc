@@ -573,7 +573,7 @@ TEST_CASE("a stale socket, where nobody listens, is replaced", "[server]") {
   CHECK(c.Request({"REQUEST_URI=/new"}).out.find("/new") != std::string::npos);
 }
 
-TEST_CASE("--socket-owner and --socket-group name a user and a group that exist", "[server][settings]") {
+TEST_CASE("the socket owner and group options name a user and a group that exist", "[server][settings]") {
   ServerOptions o;
   o.socket_owner = "no-such-user-sessiond";
   CHECK_THROWS_MATCHES(ResolveSocketOwnership(o), BadSetting,
@@ -624,7 +624,7 @@ TEST_CASE("the socket appears with the owner and group asked for", "[server]") {
   CHECK((st.st_mode & 0777) == 0660);
 }
 
-TEST_CASE("--socket-owner and --socket-group are ignored, with a note, for an inherited or TCP socket",
+TEST_CASE("the socket owner and group options are ignored, with a note, for an inherited or TCP socket",
           "[server][settings]") {
   ServerOptions o;
   o.socket_group = "nogroup";
