@@ -3,7 +3,8 @@
 # session_start() at the top of each page, no sessiond function anywhere),
 # behind real nginx -> real sessiond -> real php-fpm in Debian's stock pool
 # (pm = dynamic, pm.max_children = 5) whose only change is the bridge as
-# auto_prepend_file. Walked with curl's cookie jar: login regenerates the id,
+# auto_prepend_file (stack_php_fpm's line), and session.save_path, to see that
+# nothing is written there. Walked with curl's cookie jar: login regenerates the id,
 # a cart is an array, an early session_write_close() drops later changes,
 # logout destroys the session; PHP's own cookie is never sent and no session
 # file is made; it survives restarts of php-fpm and of sessiond; two requests
@@ -20,7 +21,6 @@ FPM=""
 start_fpm() {
   stack_php_fpm php "pm = dynamic" "pm.max_children = 5" "pm.start_servers = 2" \
     "pm.min_spare_servers = 1" "pm.max_spare_servers = 3" \
-    "php_admin_value[auto_prepend_file] = $DIR/bridge/sessiond.php" \
     "php_admin_value[session.save_path] = $FILES" || fail "php-fpm did not start"
   FPM=$STACK_PID
 }
