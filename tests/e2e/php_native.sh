@@ -126,6 +126,9 @@ expect_eq "$(item e)" 1 "a change after session_name() and cookie parameters"
 # sessiond's Cache-Control: no-store in place of the page's own.
 page "/api?do=limiter:private,start"
 expect_eq "$(header Cache-Control)" "no-store" "Cache-Control with session_cache_limiter('private')"
+# Output flushed early: the changes made before sessiond_commit() are kept.
+page "/api?do=start,set:g=1,commit,flush,set:h=1"
+expect_eq "$(item g)-$(item h)" "1-" "changes before sessiond_commit() and a flush, and after"
 for fails in start,set:f=1,object start,set:f=1,fatal; do
   get "/api?do=$fails" -g
   expect_status 500 "$fails"

@@ -6,6 +6,7 @@
 //   unset:K / unset_all     unset($_SESSION[K]) / session_unset()
 //   regen1 / regen0         session_regenerate_id(true) / (false)
 //   destroy close abort reset   session_destroy(), _write_close(), _abort(), _reset()
+//   commit                  sessiond_commit(): the changes go out now, as headers
 //   status                  "status N" (session_status())
 //   id                      "id set" or "id empty" (session_id())
 //   print                   "session JSON" ($_SESSION)
@@ -35,6 +36,7 @@ foreach (explode(',', $_GET['do'] ?? '') as $step) {
         case 'close': session_write_close(); break;
         case 'abort': session_abort(); break;
         case 'reset': session_reset(); break;
+        case 'commit': sessiond_commit(); break;
         case 'status': out('status ' . session_status()); break;
         case 'id': out('id ' . (session_id() === '' ? 'empty' : 'set')); break;
         case 'print': out('session ' . json_encode($_SESSION ?? null, JSON_UNESCAPED_SLASHES)); break;
