@@ -282,13 +282,18 @@ final class Bridge
      *  sessiond makes at commit and sends only in its cookie. */
     public static function nativeId(string $by): string
     {
+        // session_create_id() asks the handler too: it gets a random id,
+        // never the visitor's.
         if ($by === 'session_regenerate_id') {
             self::$regenerate = true;
-        } elseif (!self::$idGiven && !self::$destroyed && ($_SERVER['SESSION_ID'] ?? '') !== '') {
+        } elseif ($by === 'session_start' && !self::$idGiven && !self::$destroyed
+                && ($_SERVER['SESSION_ID'] ?? '') !== '') {
             self::$idGiven = true;
             return (string)$_SERVER['SESSION_ID'];
         }
-        self::$idGiven = true;
+        if ($by !== 'session_create_id') {
+            self::$idGiven = true;
+        }
         return bin2hex(random_bytes(16));
     }
 

@@ -158,4 +158,9 @@ for q in "do=print" "do=start,print" "do=start,set:a=1" "do=start_ro,print"; do
   ! grep -q '^X-Session-' "$DIR/out" || fail "$q sent a change: $(grep '^X-Session-' "$DIR/out")"
   grep -q '^done' "$DIR/out" || fail "$q: $(head -c 300 "$DIR/out")"
 done
+# session_id() is sessiond's id; session_create_id() never is.
+python3 "$SESSIOND_SRC/tests/e2e/tools/fcgi_request.py" "unix:$DIR/php.sock" "$WWW/api.php" \
+  SESSION_NEW=0 SESSION_ID=id-of-the-test HTTP_SESSION=a=1 "QUERY_STRING=do=create_id,start,create_id,whose_id" >"$DIR/out" 2>"$DIR/err"
+[ "$(grep -c '^create random' "$DIR/out")" = 2 ] && grep -q '^id sessiond' "$DIR/out" ||
+  fail "session ids: $(tr -d '\r' <"$DIR/out" | tail -n 4)"
 exit 0

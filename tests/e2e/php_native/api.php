@@ -10,6 +10,8 @@
 //   status                  "status N" (session_status())
 //   id                      "id set" or "id empty" (session_id())
 //   print                   "session JSON" ($_SESSION)
+//   whose_id                "id sessiond" when session_id() is sessiond's SESSION_ID
+//   create_id               "create random" unless session_create_id() gave SESSION_ID
 //   name:N                  session_name(N)
 //   cookie                  session_set_cookie_params(3600, '/x'), then
 //                           "cookie LIFETIME PATH" from session_get_cookie_params()
@@ -39,6 +41,8 @@ foreach (explode(',', $_GET['do'] ?? '') as $step) {
         case 'commit': sessiond_commit(); break;
         case 'status': out('status ' . session_status()); break;
         case 'id': out('id ' . (session_id() === '' ? 'empty' : 'set')); break;
+        case 'whose_id': out('id ' . (session_id() === $_SERVER['SESSION_ID'] ? 'sessiond' : 'other')); break;
+        case 'create_id': out('create ' . (session_create_id() === $_SERVER['SESSION_ID'] ? 'SESSION_ID' : 'random')); break;
         case 'print': out('session ' . json_encode($_SESSION ?? null, JSON_UNESCAPED_SLASHES)); break;
         case 'name': session_name($arg); break;
         case 'cookie':
