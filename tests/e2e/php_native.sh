@@ -8,7 +8,8 @@
 # a cart is an array, an early session_write_close() drops later changes,
 # logout destroys the session; PHP's own cookie is never sent and no session
 # file is made; it survives restarts of php-fpm and of sessiond; two requests
-# changing different keys (one of them an array) both keep theirs. Then the
+# changing different keys (one of them an array) both keep theirs; and it
+# works through two pools behind two sessionds sharing one store. Then the
 # rest of the API (options, abort, reset, regenerate(false), names and cookie
 # parameters without effect, failures keeping nothing) through the same stack,
 # and the directives php-fpm sends for pages that change nothing.
@@ -18,8 +19,9 @@ FILES="$DIR/php-sessions"
 mkdir -p "$FILES" "$DIR/barrier"
 chmod 777 "$FILES" "$DIR/barrier"
 FPM=""
+# start_fpm [NAME]: php-fpm NAME (default php) in Debian's stock pool.
 start_fpm() {
-  stack_php_fpm php "pm = dynamic" "pm.max_children = 5" "pm.start_servers = 2" \
+  stack_php_fpm "${1:-php}" "env[SESSIOND_TEST_POOL] = ${1:-php}" "pm = dynamic" "pm.max_children = 5" "pm.start_servers = 2" \
     "pm.min_spare_servers = 1" "pm.max_spare_servers = 3" \
     "php_admin_value[session.save_path] = $FILES" || fail "php-fpm did not start"
   FPM=$STACK_PID
@@ -158,6 +160,34 @@ for q in "do=print" "do=start,print" "do=start,set:a=1" "do=start_ro,print"; do
   ! grep -q '^X-Session-' "$DIR/out" || fail "$q sent a change: $(grep '^X-Session-' "$DIR/out")"
   grep -q '^done' "$DIR/out" || fail "$q: $(head -c 300 "$DIR/out")"
 done
+# --- Two php-fpm pools behind two sessionds sharing one store, nginx
+# sending each request to either: the walk holds whichever serves it.
+start_fpm php2
+start_sessiond b --app "php=unix:$DIR/php2.sock"
+stack_kill TERM "$STACK_NGINX_PID" || fail "nginx did not stop cleanly"
+start_nginx a b
+rm -f "$JAR"
+post /login --data user=bob
+expect_status 303 "login through two pools"
+pools=""
+for i in 1 2 3; do
+  page "/cart?add=kiwi"
+  for _ in 1 2; do   # two in a row: whatever nginx's order, both pools answer one
+    page "/api?do=start,pool"
+    pools="$pools $(sed -n 's/^pool //p' "$DIR/body")"
+  done
+done
+page /cart
+expect_line 'cart: {"kiwi":3}' "the cart, through two pools"
+case $pools in *php2*) ;; *) fail "php2 served none of: $pools" ;; esac
+case "$pools " in *"php "*) ;; *) fail "php served none of: $pools" ;; esac
+page /index
+expect_line "user: bob" "logged in, through two pools"
+page /logout
+page /index
+expect_line "user: nobody" "logged out, through two pools"
+[ -z "$(ls -A "$FILES")" ] || fail "PHP made session files: $(ls "$FILES")"
+
 # session_id() is sessiond's id; session_create_id() never is.
 python3 "$SESSIOND_SRC/tests/e2e/tools/fcgi_request.py" "unix:$DIR/php.sock" "$WWW/api.php" \
   SESSION_NEW=0 SESSION_ID=id-of-the-test HTTP_SESSION=a=1 "QUERY_STRING=do=create_id,start,create_id,whose_id" >"$DIR/out" 2>"$DIR/err"

@@ -10,6 +10,7 @@
 //   status                  "status N" (session_status())
 //   id                      "id set" or "id empty" (session_id())
 //   print                   "session JSON" ($_SESSION)
+//   pool                    "pool NAME", NAME from the pool's env[SESSIOND_TEST_POOL]
 //   whose_id                "id sessiond" when session_id() is sessiond's SESSION_ID
 //   create_id               "create random" unless session_create_id() gave SESSION_ID
 //   name:N                  session_name(N)
@@ -43,6 +44,7 @@ foreach (explode(',', $_GET['do'] ?? '') as $step) {
         case 'id': out('id ' . (session_id() === '' ? 'empty' : 'set')); break;
         case 'whose_id': out('id ' . (session_id() === $_SERVER['SESSION_ID'] ? 'sessiond' : 'other')); break;
         case 'create_id': out('create ' . (session_create_id() === $_SERVER['SESSION_ID'] ? 'SESSION_ID' : 'random')); break;
+        case 'pool': out('pool ' . getenv('SESSIOND_TEST_POOL')); break;
         case 'print': out('session ' . json_encode($_SESSION ?? null, JSON_UNESCAPED_SLASHES)); break;
         case 'name': session_name($arg); break;
         case 'cookie':
