@@ -65,7 +65,8 @@
  * - Headers go out before the first byte of the body: the bridge buffers
  *   output from include time and sends its headers from a shutdown function,
  *   which PHP runs before it flushes output buffers. A page that flushes
- *   early calls sessiond_commit() first. A page that ends in a fatal error
+ *   early calls session_write_close() first (its changes then go with the
+ *   headers the flush sends), or sessiond_commit(). A page that ends in a fatal error
  *   or an uncaught exception sends no session change, and gets a 500.
  *
  * Limits the bridge checks itself, so a mistake is a PHP error naming the
@@ -165,6 +166,12 @@ final class Bridge
      *  later session_start() of the request writes is a new session. */
     private static bool $destroyed = false;
     private static bool $idGiven = false;
+    /** atShutdown() is deciding the request's end: the headers it lets go
+     *  out are none of atHeaders()' business. */
+    private static bool $ending = false;
+    /** The changes could not be sent when output left early: the request
+     *  is a 500, and nothing more is tried. */
+    private static bool $failed = false;
 
     public static function start(): void
     {
@@ -201,11 +208,11 @@ final class Bridge
         ini_set('session.serialize_handler', 'php_serialize');
         ini_set('session.gc_probability', '0');
         session_set_save_handler(new SaveHandler(), false);
-        header_register_callback([self::class, 'dropPhpCookie']);
+        header_register_callback([self::class, 'atHeaders']);
         self::$loaded = self::decodeSession(self::sessionText($_SERVER));
         self::$committed = null;
         self::$regenerate = self::$abandon = self::$clear = self::$lastInLine = false;
-        self::$native = self::$destroyed = self::$idGiven = false;
+        self::$native = self::$destroyed = self::$idGiven = self::$ending = self::$failed = false;
         self::$written = null;
         // For code written for the bridge's own functions, $_SESSION holds
         // the session without session_start(); session_start() puts the
@@ -215,10 +222,31 @@ final class Bridge
         register_shutdown_function([self::class, 'atShutdown']);
     }
 
-    /** Called as PHP is about to send the headers: removes any cookie of
-     *  PHP's session (an application that set session.use_cookies again),
-     *  so the only session cookie is sessiond's. */
-    public static function dropPhpCookie(): void
+    /** Called as PHP is about to send the headers (at the end, or when the
+     *  page flushes output early). A page that flushes after
+     *  session_write_close() has stored its session as far as PHP is
+     *  concerned: its changes go out now, with these headers. */
+    public static function atHeaders(): void
+    {
+        self::dropPhpCookie();
+        if (self::$ending || self::$committed !== null || !self::$native
+            || session_status() === PHP_SESSION_ACTIVE) {
+            return;
+        }
+        try {
+            self::commit();
+        } catch (Error $e) {
+            // Too late to withhold the body: a 500 and no change, and PHP's
+            // log says why.
+            self::$failed = true;
+            http_response_code(500);
+            error_log('PHP Fatal error:  Uncaught ' . \get_class($e) . ': ' . $e->getMessage());
+        }
+    }
+
+    /** Removes any cookie of PHP's session (an application that set
+     *  session.use_cookies again), so the only session cookie is sessiond's. */
+    private static function dropPhpCookie(): void
     {
         $name = rawurlencode((string)session_name());
         $keep = [];
@@ -343,6 +371,10 @@ final class Bridge
         if (!self::$lastInLine) {
             self::$lastInLine = true;
             register_shutdown_function([self::class, 'atShutdown']);
+            return;
+        }
+        self::$ending = true;
+        if (self::$failed) {
             return;
         }
         $error = error_get_last();

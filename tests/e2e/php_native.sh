@@ -131,6 +131,13 @@ expect_eq "$(header Cache-Control)" "no-store" "Cache-Control with session_cache
 # Output flushed early: the changes made before sessiond_commit() are kept.
 page "/api?do=start,set:g=1,commit,flush,set:h=1"
 expect_eq "$(item g)-$(item h)" "1-" "changes before sessiond_commit() and a flush, and after"
+# session_write_close() then output flushed early (a download): what was
+# written before the close is stored; a value that cannot be, a 500 and nothing.
+page "/api?do=start,set:i=1,close,flush,set:j=1"
+expect_eq "$(item i)-$(item j)" "1-" "session_write_close() then a flush"
+get "/api?do=start,set:k=1,object,close,flush" -g
+expect_status 500 "an object, session_write_close() then a flush"
+[ -z "$(item k)" ] || fail "an object, session_write_close() then a flush: a change was stored"
 for fails in start,set:f=1,object start,set:f=1,fatal; do
   get "/api?do=$fails" -g
   expect_status 500 "$fails"
