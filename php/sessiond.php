@@ -33,7 +33,8 @@
  *   the session at include time, without session_start(), and changes to it
  *   are stored as long as PHP's session is never started in the request.
  *   (A page testing `isset($_SESSION)` to decide on session_start() finds it
- *   set: test session_status() instead.) The session comes from the
+ *   set; its session_regenerate_id() and session_destroy(), refused by PHP
+ *   with a warning, still regenerate and abandon: see atWarning().) The session comes from the
  *   HTTP_SESSION parameter sessiond injects, or from its numbered pieces
  *   (SESSION_CHUNKS, SESSION_CHUNK_1...) when the session is too large for
  *   one FastCGI record: a session of any size the store accepts (a client
@@ -209,6 +210,7 @@ final class Bridge
         ini_set('session.gc_probability', '0');
         session_set_save_handler(new SaveHandler(), false);
         header_register_callback([self::class, 'atHeaders']);
+        set_error_handler([self::class, 'atWarning'], E_WARNING);
         self::$loaded = self::decodeSession(self::sessionText($_SERVER));
         self::$committed = null;
         self::$regenerate = self::$abandon = self::$clear = self::$lastInLine = false;
@@ -242,6 +244,25 @@ final class Bridge
             http_response_code(500);
             error_log('PHP Fatal error:  Uncaught ' . \get_class($e) . ': ' . $e->getMessage());
         }
+    }
+
+    /** Old code that starts PHP's session only `if (!isset($_SESSION))`
+     *  finds $_SESSION set (see start()) and never starts it; its
+     *  session_regenerate_id() and session_destroy() then fail with PHP's
+     *  warning. A login must still change the id, a logout still end the
+     *  session: they become the bridge's regenerate and abandon. (An
+     *  application that installs its own error handler replaces this one.)
+     *  PHP's own handling of the warning goes on. */
+    public static function atWarning(int $type, string $message): bool
+    {
+        if (!self::$native && self::$committed === null && session_status() === PHP_SESSION_NONE) {
+            if (str_starts_with($message, 'session_regenerate_id(): Session ID cannot be regenerated when there is no active session')) {
+                self::$regenerate = true;
+            } elseif (str_starts_with($message, 'session_destroy(): Trying to destroy uninitialized session')) {
+                self::abandon();
+            }
+        }
+        return false;
     }
 
     /** Removes any cookie of PHP's session (an application that set

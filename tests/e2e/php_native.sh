@@ -155,6 +155,17 @@ page /index
 expect_line "user: nobody" "after logout"
 expect_line "cart: []" "the cart after logout"
 
+# Old code that starts the session only `if (!isset($_SESSION))` finds it set
+# (the bridge's own style) and never starts it: its login still changes the
+# id, its logout still ends the session.
+page "/api?do=old_start,set:user=cy"
+OLD=$(cookie)
+page "/api?do=old_start,regen1,set:n=1"
+[ -n "$(cookie)" ] && [ "$(cookie)" != "$OLD" ] || fail "session_regenerate_id() after an isset test did not change the id"
+expect_eq "$(item user)-$(item n)" "cy-1" "the session after session_regenerate_id() after an isset test"
+page "/api?do=old_start,destroy"
+expect_eq "$(sql 'SELECT count(*) FROM sessions')" 0 "sessions after session_destroy() after an isset test"
+
 grep -q PHPSESSID "$JAR" && fail "the jar holds PHP's own cookie"
 [ -z "$(ls -A "$FILES")" ] || fail "PHP made session files: $(ls "$FILES")"
 

@@ -1,6 +1,7 @@
 <?php
 // PHP's session API, step by step, for tests/e2e/php_native.sh. ?do=STEP,STEP...
 // runs each STEP in order; those that show something print one line:
+//   old_start               if (!isset($_SESSION)) session_start(); (old code's test)
 //   start / start_ro        session_start() / session_start(['read_and_close' => true])
 //   set:K=V / json:K=J      $_SESSION[K] = V (a string) / the value of JSON text J
 //   unset:K / unset_all     unset($_SESSION[K]) / session_unset()
@@ -28,6 +29,7 @@ foreach (explode(',', $_GET['do'] ?? '') as $step) {
     [$op, $arg] = array_pad(explode(':', $step, 2), 2, '');
     switch ($op) {
         case 'start': out('start ' . var_export(session_start(), true)); break;
+        case 'old_start': if (!isset($_SESSION)) { session_start(); } break;
         case 'start_ro': out('start_ro ' . var_export(session_start(['read_and_close' => true]), true)); break;
         case 'set': [$k, $v] = explode('=', $arg, 2); $_SESSION[$k] = $v; break;
         case 'json': [$k, $v] = explode('=', $arg, 2); $_SESSION[$k] = json_decode($v, true, 512, JSON_THROW_ON_ERROR); break;
