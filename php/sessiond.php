@@ -103,7 +103,7 @@ final class SaveHandler implements \SessionHandlerInterface, \SessionIdInterface
     public function close(): bool { return true; }
     public function read(string $id): string|false
     {
-        return Bridge::nativeRead();
+        return Bridge::nativeRead(self::calledBy());
     }
     public function write(string $id, string $data): bool
     {
@@ -198,15 +198,12 @@ final class Bridge
                 . 'turn session.auto_start off, so that session_start() goes through sessiond');
         }
         // PHP's session never sends its cookie nor puts the id in URLs:
-        // the cookie is sessiond's. What PHP serializes is read back by
-        // PHP itself only (php_serialize: one array, whatever the keys).
-        // Nothing here is checked against: an application may set these
-        // again, and the header filter below still holds.
+        // the cookie is sessiond's. An application may set these again: the
+        // header filter below still holds.
         ini_set('session.use_cookies', '0');
         ini_set('session.use_only_cookies', '1');
         ini_set('session.use_trans_sid', '0');
         ini_set('session.use_strict_mode', '0');
-        ini_set('session.serialize_handler', 'php_serialize');
         ini_set('session.gc_probability', '0');
         session_set_save_handler(new SaveHandler(), false);
         header_register_callback([self::class, 'atHeaders']);
@@ -298,12 +295,19 @@ final class Bridge
         return true;
     }
 
-    /** The session as PHP's session_start() finds it: what this request
-     *  wrote last (session_write_close() then session_start()), else what
-     *  sessiond loaded; nothing after session_destroy(). */
-    public static function nativeRead(): string
+    /** Gives $_SESSION the session as PHP's session_start() (or
+     *  session_reset()) finds it: what this request wrote last
+     *  (session_write_close() then session_start()), else what sessiond
+     *  loaded; nothing after session_destroy(). Put in $_SESSION directly
+     *  (PHP has just emptied it, and decodes nothing from the '' returned),
+     *  so no serialize_handler is involved. session_regenerate_id() reads
+     *  too, and keeps $_SESSION as it is: left alone then. */
+    public static function nativeRead(string $by): string
     {
-        return serialize(self::$written ?? (self::$destroyed ? [] : self::$loaded));
+        if ($by !== 'session_regenerate_id') {
+            $_SESSION = self::$written ?? (self::$destroyed ? [] : self::$loaded);
+        }
+        return '';
     }
 
     public static function nativeWrite(): bool

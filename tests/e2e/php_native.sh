@@ -114,10 +114,10 @@ expect_no_body '"b":' "session_reset(): the change dropped"
 api start_ro,set:c=1,print
 [ -z "$(item c)" ] || fail "a change after read_and_close was stored"
 BEFORE=$(cookie)
-api start,regen0,set:d=1
+api start,set:d0=1,regen0,set:d=1
 AFTER=$(cookie)
 [ -n "$AFTER" ] && [ "$AFTER" != "$BEFORE" ] || fail "session_regenerate_id(false) did not change the id"
-expect_eq "$(item d)" 1 "a change with session_regenerate_id(false)"
+expect_eq "$(item d0)-$(item d)" 1-1 "changes before and after session_regenerate_id(false)"
 api name:other,cookie,cookies_on,appcookie,start,set:e=1
 # session.use_cookies is off: PHP answers session_set_cookie_params() with a
 # warning and false, and the request goes on.
