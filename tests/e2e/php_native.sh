@@ -1,18 +1,20 @@
 #!/bin/bash
 # A PHP application written with PHP's own session API (tests/e2e/php_native/:
-# session_start() at the top of each page, no sessiond function anywhere),
+# session_start() at the top of each page, no sessiond function in them),
 # behind real nginx -> real sessiond -> real php-fpm in Debian's stock pool
 # (pm = dynamic, pm.max_children = 5) whose only change is the bridge as
 # auto_prepend_file (stack_php_fpm's line), and session.save_path, to see that
-# nothing is written there. Walked with curl's cookie jar: login regenerates the id,
-# a cart is an array, an early session_write_close() drops later changes,
-# logout destroys the session; PHP's own cookie is never sent and no session
-# file is made; it survives restarts of php-fpm and of sessiond; two requests
-# changing different keys (one of them an array) both keep theirs; and it
-# works through two pools behind two sessionds sharing one store. Then the
-# rest of the API (options, abort, reset, regenerate(false), names and cookie
-# parameters without effect, failures keeping nothing) through the same stack,
-# and the directives php-fpm sends for pages that change nothing.
+# nothing is written there. Walked with curl's cookie jar: login regenerates
+# the id, a cart is an array, an early session_write_close() drops later
+# changes, logout destroys the session; PHP's own cookie is never sent and no
+# session file is made; it survives restarts of php-fpm and of sessiond; two
+# requests changing different keys (one of them an array) both keep theirs,
+# and so do 20 at once (4x the pool); it works through two pools behind two
+# sessionds sharing one store. Then the rest of the API (api.php: options,
+# abort, reset, regenerate(false), names and cookie parameters without
+# effect, a flush after session_write_close(), old code's isset($_SESSION)
+# test, failures keeping nothing) through the same stack, and the directives
+# php-fpm sends for pages that change nothing.
 . "$SESSIOND_SRC/tests/e2e/lib.sh"
 php_www "$SESSIOND_SRC"/tests/e2e/php_native
 FILES="$DIR/php-sessions"
@@ -87,6 +89,17 @@ P2=$!
 wait "$P1" && wait "$P2" || fail "a concurrent request failed"
 expect_eq "$(cat "$DIR/s1") $(cat "$DIR/s2")" "200 200" "two concurrent requests ($(cat "$DIR/c1" "$DIR/c2"))"
 expect_eq "$(item cart) $(item theme)" 'json:{"apple":3} dark' "both concurrent changes"
+
+# 20 at once (4x the pool), each adding its own key: all answered, all kept.
+pids=()
+for i in $(seq 1 20); do
+  curl -s -o /dev/null -w '%{http_code}' -b "$JAR" --max-time 30 "$(BASE)/api?do=start,set:burst$i=$i" >"$DIR/burst.$i" &
+  pids+=($!)
+done
+for p in "${pids[@]}"; do wait "$p" || fail "a request of the burst failed"; done
+expect_eq "$(cat "$DIR"/burst.*)" "$(printf '200%.0s' $(seq 1 20))" "the burst's statuses"
+expect_eq "$(sql "SELECT count(*) FROM items WHERE key LIKE 'burst%'")" 20 "the burst's keys"
+sql "DELETE FROM items WHERE key LIKE 'burst%'"
 
 # --- Restarts of php-fpm and of sessiond lose nothing.
 stack_kill TERM "$FPM" || fail "php-fpm did not stop cleanly"
