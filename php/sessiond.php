@@ -1,28 +1,53 @@
 <?php
 /*
- * sessiond's PHP bridge: $_SESSION backed by sessiond, for PHP code that
- * php-fpm runs behind `sessiond serve --app NAME=unix:PATH`.
+ * sessiond's PHP bridge: PHP's sessions backed by sessiond, for PHP code
+ * that php-fpm runs behind `sessiond serve --app NAME=unix:PATH`. One line in
+ * the php-fpm pool (or php.ini) and the application is unchanged:
  *
- *     require_once '/usr/share/sessiond/php/sessiond.php';
+ *     php_admin_value[auto_prepend_file] = /usr/share/sessiond/php/sessiond.php
+ *
+ *     session_start();                    // PHP's own API, as documented
  *     $_SESSION['UserName'] = 'ann';      // stored when the request ends
  *
- * Contract (the README's "PHP with php-fpm" says the same for operators):
+ * Contract (docs/php.md says the same for operators):
  *
- * - At include time $_SESSION holds the visitor's session, read from the
+ * - PHP's session API works with sessiond as its store: the bridge registers
+ *   a save handler (session_set_save_handler) and turns PHP's own cookie and
+ *   URL ids off (session.use_cookies=0, use_only_cookies=1,
+ *   use_trans_sid=0); a cookie of PHP's session that an application turns
+ *   on again is removed before the headers leave. So the only session
+ *   cookie is sessiond's, and no session file is ever made.
+ *   session_start() reads the session sessiond injected (whatever id PHP
+ *   names: no id reaches another visitor's session); session_id() is
+ *   sessiond's id, or a stand-in for a new visitor (sessiond makes the real
+ *   one when the request commits). session_write_close() ends the session
+ *   part of the request: later changes to $_SESSION are not stored, and
+ *   session_start() again reads what it wrote. session_abort(),
+ *   session_reset() and read_and_close as PHP documents them.
+ *   session_regenerate_id() (true or false) is sessiond's regenerate: new
+ *   id at commit, same data, the old id dead at once. session_destroy() is
+ *   sessiond's abandon (the session deleted, the cookie expired); a
+ *   session_start() after it in the same request begins a new session
+ *   (under a new id, holding only what is written since).
+ * - For code written for the bridge's own functions, $_SESSION also holds
+ *   the session at include time, without session_start(), and changes to it
+ *   are stored as long as PHP's session is never started in the request.
+ *   (A page testing `isset($_SESSION)` to decide on session_start() finds it
+ *   set; its session_regenerate_id() and session_destroy(), refused by PHP
+ *   with a warning, still regenerate and abandon: see atWarning().) The session comes from the
  *   HTTP_SESSION parameter sessiond injects, or from its numbered pieces
  *   (SESSION_CHUNKS, SESSION_CHUNK_1...) when the session is too large for
  *   one FastCGI record: a session of any size the store accepts (a client
- *   can forge none of them: sessiond discards any it sends). No
- *   session_start() is needed, and PHP's own session_start() is refused
- *   with an exception, so it can never replace $_SESSION behind the
- *   bridge's back.
+ *   can forge none of them: sessiond discards any it sends).
  * - At the end of the request (or at sessiond_commit()) the bridge compares
- *   $_SESSION with what it loaded and sends sessiond one directive per
+ *   the session the request leaves ($_SESSION as PHP's session last wrote
+ *   it, or $_SESSION itself when PHP's session was never started) with what
+ *   it loaded and sends sessiond one directive per
  *   change: X-Session-Set for a new or changed key, X-Session-Remove for a
  *   removed one. Two requests of one session that change different keys
  *   therefore both keep their change. sessiond commits them all or none
  *   before the response leaves.
- * - sessiond_regenerate() (the session_regenerate_id(true) of sessiond): new
+ * - sessiond_regenerate() (session_regenerate_id(true) before PHP's API): new
  *   id at commit, same data, the old id dead at once. sessiond_abandon()
  *   (session_destroy() plus an expired cookie): the session is deleted.
  *   sessiond_clear(): the stored session becomes exactly what $_SESSION
@@ -41,7 +66,8 @@
  * - Headers go out before the first byte of the body: the bridge buffers
  *   output from include time and sends its headers from a shutdown function,
  *   which PHP runs before it flushes output buffers. A page that flushes
- *   early calls sessiond_commit() first. A page that ends in a fatal error
+ *   early calls session_write_close() first (its changes then go with the
+ *   headers the flush sends), or sessiond_commit(). A page that ends in a fatal error
  *   or an uncaught exception sends no session change, and gets a 500.
  *
  * Limits the bridge checks itself, so a mistake is a PHP error naming the
@@ -59,20 +85,58 @@ class Error extends \RuntimeException
 {
 }
 
-/** PHP's own session functions, refused: the session belongs to sessiond. */
-final class RefusedSessionHandler implements \SessionHandlerInterface
+/** PHP's session save handler while sessiond.php is included: PHP's own
+ *  session API (session_start(), session_write_close(), session_destroy(),
+ *  session_regenerate_id()...) reads and writes the request's sessiond
+ *  session through it. It stores nothing itself: it tells the Bridge what
+ *  PHP did, and the Bridge sends sessiond the changes with the response.
+ *  The ids PHP passes are ignored: the session is always the one sessiond
+ *  injected for this request, so no id an application names can reach
+ *  another visitor's session. */
+final class SaveHandler implements \SessionHandlerInterface, \SessionIdInterface,
+    \SessionUpdateTimestampHandlerInterface
 {
     public function open(string $path, string $name): bool
     {
-        throw new Error('session_start() is not used with sessiond.php: $_SESSION is already the '
-            . 'sessiond session; see sessiond_regenerate() and sessiond_abandon() for '
-            . 'session_regenerate_id() and session_destroy()');
+        return Bridge::nativeOpen();
     }
     public function close(): bool { return true; }
-    public function read(string $id): string|false { return false; }
-    public function write(string $id, string $data): bool { return false; }
-    public function destroy(string $id): bool { return false; }
-    public function gc(int $max_lifetime): int|false { return false; }
+    public function read(string $id): string|false
+    {
+        return Bridge::nativeRead(self::calledBy());
+    }
+    public function write(string $id, string $data): bool
+    {
+        return Bridge::nativeWrite();
+    }
+    public function updateTimestamp(string $id, string $data): bool
+    {
+        // lazy_write: PHP calls this instead of write() when nothing changed.
+        return Bridge::nativeWrite();
+    }
+    public function destroy(string $id): bool
+    {
+        return Bridge::nativeDestroy(self::calledBy());
+    }
+    public function create_sid(): string
+    {
+        return Bridge::nativeId(self::calledBy());
+    }
+    public function validateId(string $id): bool { return true; }
+    public function gc(int $max_lifetime): int|false { return 0; }
+
+    /** The PHP function that made PHP call the handler (session_destroy,
+     *  session_regenerate_id, session_start...): destroy() and create_sid()
+     *  mean different things for sessiond depending on it. */
+    private static function calledBy(): string
+    {
+        foreach (debug_backtrace(DEBUG_BACKTRACE_IGNORE_ARGS, 4) as $frame) {
+            if (!isset($frame['class']) && str_starts_with($frame['function'], 'session_')) {
+                return $frame['function'];
+            }
+        }
+        return '';
+    }
 }
 
 /** The request's session state; one per request (php-fpm runs one request
@@ -93,6 +157,22 @@ final class Bridge
     private static bool $abandon = false;
     private static bool $clear = false;
     private static bool $lastInLine = false;
+    /** PHP's session API was used (session_start() opened the handler):
+     *  the session to store is then what PHP last wrote, not $_SESSION. */
+    private static bool $native = false;
+    /** @var mixed what PHP's session last wrote ($_SESSION at
+     *  session_write_close() or the end); null: nothing written yet */
+    private static mixed $written = null;
+    /** session_destroy() was called: the stored session goes, and what a
+     *  later session_start() of the request writes is a new session. */
+    private static bool $destroyed = false;
+    private static bool $idGiven = false;
+    /** atShutdown() is deciding the request's end: the headers it lets go
+     *  out are none of atHeaders()' business. */
+    private static bool $ending = false;
+    /** The changes could not be sent when output left early: the request
+     *  is a 500, and nothing more is tried. */
+    private static bool $failed = false;
 
     public static function start(): void
     {
@@ -114,16 +194,160 @@ final class Bridge
             throw new Error('sessiond.php needs PHP\'s session extension, for $_SESSION');
         }
         if (session_status() === PHP_SESSION_ACTIVE) {
-            throw new Error('PHP\'s own session is active (session.auto_start?): '
-                . 'sessiond.php provides $_SESSION itself');
+            throw new Error('PHP\'s session was started before sessiond.php (session.auto_start?): '
+                . 'turn session.auto_start off, so that session_start() goes through sessiond');
         }
-        session_set_save_handler(new RefusedSessionHandler(), false);
+        // PHP's session never sends its cookie nor puts the id in URLs:
+        // the cookie is sessiond's. An application may set these again: the
+        // header filter below still holds.
+        ini_set('session.use_cookies', '0');
+        ini_set('session.use_only_cookies', '1');
+        ini_set('session.use_trans_sid', '0');
+        ini_set('session.use_strict_mode', '0');
+        ini_set('session.gc_probability', '0');
+        session_set_save_handler(new SaveHandler(), false);
+        header_register_callback([self::class, 'atHeaders']);
+        set_error_handler([self::class, 'atWarning'], E_WARNING);
         self::$loaded = self::decodeSession(self::sessionText($_SERVER));
         self::$committed = null;
         self::$regenerate = self::$abandon = self::$clear = self::$lastInLine = false;
+        self::$native = self::$destroyed = self::$idGiven = self::$ending = self::$failed = false;
+        self::$written = null;
+        // For code written for the bridge's own functions, $_SESSION holds
+        // the session without session_start(); session_start() puts the
+        // same in it again.
         $_SESSION = self::$loaded;
         ob_start();
         register_shutdown_function([self::class, 'atShutdown']);
+    }
+
+    /** Called as PHP is about to send the headers (at the end, or when the
+     *  page flushes output early). A page that flushes after
+     *  session_write_close() has stored its session as far as PHP is
+     *  concerned: its changes go out now, with these headers. */
+    public static function atHeaders(): void
+    {
+        self::dropPhpCookie();
+        if (self::$ending || self::$committed !== null || !self::$native
+            || session_status() === PHP_SESSION_ACTIVE) {
+            return;
+        }
+        try {
+            self::commit();
+        } catch (Error $e) {
+            // Too late to withhold the body: a 500 and no change, and PHP's
+            // log says why.
+            self::$failed = true;
+            http_response_code(500);
+            error_log('PHP Fatal error:  Uncaught ' . \get_class($e) . ': ' . $e->getMessage());
+        }
+    }
+
+    /** Old code that starts PHP's session only `if (!isset($_SESSION))`
+     *  finds $_SESSION set (see start()) and never starts it; its
+     *  session_regenerate_id() and session_destroy() then fail with PHP's
+     *  warning. A login must still change the id, a logout still end the
+     *  session: they become the bridge's regenerate and abandon. (An
+     *  application that installs its own error handler replaces this one.)
+     *  PHP's own handling of the warning goes on. */
+    public static function atWarning(int $type, string $message): bool
+    {
+        if (!self::$native && self::$committed === null && session_status() === PHP_SESSION_NONE) {
+            if (str_starts_with($message, 'session_regenerate_id(): Session ID cannot be regenerated when there is no active session')) {
+                self::$regenerate = true;
+            } elseif (str_starts_with($message, 'session_destroy(): Trying to destroy uninitialized session')) {
+                self::abandon();
+            }
+        }
+        return false;
+    }
+
+    /** Removes any cookie of PHP's session (an application that set
+     *  session.use_cookies again), so the only session cookie is sessiond's. */
+    private static function dropPhpCookie(): void
+    {
+        $name = rawurlencode((string)session_name());
+        $keep = [];
+        $dropped = false;
+        foreach (headers_list() as $h) {
+            if (stripos($h, 'Set-Cookie:') !== 0) {
+                continue;
+            }
+            if (str_starts_with(ltrim(substr($h, 11)), $name . '=')) {
+                $dropped = true;
+            } else {
+                $keep[] = $h;
+            }
+        }
+        if ($dropped) {
+            header_remove('Set-Cookie');
+            foreach ($keep as $h) {
+                header($h, false);
+            }
+        }
+    }
+
+    // --- PHP's session API, through SaveHandler.
+
+    public static function nativeOpen(): bool
+    {
+        self::$native = true;
+        return true;
+    }
+
+    /** Gives $_SESSION the session as PHP's session_start() (or
+     *  session_reset()) finds it: what this request wrote last
+     *  (session_write_close() then session_start()), else what sessiond
+     *  loaded; nothing after session_destroy(). Put in $_SESSION directly
+     *  (PHP has just emptied it, and decodes nothing from the '' returned),
+     *  so no serialize_handler is involved. session_regenerate_id() reads
+     *  too, and keeps $_SESSION as it is: left alone then. */
+    public static function nativeRead(string $by): string
+    {
+        if ($by !== 'session_regenerate_id') {
+            $_SESSION = self::$written ?? (self::$destroyed ? [] : self::$loaded);
+        }
+        return '';
+    }
+
+    public static function nativeWrite(): bool
+    {
+        // $_SESSION is what PHP is writing ($data is its serialization):
+        // taken as it is, checked when the directives are made.
+        self::$written = $_SESSION;
+        return true;
+    }
+
+    public static function nativeDestroy(string $by): bool
+    {
+        // session_regenerate_id(true) destroys the old id too; sessiond's
+        // regenerate does that itself, with the data kept.
+        if ($by === 'session_destroy') {
+            self::$destroyed = true;
+            self::$written = null;
+        }
+        return true;
+    }
+
+    /** The id PHP's session shows (session_id()): sessiond's for a visitor
+     *  who has one; a stand-in for a new visitor, or after
+     *  session_regenerate_id() or session_destroy(), whose real id
+     *  sessiond makes at commit and sends only in its cookie. */
+    public static function nativeId(string $by): string
+    {
+        // session_create_id() asks the handler too: it gets a random id,
+        // never the visitor's.
+        if ($by === 'session_regenerate_id') {
+            self::$regenerate = true;
+        } elseif ($by === 'session_start' && !self::$idGiven && !self::$destroyed
+                && ($_SERVER['SESSION_ID'] ?? '') !== '') {
+            self::$idGiven = true;
+            return (string)$_SERVER['SESSION_ID'];
+        }
+        if ($by !== 'session_create_id') {
+            self::$idGiven = true;
+        }
+        return bin2hex(random_bytes(16));
     }
 
     public static function regenerate(): void
@@ -156,6 +380,7 @@ final class Bridge
             throw new Error("output started at $file:$line before the session was committed: "
                 . 'call sessiond_commit() before flushing output');
         }
+        self::closeNative();
         $headers = self::directives();
         foreach ($headers as $h) {
             header($h, false);
@@ -173,22 +398,31 @@ final class Bridge
             register_shutdown_function([self::class, 'atShutdown']);
             return;
         }
+        self::$ending = true;
+        if (self::$failed) {
+            return;
+        }
         $error = error_get_last();
         if ($error !== null && ($error['type'] & self::FATAL) !== 0) {
             // The page failed: keep none of its changes.
+            if (session_status() === PHP_SESSION_ACTIVE) {
+                session_abort();
+            }
             if (!headers_sent()) {
                 http_response_code(500);
             }
             return;
         }
         if (self::$committed !== null) {
-            if (!\is_array($_SESSION) || $_SESSION !== self::$committed) {
+            self::closeNative();
+            if (self::sessionNow() !== self::$committed) {
                 trigger_error('sessiond.php: $_SESSION changed after sessiond_commit(); '
                     . 'those changes are not stored', E_USER_WARNING);
             }
             return;
         }
         if (headers_sent($file, $line)) {
+            self::closeNative();
             if (self::$abandon || self::$regenerate || self::$clear || !self::unchanged()) {
                 trigger_error("sessiond.php: output started at $file:$line before the session "
                     . 'was committed; its changes are not stored (call sessiond_commit() '
@@ -216,8 +450,19 @@ final class Bridge
             return ['X-Session-Abandon: 1'];
         }
         $session = self::currentSession();
+        $clear = self::$clear;
+        $regenerate = self::$regenerate;
+        if (self::$destroyed) {
+            if ($session === []) {
+                return ['X-Session-Abandon: 1'];
+            }
+            // session_destroy() then a new session in the same request (a
+            // message for the login page...): the old id dies, and the
+            // session under the new one holds only what was written since.
+            $clear = $regenerate = true;
+        }
         $out = [];
-        if (self::$clear) {
+        if ($clear) {
             $out[] = 'X-Session-Clear: 1';
         } else {
             foreach (self::$loaded as $key => $_) {
@@ -227,7 +472,7 @@ final class Bridge
             }
         }
         foreach ($session as $key => $value) {
-            if (!self::$clear && \array_key_exists($key, self::$loaded) && self::$loaded[$key] === $value) {
+            if (!$clear && \array_key_exists($key, self::$loaded) && self::$loaded[$key] === $value) {
                 continue;
             }
             $key = (string)$key;
@@ -240,7 +485,7 @@ final class Bridge
             }
             $out[] = 'X-Session-Set: ' . rawurlencode($key) . '=' . rawurlencode($stored);
         }
-        if (self::$regenerate) {
+        if ($regenerate) {
             $out[] = 'X-Session-Regenerate: 1';
         }
         return $out;
@@ -248,17 +493,38 @@ final class Bridge
 
     private static function unchanged(): bool
     {
-        return \is_array($_SESSION) && $_SESSION === self::$loaded;
+        return !self::$destroyed && self::sessionNow() === self::$loaded;
+    }
+
+    /** Ends PHP's session if it is still active, as PHP would at the end of
+     *  the request: its $_SESSION is then what PHP wrote. */
+    private static function closeNative(): void
+    {
+        if (session_status() === PHP_SESSION_ACTIVE) {
+            session_write_close();
+        }
+    }
+
+    /** The session the request leaves: $_SESSION for code that never
+     *  started PHP's session, else what PHP's session last wrote (so
+     *  changes after session_write_close() are not stored). */
+    private static function sessionNow(): mixed
+    {
+        if (!self::$native) {
+            return $_SESSION;
+        }
+        return self::$written ?? (self::$destroyed ? [] : self::$loaded);
     }
 
     /** @return array<array-key, mixed> */
     private static function currentSession(): array
     {
-        if (!\is_array($_SESSION)) {
-            throw new Error('$_SESSION is no longer an array (' . get_debug_type($_SESSION)
-                . '); use $_SESSION = [] or sessiond_clear() to empty it');
+        $session = self::sessionNow();
+        if (!\is_array($session)) {
+            throw new Error('$_SESSION is no longer an array (' . get_debug_type($session)
+                . '); use $_SESSION = [] or session_unset() to empty it');
         }
-        return $_SESSION;
+        return $session;
     }
 
     private static function checkKey(string $key): void

@@ -1,9 +1,11 @@
 <?php
 // GET /home: who is logged in. UserName is the visitor's own text: escape it.
-require_once 'sessiond.php';
+// Plain PHP sessions: sessiond's bridge (auto_prepend_file) is their store.
+session_start();
+$name = $_SESSION['UserName'] ?? null;
+session_write_close();   // only read here: other requests of the session need not wait
 
 header('Content-Type: text/html; charset=utf-8');
-$name = $_SESSION['UserName'] ?? null;
 ?>
 <!doctype html>
 <title>Home</title>

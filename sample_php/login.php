@@ -3,7 +3,7 @@
 // POST /login: stores UserName in the session, moves the session to a new id
 // (a login is a privilege change: the id the visitor had before dies) and
 // sends the browser home.
-require_once 'sessiond.php';
+session_start();
 
 if ($_SERVER['REQUEST_METHOD'] === 'POST') {
     $name = $_POST['UserName'] ?? '';
@@ -11,8 +11,8 @@ if ($_SERVER['REQUEST_METHOD'] === 'POST') {
         header('Location: /login', true, 303);
         exit;
     }
+    session_regenerate_id(true);
     $_SESSION['UserName'] = $name;
-    sessiond_regenerate();
     header('Location: /home', true, 303);
     exit;
 }

@@ -14,8 +14,9 @@
 #                                  HOST:PORT); sets STACK_PORT and STACK_APACHE_PID
 #   stack_php_fpm NAME [LINE...]   php-fpm with a config and a pool of its own on
 #                                  DIR/NAME.sock, log DIR/NAME.log, sessiond's
-#                                  PHP bridge on its include_path
-#                                  ($STACK_PHP_INCLUDE, default php/); each LINE
+#                                  PHP bridge on its include_path and as its
+#                                  auto_prepend_file ($STACK_PHP_INCLUDE,
+#                                  default php/); each LINE
 #                                  is one more pool line; its pid in STACK_PID
 #   stack_php_location ROOT APP    the nginx location (for stack_nginx, so call
 #                                  it first) that runs /NAME as ROOT/NAME.php in
@@ -100,6 +101,8 @@ stack_php_fpm() {
     printf 'pm = static\npm.max_children = 4\ncatch_workers_output = yes\ndecorate_workers_output = no\n'
     printf 'php_admin_flag[display_errors] = off\nphp_admin_flag[log_errors] = on\n'
     printf 'php_value[include_path] = ".:%s"\n' "${STACK_PHP_INCLUDE:-$SESSIOND_SRC/php}"
+    # The one line a PHP application needs behind sessiond (docs/php.md).
+    printf 'php_admin_value[auto_prepend_file] = %s/sessiond.php\n' "${STACK_PHP_INCLUDE:-$SESSIOND_SRC/php}"
     for _l in "$@"; do printf '%s\n' "$_l"; done
   } >"$STACK_DIR/$_name-fpm.conf"
   # In the foreground: this pid is the master, which stops its workers on TERM.

@@ -5,8 +5,10 @@
 # page made (one per changed key, non-string values as json:), in every way a
 # page can end: normally, by exit, with a late shutdown function, after an
 # explicit commit and flush; and none at all when the page fails (fatal
-# error, uncaught exception, a key or value that cannot be stored, PHP's own
-# session_start(), a request that did not come through sessiond).
+# error, uncaught exception, a key or value that cannot be stored, a request
+# that did not come through sessiond). PHP's own session_start() on such a
+# page reads the session again, as PHP does (tests/e2e/php_native.sh has the rest
+# of PHP's session API).
 . "$SESSIOND_SRC/tests/e2e/lib.sh"
 php_www
 stack_php_fpm php || fail "php-fpm did not start"
@@ -91,12 +93,16 @@ expect_directives '' "flush without a commit"
 expect_err 'before the session was committed; its changes are not stored' "flush without a commit"
 
 # --- A page that fails sends no change, and gets a 500.
-for then in fatal throw session_start; do
+for then in fatal throw; do
   new_visitor "QUERY_STRING=set[x]=1&then=$then"
   expect_status_of 500 "then=$then"
   expect_directives '' "then=$then"
 done
-expect_err 'session_start() is not used with sessiond.php' "PHP's own session_start()"
+# session_start() after changes to $_SESSION: $_SESSION is the stored
+# session again, as in PHP, and the changes before it are not stored.
+visitor 'a=1' 'QUERY_STRING=set[x]=1&then=session_start'
+expect_status_of 200 "session_start() after a change"
+expect_directives '' "session_start() after a change"
 # What cannot be stored: 500, nothing sent, and the page's body withheld.
 LONG=$(printf 'k%.0s' $(seq 257))
 for q in emptykey=1 "set[$LONG]=1" 'json[x]=1e999' 'big[v]=65537'; do
