@@ -9,7 +9,8 @@
 // use its server's clock (PostgreSQL, so the machines of a farm agree on
 // expiry) ignores it and uses its own, everywhere it takes a `now`.
 // A session is alive at `now` when expires > now, accessed > now - idle and
-// created > now - absolute (the timeouts of StoreTimeouts).
+// created > now - absolute (the timeouts of StoreTimeouts): sql::Alive
+// (liveness.h), from which every engine's statements are built.
 #pragma once
 
 #include <cstdint>

@@ -5,6 +5,8 @@
 // is tested beside the engine (sqlite_store_test.cc, ...).
 #include <catch2/catch.hpp>
 #include <algorithm>
+#include <optional>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -531,5 +533,66 @@ TEST_CASE("many instances committing to one session at once lose no key", "[stor
         auto it = s->items.find(key);
         CHECK((it != s->items.end() && it->second == key));
       }
+  });
+}
+
+// The one definition of a live session (store/liveness.h) as each engine's
+// statements apply it: dead exactly at its stored expiry, for the request
+// path, the live count, the operator's list and stats, and the sweep alike.
+TEST_CASE("a session is alive until its expiry, and expired exactly at it, everywhere", "[store][conformance]") {
+  ForEachEngine([](Engine& e) {
+    auto store = e.open();
+    std::string id = store->Commit(std::nullopt, Sets({{"k", "v"}}), T0).id;  // expires T0 + 600
+    auto admin = e.factory.admin(e.options());
+    using Which = ListQuery::Which;
+    auto listed = [&](Which which, std::int64_t now) {
+      ListQuery q;
+      q.which = which;
+      return admin->List(q, now).size();
+    };
+    const std::int64_t expires = T0 + 600;
+    for (std::int64_t now : {expires - 1, expires, expires + 1}) {
+      INFO("now = expires " << (now - expires));
+      const bool alive = now < expires;
+      CHECK(store->Load(id, now).has_value() == alive);
+      CHECK(store->CountLive(now) == (alive ? 1 : 0));
+      CHECK(listed(Which::Live, now) == (alive ? 1u : 0u));
+      CHECK(listed(Which::Expired, now) == (alive ? 0u : 1u));
+      CHECK(listed(Which::All, now) == 1u);
+      StoreStats st = admin->Stats(now);
+      CHECK(st.live == (alive ? 1u : 0u));
+      CHECK(st.expired == (alive ? 0u : 1u));
+      CHECK(st.oldest == (alive ? std::optional<std::int64_t>(T0) : std::nullopt));
+    }
+    CHECK(admin->CollectGarbage(expires - 1, 10) == 0);
+    CHECK(store->CollectGarbage(expires - 1, 10) == 0);
+    CHECK(admin->CollectGarbage(expires, 10) == 1);
+    CHECK(e.sessions() == 0);
+  });
+}
+
+// A session stored under longer timeouts than those in force now (a
+// restart with shorter ones) ends for requests under the new ones at once,
+// touch and write included, while its stored expiry still counts it as
+// live for the operator and the metrics until it comes.
+TEST_CASE("shortened timeouts end a stored session for requests, at the boundary", "[store][conformance]") {
+  ForEachEngine([](Engine& e) {
+    std::string id = e.open()->Commit(std::nullopt, Sets({{"k", "v"}}), T0).id;  // expires T0 + 600
+    StoreOptions idle = e.options(), absolute = e.options();
+    idle.timeouts.idle = 300;
+    absolute.timeouts.absolute = 200;
+    for (const auto& [o, end] : {std::pair{idle, T0 + 300}, std::pair{absolute, T0 + 200}}) {
+      auto store = e.open(o);
+      auto loaded = store->Load(id, end - 1);
+      REQUIRE(loaded);
+      CHECK_FALSE(store->Load(id, end));
+      CHECK(store->Commit(loaded, Sets({{"k", "w"}}), end).outcome == CommitResult::Outcome::Gone);
+      CHECK(store->CountLive(end) == 1);  // the stored expiry, T0 + 600
+      ListQuery live;
+      CHECK(e.factory.admin(e.options())->List(live, end).size() == 1);
+      auto s = store->Load(id, end - 1);  // the late write stored nothing
+      REQUIRE(s);
+      CHECK(s->items == Items{{"k", "v"}});
+    }
   });
 }
