@@ -596,3 +596,62 @@ TEST_CASE("shortened timeouts end a stored session for requests, at the boundary
     }
   });
 }
+
+// The operator's commands do the same on every engine: their logic is
+// written once (store/sql_admin.h), over each engine's dialect.
+TEST_CASE("admin: list, find, show, rm and logout alike on every engine", "[store][conformance]") {
+  ForEachEngine([](Engine& e) {
+    auto store = e.open();
+    std::string ann = store->Commit(std::nullopt, Sets({{"user", "ann"}, {"role", "admin"}}), T0).id;
+    std::string bob = store->Commit(std::nullopt, Sets({{"user", "bob"}}), T0 + 1).id;
+    std::string ann2 = store->Commit(std::nullopt, Sets({{"user", "ann"}, {"bin", std::string("\0\xff", 2)}}), T0 + 2).id;
+    auto admin = e.factory.admin(e.options());
+
+    ListQuery q;
+    q.which = ListQuery::Which::All;
+    std::vector<SessionSummary> all = admin->List(q, T0 + 10);
+    REQUIRE(all.size() == 3);
+    CHECK(all[0].digest == DigestOf(ann2));  // newest first
+    CHECK(all[2].digest == DigestOf(ann));
+    CHECK(all[2].items == 2);
+    CHECK(all[2].bytes == std::string("userannroleadmin").size());
+    CHECK(all[0].bytes == 4 + 3 + 3 + 2);  // user, ann, bin, the two bytes
+    CHECK(all[2].created == T0);
+    CHECK(all[2].accessed == T0);
+    CHECK(all[2].expires == T0 + 600);
+
+    q.where = {{"user", "ann"}};
+    CHECK(admin->List(q, T0 + 10).size() == 2);
+    q.limit = 1;
+    std::vector<SessionSummary> newest = admin->List(q, T0 + 10);
+    REQUIRE(newest.size() == 1);
+    CHECK(newest[0].digest == DigestOf(ann2));
+    q.limit = 0;
+    q.where = {{"user", "ann"}, {"role", "admin"}};
+    CHECK(admin->List(q, T0 + 10).size() == 1);
+    q.where = {{"bin", std::string("\0\xff", 2)}};  // byte for byte
+    CHECK(admin->List(q, T0 + 10).size() == 1);
+
+    std::string hex = HexOf(DigestOf(bob));
+    CHECK(admin->FindByPrefix(hex, 5) == std::vector<IdDigest>{DigestOf(bob)});
+    CHECK(admin->FindByPrefix(hex.substr(0, 6), 5) == std::vector<IdDigest>{DigestOf(bob)});
+    std::size_t found = 0;  // every session under one of the 16 one-digit prefixes, "f" (unbounded) too
+    for (char c : std::string("0123456789abcdef")) found += admin->FindByPrefix(std::string(1, c), 5).size();
+    CHECK(found == 3);
+    CHECK_THROWS_AS(admin->FindByPrefix("", 5), std::invalid_argument);
+
+    auto shown = admin->Get(DigestOf(ann2));
+    REQUIRE(shown);
+    CHECK(shown->items == Items{{"user", "ann"}, {"bin", std::string("\0\xff", 2)}});
+    CHECK(shown->summary.items == 2);
+    CHECK(shown->summary.bytes == 4 + 3 + 3 + 2);
+    CHECK(shown->summary.created == T0 + 2);
+    CHECK_FALSE(admin->Get(DigestOf(NewSessionId())));
+
+    CHECK(admin->Remove({DigestOf(bob), DigestOf(NewSessionId())}) == 1);  // unknown ones are not counted
+    CHECK_FALSE(store->Load(bob, T0 + 10));
+    CHECK(admin->RemoveWhere({{"user", "ann"}}) == 2);
+    CHECK(e.sessions() == 0);
+    CHECK(e.items() == 0);
+  });
+}
