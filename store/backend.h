@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
@@ -25,6 +26,18 @@
 #include "store/store.h"
 
 namespace sessiond {
+
+// Refuses a store whose schema `version` is newer than the one this build
+// writes (`known`): what that version changed is not known here, so neither
+// serving from it nor inspecting it is safe. Throws StoreError, not busy,
+// with the engine's error `code`; `engine` begins the message ("PostgreSQL: "
+// or nothing). Every engine's schema check, the server's and the admin's.
+inline void RefuseNewerSchema(std::int64_t version, int known, const std::string& engine, int code) {
+  if (version > known)
+    throw StoreError(engine + "database schema version " + std::to_string(version) +
+                         " is newer than this sessiond supports (" + std::to_string(known) + ")",
+                     code, false);
+}
 
 // The timeouts every timed query uses.
 struct StoreTimeouts {

@@ -42,11 +42,7 @@ class PgEngine final : public AdminEngine {
       throw StoreError("PostgreSQL: the database holds no sessiond store (no table sessiond_schema; "
                        "sessiond serve creates it)",
                        0, false);
-    int version = SchemaVersion();
-    if (version > kPgSchemaVersion)
-      throw StoreError("PostgreSQL: database schema version " + std::to_string(version) +
-                           " is newer than this sessiond supports (" + std::to_string(kPgSchemaVersion) + ")",
-                       0, false);
+    RefuseNewerSchema(SchemaVersion(), kPgSchemaVersion, "PostgreSQL: ", 0);
   }
 
   std::string Param(int n) const override { return "$" + std::to_string(n); }

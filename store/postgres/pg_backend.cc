@@ -153,10 +153,7 @@ int MigratePgSchema(pg::Conn& conn) {
       conn.Send("SELECT coalesce(max(version), 0) FROM sessiond_schema");
       version = static_cast<int>(conn.Sync().back().int64(0, 0));
     }
-    if (version > kPgSchemaVersion)
-      throw StoreError("PostgreSQL: database schema version " + std::to_string(version) +
-                           " is newer than this sessiond supports (" + std::to_string(kPgSchemaVersion) + ")",
-                       0, false);
+    RefuseNewerSchema(version, kPgSchemaVersion, "PostgreSQL: ", 0);
     for (int v = version; v < kPgSchemaVersion; ++v) conn.Exec(kMigrations[v]);
     if (version != kPgSchemaVersion)
       conn.Exec(("DELETE FROM sessiond_schema; INSERT INTO sessiond_schema (version) VALUES (" +

@@ -75,10 +75,7 @@ class SqliteEngine final : public AdminEngine {
     if (version == 0)
       throw StoreError(o.path + " is not a sessiond store (schema version 0; sessiond serve creates one)",
                        kError, false);
-    if (version > kSchemaVersion)
-      throw StoreError("database schema version " + std::to_string(version) +
-                           " is newer than this sessiond supports (" + std::to_string(kSchemaVersion) + ")",
-                       kError, false);
+    RefuseNewerSchema(version, kSchemaVersion, "", kError);
   }
 
   std::string Param(int n) const override { return "?" + std::to_string(n); }

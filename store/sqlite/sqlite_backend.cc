@@ -60,11 +60,7 @@ static_assert(std::size(kMigrations) == kSchemaVersion);
 void Migrate(Db& db) {
   Transaction tx(db);  // IMMEDIATE: two processes starting at once migrate once
   auto version = db.QueryInt("PRAGMA user_version");
-  if (version > kSchemaVersion)
-    throw StoreError("database schema version " + std::to_string(version) +
-                         " is newer than this sessiond supports (" +
-                         std::to_string(kSchemaVersion) + ")",
-                     1, false);
+  RefuseNewerSchema(version, kSchemaVersion, "", 1);
   for (auto v = version; v < kSchemaVersion; ++v) db.Exec(kMigrations[v]);
   if (version != kSchemaVersion)
     db.Exec(("PRAGMA user_version = " + std::to_string(kSchemaVersion)).c_str());
