@@ -30,6 +30,9 @@ struct SessionSummary {
   std::int64_t expires = 0;   // the stored expiry; expired when <= now
   std::size_t items = 0;      // how many items
   std::size_t bytes = 0;      // their keys and values, as the session limits count them
+
+  // sql::Expired (liveness.h) for a row already read: the stored expiry has come.
+  bool ExpiredAt(std::int64_t now) const { return expires <= now; }
 };
 
 // A session with its items.
