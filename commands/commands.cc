@@ -69,7 +69,7 @@ std::string Plural(std::size_t n, const char* one, const char* many) {
 std::string JsonSummary(const SessionSummary& s, std::int64_t now) {
   return "\"tag\": \"" + TagOf(s.digest) + "\", \"digest\": \"" + HexOf(s.digest) + "\", \"created\": \"" +
          IsoTime(s.created) + "\", \"accessed\": \"" + IsoTime(s.accessed) + "\", \"expires\": \"" +
-         IsoTime(s.expires) + "\", \"expired\": " + (s.expires <= now ? "true" : "false") +
+         IsoTime(s.expires) + "\", \"expired\": " + (s.ExpiredAt(now) ? "true" : "false") +
          ", \"item_count\": " + std::to_string(s.items) + ", \"bytes\": " + std::to_string(s.bytes);
 }
 
@@ -101,7 +101,7 @@ void PrintSession(std::ostream& out, const SessionDetail& d, bool json, std::int
   out << "session   " << HexOf(s.digest) << '\n'
       << "created   " << IsoTime(s.created) << '\n'
       << "accessed  " << IsoTime(s.accessed) << '\n'
-      << "expires   " << IsoTime(s.expires) << (s.expires <= now ? " (expired)" : "") << '\n'
+      << "expires   " << IsoTime(s.expires) << (s.ExpiredAt(now) ? " (expired)" : "") << '\n'
       << "items     " << s.items << ", " << Plural(s.bytes, "byte", "bytes") << '\n';
   if (!d.items.empty()) out << '\n';
   for (const auto& [k, v] : d.items) out << KeyText(k) << " = " << Quoted(v) << '\n';

@@ -35,6 +35,24 @@ bool IsBidiControl(long cp) {
          (cp >= 0x2066 && cp <= 0x2069);
 }
 
+// Characters a terminal would act on or hide rather than show, beyond the
+// C0 controls: the C1 controls and the bidirectional ones. Both the quoted
+// text and JSON spell them as \u escapes, each in its own syntax.
+bool IsHidden(long cp) { return (cp >= 0x80 && cp <= 0x9f) || IsBidiControl(cp); }
+
+// The backslash escape both the quoted text and JSON give a quote, a
+// backslash and the three common white-space controls; nullptr for others.
+const char* ShortEscape(long cp) {
+  switch (cp) {
+    case '"': return "\\\"";
+    case '\\': return "\\\\";
+    case '\n': return "\\n";
+    case '\r': return "\\r";
+    case '\t': return "\\t";
+    default: return nullptr;
+  }
+}
+
 void AppendHexByte(std::string& out, unsigned char c) {
   out += kHex[c >> 4];
   out += kHex[c & 15];
@@ -67,15 +85,12 @@ std::string Escaped(std::string_view s) {
   for (std::size_t i = 0; i < s.size();) {
     auto [cp, n] = Decode(s, i);
     auto c = static_cast<unsigned char>(s[i]);
-    if (cp < 0 || (cp < 0x20 && cp != '\n' && cp != '\r' && cp != '\t') || cp == 0x7f) {
+    if (const char* e = ShortEscape(cp)) {
+      out += e;
+    } else if (cp < 0x20 || cp == 0x7f) {  // invalid UTF-8 (cp < 0) too
       out += "\\x";
       AppendHexByte(out, c);
-    } else if (cp == '"') out += "\\\"";
-    else if (cp == '\\') out += "\\\\";
-    else if (cp == '\n') out += "\\n";
-    else if (cp == '\r') out += "\\r";
-    else if (cp == '\t') out += "\\t";
-    else if ((cp >= 0x80 && cp <= 0x9f) || IsBidiControl(cp)) {
+    } else if (IsHidden(cp)) {
       char buf[24];
       std::snprintf(buf, sizeof buf, "\\u{%04lx}", cp);
       out += buf;
@@ -107,12 +122,9 @@ std::string JsonString(std::string_view s) {
   for (std::size_t i = 0; i < s.size();) {
     auto [cp, n] = Decode(s, i);
     if (cp < 0) cp = static_cast<unsigned char>(s[i]);  // not UTF-8: the byte as a code point
-    if (cp == '"') out += "\\\"";
-    else if (cp == '\\') out += "\\\\";
-    else if (cp == '\n') out += "\\n";
-    else if (cp == '\r') out += "\\r";
-    else if (cp == '\t') out += "\\t";
-    else if (cp < 0x20 || cp == 0x7f || (cp >= 0x80 && cp <= 0x9f) || IsBidiControl(cp) || (cp >= 0x80 && n == 1)) {
+    if (const char* e = ShortEscape(cp)) {
+      out += e;
+    } else if (cp < 0x20 || cp == 0x7f || IsHidden(cp) || (cp >= 0x80 && n == 1)) {
       char buf[24];
       std::snprintf(buf, sizeof buf, "\\u%04lx", cp);
       out += buf;

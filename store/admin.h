@@ -1,12 +1,13 @@
 // Inspection and upkeep of a session store: what the operator's commands
 // (sessiond list, show, rm, logout, gc, stats, check, backup) ask of it, as
-// opposed to what the request path asks (store.h). SQLite implements it in
-// sqlite/sqlite_admin.h; a PostgreSQL store implements the same interface.
+// opposed to what the request path asks (store.h). SqlAdmin (sql_admin.h)
+// implements it once over each engine's dialect: sqlite/sqlite_admin.h,
+// postgres/pg_admin.h.
 //
 // A session is named by the digest of its id, never by the id (the store does
 // not have it). Live means what the server's garbage collector means: the
 // stored expiry, min(last access + idle timeout, created + absolute timeout)
-// as the server recorded it, is later than `now`.
+// as the server recorded it, is later than `now` (sql::Unexpired, liveness.h).
 #pragma once
 
 #include <cstdint>
@@ -29,6 +30,9 @@ struct SessionSummary {
   std::int64_t expires = 0;   // the stored expiry; expired when <= now
   std::size_t items = 0;      // how many items
   std::size_t bytes = 0;      // their keys and values, as the session limits count them
+
+  // sql::Expired (liveness.h) for a row already read: the stored expiry has come.
+  bool ExpiredAt(std::int64_t now) const { return expires <= now; }
 };
 
 // A session with its items.

@@ -9,12 +9,14 @@
 // use its server's clock (PostgreSQL, so the machines of a farm agree on
 // expiry) ignores it and uses its own, everywhere it takes a `now`.
 // A session is alive at `now` when expires > now, accessed > now - idle and
-// created > now - absolute (the timeouts of StoreTimeouts).
+// created > now - absolute (the timeouts of StoreTimeouts): sql::Alive
+// (liveness.h), from which every engine's statements are built.
 #pragma once
 
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
@@ -24,6 +26,18 @@
 #include "store/store.h"
 
 namespace sessiond {
+
+// Refuses a store whose schema `version` is newer than the one this build
+// writes (`known`): what that version changed is not known here, so neither
+// serving from it nor inspecting it is safe. Throws StoreError, not busy,
+// with the engine's error `code`; `engine` begins the message ("PostgreSQL: "
+// or nothing). Every engine's schema check, the server's and the admin's.
+inline void RefuseNewerSchema(std::int64_t version, int known, const std::string& engine, int code) {
+  if (version > known)
+    throw StoreError(engine + "database schema version " + std::to_string(version) +
+                         " is newer than this sessiond supports (" + std::to_string(known) + ")",
+                     code, false);
+}
 
 // The timeouts every timed query uses.
 struct StoreTimeouts {

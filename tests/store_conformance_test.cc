@@ -5,6 +5,8 @@
 // is tested beside the engine (sqlite_store_test.cc, ...).
 #include <catch2/catch.hpp>
 #include <algorithm>
+#include <optional>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -531,5 +533,125 @@ TEST_CASE("many instances committing to one session at once lose no key", "[stor
         auto it = s->items.find(key);
         CHECK((it != s->items.end() && it->second == key));
       }
+  });
+}
+
+// The one definition of a live session (store/liveness.h) as each engine's
+// statements apply it: dead exactly at its stored expiry, for the request
+// path, the live count, the operator's list and stats, and the sweep alike.
+TEST_CASE("a session is alive until its expiry, and expired exactly at it, everywhere", "[store][conformance]") {
+  ForEachEngine([](Engine& e) {
+    auto store = e.open();
+    std::string id = store->Commit(std::nullopt, Sets({{"k", "v"}}), T0).id;  // expires T0 + 600
+    auto admin = e.factory.admin(e.options());
+    using Which = ListQuery::Which;
+    auto listed = [&](Which which, std::int64_t now) {
+      ListQuery q;
+      q.which = which;
+      return admin->List(q, now).size();
+    };
+    const std::int64_t expires = T0 + 600;
+    for (std::int64_t now : {expires - 1, expires, expires + 1}) {
+      INFO("now = expires " << (now - expires));
+      const bool alive = now < expires;
+      CHECK(store->Load(id, now).has_value() == alive);
+      CHECK(store->CountLive(now) == (alive ? 1 : 0));
+      CHECK(listed(Which::Live, now) == (alive ? 1u : 0u));
+      CHECK(listed(Which::Expired, now) == (alive ? 0u : 1u));
+      CHECK(listed(Which::All, now) == 1u);
+      StoreStats st = admin->Stats(now);
+      CHECK(st.live == (alive ? 1u : 0u));
+      CHECK(st.expired == (alive ? 0u : 1u));
+      CHECK(st.oldest == (alive ? std::optional<std::int64_t>(T0) : std::nullopt));
+    }
+    CHECK(admin->CollectGarbage(expires - 1, 10) == 0);
+    CHECK(store->CollectGarbage(expires - 1, 10) == 0);
+    CHECK(admin->CollectGarbage(expires, 10) == 1);
+    CHECK(e.sessions() == 0);
+  });
+}
+
+// A session stored under longer timeouts than those in force now (a
+// restart with shorter ones) ends for requests under the new ones at once,
+// touch and write included, while its stored expiry still counts it as
+// live for the operator and the metrics until it comes.
+TEST_CASE("shortened timeouts end a stored session for requests, at the boundary", "[store][conformance]") {
+  ForEachEngine([](Engine& e) {
+    std::string id = e.open()->Commit(std::nullopt, Sets({{"k", "v"}}), T0).id;  // expires T0 + 600
+    StoreOptions idle = e.options(), absolute = e.options();
+    idle.timeouts.idle = 300;
+    absolute.timeouts.absolute = 200;
+    for (const auto& [o, end] : {std::pair{idle, T0 + 300}, std::pair{absolute, T0 + 200}}) {
+      auto store = e.open(o);
+      auto loaded = store->Load(id, end - 1);
+      REQUIRE(loaded);
+      CHECK_FALSE(store->Load(id, end));
+      CHECK(store->Commit(loaded, Sets({{"k", "w"}}), end).outcome == CommitResult::Outcome::Gone);
+      CHECK(store->CountLive(end) == 1);  // the stored expiry, T0 + 600
+      ListQuery live;
+      CHECK(e.factory.admin(e.options())->List(live, end).size() == 1);
+      auto s = store->Load(id, end - 1);  // the late write stored nothing
+      REQUIRE(s);
+      CHECK(s->items == Items{{"k", "v"}});
+    }
+  });
+}
+
+// The operator's commands do the same on every engine: their logic is
+// written once (store/sql_admin.h), over each engine's dialect.
+TEST_CASE("admin: list, find, show, rm and logout alike on every engine", "[store][conformance]") {
+  ForEachEngine([](Engine& e) {
+    auto store = e.open();
+    std::string ann = store->Commit(std::nullopt, Sets({{"user", "ann"}, {"role", "admin"}}), T0).id;
+    std::string bob = store->Commit(std::nullopt, Sets({{"user", "bob"}}), T0 + 1).id;
+    std::string ann2 = store->Commit(std::nullopt, Sets({{"user", "ann"}, {"bin", std::string("\0\xff", 2)}}), T0 + 2).id;
+    auto admin = e.factory.admin(e.options());
+
+    ListQuery q;
+    q.which = ListQuery::Which::All;
+    std::vector<SessionSummary> all = admin->List(q, T0 + 10);
+    REQUIRE(all.size() == 3);
+    CHECK(all[0].digest == DigestOf(ann2));  // newest first
+    CHECK(all[2].digest == DigestOf(ann));
+    CHECK(all[2].items == 2);
+    CHECK(all[2].bytes == std::string("userannroleadmin").size());
+    CHECK(all[0].bytes == 4 + 3 + 3 + 2);  // user, ann, bin, the two bytes
+    CHECK(all[2].created == T0);
+    CHECK(all[2].accessed == T0);
+    CHECK(all[2].expires == T0 + 600);
+
+    q.where = {{"user", "ann"}};
+    CHECK(admin->List(q, T0 + 10).size() == 2);
+    q.limit = 1;
+    std::vector<SessionSummary> newest = admin->List(q, T0 + 10);
+    REQUIRE(newest.size() == 1);
+    CHECK(newest[0].digest == DigestOf(ann2));
+    q.limit = 0;
+    q.where = {{"user", "ann"}, {"role", "admin"}};
+    CHECK(admin->List(q, T0 + 10).size() == 1);
+    q.where = {{"bin", std::string("\0\xff", 2)}};  // byte for byte
+    CHECK(admin->List(q, T0 + 10).size() == 1);
+
+    std::string hex = HexOf(DigestOf(bob));
+    CHECK(admin->FindByPrefix(hex, 5) == std::vector<IdDigest>{DigestOf(bob)});
+    CHECK(admin->FindByPrefix(hex.substr(0, 6), 5) == std::vector<IdDigest>{DigestOf(bob)});
+    std::size_t found = 0;  // every session under one of the 16 one-digit prefixes, "f" (unbounded) too
+    for (char c : std::string("0123456789abcdef")) found += admin->FindByPrefix(std::string(1, c), 5).size();
+    CHECK(found == 3);
+    CHECK_THROWS_AS(admin->FindByPrefix("", 5), std::invalid_argument);
+
+    auto shown = admin->Get(DigestOf(ann2));
+    REQUIRE(shown);
+    CHECK(shown->items == Items{{"user", "ann"}, {"bin", std::string("\0\xff", 2)}});
+    CHECK(shown->summary.items == 2);
+    CHECK(shown->summary.bytes == 4 + 3 + 3 + 2);
+    CHECK(shown->summary.created == T0 + 2);
+    CHECK_FALSE(admin->Get(DigestOf(NewSessionId())));
+
+    CHECK(admin->Remove({DigestOf(bob), DigestOf(NewSessionId())}) == 1);  // unknown ones are not counted
+    CHECK_FALSE(store->Load(bob, T0 + 10));
+    CHECK(admin->RemoveWhere({{"user", "ann"}}) == 2);
+    CHECK(e.sessions() == 0);
+    CHECK(e.items() == 0);
   });
 }

@@ -5,7 +5,10 @@
 #include <iterator>
 #include <map>
 #include <mutex>
+#include <string>
+#include <utility>
 
+#include "store/liveness.h"
 #include "store/postgres/pg_conn.h"
 #include "store/postgres/pg_pool.h"
 
@@ -44,6 +47,10 @@ static_assert(std::size(kMigrations) == kPgSchemaVersion);
 // a rolling upgrade. Never edit a shipped one, since the sessionds still
 // running call it as it was: a changed function is a new one, under a new
 // name (the number is part of it), and the old one stays for them.
+// {alive} and {expiry} stand for the store's one definition of a live session
+// and of a touched one's expiry (store/liveness.h) over the function's
+// parameters (FunctionSql): a change there is a change of every function
+// that uses them, so it comes with new names for them.
 struct PgFunction {
   const char* signature;  // as to_regprocedure() takes it
   const char* sql;
@@ -73,13 +80,11 @@ BEGIN
   n_items := 0;
   n_bytes := 0;
   IF p_abandon THEN
-    DELETE FROM sessions WHERE id_hash = p_id AND expires > p_now AND accessed > p_now - p_idle
-      AND created > p_now - p_absolute;
+    DELETE FROM sessions WHERE id_hash = p_id AND {alive};
     status := CASE WHEN FOUND THEN 1 ELSE 0 END;
     RETURN;
   END IF;
-  PERFORM 1 FROM sessions WHERE id_hash = p_id AND expires > p_now AND accessed > p_now - p_idle
-    AND created > p_now - p_absolute FOR NO KEY UPDATE;
+  PERFORM 1 FROM sessions WHERE id_hash = p_id AND {alive} FOR NO KEY UPDATE;
   IF NOT FOUND THEN
     status := 0;
     RETURN;
@@ -97,8 +102,7 @@ BEGIN
     END IF;
   END IF;
   IF p_touch THEN
-    UPDATE sessions SET accessed = p_now, expires = least(p_now + p_idle, created + p_absolute)
-      WHERE id_hash = p_id;
+    UPDATE sessions SET accessed = p_now, expires = {expiry} WHERE id_hash = p_id;
   END IF;
   IF p_clear THEN
     DELETE FROM items WHERE id_hash = p_id;
@@ -123,10 +127,16 @@ $fn$;
 // around creating or migrating the schema (per database).
 constexpr std::int64_t kSchemaLock = 0x73657373696f6e64;
 
-std::string WithNow(std::string sql, const std::string& now) {
-  for (std::size_t pos = 0; (pos = sql.find("{now}", pos)) != std::string::npos; pos += now.size())
-    sql.replace(pos, 5, now);
-  return sql;
+// `f`'s SQL with {alive} and {expiry} written out over its parameters p_now,
+// p_idle and p_absolute.
+std::string FunctionSql(const PgFunction& f) {
+  const sql::LiveTerms terms{"", "p_now", "p_idle", "p_absolute"};
+  std::string text = f.sql;
+  for (auto [mark, with] : {std::pair<std::string, std::string>{"{alive}", sql::Alive(terms)},
+                            {"{expiry}", sql::ExpiryAfterTouch("least", terms)}})
+    for (std::size_t at = 0; (at = text.find(mark, at)) != std::string::npos; at += with.size())
+      text.replace(at, mark.size(), with);
+  return text;
 }
 
 }  // namespace
@@ -143,10 +153,7 @@ int MigratePgSchema(pg::Conn& conn) {
       conn.Send("SELECT coalesce(max(version), 0) FROM sessiond_schema");
       version = static_cast<int>(conn.Sync().back().int64(0, 0));
     }
-    if (version > kPgSchemaVersion)
-      throw StoreError("PostgreSQL: database schema version " + std::to_string(version) +
-                           " is newer than this sessiond supports (" + std::to_string(kPgSchemaVersion) + ")",
-                       0, false);
+    RefuseNewerSchema(version, kPgSchemaVersion, "PostgreSQL: ", 0);
     for (int v = version; v < kPgSchemaVersion; ++v) conn.Exec(kMigrations[v]);
     if (version != kPgSchemaVersion)
       conn.Exec(("DELETE FROM sessiond_schema; INSERT INTO sessiond_schema (version) VALUES (" +
@@ -155,7 +162,7 @@ int MigratePgSchema(pg::Conn& conn) {
     static const Statement has_function{"sessiond_has_function", "SELECT to_regprocedure($1) IS NOT NULL"};
     for (const PgFunction& f : kFunctions) {
       conn.Send(has_function, {Param::Text(f.signature)});
-      if (conn.Sync().back().int64(0, 0) == 0) conn.Exec(f.sql);
+      if (conn.Sync().back().int64(0, 0) == 0) conn.Exec(FunctionSql(f).c_str());
     }
     conn.Send("COMMIT");
     conn.Sync();
@@ -168,43 +175,35 @@ int MigratePgSchema(pg::Conn& conn) {
 
 // The statements, with `now` as a parameter or the server's clock.
 struct PgBackend::Statements {
+  // Parameters of the timed statements: $1 the digest, $2 the caller's now
+  // (unused on the server's clock), $3 idle, $4 absolute.
+  static sql::LiveTerms Terms(const std::string& now, std::string_view row) { return {row, now, "$3", "$4"}; }
+
   explicit Statements(bool server_clock)
-      // Parameters: $1 the digest, $2 the caller's now (unused on the
-      // server's clock), $3 idle, $4 absolute.
       : now(server_clock ? kPgServerNow : "$2"),
         gc_now(server_clock ? kPgServerNow : "$1"),
-        load_sql(WithNow("SELECT s.created, s.accessed, i.key, i.value, {now} FROM sessions s "
-                         "LEFT JOIN items i ON i.id_hash = s.id_hash "
-                         "WHERE s.id_hash = $1 AND s.expires > {now} "
-                         "AND s.accessed > {now} - $3 AND s.created > {now} - $4",
-                         now)),
+        load_sql("SELECT s.created, s.accessed, i.key, i.value, " + now +
+                 " FROM sessions s LEFT JOIN items i ON i.id_hash = s.id_hash WHERE s.id_hash = $1 AND " +
+                 sql::Alive(Terms(now, "s."))),
         // Both lock the session row (FOR NO KEY UPDATE, as the UPDATE does),
         // so the writes of two requests on one session take turns, as they
         // do on SQLite: the second sees the first's items (limits), or finds
         // the session gone (renamed or deleted) when it gets the lock.
-        touch_sql(WithNow("UPDATE sessions SET accessed = {now}, expires = least({now} + $3, created + $4) "
-                          "WHERE id_hash = $1 AND expires > {now} AND accessed > {now} - $3 "
-                          "AND created > {now} - $4",
-                          now)),
-        alive_sql(WithNow("SELECT 1 FROM sessions WHERE id_hash = $1 AND expires > {now} "
-                          "AND accessed > {now} - $3 AND created > {now} - $4 FOR NO KEY UPDATE",
-                          now)),
-        insert_sql(WithNow("INSERT INTO sessions (id_hash, created, accessed, expires) "
-                           "VALUES ($1, {now}, {now}, {now} + least($3, $4))",
-                           now)),
-        // The expired rows no other transaction holds: collectors running at
-        // once take disjoint batches, and a request writing a session is
-        // never waited for (its session is collected next time if still due).
-        gc_sql(WithNow("DELETE FROM sessions WHERE id_hash IN (SELECT id_hash FROM sessions "
-                       "WHERE expires <= {now} LIMIT $2 FOR UPDATE SKIP LOCKED)",
-                       gc_now)),
-        count_sql(WithNow("SELECT count(*) FROM sessions WHERE expires > {now}", gc_now)),
+        touch_sql("UPDATE sessions SET accessed = " + now +
+                  ", expires = " + sql::ExpiryAfterTouch("least", Terms(now, "")) +
+                  " WHERE id_hash = $1 AND " + sql::Alive(Terms(now, ""))),
+        alive_sql("SELECT 1 FROM sessions WHERE id_hash = $1 AND " + sql::Alive(Terms(now, "")) +
+                  " FOR NO KEY UPDATE"),
+        insert_sql("INSERT INTO sessions (id_hash, created, accessed, expires) VALUES ($1, " + now + ", " + now +
+                   ", " + sql::ExpiryOfNew("least", Terms(now, "")) + ")"),
+        // A session a request is writing is collected next time if still due.
+        gc_sql(sql::SweepExpired(gc_now, "$2", kPgSkipLocked)),
+        count_sql("SELECT count(*) FROM sessions WHERE " + sql::Unexpired("", gc_now)),
         // Parameters after the four of every timed statement: $5 touch, $6
         // clear, $7 set keys, $8 their values, $9 removed keys, $10 max
         // items, $11 max bytes, $12 abandon, $13 the fresh digest.
-        change_sql(WithNow("SELECT status, n_items, n_bytes FROM sessiond_change_1($1, {now}, $3, $4, "
-                           "$5 <> 0, $6 <> 0, $7, $8, $9, $10, $11, $12 <> 0, $13)",
-                           now)),
+        change_sql("SELECT status, n_items, n_bytes FROM sessiond_change_1($1, " + now +
+                   ", $3, $4, $5 <> 0, $6 <> 0, $7, $8, $9, $10, $11, $12 <> 0, $13)"),
         load{"sessiond_load", load_sql.c_str()},
         touch{"sessiond_touch", touch_sql.c_str()},
         alive{"sessiond_alive", alive_sql.c_str()},

@@ -42,6 +42,11 @@ inline constexpr int kPgSchemaVersion = 1;
 // transaction's start, so every statement of a unit of work sees one `now`.
 inline constexpr const char* kPgServerNow = "floor(extract(epoch from transaction_timestamp()))::bigint";
 
+// After the sweep's inner SELECT (sql::SweepExpired): the expired rows no
+// other transaction holds, so collectors running at once take disjoint
+// batches and a request writing a session is never waited for.
+inline constexpr const char* kPgSkipLocked = " FOR UPDATE SKIP LOCKED";
+
 // Creates the schema in an empty database, migrates an older one, and
 // refuses (StoreError, not busy) one newer than kPgSchemaVersion. Several
 // processes starting at once serialise on an advisory lock: one creates, the

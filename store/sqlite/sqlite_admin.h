@@ -4,10 +4,9 @@
 #pragma once
 
 #include <functional>
-#include <memory>
 #include <string>
 
-#include "store/admin.h"
+#include "store/sql_admin.h"
 
 namespace sessiond {
 
@@ -25,30 +24,19 @@ struct SqliteAdminOptions {
   std::function<void()> during_gc_batch_for_testing;
 };
 
-class SqliteAdmin final : public SessionAdmin {
+// The commands' logic is SqlAdmin's; this file gives it SQLite's dialect
+// and mechanics. Stats: file_bytes is the main file, free_bytes its free
+// pages (VACUUM returns them), wal_bytes the -wal file. Check: SQLite's
+// integrity_check (quick: quick_check) and the schema's triggers too.
+// Backup: VACUUM INTO, a compacted copy in rollback-journal mode (sessiond
+// puts it back in WAL mode when it serves from it), synced to disk.
+class SqliteAdmin final : public SqlAdmin {
  public:
   // Opens the file. Throws StoreError when it is missing, not a database, not
   // a sessiond store (schema version 0), or of a newer schema version than
   // this build knows. An older version is used as it is, never migrated: the
   // queries here work on every version so far.
   explicit SqliteAdmin(const SqliteAdminOptions& options);
-  ~SqliteAdmin() override;
-
-  std::vector<SessionSummary> List(const ListQuery& query, std::int64_t now) override;
-  std::vector<IdDigest> FindByPrefix(std::string_view prefix, std::size_t limit) override;
-  std::optional<SessionDetail> Get(const IdDigest& digest) override;
-  std::size_t Remove(const std::vector<IdDigest>& digests) override;
-  std::size_t RemoveWhere(const std::vector<ItemMatch>& where) override;
-  std::size_t CollectGarbage(std::int64_t now, std::size_t batch) override;
-  StoreStats Stats(std::int64_t now) override;
-  std::vector<std::string> Check(bool quick) override;
-  // VACUUM INTO: a compacted copy in rollback-journal mode (sessiond puts it
-  // back in WAL mode when it serves from it), synced to disk.
-  void Backup(const std::string& path) override;
-
- private:
-  struct Impl;
-  std::unique_ptr<Impl> impl_;
 };
 
 }  // namespace sessiond

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "log/log.h"
+#include "store/liveness.h"
 #include "store/session_id.h"
 #include "store/sqlite/sqlite_db.h"
 
@@ -59,11 +60,7 @@ static_assert(std::size(kMigrations) == kSchemaVersion);
 void Migrate(Db& db) {
   Transaction tx(db);  // IMMEDIATE: two processes starting at once migrate once
   auto version = db.QueryInt("PRAGMA user_version");
-  if (version > kSchemaVersion)
-    throw StoreError("database schema version " + std::to_string(version) +
-                         " is newer than this sessiond supports (" +
-                         std::to_string(kSchemaVersion) + ")",
-                     1, false);
+  RefuseNewerSchema(version, kSchemaVersion, "", 1);
   for (auto v = version; v < kSchemaVersion; ++v) db.Exec(kMigrations[v]);
   if (version != kSchemaVersion)
     db.Exec(("PRAGMA user_version = " + std::to_string(kSchemaVersion)).c_str());
@@ -142,16 +139,17 @@ struct SqliteBackend::Conn {
         shared(WritersOf(o.db)),  // the file exists now: db created it if it had to
         writer(shared.writer),
         ready(Setup(db, o)),
-        load(db, "SELECT s.created, s.accessed, i.key, i.value FROM sessions s "
-                 "LEFT JOIN items i ON i.id_hash = s.id_hash "
-                 "WHERE s.id_hash = ?1 AND s.expires > ?2 "
-                 "AND s.accessed > ?2 - ?3 AND s.created > ?2 - ?4"),
-        touch(db, "UPDATE sessions SET accessed = ?2, expires = min(?2 + ?3, created + ?4) "
-                  "WHERE id_hash = ?1 AND expires > ?2 AND accessed > ?2 - ?3 AND created > ?2 - ?4"),
-        alive(db, "SELECT 1 FROM sessions WHERE id_hash = ?1 AND expires > ?2 "
-                  "AND accessed > ?2 - ?3 AND created > ?2 - ?4"),
-        insert_session(db, "INSERT INTO sessions (id_hash, created, accessed, expires) "
-                           "VALUES (?1, ?2, ?2, ?2 + min(?3, ?4))"),
+        load(db, ("SELECT s.created, s.accessed, i.key, i.value FROM sessions s "
+                  "LEFT JOIN items i ON i.id_hash = s.id_hash WHERE s.id_hash = ?1 AND " +
+                  sql::Alive(Terms("s.")))
+                     .c_str()),
+        touch(db, ("UPDATE sessions SET accessed = ?2, expires = " + sql::ExpiryAfterTouch("min", Terms("")) +
+                   " WHERE id_hash = ?1 AND " + sql::Alive(Terms("")))
+                      .c_str()),
+        alive(db, ("SELECT 1 FROM sessions WHERE id_hash = ?1 AND " + sql::Alive(Terms(""))).c_str()),
+        insert_session(db, ("INSERT INTO sessions (id_hash, created, accessed, expires) "
+                            "VALUES (?1, ?2, ?2, " + sql::ExpiryOfNew("min", Terms("")) + ")")
+                               .c_str()),
         delete_session(db, "DELETE FROM sessions WHERE id_hash = ?1"),
         rename_session(db, "UPDATE sessions SET id_hash = ?2 WHERE id_hash = ?1"),
         set_item(db, "INSERT INTO items (id_hash, key, value) VALUES (?1, ?2, ?3) "
@@ -160,12 +158,14 @@ struct SqliteBackend::Conn {
         clear_items(db, "DELETE FROM items WHERE id_hash = ?1"),
         totals(db, "SELECT count(*), coalesce(sum(length(CAST(key AS BLOB)) + "
                    "length(CAST(value AS BLOB))), 0) FROM items WHERE id_hash = ?1"),
-        gc(db, "DELETE FROM sessions WHERE id_hash IN "
-               "(SELECT id_hash FROM sessions WHERE expires <= ?1 LIMIT ?2)"),
+        gc(db, sql::SweepExpired("?1", "?2").c_str()),
         holds(db, "SELECT 1 FROM sessions WHERE id_hash = ?1"),
         savepoint(db, "SAVEPOINT unit"),
         release(db, "RELEASE unit"),
         rollback_to(db, "ROLLBACK TO unit") {}
+
+  // The terms of every timed statement: ?2 now, ?3 idle, ?4 absolute (Timed binds them).
+  static sql::LiveTerms Terms(std::string_view row) { return {row, "?2", "?3", "?4"}; }
 
   // Sets the pragmas and migrates before any statement is prepared against the schema.
   static bool Setup(Db& db, const StoreOptions& o) {
@@ -435,7 +435,7 @@ void SqliteBackend::DuringGcBatchForTesting(const std::string& path, std::functi
 std::optional<std::int64_t> SqliteBackend::CountLive(std::int64_t now) {
   // Counted in the expiry index alone (it holds expires and the key): no
   // session row is read.
-  Stmt count(conn_->db, "SELECT count(*) FROM sessions WHERE expires > ?1");
+  Stmt count(conn_->db, ("SELECT count(*) FROM sessions WHERE " + sql::Unexpired("", "?1")).c_str());
   Stmt::Scope scope(count);
   count.Bind(1, now).Step();
   return count.Int(0);

@@ -242,6 +242,10 @@ std::string Stmt::Bytes(int column) const {
   return p ? std::string(static_cast<const char*>(p), static_cast<std::size_t>(n)) : std::string();
 }
 
+bool Stmt::Null(int column) const { return sqlite3_column_type(stmt_, column) == SQLITE_NULL; }
+
+int Stmt::ParamCount() const { return sqlite3_bind_parameter_count(stmt_); }
+
 void Stmt::Reset() {
   sqlite3_reset(stmt_);
   sqlite3_clear_bindings(stmt_);

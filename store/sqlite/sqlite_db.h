@@ -114,6 +114,10 @@ class Stmt {
   void Run();
   std::int64_t Int(int column) const;
   std::string Bytes(int column) const;
+  bool Null(int column) const;
+  // The largest parameter number the statement names (?N); binding a larger
+  // one is an error.
+  int ParamCount() const;
   void Reset();
 
   // Resets the statement when the scope ends, whatever happened in it.
