@@ -1,6 +1,6 @@
 // The operator's commands over a session store, beside `sessiond serve`:
 //
-//   sessiond list | show | rm | logout | gc | stats | check | backup  --db FILE ...
+//   sessiond list | show | rm | logout | gc | stats | check | backup  --db FILE|URI ...
 //
 // Each one opens the store through the SessionAdmin interface (store/admin.h),
 // does one thing, and exits. They depend on store/ only, never on the request

@@ -2,7 +2,9 @@
 // rows of sessions and items under the digests of their ids, and atomic units
 // of work over them. The policy (limits, lazy touch, a session gone since it
 // was loaded, regenerate, abandon) lives above this line, once for every
-// engine; a backend knows SQL and its engine, nothing about HTTP or cookies.
+// engine; a backend knows its engine (both of today's speak SQL;
+// any engine that gives atomic units of work with answers inside them fits),
+// nothing about HTTP or cookies.
 // Every engine runs the same conformance suite (tests/store_conformance_test.cc).
 //
 // Times are unix seconds. `now` is the caller's clock; a backend configured to

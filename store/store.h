@@ -63,8 +63,9 @@ struct CommitResult {
   bool touched = false;
 };
 
-// Thread-safety: one instance per thread. Instances on the same file (in one
-// process or several) may be used concurrently; the file serialises writes.
+// Thread-safety: one instance per thread. Instances on the same store (in one
+// process or several, on one machine or a farm's) may be used concurrently;
+// the engine serialises writes (SQLite's file lock, PostgreSQL's row locks).
 class SessionStore {
  public:
   virtual ~SessionStore() = default;

@@ -1,5 +1,5 @@
 // StoreBackend on PostgreSQL: the sessions of a farm of machines in one
-// database. The schema (pg_backend.cc, and the README's "Farm of machines")
+// database. The schema (pg_backend.cc, and docs/farm.md's "The details")
 // is the SQLite store's, in PostgreSQL types: ids as the bytea SHA3-256
 // digest, keys and values as bytea (bytes in, bytes out), times as bigint
 // unix seconds of the database server's clock.

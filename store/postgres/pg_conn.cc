@@ -245,7 +245,7 @@ void Conn::Connect() {
   if (PQsetnonblocking(conn_, 1) != 0 || PQenterPipelineMode(conn_) != 1)
     Broken("cannot enter pipeline mode");
   // The server's own bounds, per session (behind a transaction-pooling
-  // pgbouncer they must be set on the role instead; the README says so).
+  // pgbouncer they must be set on the role instead; docs/farm.md says so).
   // A transaction left open by a frozen client is ended by the server.
   static const Statement setup{
       "sessiond_setup",

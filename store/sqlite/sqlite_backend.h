@@ -1,5 +1,5 @@
 // StoreBackend on one SQLite file: the embedded default. Schema and the
-// queries an operator can run against it are in the README ("The store").
+// queries an operator can run against it are in docs/inspecting.md ("The store").
 // SQL and SQLite only: the session policy is PolicyStore's (store/session_store.h).
 #pragma once
 
