@@ -1,5 +1,6 @@
 <?php
-// The session lock is held from session_start() to the end of the script.
+// In php-fpm alone the session file stays locked from session_start() to the
+// end of the script; behind sessiond nothing is locked.
 session_start();
 usleep(50000);
 echo "<!doctype html>\n<title>Home</title>\n";
