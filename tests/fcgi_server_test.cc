@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -575,6 +576,7 @@ TEST_CASE("a stale socket, where nobody listens, is replaced", "[server]") {
 
 TEST_CASE("the socket owner and group options name a user and a group that exist", "[server][settings]") {
   ServerOptions o;
+  o.listen = "unix:/tmp/sessiond-owner-test.sock";
   o.socket_owner = "no-such-user-sessiond";
   CHECK_THROWS_MATCHES(ResolveSocketOwnership(o), BadSetting,
                        Catch::Matchers::Message("--socket-owner no-such-user-sessiond: no such user"));
@@ -589,7 +591,9 @@ TEST_CASE("the socket owner and group options name a user and a group that exist
   CHECK(own.uid == ::geteuid());
   CHECK(own.gid == ::getegid());
   // Neither given: the socket keeps sessiond's.
-  SocketOwnership none = ResolveSocketOwnership(ServerOptions{});
+  ServerOptions neither;
+  neither.listen = o.listen;
+  SocketOwnership none = ResolveSocketOwnership(neither);
   CHECK(none.uid == static_cast<uid_t>(-1));
   CHECK(none.gid == static_cast<gid_t>(-1));
 }
@@ -635,4 +639,93 @@ TEST_CASE("the socket owner and group options are ignored, with a note, for an i
   notes = ListenNotes(o);
   REQUIRE(notes.size() == 1);
   CHECK_THAT(notes[0], Catch::Contains("is TCP"));
+}
+
+TEST_CASE("a server whose backlog is full still holds its socket, and the check does not wait for it", "[server]") {
+  Server s;
+  // A listener that never accepts, its backlog filled: a stopped or wedged server.
+  int busy = ::socket(AF_UNIX, SOCK_STREAM, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::memcpy(addr.sun_path, s.sock.c_str(), s.sock.size() + 1);
+  REQUIRE(::bind(busy, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  REQUIRE(::listen(busy, 0) == 0);
+  std::vector<int> clients;
+  for (int i = 0; i < 16; ++i) {
+    int c = ::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    clients.push_back(c);
+    if (::connect(c, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 && errno == EAGAIN) break;
+  }
+  // In a child bounded by an alarm: a blocking check would hang here.
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    ::alarm(10);
+    int code = 1;
+    try {
+      FcgiServer server(s.options);
+    } catch (const BadSetting& e) {
+      code = std::string(e.what()).find("is in use by a running server") != std::string::npos ? 0 : 2;
+    } catch (...) {
+      code = 3;
+    }
+    if (code == 0 && ListenNotes(s.options).size() != 1) code = 4;
+    ::_exit(code);
+  }
+  int status = 0;
+  REQUIRE(::waitpid(pid, &status, 0) == pid);
+  CHECK(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+  for (int c : clients) ::close(c);
+  ::close(busy);
+}
+
+TEST_CASE("two servers started at once on one path: one serves, the other is told it is in use", "[server]") {
+  for (int round = 0; round < 40; ++round) {
+    Server s;
+    std::atomic<int> ready{0};
+    std::atomic<int> started{0}, in_use{0};
+    std::unique_ptr<FcgiServer> servers[2];
+    auto start = [&](int i) {
+      ++ready;
+      while (ready.load() < 2) {
+      }
+      try {
+        servers[i] = std::make_unique<FcgiServer>(s.options);
+        ++started;
+      } catch (const BadSetting& e) {
+        if (std::string(e.what()).find("is in use") != std::string::npos) ++in_use;
+      }
+    };
+    std::thread a(start, 0), b(start, 1);
+    a.join();
+    b.join();
+    INFO("round " << round);
+    REQUIRE(started == 1);
+    REQUIRE(in_use == 1);
+  }
+}
+
+TEST_CASE("a unix --listen path is at most 90 bytes, so the temporary name beside it fits, in --test too", "[server]") {
+  Server s;
+  std::string base = s.dir.string() + "/";
+  std::string at_limit = base + std::string(90 - base.size(), 'p');
+  std::string past = at_limit + "p";
+  CHECK_NOTHROW(CheckListenAddress("unix:" + at_limit));
+  CHECK_THROWS_WITH(CheckListenAddress("unix:" + past), Catch::Contains("socket path too long (at most 90 bytes"));
+  ServerOptions o = s.options;
+  o.listen = "unix:" + at_limit;
+  CHECK_NOTHROW(FcgiServer(o));
+  o.listen = "unix:" + past;
+  CHECK_THROWS_WITH(FcgiServer(o), Catch::Contains("socket path too long (at most 90 bytes"));
+}
+
+TEST_CASE("socket owner and group names are not checked where they do not apply", "[server][settings]") {
+  ServerOptions o;
+  o.socket_group = "no-such-group-sessiond";
+  o.socket_owner = "no-such-user-sessiond";
+  CHECK_NOTHROW(ResolveSocketOwnership(o));  // inherited
+  o.listen = "127.0.0.1:9";
+  CHECK_NOTHROW(ResolveSocketOwnership(o));  // TCP
+  o.listen = "unix:/tmp/x.sock";
+  CHECK_THROWS_AS(ResolveSocketOwnership(o), BadSetting);
 }

@@ -6,6 +6,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <pwd.h>
+#include <sys/file.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -36,22 +37,67 @@ Address ParseListen(const std::string& listen) {
   return *a;
 }
 
-// Whether a server accepts connections on the unix socket at `path` now.
-// False when nobody does (ECONNREFUSED: a stale socket); `err` is the errno
-// of a failure that tells neither (0 otherwise).
+// The temporary name ListenUnix binds beside the path: "." and 16 hex digits.
+constexpr std::size_t kTempSuffix = 17;
+// The longest unix PATH --listen takes: the temporary name beside it must
+// fit a socket address too.
+constexpr std::size_t kMaxListenPath = sizeof(sockaddr_un{}.sun_path) - 1 - kTempSuffix;
+
+void CheckListenPathLength(const std::string& path) {
+  if (path.size() > kMaxListenPath)
+    throw BadSetting("--listen unix:" + path + ": socket path too long (at most " + std::to_string(kMaxListenPath) +
+                     " bytes, so the temporary name sessiond binds beside it fits too)");
+}
+
+// Whether a server holds the unix socket at `path` now: it accepts, or its
+// backlog is full (EAGAIN: a busy or stopped server is still a server).
+// Never waits: the connect is non-blocking. False when nobody listens
+// (ECONNREFUSED: a stale socket); `err` is the errno of a failure that tells
+// neither (0 otherwise).
 bool ServerListensOn(const std::string& path, int& err) {
   err = 0;
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   if (path.size() >= sizeof addr.sun_path) return false;
   std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
-  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0) ThrowSystemError("socket");
   int rc = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  if (rc != 0 && errno != ECONNREFUSED) err = errno;
+  int what = rc == 0 ? 0 : errno;
   ::close(fd);
-  return rc == 0;
+  if (what == 0 || what == EAGAIN || what == EWOULDBLOCK) return true;
+  if (what != ECONNREFUSED) err = what;
+  return false;
 }
+
+// An exclusive lock on the directory that holds a unix socket, for as long
+// as one sessiond checks the path, binds and renames into place: two
+// started at once on one path take turns, so the second finds the first's
+// live socket instead of replacing it. Bounded: a lock held longer than a
+// start-up takes is an error, not a wait.
+class DirectoryLock {
+ public:
+  explicit DirectoryLock(const std::string& path) {
+    std::string dir = path.find('/') == std::string::npos ? "." : path.substr(0, std::max<std::size_t>(path.rfind('/'), 1));
+    fd_ = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd_ < 0) ThrowSystemError("cannot open the directory of " + path);
+    for (int i = 0; ::flock(fd_, LOCK_EX | LOCK_NB) != 0; ++i) {
+      if ((errno != EWOULDBLOCK && errno != EINTR) || i == 500) {
+        int err = errno;
+        ::close(fd_);
+        errno = err;
+        ThrowSystemError("cannot lock the directory of " + path);
+      }
+      ::usleep(10000);  // another sessiond is starting there: its turn takes microseconds
+    }
+  }
+  ~DirectoryLock() { ::close(fd_); }  // closing the last descriptor releases the lock
+  DirectoryLock(const DirectoryLock&) = delete;
+  DirectoryLock& operator=(const DirectoryLock&) = delete;
+
+ private:
+  int fd_ = -1;
+};
 
 std::string InUse(const std::string& path) { return path + " is in use by a running server"; }
 
@@ -83,26 +129,32 @@ void CheckUnixPath(const std::string& path) {
 int ListenUnix(const std::string& path, unsigned mode, SocketOwnership owner, dev_t& dev, ino_t& ino) {
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
+  CheckListenPathLength(path);
   // A name of our own beside the path: bind() fails rather than replace
   // anything that is there.
   std::uint64_t nonce = 0;
   (void)!::getrandom(&nonce, sizeof nonce, 0);
-  char suffix[40];
-  std::snprintf(suffix, sizeof suffix, ".%d.%016llx", static_cast<int>(::getpid()),
-                static_cast<unsigned long long>(nonce));
+  char suffix[kTempSuffix + 1];
+  std::snprintf(suffix, sizeof suffix, ".%016llx", static_cast<unsigned long long>(nonce));
   std::string tmp = path + suffix;
-  if (tmp.size() >= sizeof addr.sun_path) throw BadSetting("socket path too long: " + path);
+  DirectoryLock lock(path);
   CheckUnixPath(path);
   int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0) ThrowSystemError("socket");
   std::memcpy(addr.sun_path, tmp.c_str(), tmp.size() + 1);
   struct stat st;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) ThrowSystemError("bind " + tmp);
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    int err = errno;
+    ::close(fd);
+    errno = err;
+    ThrowSystemError("bind " + tmp);
+  }
   const bool chown_it = owner.uid != static_cast<uid_t>(-1) || owner.gid != static_cast<gid_t>(-1);
   if ((chown_it && ::lchown(tmp.c_str(), owner.uid, owner.gid) != 0) || ::chmod(tmp.c_str(), mode) != 0 ||
       ::listen(fd, kBacklog) != 0 || ::stat(tmp.c_str(), &st) != 0 || ::rename(tmp.c_str(), path.c_str()) != 0) {
     int err = errno;
     ::unlink(tmp.c_str());
+    ::close(fd);
     errno = err;
     ThrowSystemError("cannot set up " + path);
   }
@@ -143,8 +195,12 @@ int ListenTcp(const std::string& hostport) {
   if (fd < 0) ThrowSystemError("socket");
   int one = 1;
   ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  if (::bind(fd, res->ai_addr, res->ai_addrlen) != 0) ThrowSystemError("bind " + hostport);
-  if (::listen(fd, kBacklog) != 0) ThrowSystemError("listen " + hostport);
+  if (::bind(fd, res->ai_addr, res->ai_addrlen) != 0 || ::listen(fd, kBacklog) != 0) {
+    int err = errno;
+    ::close(fd);
+    errno = err;
+    ThrowSystemError("cannot listen on " + hostport);
+  }
   if (!IsLoopback(res->ai_addr))
     LogLine("warning: listening on " + hostport +
             ", reachable from other machines; FastCGI has no authentication, so let only "
@@ -209,8 +265,7 @@ void CheckListenAddress(const std::string& listen) {
     return;
   }
   const std::string& path = a.path;
-  // ListenUnix binds a temporary name beside the path first (".PID.NONCE").
-  if (path.size() + 4 >= sizeof(sockaddr_un{}.sun_path)) throw BadSetting("socket path too long: " + path);
+  CheckListenPathLength(path);
   std::string dir = path.find('/') == std::string::npos ? "." : path.substr(0, std::max<std::size_t>(path.rfind('/'), 1));
   struct stat st;
   if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
@@ -223,6 +278,7 @@ void CheckListenAddress(const std::string& listen) {
 
 SocketOwnership ResolveSocketOwnership(const ServerOptions& options) {
   SocketOwnership o;
+  if (!OwnershipIgnored(options).empty()) return o;  // not a socket sessiond creates: nothing to check
   const bool root = ::geteuid() == 0;
   if (!options.socket_owner.empty()) {
     struct passwd* pw = ::getpwnam(options.socket_owner.c_str());

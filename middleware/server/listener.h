@@ -6,7 +6,10 @@
 //   renamed into place only once it listens, so the path never shows a socket
 //   with the wrong owner or one that refuses connections. A path holding a
 //   stale socket (nobody accepts on it: a sessiond killed -9) is replaced; a
-//   socket a running server accepts on is never touched.
+//   socket a running server holds (it accepts, or its backlog is full) is
+//   never touched, also when two sessionds start on one path at once (they
+//   take turns under a lock on the socket's directory). The PATH is at most
+//   90 bytes, so the temporary name beside it fits a socket address too.
 // - HOST:PORT: a TCP socket (a warning when it is not loopback).
 // - empty: inherited, from systemd's socket activation (LISTEN_FDS, fd 3)
 //   or spawn-fcgi (fd 0); never unlinked or shut down, and its owner and mode
@@ -29,7 +32,7 @@ namespace sessiond {
 
 // Checks `listen` as a Listener would take it, without binding anything: a
 // well-formed address (a host that resolves, a port in range), or a unix
-// socket path that fits, in a directory that exists and can be written to,
+// socket path that fits (90 bytes), in a directory that exists and can be written to,
 // and that holds nothing or a socket. A path where a server listens now is
 // no settings error (ListenNotes says so). Empty (inherited) is fine too.
 // Throws BadSetting with the reason.
@@ -41,7 +44,9 @@ struct SocketOwnership {
   gid_t gid = static_cast<gid_t>(-1);
 };
 
-// Resolves options.socket_owner and socket_group. Throws BadSetting for a
+// Resolves options.socket_owner and socket_group, where they apply (a unix
+// socket sessiond creates; for an inherited or TCP socket nothing is
+// resolved: ListenNotes says they are ignored). Throws BadSetting for a
 // user or group that does not exist, and, when sessiond is not root, for an
 // owner other than itself or a group it is not in (chown would be refused).
 SocketOwnership ResolveSocketOwnership(const ServerOptions& options);
