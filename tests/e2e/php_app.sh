@@ -7,11 +7,12 @@
 # sessiond (--app) -> real php-fpm in Debian's stock pool (pm = dynamic,
 # pm.max_children = 5) with the bridge as auto_prepend_file (stack_php_fpm's
 # line), and session.save_path, to see that nothing is written there.
-# Driven through its login form by curl with a cookie jar: logged in, the
-# session in `sessiond list`, still logged in after restarts of sessiond and
-# of php-fpm, DokuWiki's own cookie alone logs nobody in, logout works; PHP's
-# session cookie (DokuWiki names it "DokuWiki") is never sent, no session
-# file is made.
+# Driven through its login form by curl with a cookie jar: a wrong password
+# refused; logged in, the login in the session and the session in `sessiond
+# list`; DokuWiki's own login cookie alone logs nobody in; still logged in
+# after restarts of sessiond and of php-fpm; logout (with the CSRF token of
+# the session) works. PHP's session cookie (DokuWiki names it "DokuWiki") is
+# never sent, no session file is made.
 #
 # DokuWiki reads its settings and users from /etc/dokuwiki and keeps its
 # pages in /var/lib/dokuwiki (Debian's inc/preload.php fixes both, before
@@ -86,6 +87,10 @@ expect_logged_in() { wiki "id=start"; logged_in || fail "$1: not logged in: $(bo
 wiki "id=start&do=login"
 grep -q 'name="u"' "$DIR/body" || fail "no login form: $(body | head -c 600)"
 TOK=$(sectok)
+# A wrong password: DokuWiki's 403, nobody logged in, no login in the session.
+get "/doku.php?id=start&do=login" -X POST --data-urlencode "sectok=$TOK" --data "id=start&do=login&u=ann&p=wrong"
+expect_status 403 "a wrong password"
+! logged_in || fail "a wrong password logged in"
 wiki "id=start&do=login" -X POST --data-urlencode "sectok=$TOK" --data "id=start&do=login&u=ann" \
   --data-urlencode "p=pass-of-ann"
 if [ "$STATUS" = 200 ]; then logged_in || fail "login: not logged in: $(body | head -c 600)"; fi
