@@ -10,7 +10,8 @@
 # Driven through its login form by curl with a cookie jar: a wrong password
 # refused; logged in, the login in the session and the session in `sessiond
 # list`; DokuWiki's own login cookie alone logs nobody in; still logged in
-# after restarts of sessiond and of php-fpm; logout (with the CSRF token of
+# after restarts of sessiond and of php-fpm, and when DokuWiki re-checks its
+# cookie against session_id(); logout (with the CSRF token of
 # the session) works. PHP's session cookie (DokuWiki names it "DokuWiki") is
 # never sent, no session file is made.
 #
@@ -116,6 +117,12 @@ restart --app "php=unix:$DIR/php.sock"
 stack_kill TERM "$FPM" || fail "php-fpm did not stop cleanly"
 start_fpm
 expect_logged_in "after restarts of sessiond and php-fpm"
+# DokuWiki trusts the login it keeps in the session for auth_security_timeout
+# (15 min) and then re-checks its own login cookie, encrypted with a secret
+# bound to session_id(): with the timeout past (-1, its config only), it
+# still decrypts, so session_id() is the same as at the login, restarts between.
+printf '$conf["auth_security_timeout"] = -1;\n' >>/etc/dokuwiki/local.php
+expect_logged_in "after DokuWiki re-checked its login cookie"
 
 # --- Logout (a form with the session's CSRF token).
 TOK=$(sectok)
