@@ -402,6 +402,11 @@ final class Bridge
         if (self::$failed) {
             return;
         }
+        if (self::foreignSession()) {
+            trigger_error('sessiond.php: PHP\'s session ran on the application\'s own save handler '
+                . '(session_set_save_handler() or session.save_handler): that handler keeps it, '
+                . 'and nothing of its $_SESSION is stored in sessiond', E_USER_WARNING);
+        }
         $error = error_get_last();
         if ($error !== null && ($error['type'] & self::FATAL) !== 0) {
             // The page failed: keep none of its changes.
@@ -511,9 +516,19 @@ final class Bridge
     private static function sessionNow(): mixed
     {
         if (!self::$native) {
-            return $_SESSION;
+            // PHP's session ran on a save handler of the application's own:
+            // $_SESSION is that handler's session, not sessiond's, and none
+            // of it is sessiond's to store.
+            return self::foreignSession() ? self::$loaded : $_SESSION;
         }
         return self::$written ?? (self::$destroyed ? [] : self::$loaded);
+    }
+
+    /** PHP's session was started, but not through the bridge's handler
+     *  (the application installed its own, or set session.save_handler). */
+    private static function foreignSession(): bool
+    {
+        return !self::$native && (session_status() === PHP_SESSION_ACTIVE || session_id() !== '');
     }
 
     /** @return array<array-key, mixed> */

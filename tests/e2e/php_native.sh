@@ -182,6 +182,18 @@ expect_eq "$(sql 'SELECT count(*) FROM sessions')" 0 "sessions after session_des
 grep -q PHPSESSID "$JAR" && fail "the jar holds PHP's own cookie"
 [ -z "$(ls -A "$FILES")" ] || fail "PHP made session files: $(ls "$FILES")"
 
+# An application with a save handler of its own keeps its session there:
+# nothing of it is copied into sessiond (an object in it is no 500). PHP's
+# files handler writes in the pool's save_path, cleared after.
+before=$(sql "SELECT count(*) FROM items")
+page "/api?do=own_handler,start,set:own=1,object,print"
+expect_eq "$(sql "SELECT count(*) FROM items")" "$before" "items after a page on its own save handler"
+grep -q "own save handler" "$DIR"/*.log ||
+  fail "no warning that the page's session was on its own save handler"
+
+rm -f "$FILES"/sess_*
+
+
 # --- No change is sent by a page that never starts the session, or starts
 # it and changes nothing (php-fpm talked to directly, as sessiond does).
 for q in "do=print" "do=start,print" "do=start,set:a=1" "do=start_ro,print"; do

@@ -21,6 +21,7 @@
 //   appcookie               setcookie('theme', 'dark'): the application's own cookie
 //   limiter:L               session_cache_limiter(L), before the start
 //   object                  $_SESSION['o'] = an object (cannot be stored)
+//   own_handler             the application's own save handler (PHP's files)
 //   barrier:N               waits (up to 20 s) until N requests reached it (dir: ?dir=)
 //   fatal / flush           a fatal error / all output flushed
 function out(string $line): void { echo $line, "\n"; }
@@ -58,6 +59,7 @@ foreach (explode(',', $_GET['do'] ?? '') as $step) {
         case 'appcookie': setcookie('theme', 'dark'); break;
         case 'limiter': session_cache_limiter($arg); break;
         case 'object': $_SESSION['o'] = new ArrayObject([1]); break;
+        case 'own_handler': session_set_save_handler(new SessionHandler(), true); break;
         case 'barrier':
             $dir = $_GET['dir'];
             touch($dir . '/' . getmypid() . '-' . bin2hex(random_bytes(4)));
