@@ -357,9 +357,22 @@ int main(int argc, char** argv) {
     // parse it: say what it is.
     std::size_t at = what.find("not able to parse ");
     if (at != std::string::npos) {
-      std::string key = what.substr(at + 18);  // [serve] pagse: "serve.pagse"
-      std::cerr << "sessiond: unknown option in the config file: " << key
-                << Suggestion(key.substr(key.rfind('.') + 1), OptionNames(*serve, "")) << '\n';
+      // [serve] pagse: "serve.pagse"; a key before any section: "pages";
+      // the start of a section [serv]: "serv.++".
+      std::string key = what.substr(at + 18);
+      std::size_t dot = key.rfind('.');
+      std::string section = dot == std::string::npos ? "" : key.substr(0, dot);
+      std::string name = dot == std::string::npos ? key : key.substr(dot + 1);
+      std::vector<std::string> serve_keys = OptionNames(*serve, "");
+      const bool serve_key = std::find(serve_keys.begin(), serve_keys.end(), name) != serve_keys.end();
+      if (!section.empty() && section != "serve")
+        std::cerr << "sessiond: unknown section [" << section << "] in the config file"
+                  << Suggestion(section, {"serve"}) << '\n';
+      else if (section.empty() && serve_key)
+        std::cerr << "sessiond: " << name << " in the config file belongs under [serve]\n";
+      else
+        std::cerr << "sessiond: unknown option in the config file: " << key << Suggestion(name, serve_keys)
+                  << '\n';
     } else {
       std::string unknown = UnknownArgument(app);
       std::cerr << Redact(unknown.empty() ? "sessiond: " + what : unknown)

@@ -22,6 +22,13 @@ says "sessiond list: unknown option --bd (did you mean --db?)" list --bd "$DB"
 printf '[serve]\npagse = "%s"\n' "$PAGES" >"$DIR/typo.ini"
 says "sessiond: unknown option in the config file: serve.pagse (did you mean pages?)" \
   serve --listen "$SOCK" --db "$DB" --config "$DIR/typo.ini"
+# A mistyped section, and a key outside any section.
+printf '[serv]\npages = "%s"\n' "$PAGES" >"$DIR/section.ini"
+says "sessiond: unknown section [serv] in the config file (did you mean serve?)" \
+  serve --listen "$SOCK" --db "$DB" --config "$DIR/section.ini"
+printf 'pages = "%s"\n' "$PAGES" >"$DIR/nosection.ini"
+says "sessiond: pages in the config file belongs under [serve]" \
+  serve --listen "$SOCK" --db "$DB" --config "$DIR/nosection.ini"
 # Nothing close: named, no guess.
 says "sessiond serve: unknown option --frobnicate" serve --listen "$SOCK" --db "$DB" --pages "$PAGES" --frobnicate
 says "sessiond: 'frobnicate' is not a command" frobnicate
