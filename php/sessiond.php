@@ -205,6 +205,7 @@ final class Bridge
         ini_set('session.use_trans_sid', '0');
         ini_set('session.use_strict_mode', '0');
         ini_set('session.gc_probability', '0');
+        self::refuseIdsInUrls();
         session_set_save_handler(new SaveHandler(), false);
         header_register_callback([self::class, 'atHeaders']);
         set_error_handler([self::class, 'atWarning'], E_WARNING);
@@ -262,6 +263,20 @@ final class Bridge
         return false;
     }
 
+    /** PHP puts the session id in URLs and forms (session.use_trans_sid)
+     *  and in SID (use_only_cookies off): with the bridge that id is
+     *  sessiond's own cookie value, which must never leave as text a page
+     *  shows, a Referer carries or a log keeps. A pool that locks either on
+     *  (php_admin_flag), or a page that turns it on, gets a 500. */
+    private static function refuseIdsInUrls(): void
+    {
+        if (ini_get('session.use_trans_sid') || !ini_get('session.use_only_cookies')) {
+            throw new Error('session.use_trans_sid is on or session.use_only_cookies off: PHP would put '
+                . 'the session id (sessiond\'s cookie) in URLs; turn them off in the pool '
+                . '(php_admin_flag[session.use_trans_sid] = off, php_admin_flag[session.use_only_cookies] = on)');
+        }
+    }
+
     /** Removes any cookie of PHP's session (an application that set
      *  session.use_cookies again), so the only session cookie is sessiond's. */
     private static function dropPhpCookie(): void
@@ -291,6 +306,7 @@ final class Bridge
 
     public static function nativeOpen(): bool
     {
+        self::refuseIdsInUrls();  // the application may have set them again since
         self::$native = true;
         return true;
     }

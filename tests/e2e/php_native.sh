@@ -182,6 +182,16 @@ expect_eq "$(sql 'SELECT count(*) FROM sessions')" 0 "sessions after session_des
 grep -q PHPSESSID "$JAR" && fail "the jar holds PHP's own cookie"
 [ -z "$(ls -A "$FILES")" ] || fail "PHP made session files: $(ls "$FILES")"
 
+# Session ids in URLs (use_trans_sid) would be sessiond's cookie value in
+# the page: refused with a 500, the id nowhere in the body.
+page "/api?do=start,set:pre=1"
+ID=$(cookie)
+[ -n "$ID" ] || fail "no session before the use_trans_sid page"
+get "/api?do=trans_sid,start,set:t=1,link,print" -g
+expect_status 500 "a page that turns session.use_trans_sid on"
+grep -qF "$ID" "$DIR/body" && fail "the session id is in the page's body"
+[ -z "$(item t)" ] || fail "a page that turned session.use_trans_sid on stored a change"
+
 # An application with a save handler of its own keeps its session there:
 # nothing of it is copied into sessiond (an object in it is no 500). PHP's
 # files handler writes in the pool's save_path, cleared after.

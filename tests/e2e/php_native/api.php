@@ -22,6 +22,8 @@
 //   limiter:L               session_cache_limiter(L), before the start
 //   object                  $_SESSION['o'] = an object (cannot be stored)
 //   own_handler             the application's own save handler (PHP's files)
+//   trans_sid               session.use_cookies and use_trans_sid on, use_only_cookies off: ids in URLs
+//   link                    a link, and SID after it
 //   barrier:N               waits (up to 20 s) until N requests reached it (dir: ?dir=)
 //   fatal / flush           a fatal error / all output flushed
 function out(string $line): void { echo $line, "\n"; }
@@ -59,6 +61,8 @@ foreach (explode(',', $_GET['do'] ?? '') as $step) {
         case 'appcookie': setcookie('theme', 'dark'); break;
         case 'limiter': session_cache_limiter($arg); break;
         case 'object': $_SESSION['o'] = new ArrayObject([1]); break;
+        case 'trans_sid': ini_set('session.use_cookies', '1'); ini_set('session.use_trans_sid', '1'); ini_set('session.use_only_cookies', '0'); break;
+        case 'link': echo '<a href="/next.php">next</a> ', defined('SID') ? SID : '', "\n"; break;
         case 'own_handler': session_set_save_handler(new SessionHandler(), true); break;
         case 'barrier':
             $dir = $_GET['dir'];
