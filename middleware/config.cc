@@ -75,11 +75,7 @@ bool ParseAppTarget(const std::string& text, std::string& address, long& connect
       return false;
     }
   }
-  if (!ParseAddress(address, why)) {
-    why = "the address must be unix:PATH or HOST:PORT: " + why;
-    return false;
-  }
-  return true;
+  return ParseAddress(address, why).has_value();  // `why` says what is wrong, as for --listen
 }
 
 namespace {

@@ -29,6 +29,9 @@ says "sessiond: unknown section [serv] in the config file (did you mean serve?)"
 printf 'pages = "%s"\n' "$PAGES" >"$DIR/nosection.ini"
 says "sessiond: pages in the config file belongs under [serve]" \
   serve --listen "$SOCK" --db "$DB" --config "$DIR/nosection.ini"
+# An address that is none: said once, as for --listen.
+says "sessiond: --app php=bareword: not unix:PATH or HOST:PORT" \
+  serve --listen "$SOCK" --db "$DB" --pages "$PAGES" --app php=bareword
 # Nothing close: named, no guess.
 says "sessiond serve: unknown option --frobnicate" serve --listen "$SOCK" --db "$DB" --pages "$PAGES" --frobnicate
 says "sessiond: 'frobnicate' is not a command" frobnicate
