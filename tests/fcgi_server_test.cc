@@ -148,6 +148,16 @@ class Client {
   std::string in_;
 };
 
+// A unix socket bound at `path`, not listening: what a server leaves there.
+int BoundUnixSocket(const std::string& path) {
+  int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  return fd;
+}
+
 // A server on a fresh unix socket, serving on its own thread until the end.
 struct Server {
   fs::path dir;
@@ -560,14 +570,7 @@ TEST_CASE("a unix socket a running server holds is a settings error, and stays i
 
 TEST_CASE("a stale socket, where nobody listens, is replaced", "[server]") {
   Server s;
-  {
-    int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    std::memcpy(addr.sun_path, s.sock.c_str(), s.sock.size() + 1);
-    REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-    ::close(fd);  // a sessiond killed -9 leaves this behind
-  }
+  ::close(BoundUnixSocket(s.sock));  // a sessiond killed -9 leaves this behind
   CHECK(ListenNotes(s.options).empty());
   s.Start(Echo);
   Client c(s.sock);
@@ -644,12 +647,11 @@ TEST_CASE("the socket owner and group options are ignored, with a note, for an i
 TEST_CASE("a server whose backlog is full still holds its socket, and the check does not wait for it", "[server]") {
   Server s;
   // A listener that never accepts, its backlog filled: a stopped or wedged server.
-  int busy = ::socket(AF_UNIX, SOCK_STREAM, 0);
+  int busy = BoundUnixSocket(s.sock);
+  REQUIRE(::listen(busy, 0) == 0);
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   std::memcpy(addr.sun_path, s.sock.c_str(), s.sock.size() + 1);
-  REQUIRE(::bind(busy, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-  REQUIRE(::listen(busy, 0) == 0);
   std::vector<int> clients;
   for (int i = 0; i < 16; ++i) {
     int c = ::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0);
