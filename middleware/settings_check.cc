@@ -171,6 +171,11 @@ std::vector<std::string> CheckBeforeServe(const Config& config, std::vector<std:
   if (config.server.listen.empty())
     notes.push_back("no --listen: serve takes the listening socket on fd 0 (spawn-fcgi, systemd socket activation)");
   for (std::string& n : ListenNotes(config.server)) notes.push_back(std::move(n));
+  try {
+    if (std::string who = WhoCanConnect(config.server); !who.empty()) notes.push_back(who);
+  } catch (const BadSetting&) {
+    // an owner or group that cannot be had: already a problem of its own
+  }
   if (IsPostgresUri(config.store.db))
     CheckPostgres(config, problems, notes);
   else

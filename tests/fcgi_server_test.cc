@@ -731,3 +731,24 @@ TEST_CASE("socket owner and group names are not checked where they do not apply"
   o.listen = "unix:/tmp/x.sock";
   CHECK_THROWS_AS(ResolveSocketOwnership(o), BadSetting);
 }
+
+TEST_CASE("serve --test says who can connect to the socket, and what the web server's user needs", "[server][settings]") {
+  ServerOptions o;
+  o.listen = "unix:/run/sessiond/s.sock";
+  std::string who = WhoCanConnect(o);
+  CHECK_THAT(who, Catch::StartsWith("the socket /run/sessiond/s.sock will be ") && Catch::Contains(", mode 0660"));
+  if (::getgrnam("www-data") && ::getegid() != ::getgrnam("www-data")->gr_gid) {
+    CHECK_THAT(who, Catch::Contains("--socket-group www-data lets them"));
+    if (::geteuid() == 0) {
+      o.socket_group = "www-data";
+      CHECK_THAT(WhoCanConnect(o), Catch::EndsWith(":www-data, mode 0660"));
+    }
+  }
+  o.socket_group.clear();
+  o.socket_mode = 0666;
+  CHECK_THAT(WhoCanConnect(o), Catch::EndsWith(", mode 0666"));
+  o.listen = "127.0.0.1:9000";
+  CHECK(WhoCanConnect(o).empty());
+  o.listen.clear();
+  CHECK(WhoCanConnect(o).empty());
+}

@@ -317,6 +317,27 @@ std::vector<std::string> ListenNotes(const ServerOptions& options) {
   return notes;
 }
 
+std::string WhoCanConnect(const ServerOptions& options) {
+  std::string why;
+  std::optional<Address> a = ParseAddress(options.listen, why);
+  if (!a || !a->is_unix) return {};
+  SocketOwnership o = ResolveSocketOwnership(options);
+  const uid_t uid = o.uid != static_cast<uid_t>(-1) ? o.uid : ::geteuid();
+  const gid_t gid = o.gid != static_cast<gid_t>(-1) ? o.gid : ::getegid();
+  const struct passwd* pw = ::getpwuid(uid);
+  const std::string user = pw ? pw->pw_name : std::to_string(uid);
+  const struct group* gr = ::getgrgid(gid);
+  const std::string group = gr ? gr->gr_name : std::to_string(gid);
+  char mode[8];
+  std::snprintf(mode, sizeof mode, "%04o", options.socket_mode & 07777);
+  std::string note = "the socket " + a->path + " will be " + user + ":" + group + ", mode " + mode;
+  const bool others = (options.socket_mode & 0002) != 0;
+  if (!others && user != "www-data" && group != "www-data")
+    note += ": nginx's and Apache's workers run as www-data on Debian and could not connect (--socket-group "
+            "www-data lets them)";
+  return note;
+}
+
 Listener::Listener(const ServerOptions& options) {
   const bool inherit = options.listen.empty();
   if (!inherit) {

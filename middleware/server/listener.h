@@ -57,6 +57,12 @@ SocketOwnership ResolveSocketOwnership(const ServerOptions& options);
 // would exit 2 while it runs).
 std::vector<std::string> ListenNotes(const ServerOptions& options);
 
+// For serve --test: who will be able to connect to the unix socket serve
+// creates ("the socket PATH will be USER:GROUP, mode 0660: ..."), with a
+// hint when the web server's usual user (www-data) could not. Empty for an
+// inherited or TCP socket. Throws BadSetting as ResolveSocketOwnership.
+std::string WhoCanConnect(const ServerOptions& options);
+
 class Listener {
  public:
   // Opens (or takes over) the listening socket, non-blocking and
