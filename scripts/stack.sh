@@ -31,6 +31,20 @@
 
 STACK_PIDS=""
 
+# stack_random_port: a loopback port for a test's server, below the kernel's
+# range of ephemeral ports (ip_local_port_range), so that no outgoing
+# connection of another test running at the same time can hold it; and none
+# that a socket, listening or not, holds now.
+stack_random_port() {
+  _low=$(awk '{ print $1 }' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+  [ "$_low" -gt 21000 ] || _low=32768
+  for _ in 1 2 3 4 5 6 7 8 9 10; do
+    _p=$((20000 + $(od -An -N2 -tu2 /dev/urandom) % (_low - 20000)))
+    ss -Htan "sport = :$_p" | grep -q . || { echo "$_p"; return 0; }
+  done
+  return 1
+}
+
 stack_init() {
   STACK_DIR=$1
   mkdir -p "$STACK_DIR/nginx-tmp"
@@ -168,7 +182,7 @@ stack_nginx() {
   _try=0
   while :; do
     _try=$((_try + 1))
-    STACK_PORT=${_fixed:-$((20000 + $(od -An -N2 -tu2 /dev/urandom) % 30000))}
+    STACK_PORT=${_fixed:-$(stack_random_port)}
     awk -v user="$_user" -v var="$STACK_DIR" -v port="$STACK_PORT" -v pages="$_pages" \
         -v static="$_static" -v snippet="$SESSIOND_SRC/nginx/sessiond.conf" -v servers="$_servers" '
       { gsub("@USER@", user); gsub("@VAR@", var); gsub("@PORT@", port);
@@ -211,7 +225,7 @@ stack_apache() {
   _try=0
   while :; do
     _try=$((_try + 1))
-    STACK_PORT=${_fixed:-$((20000 + $(od -An -N2 -tu2 /dev/urandom) % 30000))}
+    STACK_PORT=${_fixed:-$(stack_random_port)}
     awk -v user="$_user" -v var="$STACK_DIR" -v port="$STACK_PORT" -v pages="$_pages" \
         -v static="$_static" -v snippet="$SESSIOND_SRC/apache/sessiond.conf" -v backend="$_backend" '
       { gsub("@VAR@", var); gsub("@PORT@", port); gsub("@PAGES@", pages); gsub("@STATIC@", static);

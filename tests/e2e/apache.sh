@@ -123,7 +123,7 @@ expect_no_body "sessiond_" "the status path without its location"
 stack_kill TERM "$STACK_APACHE_PID" || fail "apache did not stop cleanly"
 stack_kill TERM "$A" || fail "sessiond did not exit 0 on SIGTERM"
 for try in 1 2 3 4 5 6 7 8 9 10; do
-  port=$((20000 + $(od -An -N2 -tu2 /dev/urandom) % 30000))
+  port=$(stack_random_port)
   : >"$DIR/b.log"
   # shellcheck disable=SC2086
   "$SESSIOND" serve --listen "127.0.0.1:$port" $AS_ROOT --db "$DB" --pages "$PAGES" >>"$DIR/b.log" 2>&1 &

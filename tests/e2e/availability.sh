@@ -50,7 +50,7 @@ check_idle_tcp() {
   local port try=0
   while :; do
     try=$((try + 1))
-    port=$((20000 + $(od -An -N2 -tu2 /dev/urandom) % 30000))
+    port=$(stack_random_port)
     : >"$DIR/tcp.log"
     background TCP "$SESSIOND" serve --listen "127.0.0.1:$port" $AS_ROOT --db "$DB" --pages "$PAGES" \
       >>"$DIR/tcp.log" 2>&1

@@ -8,15 +8,6 @@
 . "$SESSIOND_SRC/tests/e2e/lib.sh"
 DEMO="$SESSIOND_SRC/scripts/demo"
 
-# A loopback port nothing listens on.
-free_port() {
-  local p try
-  for try in 1 2 3 4 5 6 7 8 9 10; do
-    p=$((20000 + $(od -An -N2 -tu2 /dev/urandom) % 30000))
-    ss -Hltn "sport = :$p" | grep -q . || { echo "$p"; return 0; }
-  done
-  return 1
-}
 # alive PID: the process exists and is not a zombie.
 alive() {
   local state
@@ -73,7 +64,7 @@ demo_log() { for f in "$1.out" "$1.err" "$1"/*.log; do [ -s "$f" ] && { echo "--
 
 # --- It serves, survives kill -9 of sessiond, and Ctrl-C stops it cleanly.
 D1="$DIR/demo1"
-PORT1=$(free_port) || fail "no free port"
+PORT1=$(stack_random_port) || fail "no free port"
 start_demo "$D1" "$PORT1"
 stack_wait_for "$DEMO_PID" grep -q "^sessiond demo: http://127.0.0.1:$PORT1/" "$D1.out" ||
   fail "the demo printed no banner: $(demo_log "$D1")"
@@ -119,7 +110,7 @@ nothing_left "$D1" "after SIGINT" "$SECOND" "$NGINX"
 
 # --- Its port is taken by another web server: a clear error, nothing left.
 D2="$DIR/demo2"
-PORT2=$(free_port) || fail "no free port"
+PORT2=$(stack_random_port) || fail "no free port"
 mkdir -p "$DIR/other-www"
 python3 -m http.server --bind 127.0.0.1 --directory "$DIR/other-www" "$PORT2" >"$DIR/other-www.log" 2>&1 &
 OTHER=$!
@@ -140,7 +131,7 @@ stack_kill TERM "$OTHER"
 # --- A demo whose script was killed (kill -9) left its sessiond and nginx
 # running: a new demo on that state directory says so and leaves them be.
 D3="$DIR/demo3"
-PORT3=$(free_port) || fail "no free port"
+PORT3=$(stack_random_port) || fail "no free port"
 start_demo "$D3" "$PORT3"
 stack_wait_for "$DEMO_PID" grep -q "^sessiond demo: http://127.0.0.1:$PORT3/" "$D3.out" ||
   fail "the third demo printed no banner: $(demo_log "$D3")"
@@ -148,7 +139,7 @@ LEFT=$(sed -n 's/^  sessiond pid \([0-9]*\) .*/\1/p' "$D3.out")
 NGINX=$(cat "$D3/nginx.pid")
 kill -KILL "$DEMO_PID"
 wait_exit "$DEMO_PID"
-PORT4=$(free_port) || fail "no free port"
+PORT4=$(stack_random_port) || fail "no free port"
 DEMO_DIR=$D3 PORT=$PORT4 timeout 60 "$DEMO" "$SESSIOND" >"$DIR/again.out" 2>"$DIR/again.err"
 status=$?
 [ "$status" != 0 ] && [ "$status" != 124 ] || fail "a demo beside a left sessiond exited $status: $(cat "$DIR/again.err")"

@@ -120,10 +120,7 @@ expect_eq "$(sql 'SELECT count(*) FROM sessions')" 0 "sessions after logout"
 # stops php-fpm, sessiond and nginx.
 DEMO="$DIR/demo"
 mkdir -p "$DEMO"
-for _ in 1 2 3 4 5 6 7 8 9 10; do
-  DEMO_PORT=$((20000 + $(od -An -N2 -tu2 /dev/urandom) % 30000))
-  ss -Hltn "sport = :$DEMO_PORT" | grep -q . || break
-done
+DEMO_PORT=$(stack_random_port) || fail "no free port"
 # A background job starts with SIGINT ignored: give it back, as a terminal's Ctrl-C reaches it.
 DEMO_DIR=$DEMO PORT=$DEMO_PORT env --default-signal=INT "$SESSIOND_SRC/scripts/demo" --php "$SESSIOND" \
   >"$DIR/demo.out" 2>"$DIR/demo.err" &

@@ -52,7 +52,7 @@ stack_kill TERM "$STACK_PID" || fail "sessiond with --page-timeout 1h --busy-tim
 serve_tcp() {
   local try
   for try in 1 2 3 4 5 6 7 8 9 10; do
-    PORT=$((20000 + $(od -An -N2 -tu2 /dev/urandom) % 30000))
+    PORT=$(stack_random_port)
     ss -Hltn "sport = :$PORT" | grep -q . && continue
     : >"$DIR/tcp.log"
     "$SESSIOND" serve $AS_ROOT --listen "$1$PORT" --db "$DB" --pages "$PAGES" >>"$DIR/tcp.log" 2>&1 &
