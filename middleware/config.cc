@@ -18,16 +18,6 @@
 namespace sessiond {
 namespace {
 
-bool IsToken(std::string_view s) {
-  if (s.empty()) return false;
-  for (char c : s) {
-    bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-              std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
-    if (!ok) return false;
-  }
-  return true;
-}
-
 // Whether `user` can reach the pages directory: checked in a child that takes
 // the page user's identity, since access() answers only for sessiond's own.
 bool PagesReachable(const PageUser& user, const std::string& pages) {
@@ -114,7 +104,7 @@ std::vector<std::string> Validate(Config& c) {
   auto need = [&](bool ok, const std::string& why) {
     if (!ok) errors.push_back(why);
   };
-  need(IsToken(c.cookie.name), "--cookie-name '" + c.cookie.name + "' is not a valid cookie name (letters, digits, !#$%&'*+-.^_`|~)");
+  need(IsCookieName(c.cookie.name), "--cookie-name '" + c.cookie.name + "' is not a valid cookie name (letters, digits, !#$%&'*+-.^_`|~)");
   need(c.cookie.same_site != "None" || c.cookie_secure,
        "--cookie-samesite None needs --cookie-secure: browsers reject SameSite=None without Secure");
   if (std::string why = DbSettingProblem(c.store.db); !why.empty()) errors.push_back(why);

@@ -24,6 +24,16 @@ std::optional<std::string_view> FindCookie(std::string_view header, std::string_
   return all.front();
 }
 
+bool IsCookieName(std::string_view name) {
+  if (name.empty()) return false;
+  for (char c : name) {
+    bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+    if (!ok) return false;
+  }
+  return true;
+}
+
 std::vector<std::string_view> FindCookies(std::string_view header, std::string_view name) {
   std::vector<std::string_view> found;
   while (!header.empty()) {

@@ -1,5 +1,7 @@
 #include "middleware/request_path/handler.h"
 
+#include "middleware/request_path/route.h"
+
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -152,6 +154,9 @@ void Handler::ServeStatus(Request& request) {
 // on failure; nothing is committed before the page or app has succeeded, and
 // nothing is sent before the commit.
 Response Handler::Process(Request& request) {
+  // The location's session behaviour (route.h); a value not understood is a
+  // 500 before anything else happens. Wired step by step into what follows.
+  [[maybe_unused]] const Route route = ReadRoute(request, config_.cookie.name, config_.store.timeouts);
   std::optional<PageRunner> page;
   const Runner& runner = ChooseRunner(request, page);
   const std::optional<Session> session = LoadSession(request);
