@@ -16,6 +16,7 @@
 #include <climits>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -440,6 +441,20 @@ pid_t ParentOf(pid_t pid) {
 }  // namespace
 
 std::size_t ReapOrphans() {
+  // Reaps `pid` when it has ended; false when it has not yet. Never waits:
+  // a process in uninterruptible sleep (D state: a hung NFS mount) dies only
+  // when its I/O returns, and the event loop, which calls this, must not
+  // wait for that.
+  return ReapOrphans([](pid_t pid) {
+    int status = 0;
+    pid_t r;
+    while ((r = ::waitpid(pid, &status, WNOHANG)) < 0 && errno == EINTR) {
+    }
+    return r == pid || (r < 0 && errno == ECHILD);
+  });
+}
+
+std::size_t ReapOrphans(const std::function<bool(pid_t)>& try_reap) {
   // One caller at a time: each pid is reaped once, by the caller that listed it.
   static std::mutex mutex;
   std::lock_guard<std::mutex> lock(mutex);
@@ -450,7 +465,8 @@ std::size_t ReapOrphans() {
   const std::string children = "/proc/self/task/" + std::to_string(self) + "/children";
   std::size_t reaped = 0;
   // Killing an orphan re-parents its own children here: a few more passes
-  // take them too; what is left comes with the next call.
+  // take them too; what is left (and what has not died yet) comes with the
+  // next call.
   for (int pass = 0; pass < 4; ++pass) {
     std::vector<pid_t> orphans = ParsePids(ReadProcFile(children));
     std::size_t before = reaped;
@@ -463,9 +479,12 @@ std::size_t ReapOrphans() {
         continue;  // in the group of a page still running: its end kills it
       if (group == pid) ::kill(-pid, SIGKILL);  // its own group: what it started
       ::kill(pid, SIGKILL);
-      Reap(pid);
-      ++reaped;
     }
+    // A killed process takes a moment to end: one yield lets the ones that
+    // can end at once do so, so most are reaped by this call.
+    if (!orphans.empty()) ::sched_yield();
+    for (pid_t pid : orphans)
+      if (try_reap(pid)) ++reaped;
     if (reaped == before) break;
   }
   return reaped;

@@ -4,6 +4,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -81,7 +82,12 @@ void AdoptOrphans();
 // thread's children (/proc/self/task/<pid>/children), so THE MAIN THREAD
 // MUST NEVER RUN PAGES ITSELF: such a page would be taken for an orphan and
 // killed. Pages run on worker threads, whose children are never listed.
+// It never waits for a process to end: one killed but not ended yet (in
+// uninterruptible sleep) is reaped by a later call.
 std::size_t ReapOrphans();
+// The same, reaping with `try_reap(pid)` (true: reaped; false: not ended
+// yet), the seam through which a test plays a process that cannot end yet.
+std::size_t ReapOrphans(const std::function<bool(pid_t)>& try_reap);
 
 // The runner for one page, resolved by the handler: RunPage with the cleaned
 // variables, the page's own PATH, SCRIPT_FILENAME, SCRIPT_NAME and PATH_INFO
