@@ -17,10 +17,12 @@
 #include <filesystem>
 #include <fstream>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include "middleware/base/metrics.h"
 #include "middleware/fastcgi/fcgi_record.h"
+#include "middleware/server/event_loop.h"
 
 using namespace sessiond;
 namespace fs = std::filesystem;
@@ -751,4 +753,70 @@ TEST_CASE("serve --test says who can connect to the socket, and what the web ser
   CHECK(WhoCanConnect(o).empty());
   o.listen.clear();
   CHECK(WhoCanConnect(o).empty());
+}
+
+namespace {
+// Refuses to watch accepted connections (sockets that do not listen), as the
+// kernel does past fs.epoll.max_user_watches: `refusals` times, either when
+// one is first accepted, or when one comes back from a worker to be kept.
+std::atomic<int> refusals{0};
+bool refuse_comeback = false;
+std::set<int> handed_out;  // accepted sockets taken off epoll for a worker
+int RefusingEpollCtl(int epfd, int op, int fd, epoll_event* ev) {
+  int listens = 0;
+  socklen_t len = sizeof listens;
+  bool accepted = ::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listens, &len) == 0 && !listens;
+  if (accepted && op == EPOLL_CTL_DEL) handed_out.insert(fd);
+  if (accepted && op == EPOLL_CTL_ADD) {
+    bool comeback = handed_out.erase(fd) > 0;
+    if (comeback == refuse_comeback && refusals > 0) {
+      --refusals;
+      errno = ENOSPC;
+      return -1;
+    }
+  }
+  return ::epoll_ctl(epfd, op, fd, ev);
+}
+struct RefusingEpoll {
+  RefusingEpoll(int n, bool comeback) {
+    refusals = n;
+    refuse_comeback = comeback;
+    handed_out.clear();
+    SetEpollCtl(RefusingEpollCtl);
+  }
+  ~RefusingEpoll() { SetEpollCtl(nullptr); }
+};
+}  // namespace
+
+TEST_CASE("a connection the kernel will not watch is closed alone, and the server goes on", "[server]") {
+  Server s;
+  RefusingEpoll refusing(1, false);
+  s.Start(Echo);
+  {
+    Client c(s.sock);  // accepted, not watched: closed without an answer
+    Reply r = c.Request({"REQUEST_URI=/refused"});
+    CHECK(r.closed);
+    CHECK(r.protocol_status == -1);
+  }
+  Client c(s.sock);
+  CHECK(c.Request({"REQUEST_URI=/next"}).out.find("/next") != std::string::npos);
+  s.StopAndJoin();
+  CHECK_FALSE(s.failed);
+}
+
+TEST_CASE("a kept connection the kernel will not watch again ends after its answer", "[server]") {
+  Server s;
+  RefusingEpoll refusing(1, true);
+  s.Start(Echo);
+  Client kept(s.sock);
+  Reply first = kept.Request({"REQUEST_URI=/k1"}, {}, 1, true);
+  CHECK(first.out.find("/k1") != std::string::npos);
+  CHECK(first.protocol_status == fcgi::kRequestComplete);
+  Reply second = kept.Request({"REQUEST_URI=/k2"}, {}, 2, true);
+  CHECK(second.closed);
+  CHECK(second.out.empty());
+  Client c(s.sock);
+  CHECK(c.Request({"REQUEST_URI=/next"}).out.find("/next") != std::string::npos);
+  s.StopAndJoin();
+  CHECK_FALSE(s.failed);
 }

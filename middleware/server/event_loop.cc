@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 
@@ -14,29 +15,55 @@
 #include "middleware/fastcgi/fcgi_record.h"
 
 namespace sessiond {
+namespace {
+std::atomic<EpollCtl> epoll_ctl_fn{nullptr};
+}  // namespace
+
+void SetEpollCtl(EpollCtl fn) { epoll_ctl_fn = fn; }
 
 EventLoop::EventLoop(const ServerOptions& options, Listener& l, WorkQueue& q, int wake, const std::atomic<bool>& stop_flag,
                      const std::function<void()>& task)
     : opts(options), listener(l), queue(q), wake_fd(wake), stop(stop_flag), housekeeping(task) {
   epoll_fd = ::epoll_create1(EPOLL_CLOEXEC);
   if (epoll_fd < 0) ThrowSystemError("epoll_create1");
-  Watch(wake_fd, EPOLL_CTL_ADD);
+  if (!Watch(wake_fd, EPOLL_CTL_ADD)) ThrowSystemError("epoll_ctl");
   SetListening(true);
 }
 
 EventLoop::~EventLoop() { ::close(epoll_fd); }
 
 
-void EventLoop::Watch(int fd, int op, std::uint32_t events) {
+bool EventLoop::Watch(int fd, int op, std::uint32_t events) {
   epoll_event ev{};
   ev.events = events;
   ev.data.fd = fd;
-  if (::epoll_ctl(epoll_fd, op, fd, &ev) != 0 && op != EPOLL_CTL_DEL) ThrowSystemError("epoll_ctl");
+  EpollCtl ctl = epoll_ctl_fn.load();
+  if ((ctl ? ctl : ::epoll_ctl)(epoll_fd, op, fd, &ev) == 0) {
+    watch_failing = false;
+    return true;
+  }
+  // One line per spell of failures, not one per connection of a flood.
+  if (!watch_failing)
+    LogLine(std::string("epoll_ctl failed: ") + std::strerror(errno) +
+            (errno == ENOSPC ? " (past fs.epoll.max_user_watches)" : "") +
+            ": such connections are closed until it works again");
+  watch_failing = true;
+  return false;
 }
 
+// A descriptor about to be closed or handed to a worker: a failure is
+// harmless (closing removes it from epoll anyway) and not logged.
+void EventLoop::Unwatch(int fd) {
+  epoll_event ev{};
+  EpollCtl ctl = epoll_ctl_fn.load();
+  (ctl ? ctl : ::epoll_ctl)(epoll_fd, EPOLL_CTL_DEL, fd, &ev);
+}
+
+// Listening on again that the kernel refuses is tried again at the next sweep.
 void EventLoop::SetListening(bool on) {
   if (on == listening || listener.fd() < 0) return;
-  Watch(listener.fd(), on ? EPOLL_CTL_ADD : EPOLL_CTL_DEL);
+  if (on && !Watch(listener.fd(), EPOLL_CTL_ADD)) return;
+  if (!on) Unwatch(listener.fd());
   listening = on;
 }
 
@@ -116,8 +143,8 @@ void EventLoop::Accept(bool everything) {
       }
       return;
     }
-    conns.emplace(fd, std::make_unique<Connection>(fd, Clock::now(), opts.io_timeout));
-    Watch(fd, EPOLL_CTL_ADD);
+    auto [it, added] = conns.emplace(fd, std::make_unique<Connection>(fd, Clock::now(), opts.io_timeout));
+    if (!Watch(fd, EPOLL_CTL_ADD)) conns.erase(it);  // closes it: the client sees its connection end
   }
 }
 
@@ -180,7 +207,7 @@ void EventLoop::CloseSlowest(Connection& c) {
 }
 
 void EventLoop::Close(Connection& c) {
-  if (!c.busy) Watch(c.fd, EPOLL_CTL_DEL);
+  if (!c.busy) Unwatch(c.fd);
   conns.erase(c.fd);  // closes the descriptor
   burst = true;       // its buffers are freed: memory to give back
 }
@@ -382,12 +409,15 @@ bool EventLoop::OnStdin(Connection& c, std::string_view content) {
 // The request arrived whole: to a worker, or 503 when too many wait already.
 // Returns false when `c` was closed.
 bool EventLoop::Dispatch(Connection& c) {
-  Watch(c.fd, EPOLL_CTL_DEL);
+  Unwatch(c.fd);
   c.busy = true;  // from here on a worker may have it
   c.queued_at = Clock::now();
   if (!queue.Push(&c, opts.queue_size)) {
     c.busy = false;
-    Watch(c.fd, EPOLL_CTL_ADD);
+    if (!Watch(c.fd, EPOLL_CTL_ADD)) {
+      Close(c);
+      return false;
+    }
     Reject(c, 503, "all workers busy and " + std::to_string(opts.queue_size) +
                        " requests waiting (queue_size)");
     return false;
@@ -415,7 +445,10 @@ void EventLoop::TakeReturned() {
     c->served = true;
     c->idle_since = Clock::now();
     c->deadline = c->idle_since + opts.io_timeout;
-    Watch(c->fd, EPOLL_CTL_ADD);
+    if (!Watch(c->fd, EPOLL_CTL_ADD)) {
+      conns.erase(c->fd);  // the answer went out; the next request gets a new connection
+      continue;
+    }
     c->arriving_since = c->idle_since;
     if (!c->in.empty()) Parse(*c);  // a request that arrived behind the last one
   }

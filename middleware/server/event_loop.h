@@ -21,7 +21,8 @@
 //
 // Thread-safety: everything but GiveBack() runs on the loop's thread.
 // GiveBack() is for the workers. Run() throws std::runtime_error only when
-// epoll itself fails.
+// epoll itself fails; a connection the kernel will not watch (epoll_ctl
+// failing: max_user_watches, memory) is closed, alone, with a log line.
 #pragma once
 
 #include <sys/epoll.h>
@@ -46,6 +47,12 @@ namespace fcgi {
 struct Record;
 }
 
+// The epoll_ctl(2) every loop calls: a seam through which tests make it fail
+// as the kernel does past fs.epoll.max_user_watches (ENOSPC) or out of
+// memory (ENOMEM). nullptr: the real one.
+using EpollCtl = int (*)(int epfd, int op, int fd, epoll_event* event);
+void SetEpollCtl(EpollCtl fn);
+
 class EventLoop {
  public:
   // `wake_fd` (an eventfd) is written when `stop` is set and when a worker
@@ -65,7 +72,10 @@ class EventLoop {
   void GiveBack(Connection* c);
 
  private:
-  void Watch(int fd, int op, std::uint32_t events = EPOLLIN);
+  // False (logged) when the kernel refused: the caller closes that one
+  // connection; the loop goes on.
+  [[nodiscard]] bool Watch(int fd, int op, std::uint32_t events = EPOLLIN);
+  void Unwatch(int fd);
   void SetListening(bool on);
   void Accept(bool everything);
   Connection* OldestIdle();
@@ -98,6 +108,7 @@ class EventLoop {
   bool listening = false;  // the listening socket is watched
   bool draining = false;
   bool limit_logged = false;
+  bool watch_failing = false;  // epoll_ctl refused the last Watch (logged once)
   std::size_t in_flight = 0;  // queued or with a worker
   bool burst = false;         // requests were served since memory was last given back
   Clock::time_point drain_started;
