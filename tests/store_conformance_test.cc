@@ -335,6 +335,24 @@ TEST_CASE("a session that expired since it was loaded is gone", "[store][conform
   });
 }
 
+// A request decides at load whether its commit refreshes the last access;
+// the sweep may delete the session before that commit, even when the
+// commit's clock is behind the sweep's (two machines of a farm).
+TEST_CASE("a touch decided at load never revives a session the sweep deleted", "[store][conformance]") {
+  ForEachEngine([](Engine& e) {
+    auto store = e.open(), collector = e.open();
+    std::string id = store->Commit(std::nullopt, Sets({{"k", "v"}}), T0).id;
+    auto loaded = store->Load(id, T0 + 599);  // alive, and a read would refresh it
+    REQUIRE(loaded);
+    CHECK(collector->CollectGarbage(T0 + 600, 100) == 1);
+    CHECK(store->Commit(loaded, ChangeSet{}, T0 + 599).outcome == CommitResult::Outcome::Unchanged);
+    CHECK(store->Commit(loaded, Sets({{"k", "w"}}), T0 + 599).outcome == CommitResult::Outcome::Gone);
+    CHECK(e.sessions() == 0);
+    CHECK(e.items() == 0);
+    CHECK_FALSE(store->Load(id, T0 + 1));
+  });
+}
+
 TEST_CASE("a write that started before a login does not replace the logged-in session",
           "[store][conformance]") {
   ForEachEngine([](Engine& e) {
