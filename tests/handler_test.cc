@@ -795,3 +795,18 @@ TEST_CASE("an application is told the mode, and gets no session on an off route"
   CHECK(fake->Has("SESSION_NEW=1"));
   CHECK(fake->Has("HTTP_SESSION="));
 }
+
+TEST_CASE("read: with a Max-Age the cookie is renewed only when the read touched", "[handler][modes]") {
+  ModeFixture f;
+  f.config.cookie.max_age = 100;
+  // Half the Max-Age has passed since the last access: a write route would
+  // send the cookie again; a read route's request is no activity.
+  f.seam->age = 60;
+  CHECK(f.Run("read", "mode").out().find("Set-Cookie") == std::string::npos);
+  f.seam->age = 200;  // past the touch interval as well
+  CHECK(f.Run("read", "mode").out().find("Set-Cookie") == std::string::npos);
+  CHECK(f.Run("read", "mode", {"SESSION_READ_TOUCH=on"}).has("Set-Cookie: sid=" + f.id +
+                                                            "; Path=/; HttpOnly; SameSite=Lax; Max-Age=100"));
+  f.seam->age = 60;
+  CHECK(f.Run("write", "mode").has("Set-Cookie: sid=" + f.id + "; Path=/; HttpOnly; SameSite=Lax; Max-Age=100"));
+}

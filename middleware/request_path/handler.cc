@@ -172,7 +172,7 @@ Response Handler::Process(Request& request) {
     throw HttpError(409, "the session ended while the page ran (a login, logout or expiry meanwhile); "
                          "its changes were not kept");
   const bool had_cookie = !off && FindCookie(CookieHeader(request), config_.cookie.name).has_value();
-  return Respond(out, run, session, committed, request.Param("HTTPS") == "on", had_cookie);
+  return Respond(route, out, run, session, committed, request.Param("HTTPS") == "on", had_cookie);
 }
 
 // The application SESSIOND_APP names (a parameter only the web server sets:
@@ -393,7 +393,7 @@ CommitResult Handler::Commit(const Route& route, const std::optional<Session>& s
 // The page's response with the session's cookie. A response that belongs to
 // a session must not be stored by any cache, whatever the page said.
 // `had_cookie`: the request carried the session cookie, whatever its value.
-Response Handler::Respond(const CgiResponse& page, RunResult& run, const std::optional<Session>& session,
+Response Handler::Respond(const Route& route, const CgiResponse& page, RunResult& run, const std::optional<Session>& session,
                           const CommitResult& committed, bool https, bool had_cookie) const {
   using O = CommitResult::Outcome;
   Response r{page.status, page.reason, {}, {}, std::move(run.output), page.body_offset};
@@ -407,8 +407,11 @@ Response Handler::Respond(const CgiResponse& page, RunResult& run, const std::op
   // max-age after login (the idle and absolute timeouts stay the bound). It
   // rides on the store's refresh of the last access, so most requests send
   // nothing; and, should max-age be the shorter, once half of it has passed
-  // since that refresh (the cookie was last sent then or later).
-  const bool in_use = session && (committed.outcome == O::Updated || committed.outcome == O::Unchanged);
+  // since that refresh (the cookie was last sent then or later). A read
+  // route's request is no activity unless it touched (SESSION_READ_TOUCH):
+  // the cookie ages with the session's last access, as the store does.
+  const bool in_use = session && (committed.outcome == O::Updated || committed.outcome == O::Unchanged) &&
+                      (route.mode != Route::Mode::Read || committed.touched);
   const bool renew = cookie.max_age > 0 && in_use &&
                      (committed.touched || session->now - session->accessed >= cookie.max_age / 2);
   if (committed.outcome == O::Created || committed.outcome == O::Regenerated)
