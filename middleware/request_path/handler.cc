@@ -393,8 +393,9 @@ CommitResult Handler::Commit(const Route& route, const std::optional<Session>& s
 // The page's response with the session's cookie. A response that belongs to
 // a session must not be stored by any cache, whatever the page said.
 // `had_cookie`: the request carried the session cookie, whatever its value.
-Response Handler::Respond(const Route& route, const CgiResponse& page, RunResult& run, const std::optional<Session>& session,
-                          const CommitResult& committed, bool https, bool had_cookie) const {
+Response Handler::Respond(const Route& route, const CgiResponse& page, RunResult& run,
+                          const std::optional<Session>& session, const CommitResult& committed, bool https,
+                          bool had_cookie) const {
   using O = CommitResult::Outcome;
   Response r{page.status, page.reason, {}, {}, std::move(run.output), page.body_offset};
   bool has_session = session || committed.outcome == O::Created;

@@ -106,8 +106,9 @@ class Handler {
   CgiResponse CheckRun(const RunResult& run, const std::string& page, const Request& request) const;
   void CheckChanges(const Route& route, const ChangeSet& changes, const std::string& page) const;
   CommitResult Commit(const Route& route, const std::optional<Session>& session, const ChangeSet& changes);
-  Response Respond(const Route& route, const CgiResponse& page, RunResult& run, const std::optional<Session>& session,
-                   const CommitResult& committed, bool https, bool had_cookie) const;
+  Response Respond(const Route& route, const CgiResponse& page, RunResult& run,
+                   const std::optional<Session>& session, const CommitResult& committed, bool https,
+                   bool had_cookie) const;
   void Send(Request& request, const Response& response) const;
 
   const HandlerSettings& config_;
