@@ -60,6 +60,14 @@
  *   Objects, resources, NAN/INF and arrays holding non-UTF-8 strings are
  *   refused. A stored value beginning with "json:" that is not valid JSON
  *   (written by another page) reads back as the plain string.
+ * - The route's SESSION_MODE (set per location by the web server; sessiond
+ *   passes it on as SESSION_MODE): on a `read` route session_start() and
+ *   $_SESSION work as ever, and any change at the end (a key set or removed,
+ *   session_regenerate_id(), session_destroy(), sessiond_clear()) throws
+ *   \Sessiond\Error naming it: a 500, nothing stored. On an `off` route
+ *   there is no session: $_SESSION starts empty, session_start() works,
+ *   session_id() is a stand-in, and a change is refused the same way.
+ *   `write` and `exclusive` as described above.
  * - Anything that cannot be stored (an empty or over-long key, an over-long
  *   value, an object) throws \Sessiond\Error; at the end of the request that
  *   means a 500 and no change at all: never a partial commit.
@@ -173,10 +181,18 @@ final class Bridge
     /** The changes could not be sent when output left early: the request
      *  is a 500, and nothing more is tried. */
     private static bool $failed = false;
+    /** The route's SESSION_MODE: off, read, write or exclusive. On off and
+     *  read routes the session cannot be changed (see refuseChanges()). */
+    private static string $mode = 'write';
 
     public static function start(): void
     {
-        if (!isset($_SERVER['SESSION_NEW'])) {
+        // The route's SESSION_MODE, as sessiond sets it (a client cannot:
+        // its header arrives as HTTP_SESSION_MODE). An off route gets no
+        // session at all, so nothing is read and no SESSION_NEW comes.
+        self::$mode = (string)($_SERVER['SESSION_MODE'] ?? 'write');
+        $off = self::$mode === 'off';
+        if (!$off && !isset($_SERVER['SESSION_NEW'])) {
             // Only a fastcgi_param can set a name without HTTP_, so its
             // absence means no sessiond in front: HTTP_SESSION would then be
             // a client's own "Session:" header.
@@ -209,7 +225,7 @@ final class Bridge
         session_set_save_handler(new SaveHandler(), false);
         header_register_callback([self::class, 'atHeaders']);
         set_error_handler([self::class, 'atWarning'], E_WARNING);
-        self::$loaded = self::decodeSession(self::sessionText($_SERVER));
+        self::$loaded = $off ? [] : self::decodeSession(self::sessionText($_SERVER));
         self::$committed = null;
         self::$regenerate = self::$abandon = self::$clear = self::$lastInLine = false;
         self::$native = self::$destroyed = self::$idGiven = self::$ending = self::$failed = false;
@@ -398,6 +414,7 @@ final class Bridge
         }
         self::closeNative();
         $headers = self::directives();
+        self::refuseChanges($headers);
         foreach ($headers as $h) {
             header($h, false);
         }
@@ -462,6 +479,31 @@ final class Bridge
             http_response_code(500);
             throw $e;
         }
+    }
+
+    /** On a route whose SESSION_MODE is off or read the session is not
+     *  stored: a change the page made is its mistake (or the route's),
+     *  refused with an Error naming it, never dropped in silence. */
+    private static function refuseChanges(array $directives): void
+    {
+        if ($directives === [] || (self::$mode !== 'off' && self::$mode !== 'read')) {
+            return;
+        }
+        $what = [];
+        foreach ($directives as $h) {
+            [$name, $value] = explode(': ', $h, 2);
+            $what[] = match ($name) {
+                'X-Session-Set' => "\$_SESSION['" . self::shown(urldecode(strstr($value, '=', true))) . "'] set",
+                'X-Session-Remove' => "\$_SESSION['" . self::shown(urldecode($value)) . "'] removed",
+                'X-Session-Abandon' => 'the session destroyed',
+                'X-Session-Regenerate' => 'the id regenerated',
+                default => '$_SESSION emptied',
+            };
+        }
+        throw new Error('the session cannot change on this route (SESSION_MODE ' . self::$mode
+            . ', set by the web server): ' . implode(', ', \array_slice($what, 0, 5))
+            . (\count($what) > 5 ? ', ...' : '') . '; nothing was stored. Change the session on a route '
+            . 'whose SESSION_MODE is write, or leave $_SESSION as it was read');
     }
 
     /** @return list<string> the header lines sessiond takes as directives */

@@ -170,3 +170,18 @@ TEST_CASE("app params: a client cannot send chunks of its own", "[app_params]") 
   CHECK(!vars.count("SESSION_CHUNK_1"));
   CHECK(vars.at("HTTP_SESSION").empty());
 }
+
+TEST_CASE("app params: an off route sends the mode and no session at all", "[app_params][modes]") {
+  Session s;
+  s.id = "the-id";
+  s.items = {{"UserName", "ann"}};
+  std::string out;
+  CHECK(AppendAppParams(out, 1, {"SCRIPT_FILENAME=/srv/a.php", "SESSION_MODE=off"}, &s, true) == 0);
+  auto vars = AsPhpFpmReadsThem(out);
+  CHECK(vars.at("SESSION_MODE") == "off");
+  CHECK(vars.at("SCRIPT_FILENAME") == "/srv/a.php");
+  for (const auto& [name, value] : vars) {
+    INFO(name);
+    CHECK((name == "SESSION_MODE" || name.find("SESSION") == std::string::npos));
+  }
+}

@@ -81,14 +81,18 @@ struct SeamStore final : SessionStore {
   std::unique_ptr<SessionStore> real;
   std::int64_t age = 0;
   int counts = 0;
+  int loads = 0, commits = 0;  // every call that reaches the store
+  CommitResult last;           // what the last Commit did
   explicit SeamStore(std::unique_ptr<SessionStore> r) : real(std::move(r)) {}
   std::optional<Session> Load(std::string_view id, std::int64_t now) override {
+    ++loads;
     auto s = real->Load(id, now);
     if (s) s->accessed -= age;
     return s;
   }
   CommitResult Commit(const std::optional<Session>& loaded, const ChangeSet& changes, std::int64_t now) override {
-    return real->Commit(loaded, changes, now);
+    ++commits;
+    return last = real->Commit(loaded, changes, now);
   }
   std::size_t CollectGarbage(std::int64_t now, std::size_t batch) override { return real->CollectGarbage(now, batch); }
   std::optional<std::int64_t> CountLive(std::int64_t now) override {
@@ -496,7 +500,7 @@ struct FakeApp final : Runner {
   std::string Describe() const override { return "app fake"; }
   RunResult Run(const RunInput& in) const override {
     env = in.env;
-    AppendSession(env, in.session, std::string::npos);
+    AppendSession(env, in.session, std::string::npos, in.session_off);
     body = in.body->str();
     RunResult r;
     r.outcome = outcome;
@@ -617,4 +621,192 @@ TEST_CASE("a request carrying this process's loop token is answered 508 without 
   std::size_t tokens = 0;
   for (const std::string& kv : fake->env) tokens += kv.rfind(std::string(kLoopParam) + "=", 0) == 0;
   CHECK(tokens == 2);  // both it was given (the app runner adds this process's own)
+}
+
+// Per-route modes (SESSION_MODE, route.h): what reaches the store and the page.
+namespace {
+// Prints what a page learns of its session: the mode, and which of the
+// session variables it was given at all.
+const char* kModePage =
+    "printf 'Content-Type: text/plain\\r\\nCache-Control: max-age=60\\r\\n\\r\\n'; "
+    "printf 'mode=%s ' \"${SESSION_MODE-unset}\"; "
+    "printf 'id=%s ' \"${SESSION_ID+given}\"; printf 'new=%s ' \"${SESSION_NEW-unset}\"; "
+    "printf 'session=%s' \"${HTTP_SESSION-unset}\"";
+
+// A store that cannot be reached: every call fails as a database that is down.
+struct DownStore final : SessionStore {
+  int calls = 0;
+  [[noreturn]] void Fail() {
+    ++calls;
+    throw StoreError("the database is down", 0, true);
+  }
+  std::optional<Session> Load(std::string_view, std::int64_t) override { Fail(); }
+  CommitResult Commit(const std::optional<Session>&, const ChangeSet&, std::int64_t) override { Fail(); }
+  std::size_t CollectGarbage(std::int64_t, std::size_t) override { Fail(); }
+};
+
+// A Handler over a SeamStore on the fixture's file, and a visitor's session in it.
+struct ModeFixture : Fixture {
+  SeamStore* seam = new SeamStore(OpenStore(config.store));
+  Handler h{config, std::unique_ptr<SessionStore>(seam)};
+  std::string id;
+  ModeFixture() {
+    Page("mode", kModePage);
+    MemoryRequest login({"REQUEST_METHOD=GET", "SCRIPT_FILENAME=set", "QUERY_STRING=k=v"});
+    h.Handle(login);
+    id = CookieOf(login);
+    seam->loads = seam->commits = 0;
+  }
+  MemoryRequest Run(const std::string& mode, const std::string& page, std::vector<std::string> more = {}) {
+    more.push_back("REQUEST_METHOD=GET");
+    more.push_back("SCRIPT_FILENAME=" + page);
+    more.push_back("HTTP_COOKIE=sid=" + id);
+    if (!mode.empty()) more.push_back("SESSION_MODE=" + mode);
+    MemoryRequest r(std::move(more));
+    h.Handle(r);
+    return r;
+  }
+  std::string Stored() { return Run("", "show").body(); }
+};
+}  // namespace
+
+TEST_CASE("off: the page gets no session, the store is never asked, no cookie is sent", "[handler][modes]") {
+  ModeFixture f;
+  MemoryRequest r = f.Run("off", "mode");
+  CHECK(r.status() == 200);
+  CHECK(r.body() == "mode=off id= new=unset session=unset");
+  CHECK(f.seam->loads == 0);
+  CHECK(f.seam->commits == 0);
+  CHECK(r.out().find("Set-Cookie") == std::string::npos);
+  // Not a session's response: the page's own caching stands.
+  CHECK(r.has("Cache-Control: max-age=60"));
+  CHECK_FALSE(r.has("Cache-Control: no-store"));
+}
+
+TEST_CASE("off: a store that cannot be reached still serves the route", "[handler][modes]") {
+  Fixture f;
+  f.Page("mode", kModePage);
+  auto* down = new DownStore;
+  Handler h(f.config, std::unique_ptr<SessionStore>(down));
+  MemoryRequest off({"REQUEST_METHOD=GET", "SCRIPT_FILENAME=mode", "SESSION_MODE=off", "HTTP_COOKIE=sid=x"});
+  h.Handle(off);
+  CHECK(off.status() == 200);
+  CHECK(down->calls == 0);
+  // The same page on a write route needs the store.
+  MemoryRequest write({"REQUEST_METHOD=GET", "SCRIPT_FILENAME=mode",
+                       "HTTP_COOKIE=sid=" + std::string(43, 'A')});
+  h.Handle(write);
+  CHECK(write.status() == 503);
+  CHECK(down->calls > 0);
+}
+
+TEST_CASE("off and read: a page's directive is a 502 and nothing is stored", "[handler][modes]") {
+  ModeFixture f;
+  f.Page("logout", "printf 'X-Session-Abandon: 1\\r\\n\\r\\n'");
+  f.Page("login", "printf 'X-Session-Regenerate: 1\\r\\n\\r\\n'");
+  for (std::string mode : {"off", "read"}) {
+    for (std::string page : {"set", "logout", "login"}) {
+      INFO(mode << " " << page);
+      MemoryRequest r = f.Run(mode, page, {"QUERY_STRING=k=changed"});
+      CHECK(r.status() == 502);
+      CHECK(r.out().find("Set-Cookie") == std::string::npos);
+      CHECK(f.seam->commits == 0);
+    }
+  }
+  // The session is the one it was, under the same id.
+  CHECK(f.Stored() == "k=v");
+}
+
+TEST_CASE("read: the session is injected and never written, touched only with SESSION_READ_TOUCH", "[handler][modes]") {
+  ModeFixture f;
+  MemoryRequest r = f.Run("read", "mode");
+  CHECK(r.status() == 200);
+  CHECK(r.body() == "mode=read id=given new=0 session=k=v");
+  CHECK(r.has("Cache-Control: no-store"));
+  CHECK(f.seam->loads == 1);
+  // Past the touch interval (idle 20 min: 120 s) a write route would touch;
+  // a read route does not reach the store's commit at all.
+  f.seam->age = 200;
+  CHECK(f.Run("read", "mode", {"SESSION_READ_TOUCH=off"}).status() == 200);
+  CHECK(f.seam->commits == 0);
+  // With SESSION_READ_TOUCH on, only the lazy touch: an empty change set.
+  MemoryRequest touched = f.Run("read", "mode", {"SESSION_READ_TOUCH=on"});
+  CHECK(touched.status() == 200);
+  CHECK(f.seam->commits == 1);
+  CHECK(f.seam->last.outcome == CommitResult::Outcome::Updated);
+  CHECK(f.seam->last.touched);
+  // A visitor without a session on a read route: nothing is created.
+  MemoryRequest anonymous({"REQUEST_METHOD=GET", "SCRIPT_FILENAME=mode", "SESSION_MODE=read", "SESSION_READ_TOUCH=on"});
+  f.h.Handle(anonymous);
+  CHECK(anonymous.body() == "mode=read id=given new=1 session=");
+  CHECK(anonymous.out().find("Set-Cookie") == std::string::npos);
+  CHECK(f.seam->commits == 1);
+}
+
+TEST_CASE("write: as before, and the page is told its mode", "[handler][modes]") {
+  ModeFixture f;
+  CHECK(f.Run("", "mode").body() == "mode=write id=given new=0 session=k=v");
+  CHECK(f.Run("write", "set", {"QUERY_STRING=k=w"}).status() == 200);
+  CHECK(f.Stored() == "k=w");
+  // Exclusive is write for everything here (its lock aside).
+  CHECK(f.Run("exclusive", "set", {"QUERY_STRING=k=x"}).status() == 200);
+  CHECK(f.Stored() == "k=x");
+  // An empty parameter is not sent: write.
+  CHECK(f.Run("", "mode", {"SESSION_MODE="}).body() == "mode=write id=given new=0 session=k=x");
+}
+
+TEST_CASE("a client cannot choose the mode, an unknown mode is a 500", "[handler][modes]") {
+  ModeFixture f;
+  // A "Session-Mode: off" header arrives as HTTP_SESSION_MODE: nothing.
+  MemoryRequest r = f.Run("", "set", {"HTTP_SESSION_MODE=off", "QUERY_STRING=k=client"});
+  CHECK(r.status() == 200);
+  CHECK(f.Stored() == "k=client");
+  CHECK(f.Run("", "mode", {"HTTP_SESSION_MODE=off"}).body() == "mode=write id=given new=0 session=k=client");
+  // What the web server set is replaced by sessiond's own spelling, never passed on twice.
+  f.Page("modes", "printf 'Content-Type: text/plain\\r\\n\\r\\n'; env | grep -c '^SESSION_MODE='");
+  CHECK(f.Run("read", "modes").body() == "1\n");
+  const int loads = f.seam->loads;
+  MemoryRequest bad = f.Run("readonly", "set", {"QUERY_STRING=k=bad"});
+  CHECK(bad.status() == 500);
+  CHECK(f.seam->loads == loads);
+  CHECK(f.Stored() == "k=client");
+}
+
+TEST_CASE("an application is told the mode, and gets no session on an off route", "[handler][app][modes]") {
+  Fixture f;
+  AppRunners apps;
+  auto* fake = new FakeApp;
+  fake->reply = "Content-Type: text/plain\r\n\r\nhi";
+  apps.emplace("shop", fake);
+  Handler handler(f.config, OpenStore(f.config.store), apps);
+  MemoryRequest off({"SESSIOND_APP=shop", "SESSION_MODE=off", "REQUEST_METHOD=GET"});
+  handler.Handle(off);
+  CHECK(off.status() == 200);
+  CHECK(fake->Has("SESSION_MODE=off"));
+  // Nothing else of a session: no SESSION_* but the mode, no HTTP_SESSION.
+  for (const std::string& kv : fake->env) {
+    INFO(kv);
+    CHECK((kv.rfind("SESSION_MODE=", 0) == 0 || kv.rfind("SESSION", 0) != 0));
+    CHECK(kv.rfind("HTTP_SESSION", 0) != 0);
+  }
+  MemoryRequest read({"SESSIOND_APP=shop", "SESSION_MODE=read", "REQUEST_METHOD=GET"});
+  handler.Handle(read);
+  CHECK(fake->Has("SESSION_MODE=read"));
+  CHECK(fake->Has("SESSION_NEW=1"));
+  CHECK(fake->Has("HTTP_SESSION="));
+}
+
+TEST_CASE("read: with a Max-Age the cookie is renewed only when the read touched", "[handler][modes]") {
+  ModeFixture f;
+  f.config.cookie.max_age = 100;
+  // Half the Max-Age has passed since the last access: a write route would
+  // send the cookie again; a read route's request is no activity.
+  f.seam->age = 60;
+  CHECK(f.Run("read", "mode").out().find("Set-Cookie") == std::string::npos);
+  f.seam->age = 200;  // past the touch interval as well
+  CHECK(f.Run("read", "mode").out().find("Set-Cookie") == std::string::npos);
+  CHECK(f.Run("read", "mode", {"SESSION_READ_TOUCH=on"}).has("Set-Cookie: sid=" + f.id +
+                                                            "; Path=/; HttpOnly; SameSite=Lax; Max-Age=100"));
+  f.seam->age = 60;
+  CHECK(f.Run("write", "mode").has("Set-Cookie: sid=" + f.id + "; Path=/; HttpOnly; SameSite=Lax; Max-Age=100"));
 }

@@ -152,22 +152,27 @@ void Handler::ServeStatus(Request& request) {
 
 // The whole request, in order. Each step throws HttpError (or a store error)
 // on failure; nothing is committed before the page or app has succeeded, and
-// nothing is sent before the commit.
+// nothing is sent before the commit. The route's mode decides which steps
+// touch the session: off none of them, read the load (and, with
+// SESSION_READ_TOUCH, the lazy touch), write and exclusive all.
 Response Handler::Process(Request& request) {
   // The location's session behaviour (route.h); a value not understood is a
-  // 500 before anything else happens. Wired step by step into what follows.
-  [[maybe_unused]] const Route route = ReadRoute(request, config_.cookie.name, config_.store.timeouts);
+  // 500 before anything else happens.
+  const Route route = ReadRoute(request, config_.cookie.name, config_.store.timeouts);
+  const bool off = route.mode == Route::Mode::Off;
   std::optional<PageRunner> page;
   const Runner& runner = ChooseRunner(request, page);
-  const std::optional<Session> session = LoadSession(request);
-  RunResult run = Run(runner, request, session);
+  // Exclusive (lock17): the session's lock is taken here, before the load.
+  const std::optional<Session> session = off ? std::nullopt : LoadSession(request);
+  RunResult run = Run(runner, request, route, session);
   const CgiResponse out = CheckRun(run, runner.Describe(), request);
-  const CommitResult committed = Commit(session, out.session);
+  CheckChanges(route, out.session, runner.Describe());
+  const CommitResult committed = Commit(route, session, out.session);
   if (committed.outcome == CommitResult::Outcome::Gone)
     throw HttpError(409, "the session ended while the page ran (a login, logout or expiry meanwhile); "
                          "its changes were not kept");
-  const bool had_cookie = FindCookie(CookieHeader(request), config_.cookie.name).has_value();
-  return Respond(out, run, session, committed, request.Param("HTTPS") == "on", had_cookie);
+  const bool had_cookie = !off && FindCookie(CookieHeader(request), config_.cookie.name).has_value();
+  return Respond(route, out, run, session, committed, request.Param("HTTPS") == "on", had_cookie);
 }
 
 // The application SESSIOND_APP names (a parameter only the web server sets:
@@ -273,13 +278,17 @@ std::optional<Session> Handler::LoadSession(const Request& request) {
   return std::nullopt;
 }
 
-// Runs the page or forwards to the app, with the CGI variables and the
-// injected session. Nothing of sessiond's own environment is passed, and
-// nothing the client sent can pose as the session.
-RunResult Handler::Run(const Runner& runner, const Request& request, const std::optional<Session>& session) const {
+// Runs the page or forwards to the app, with the CGI variables, the route's
+// SESSION_MODE and the injected session (none at all on an off route).
+// Nothing of sessiond's own environment is passed, and nothing the client
+// sent can pose as the session or its mode.
+RunResult Handler::Run(const Runner& runner, const Request& request, const Route& route,
+                       const std::optional<Session>& session) const {
   RunInput input;
   input.env = CleanEnvironment(request.Environment());
+  input.env.push_back("SESSION_MODE=" + std::string(ModeName(route.mode)));
   input.session = session ? &*session : nullptr;
+  input.session_off = route.mode == Route::Mode::Off;
   input.body = &request.Body();
   GaugeScope running(Metrics::Gauge::PagesRunning);
   auto start = std::chrono::steady_clock::now();
@@ -344,11 +353,27 @@ CgiResponse Handler::CheckRun(const RunResult& run, const std::string& page, con
   return out;
 }
 
+// On an off or read route the page may not change the session: a directive
+// there is the page's mistake (or the route's), and dropping it silently
+// would lose what the page believes it stored. 502, nothing stored.
+void Handler::CheckChanges(const Route& route, const ChangeSet& changes, const std::string& page) const {
+  if (changes.empty() || route.mode == Route::Mode::Write || route.mode == Route::Mode::Exclusive) return;
+  std::string asked = changes.abandon ? "an abandon" : changes.regenerate ? "a regenerate" : "a change";
+  throw HttpError(502, page + " asked for " + asked + " of the session on a route whose SESSION_MODE is " +
+                           std::string(ModeName(route.mode)) +
+                           ": nothing was stored (set SESSION_MODE write for this location, or stop the page "
+                           "sending X-Session-* headers)");
+}
+
 // Commits the page's changes, and counts what became of sessions and how
 // long the store took (a read with nothing to write costs no store time and
-// is not observed).
-CommitResult Handler::Commit(const std::optional<Session>& session, const ChangeSet& changes) {
+// is not observed). An off route has nothing to commit, and a read route
+// nothing to write: neither reaches the store, except a read route's lazy
+// touch when SESSION_READ_TOUCH is on (the commit of an empty change set).
+CommitResult Handler::Commit(const Route& route, const std::optional<Session>& session, const ChangeSet& changes) {
   using O = CommitResult::Outcome;
+  if (route.mode == Route::Mode::Off) return {};
+  if (route.mode == Route::Mode::Read && (!route.read_touch || !session)) return {};
   Metrics& metrics = ProcessMetrics();
   auto start = std::chrono::steady_clock::now();
   CommitResult committed;
@@ -368,8 +393,9 @@ CommitResult Handler::Commit(const std::optional<Session>& session, const Change
 // The page's response with the session's cookie. A response that belongs to
 // a session must not be stored by any cache, whatever the page said.
 // `had_cookie`: the request carried the session cookie, whatever its value.
-Response Handler::Respond(const CgiResponse& page, RunResult& run, const std::optional<Session>& session,
-                          const CommitResult& committed, bool https, bool had_cookie) const {
+Response Handler::Respond(const Route& route, const CgiResponse& page, RunResult& run,
+                          const std::optional<Session>& session, const CommitResult& committed, bool https,
+                          bool had_cookie) const {
   using O = CommitResult::Outcome;
   Response r{page.status, page.reason, {}, {}, std::move(run.output), page.body_offset};
   bool has_session = session || committed.outcome == O::Created;
@@ -382,8 +408,11 @@ Response Handler::Respond(const CgiResponse& page, RunResult& run, const std::op
   // max-age after login (the idle and absolute timeouts stay the bound). It
   // rides on the store's refresh of the last access, so most requests send
   // nothing; and, should max-age be the shorter, once half of it has passed
-  // since that refresh (the cookie was last sent then or later).
-  const bool in_use = session && (committed.outcome == O::Updated || committed.outcome == O::Unchanged);
+  // since that refresh (the cookie was last sent then or later). A read
+  // route's request is no activity unless it touched (SESSION_READ_TOUCH):
+  // the cookie ages with the session's last access, as the store does.
+  const bool in_use = session && (committed.outcome == O::Updated || committed.outcome == O::Unchanged) &&
+                      (route.mode != Route::Mode::Read || committed.touched);
   const bool renew = cookie.max_age > 0 && in_use &&
                      (committed.touched || session->now - session->accessed >= cookie.max_age / 2);
   if (committed.outcome == O::Created || committed.outcome == O::Regenerated)

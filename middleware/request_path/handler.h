@@ -1,5 +1,15 @@
-// The request path: cookie -> load -> runner (a page, or a persistent FastCGI
-// app: runner.h) -> its changes -> commit -> response.
+// The request path: route -> cookie -> load -> runner (a page, or a
+// persistent FastCGI app: runner.h) -> its changes -> commit -> response.
+// The route (route.h: SESSION_MODE and the rest, set per location by the web
+// server) decides how much of it touches the session:
+//   off        nothing: no cookie read, no load, no commit, no Set-Cookie;
+//              the page gets SESSION_MODE=off and no session variables
+//   read       loaded and injected, never written; touched only with
+//              SESSION_READ_TOUCH on
+//   write      loaded, injected, the page's changes committed (per-key merge)
+//   exclusive  as write (the farm-wide lock is issue 17's lock part)
+// On off and read routes a page's X-Session-* directive is a 502, logged
+// with the mode, and nothing is stored.
 #pragma once
 
 #include <memory>
@@ -13,6 +23,7 @@
 #include "middleware/base/spill_buffer.h"
 #include "middleware/request_path/cgi_response.h"
 #include "middleware/request_path/cookie.h"
+#include "middleware/request_path/route.h"
 #include "middleware/runners/page_runner.h"
 #include "middleware/runners/runner.h"
 #include "store/open.h"
@@ -90,11 +101,14 @@ class Handler {
   const Runner& ChooseRunner(const Request& request, std::optional<PageRunner>& page) const;
   Page ResolvePage(const Request& request) const;
   std::optional<Session> LoadSession(const Request& request);
-  RunResult Run(const Runner& runner, const Request& request, const std::optional<Session>& session) const;
+  RunResult Run(const Runner& runner, const Request& request, const Route& route,
+                const std::optional<Session>& session) const;
   CgiResponse CheckRun(const RunResult& run, const std::string& page, const Request& request) const;
-  CommitResult Commit(const std::optional<Session>& session, const ChangeSet& changes);
-  Response Respond(const CgiResponse& page, RunResult& run, const std::optional<Session>& session,
-                   const CommitResult& committed, bool https, bool had_cookie) const;
+  void CheckChanges(const Route& route, const ChangeSet& changes, const std::string& page) const;
+  CommitResult Commit(const Route& route, const std::optional<Session>& session, const ChangeSet& changes);
+  Response Respond(const Route& route, const CgiResponse& page, RunResult& run,
+                   const std::optional<Session>& session, const CommitResult& committed, bool https,
+                   bool had_cookie) const;
   void Send(Request& request, const Response& response) const;
 
   const HandlerSettings& config_;

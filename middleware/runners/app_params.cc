@@ -13,10 +13,10 @@ namespace sessiond {
 static_assert(5 + 14 + 20 + kSessionChunkBytes <= fcgi::kMaxContent);
 
 std::size_t AppendAppParams(std::string& out, std::uint16_t request_id, std::vector<std::string> env,
-                            const Session* session) {
+                            const Session* session, bool session_off) {
   // AppendSession leaves nothing out by size here: which pairs fit is the
   // record's question, answered below with the exact encoded size.
-  AppendSession(env, session, std::numeric_limits<std::size_t>::max());
+  AppendSession(env, session, std::numeric_limits<std::size_t>::max(), session_off);
   std::string pairs;
   std::size_t left_out = 0;
   auto add = [&](std::string_view name, std::string_view value) {

@@ -409,7 +409,7 @@ RunResult AppRunner::Run(const RunInput& input) const {
   env.push_back(std::string(kLoopParam) + '=' + LoopToken());  // marks it as forwarded by this process
   std::string head;
   fcgi::AppendBeginRequest(head, kRequestId, fcgi::kResponder, pool_.keeps());
-  AppendAppParams(head, kRequestId, std::move(env), input.session);
+  AppendAppParams(head, kRequestId, std::move(env), input.session, input.session_off);
 
   // One attempt: a kept connection found closed before anything was written
   // was replaced inside Acquire; past that, nothing is sent twice.

@@ -550,7 +550,7 @@ RunResult PageRunner::Run(const RunInput& input) const {
   // a larger session reaches the page as a file on fd 3 instead, so every
   // session the store accepted can be delivered (and abandoned).
   constexpr std::size_t kMaxEnvString = 128 * 1024 - 1;
-  std::string left_out = AppendSession(env, input.session, kMaxEnvString);
+  std::string left_out = AppendSession(env, input.session, kMaxEnvString, input.session_off);
   std::optional<SessionFile> file;
   if (!left_out.empty()) {
     file.emplace(left_out);

@@ -52,7 +52,9 @@ std::vector<std::string> CleanEnvironment(const std::vector<std::string_view>& e
   return env;
 }
 
-std::string AppendSession(std::vector<std::string>& env, const Session* session, std::size_t max_variable) {
+std::string AppendSession(std::vector<std::string>& env, const Session* session, std::size_t max_variable,
+                          bool off) {
+  if (off) return {};
   static const Items kNone;
   const Items& items = session ? session->items : kNone;
   std::string encoded = "HTTP_SESSION=" + EncodeItems(items);

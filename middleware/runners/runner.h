@@ -45,6 +45,10 @@ struct RunInput {
   // nothing a client could send poses as the session.
   std::vector<std::string> env;
   const Session* session = nullptr;  // null: a visitor without a session
+  // The route's SESSION_MODE is off: the runner passes no session variables
+  // at all (no HTTP_SESSION, SESSION_ID, SESSION_NEW, SESSION_VAR_*), only
+  // the SESSION_MODE=off that `env` holds (every route's mode is there).
+  bool session_off = false;
   const SpillBuffer* body = nullptr; // the request body (never null)
 };
 
@@ -66,7 +70,8 @@ using AppRunners = std::map<std::string, std::unique_ptr<Runner>, std::less<>>;
 // those nobody but sessiond may set: HTTP_SESSION (a client's "Session:"
 // header), SESSION_* (SESSION_ID, SESSION_VAR_...), HTTP_PROXY (httpoxy: a
 // client's "Proxy:" header) and SESSIOND_APP (which the web server sets for
-// sessiond alone).
+// sessiond alone). The web server's SESSION_MODE and the route's other
+// SESSION_* parameters go too: the handler adds SESSION_MODE as it read it.
 std::vector<std::string> CleanEnvironment(const std::vector<std::string_view>& environment);
 
 // The parameter, and its value for this process (random, made once), that
@@ -80,7 +85,9 @@ const std::string& LoopToken();
 // whose value has no NUL, SESSION_ID and SESSION_NEW. A variable longer than
 // `max_variable` bytes ("NAME=value") is left out; when that is HTTP_SESSION,
 // its value (the encoded items) is returned instead so the caller can deliver
-// it otherwise, else the result is empty.
-std::string AppendSession(std::vector<std::string>& env, const Session* session, std::size_t max_variable);
+// it otherwise, else the result is empty. `off` (an off route): nothing is
+// appended, and the result is empty.
+std::string AppendSession(std::vector<std::string>& env, const Session* session, std::size_t max_variable,
+                          bool off = false);
 
 }  // namespace sessiond
