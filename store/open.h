@@ -55,7 +55,7 @@ std::unique_ptr<SessionStore> OpenStore(const StoreOptions& options);
 // the database is out of reach (the store has logged it, and requests get
 // 503 until it is back: serve starts anyway); not busy for a settings
 // problem (a malformed URI, authentication refused, no such role or
-// database, a newer schema).
+// database, a schema that needs a newer sessiond).
 void CheckStore(const StoreOptions& options);
 
 // How many connections a PostgreSQL server takes from sessiond's role (for
