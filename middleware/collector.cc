@@ -10,7 +10,12 @@
 namespace sessiond {
 
 Collector::Collector(const StoreOptions& options, std::int64_t interval_seconds, std::size_t batch, Member self)
-    : options_(options), interval_(interval_seconds), batch_(batch), self_(std::move(self)), thread_([this] { Run(); }) {}
+    : options_([&] {
+        StoreOptions o = options;
+        o.background = true;
+        return o;
+      }()),
+      interval_(interval_seconds), batch_(batch), self_(std::move(self)), thread_([this] { Run(); }) {}
 
 Collector::~Collector() {
   {

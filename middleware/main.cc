@@ -281,6 +281,8 @@ int Serve(Config& config, const AppRunners& apps, const std::string& settings) {
     WarnPasswordOnCommandLine();
     try {
       CheckStore(config.store);  // file, pragmas and schema fail now, not per request
+    } catch (const SchemaError& e) {
+      throw BadSetting(std::string("--db: ") + e.what());  // this binary is too old for the store: no restart mends it
     } catch (const StoreError& e) {
       // PostgreSQL out of reach (the store logged it): serve anyway, 503
       // until it is back. Its settings wrong: no use starting, nor restarting.

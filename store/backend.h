@@ -59,17 +59,17 @@ struct SchemaSteps {
 };
 
 // Refuses a store whose schema needs more than this build `known`s: a
-// contract step removed what this sessiond uses. Throws StoreError, not
-// busy, with the engine's error `code`; `engine` begins the message
+// contract step removed what this sessiond uses. Throws SchemaError (a
+// StoreError, not busy) with the engine's error `code`; `engine` begins the message
 // ("PostgreSQL: " or nothing). Every engine's schema check, the server's and
 // the admin's. A store expanded past `known` is fine: that is a newer member
 // of the farm, whose steps are additive.
 inline void RefuseUnusableSchema(const SchemaLevel& level, int known, const std::string& engine, int code) {
   if (level.required > known)
-    throw StoreError(engine + "the store's schema needs a sessiond of schema version " +
+    throw SchemaError(engine + "the store's schema needs a sessiond of schema version " +
                          std::to_string(level.required) + " or later (sessiond migrate --finish raised it); " +
-                         "this one knows " + std::to_string(known) + ": upgrade it",
-                     code, false);
+                          "this one knows " + std::to_string(known) + ": upgrade it",
+                      code);
 }
 
 

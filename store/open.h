@@ -30,6 +30,9 @@ struct StoreOptions {
   // workers and its collector (pg_pool.h); each borrows one per store call.
   std::size_t db_connections = 8;
   SessionLimits limits;
+  // The store serves the process's own upkeep (the collector), not
+  // requests: PostgreSQL's outage line counts only requests it refused.
+  bool background = false;
 };
 
 // Whether `db` names a PostgreSQL database rather than a file.

@@ -32,6 +32,13 @@ class StoreError : public std::runtime_error {
   bool reported_;
 };
 
+// The store's schema needs a newer sessiond than this one (backend.h,
+// RefuseUnusableSchema): a deployment problem, which no retry mends.
+class SchemaError : public StoreError {
+ public:
+  SchemaError(const std::string& what, int code) : StoreError(what, code, false) {}
+};
+
 // A change set would make a session exceed one of its SessionLimits.
 // Nothing was changed.
 class LimitError : public std::runtime_error {

@@ -323,7 +323,7 @@ std::shared_ptr<pg::Pool> SharedPgPool(const PgOptions& options, std::size_t con
 // round_trips() and remembers its server process for backend_pid().
 class PgBackend::Borrowed {
  public:
-  explicit Borrowed(PgBackend& b) : b_(b), lease_(b.pool_->Acquire()), start_(lease_->round_trips()) {}
+  explicit Borrowed(PgBackend& b) : b_(b), lease_(b.pool_->Acquire(!b.opts_.background)), start_(lease_->round_trips()) {}
   ~Borrowed() {
     b_.trips_ += lease_->round_trips() - start_;
     b_.pid_ = lease_->backend_pid();

@@ -33,6 +33,8 @@ struct PgOptions {
   // The connections to borrow from (SharedPgPool); null: a pool of one
   // connection of the instance's own.
   std::shared_ptr<pg::Pool> pool;
+  // The process's own upkeep (StoreOptions::background).
+  bool background = false;
 };
 
 // The expand steps of this build's own schema (sessiond_schema.version
