@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cstdarg>
 #include <cstdio>
 #include <ostream>
@@ -20,7 +21,7 @@ constexpr int kOk = 0;
 constexpr int kFailed = 1;  // not found, check failed, or the store failed
 constexpr int kUsage = 2;
 
-enum class Command { List, Show, Rm, Logout, Gc, Stats, Check, Backup };
+enum class Command { List, Show, Rm, Logout, Gc, Stats, Check, Backup, Migrate };
 
 // What the command line asked for; each command reads the fields it took.
 struct Options {
@@ -33,6 +34,7 @@ struct Options {
   std::vector<std::string> sessions;  // show, rm: ids or digest prefixes
   std::size_t batch = 500;            // gc
   bool quick = false;                 // check
+  bool finish = false;                // migrate
   std::string backup_path;
 };
 
@@ -112,13 +114,38 @@ void PrintRemoved(std::ostream& out, std::size_t n, bool json, const char* what)
   else out << "removed " << n << ' ' << what << (n == 1 ? "" : "s") << '\n';
 }
 
+// The members as a JSON array.
+std::string MembersJson(const std::vector<MemberStatus>& members) {
+  std::string out = "[";
+  for (std::size_t i = 0; i < members.size(); ++i) {
+    const MemberStatus& m = members[i];
+    out += std::string(i ? ", " : "") + "{\"member\": " + JsonString(m.member.name) +
+           ", \"release\": " + JsonString(m.member.release) + ", \"schema\": " + std::to_string(m.member.schema) +
+           ", \"started\": \"" + IsoTime(m.member.started) + "\", \"seen\": \"" + IsoTime(m.member.seen) +
+           "\", \"running\": " + (m.running ? "true" : "false") + "}";
+  }
+  return out + "]";
+}
+
+// One line per member: name, release, schema, when it started and was last seen.
+void PrintMembers(std::ostream& out, const std::vector<MemberStatus>& members) {
+  if (members.empty()) out << "members         none recorded (a sessiond serve records itself as it starts)\n";
+  for (std::size_t i = 0; i < members.size(); ++i) {
+    const MemberStatus& m = members[i];
+    out << (i ? "                " : "members         ") << Escaped(m.member.name) << "  " << Escaped(m.member.release)
+        << "  schema " << m.member.schema << "  started " << IsoTime(m.member.started) << "  seen "
+        << IsoTime(m.member.seen) << (m.running ? "" : " (not running)") << '\n';
+  }
+}
+
 void PrintStats(std::ostream& out, const StoreStats& st, bool json) {
   if (json) {
     out << "{\"live\": " << st.live << ", \"expired\": " << st.expired << ", \"items\": " << st.items
         << ", \"bytes\": " << st.bytes << ", \"oldest\": "
         << (st.oldest ? '"' + IsoTime(*st.oldest) + '"' : std::string("null"))
         << ", \"file_bytes\": " << st.file_bytes << ", \"free_bytes\": " << st.free_bytes
-        << ", \"wal_bytes\": " << st.wal_bytes << ", \"schema_version\": " << st.schema_version << "}\n";
+        << ", \"wal_bytes\": " << st.wal_bytes << ", \"schema_version\": " << st.schema_version
+        << ", \"schema_required\": " << st.schema_required << ", \"members\": " << MembersJson(st.members) << "}\n";
     return;
   }
   out << "sessions        " << st.live << " live, " << st.expired << " expired\n"
@@ -126,7 +153,31 @@ void PrintStats(std::ostream& out, const StoreStats& st, bool json) {
       << "oldest session  " << (st.oldest ? IsoTime(*st.oldest) : std::string("-")) << '\n'
       << "file            " << st.file_bytes << " bytes (" << st.free_bytes << " free), WAL "
       << st.wal_bytes << " bytes\n"
-      << "schema version  " << st.schema_version << '\n';
+      << "schema version  " << st.schema_version
+      << (st.schema_required ? " (sessiond of schema " + std::to_string(st.schema_required) + " or later)" : "")
+      << '\n';
+  PrintMembers(out, st.members);
+}
+
+void PrintUpgrade(std::ostream& out, const UpgradeStatus& up, bool json) {
+  if (json) {
+    out << "{\"schema_version\": " << up.level.version << ", \"schema_required\": " << up.level.required
+        << ", \"known\": " << up.known << ", \"pending\": [";
+    for (std::size_t i = 0; i < up.pending.size(); ++i) out << (i ? ", " : "") << up.pending[i];
+    out << "], \"members\": " << MembersJson(up.members) << "}\n";
+    return;
+  }
+  out << "schema version  " << up.level.version << " (this sessiond knows " << up.known << "); "
+      << (up.level.required ? "needs a sessiond of schema " + std::to_string(up.level.required) + " or later"
+                            : std::string("no contract step has run"))
+      << '\n';
+  if (up.pending.empty())
+    out << "contract steps  none pending\n";
+  else
+    out << "contract steps  " << up.pending.size() << " pending (they need every member at schema "
+        << *std::max_element(up.pending.begin(), up.pending.end())
+        << " or later): sessiond migrate --finish runs them\n";
+  PrintMembers(out, up.members);
 }
 
 void PrintCheck(std::ostream& out, const std::vector<std::string>& problems, bool json) {
@@ -225,6 +276,12 @@ AdminCommands::AdminCommands(CLI::App& app) : impl_(std::make_unique<Impl>()) {
   Entry& check = add(Command::Check, "check", "Check the file's integrity, schema version and items; exit 1 on a problem");
   check.cmd->add_flag("--quick", check.o.quick, "PRAGMA quick_check instead of integrity_check (skips index contents)");
   json(check, "Print {\"ok\": BOOL, \"problems\": [...]}");
+
+  Entry& migrate = add(Command::Migrate, "migrate",
+                       "Rolling upgrades: the schema version, the contract steps pending, the sessionds serving the store");
+  migrate.cmd->add_flag("--finish", migrate.o.finish,
+                        "Run the contract steps once every running sessiond is of this version; exit 1 while one is older");
+  json(migrate, "A JSON object (without --finish)");
 
   Entry& backup = add(Command::Backup, "backup", "Write a consistent copy of the store to a new file (mode 0600)");
   backup.cmd->add_option("file", backup.o.backup_path, "The copy; must not exist")->required();
@@ -362,6 +419,26 @@ int Entry::Run(std::ostream& out, std::ostream& err, std::int64_t now) {
       }
       PrintCheck(out, problems, o.json);
       return problems.empty() ? kOk : kFailed;
+    }
+    case Command::Migrate: {
+      if (!o.finish) {
+        PrintUpgrade(out, Open(false)->Upgrade(now), o.json);
+        return kOk;
+      }
+      FinishResult r = Open(true)->Finish(now);
+      switch (r.outcome) {
+        case FinishResult::Outcome::Nothing:
+          out << "nothing to finish: the store has had every contract step of this sessiond\n";
+          return kOk;
+        case FinishResult::Outcome::Finished:
+          out << "finished: " << Plural(r.steps, "contract step", "contract steps")
+              << " run; the store now needs a sessiond of schema " << r.required << " or later\n";
+          return kOk;
+        case FinishResult::Outcome::Refused:
+          say("refused, nothing changed: " + Escaped(r.why));
+          return kFailed;
+      }
+      return kFailed;
     }
     case Command::Backup: {
       Open(false)->Backup(o.backup_path);

@@ -1,14 +1,21 @@
 #include "middleware/collector.h"
 
+#include <algorithm>
 #include <ctime>
+#include <utility>
 
 #include "log/log.h"
 #include "middleware/base/metrics.h"
 
 namespace sessiond {
 
-Collector::Collector(const StoreOptions& options, std::int64_t interval_seconds, std::size_t batch)
-    : options_(options), interval_(interval_seconds), batch_(batch), thread_([this] { Run(); }) {}
+Collector::Collector(const StoreOptions& options, std::int64_t interval_seconds, std::size_t batch, Member self)
+    : options_([&] {
+        StoreOptions o = options;
+        o.background = true;
+        return o;
+      }()),
+      interval_(interval_seconds), batch_(batch), self_(std::move(self)), thread_([this] { Run(); }) {}
 
 Collector::~Collector() {
   {
@@ -20,28 +27,64 @@ Collector::~Collector() {
 }
 
 void Collector::Run() {
+  using Clock = std::chrono::steady_clock;
+  Clock::time_point next_sweep = Clock::now() + std::chrono::seconds(interval_);
+  // The member is recorded at once (a migrate --finish must see it from the
+  // start), then at each heartbeat; without one to record, only sweeps wake.
+  Clock::time_point wake = self_.name.empty() ? next_sweep : Clock::now();
   std::unique_lock lock(mutex_);
-  while (!wake_.wait_for(lock, std::chrono::seconds(interval_), [this] { return stopping_.load(); })) {
+  while (!wake_.wait_until(lock, wake, [this] { return stopping_.load(); })) {
     lock.unlock();
     try {
       // Opened here rather than at start-up: the database out of reach for a
       // moment as sessiond starts costs a sweep, not the server.
       if (!store_) store_ = OpenStore(options_);
-      std::size_t total = 0, n;
-      do {
-        n = store_->CollectGarbage(static_cast<std::int64_t>(std::time(nullptr)), batch_);
-        total += n;
-        ProcessMetrics().CountCollected(n);
-      } while (n == batch_ && !stopping_);
-      if (total) LogLine("gc: deleted " + std::to_string(total) + " expired sessions");
+      if (!self_.name.empty()) Heartbeat();
+      if (Clock::now() >= next_sweep) {
+        next_sweep = Clock::now() + std::chrono::seconds(interval_);
+        Sweep();
+      }
     } catch (const StoreError& e) {
       ProcessMetrics().CountStoreError(e.busy());
       if (!e.reported()) LogLine(std::string("gc: ") + e.what());  // tried again at the next sweep
     } catch (const std::exception& e) {
       LogLine(std::string("gc: ") + e.what());
     }
+    wake = self_.name.empty() ? next_sweep : std::min(next_sweep, Clock::now() + std::chrono::seconds(kHeartbeat));
     lock.lock();
   }
+  lock.unlock();
+  // Stopping: the member leaves the store's list, so that `migrate --finish`
+  // need not wait for its record to age. Best effort: one that cannot be
+  // removed ages out after kSeenWithin.
+  if (!self_.name.empty() && store_) try {
+      store_->ForgetMember(self_.name);
+    } catch (const std::exception&) {
+    }
+}
+
+void Collector::Heartbeat() {
+  try {
+    store_->RecordMember(self_, static_cast<std::int64_t>(std::time(nullptr)));
+    heartbeat_failing_ = false;
+  } catch (const StoreError& e) {
+    // The store's own outage is counted and logged by the sweep; this line
+    // says once what the member record adds to it.
+    if (!heartbeat_failing_ && !e.reported())
+      LogLine(std::string("member heartbeat: ") + e.what() + " (sessiond stats and migrate --finish may miss this sessiond)");
+    heartbeat_failing_ = true;
+    if (e.busy() || e.reported()) throw;
+  }
+}
+
+void Collector::Sweep() {
+  std::size_t total = 0, n;
+  do {
+    n = store_->CollectGarbage(static_cast<std::int64_t>(std::time(nullptr)), batch_);
+    total += n;
+    ProcessMetrics().CountCollected(n);
+  } while (n == batch_ && !stopping_);
+  if (total) LogLine("gc: deleted " + std::to_string(total) + " expired sessions");
 }
 
 }  // namespace sessiond

@@ -1,5 +1,8 @@
-// Deletes expired sessions in the background, in small batches, on a
-// connection of its own, so requests never wait for a sweep to finish.
+// The store's upkeep in the background, on a connection of its own: deletes
+// expired sessions in small batches, so requests never wait for a sweep to
+// finish; and keeps this sessiond's record among the store's members (a
+// heartbeat every kHeartbeat, removed when it stops), which rolling upgrades
+// go by (sessiond stats, sessiond migrate --finish).
 #pragma once
 
 #include <atomic>
@@ -15,19 +18,24 @@ namespace sessiond {
 
 class Collector {
  public:
-  // Starts the thread: a sweep every `interval_seconds`, `batch` sessions per
-  // transaction, on a store connection of its own opened at the first sweep
-  // (and again at the next one when that fails: logged, never fatal).
-  Collector(const StoreOptions& options, std::int64_t interval_seconds, std::size_t batch);
-  ~Collector();  // stops the thread, finishing the batch under way
+  // Starts the thread: `self` recorded at once, then a heartbeat every
+  // kHeartbeat and a sweep every `interval_seconds`, `batch` sessions per
+  // transaction, on a store connection of its own opened at the first of
+  // them (and again at the next one when that fails: logged, never fatal).
+  Collector(const StoreOptions& options, std::int64_t interval_seconds, std::size_t batch, Member self = {});
+  ~Collector();  // stops the thread, finishing the batch under way, and removes `self`
 
  private:
   void Run();
+  void Heartbeat();
+  void Sweep();
 
   StoreOptions options_;
   std::unique_ptr<SessionStore> store_;  // the thread's own; null until opened
   std::int64_t interval_;
   std::size_t batch_;
+  Member self_;                 // empty name: not recorded (tests)
+  bool heartbeat_failing_ = false;  // logged once per spell
   std::mutex mutex_;
   std::condition_variable wake_;
   std::atomic<bool> stopping_{false};  // set under mutex_, so the wait cannot miss it

@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
+#include <cstring>
 #include <ctime>
 #include <iostream>
 #include <map>
@@ -51,6 +52,17 @@ void WarnPasswordOnCommandLine() {
     LogLine("warning: a password on the command line is seen by every local user (ps) until sessiond hides "
             "it: give it in a passfile (passfile=, PGPASSFILE, ~/.pgpass) or PGPASSWORD from an "
             "EnvironmentFile= or LoadCredential= instead");
+}
+
+// This process as a member of the store's farm (store.h's Member).
+Member ThisMember() {
+  char host[256] = "";
+  if (::gethostname(host, sizeof host - 1) != 0) std::strcpy(host, "localhost");
+  Member m;
+  m.name = std::string(host) + ":" + std::to_string(::getpid());
+  m.release = SESSIOND_VERSION;
+  m.started = static_cast<std::int64_t>(std::time(nullptr));
+  return m;
 }
 
 // Units for durations: plain numbers are seconds.
@@ -269,6 +281,8 @@ int Serve(Config& config, const AppRunners& apps, const std::string& settings) {
     WarnPasswordOnCommandLine();
     try {
       CheckStore(config.store);  // file, pragmas and schema fail now, not per request
+    } catch (const SchemaError& e) {
+      throw BadSetting(std::string("--db: ") + e.what());  // this binary is too old for the store: no restart mends it
     } catch (const StoreError& e) {
       // PostgreSQL out of reach (the store logged it): serve anyway, 503
       // until it is back. Its settings wrong: no use starting, nor restarting.
@@ -278,7 +292,7 @@ int Serve(Config& config, const AppRunners& apps, const std::string& settings) {
     FcgiServer server(config.server);
     AdoptOrphans();
     server.SetHousekeeping([] { ReapOrphans(); });
-    Collector collector(config.store, config.gc_interval, config.gc_batch);
+    Collector collector(config.store, config.gc_interval, config.gc_batch, ThisMember());
     SignalThread signals(server, [&config] {
       // The log file is what can be reloaded; other settings take a restart.
       if (config.log_file.empty()) LogLine("received SIGHUP: logging to stderr, nothing to reopen");

@@ -18,6 +18,7 @@
 
 #include "store/session.h"
 #include "store/session_id.h"
+#include "store/backend.h"
 #include "store/store.h"
 
 namespace sessiond {
@@ -54,6 +55,29 @@ struct ListQuery {
   std::size_t limit = 0;         // at most this many, newest first; 0: all
 };
 
+// A sessiond serve the store has seen (store.h's Member).
+struct MemberStatus {
+  Member member;
+  bool running = false;  // seen within kSeenWithin, by the store's clock
+};
+
+// Where the store is in a rolling upgrade (sessiond migrate).
+struct UpgradeStatus {
+  SchemaLevel level;              // stored
+  int known = 0;                  // the schema version this sessiond knows
+  std::vector<int> pending;       // `needs` of each contract step this sessiond would run
+  std::vector<MemberStatus> members;
+};
+
+// What `sessiond migrate --finish` did.
+struct FinishResult {
+  enum class Outcome { Nothing, Finished, Refused };
+  Outcome outcome = Outcome::Nothing;
+  std::string why;    // Refused: why, naming the members in the way
+  int required = 0;   // Finished: the store's new required version
+  std::size_t steps = 0;  // Finished: contract steps run
+};
+
 struct StoreStats {
   std::size_t live = 0;     // sessions
   std::size_t expired = 0;  // sessions past their expiry, not yet collected
@@ -64,6 +88,8 @@ struct StoreStats {
   std::int64_t file_bytes = 0;  // the store's size on disk (SQLite: the main file)
   std::int64_t free_bytes = 0;  // of which unused (SQLite: free pages, VACUUM returns them)
   std::int64_t wal_bytes = 0;   // SQLite: the -wal file; 0 when the store has none
+  std::int64_t schema_required = 0;     // the lowest schema version a sessiond needs (SchemaLevel)
+  std::vector<MemberStatus> members;    // the sessionds serving the store, by name
 };
 
 // Thread-safety: one instance per thread. Every method is one short
@@ -110,6 +136,16 @@ class SessionAdmin {
   // items without a session. Returns one line per problem; empty when all is
   // well. Corruption found on the way is reported, not thrown.
   virtual std::vector<std::string> Check(bool quick) = 0;
+
+  // The rolling upgrade: the store's schema level, the contract steps this
+  // sessiond would run, the members seen.
+  virtual UpgradeStatus Upgrade(std::int64_t now) = 0;
+  // Runs the contract steps this sessiond has that the store has not had
+  // (backend.h, ContractStep), in one transaction, and raises the store's
+  // required version; refuses (nothing changed) while a member of an older
+  // schema is running, when the store is not expanded to this sessiond's
+  // version yet, or when a newer sessiond expanded it (finish with that one).
+  virtual FinishResult Finish(std::int64_t now) = 0;
 
   // Writes a consistent copy of the store to the new file `path`, created with
   // mode 0600. Throws StoreError when `path` exists (it is never overwritten);

@@ -29,17 +29,49 @@
 
 namespace sessiond {
 
-// Refuses a store whose schema `version` is newer than the one this build
-// writes (`known`): what that version changed is not known here, so neither
-// serving from it nor inspecting it is safe. Throws StoreError, not busy,
-// with the engine's error `code`; `engine` begins the message ("PostgreSQL: "
-// or nothing). Every engine's schema check, the server's and the admin's.
-inline void RefuseNewerSchema(std::int64_t version, int known, const std::string& engine, int code) {
-  if (version > known)
-    throw StoreError(engine + "database schema version " + std::to_string(version) +
-                         " is newer than this sessiond supports (" + std::to_string(known) + ")",
-                     code, false);
+// A store's schema, as rolling upgrades need it (docs/farm.md, "Rolling
+// upgrades"). `version`: the expand steps applied. Every expand step is
+// additive (a table, a column with a default, an index, a function under a
+// new name), so a store a newer sessiond expanded still serves the older
+// ones of a farm, and one member at a time can be upgraded or rolled back.
+// `required`: the lowest schema version a sessiond must know to use the
+// store, raised only by contract steps, which `sessiond migrate --finish`
+// runs once no older member is running.
+struct SchemaLevel {
+  std::int64_t version = 0;
+  std::int64_t required = 0;
+};
+
+// A contract step: `sql` may take away what sessionds of a schema version
+// below `needs` use (a column they read, a function they call), so it
+// runs only when none of them is seen running, and afterwards `required`
+// is `needs`.
+struct ContractStep {
+  int needs = 0;
+  std::string sql;
+};
+
+// One engine's schema steps: expand[i] migrates version i to i + 1.
+struct SchemaSteps {
+  std::vector<std::string> expand;
+  std::vector<ContractStep> contract;
+  int known() const { return static_cast<int>(expand.size()); }
+};
+
+// Refuses a store whose schema needs more than this build `known`s: a
+// contract step removed what this sessiond uses. Throws SchemaError (a
+// StoreError, not busy) with the engine's error `code`; `engine` begins the message
+// ("PostgreSQL: " or nothing). Every engine's schema check, the server's and
+// the admin's. A store expanded past `known` is fine: that is a newer member
+// of the farm, whose steps are additive.
+inline void RefuseUnusableSchema(const SchemaLevel& level, int known, const std::string& engine, int code) {
+  if (level.required > known)
+    throw SchemaError(engine + "the store's schema needs a sessiond of schema version " +
+                         std::to_string(level.required) + " or later (sessiond migrate --finish raised it); " +
+                          "this one knows " + std::to_string(known) + ": upgrade it",
+                      code);
 }
+
 
 // The timeouts every timed query uses.
 struct StoreTimeouts {
@@ -140,6 +172,12 @@ class StoreBackend {
   virtual std::optional<std::int64_t> CountLive(std::int64_t now) = 0;
   // Whether a row under `d` exists at all (alive or not).
   virtual bool Holds(const IdDigest& d) = 0;
+
+  // Records `member` as running at `now` (its schema: the one this build
+  // knows), and forgets the members not seen for kForgetAfter.
+  virtual void RecordMember(const Member& member, std::int64_t now) = 0;
+  // Removes the member called `name`: it stopped.
+  virtual void ForgetMember(std::string_view name) = 0;
 };
 
 }  // namespace sessiond

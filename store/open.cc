@@ -51,6 +51,7 @@ PgOptions PgOptionsOf(const StoreOptions& options) {
   po.uri = options.db;
   po.timeouts = options.timeouts;
   po.timeout_ms = options.busy_timeout_ms;
+  po.background = options.background;
   po.pool = SharedPgPool(po, options.db_connections, "the database");
   return po;
 }

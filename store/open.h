@@ -30,6 +30,9 @@ struct StoreOptions {
   // workers and its collector (pg_pool.h); each borrows one per store call.
   std::size_t db_connections = 8;
   SessionLimits limits;
+  // The store serves the process's own upkeep (the collector), not
+  // requests: PostgreSQL's outage line counts only requests it refused.
+  bool background = false;
 };
 
 // Whether `db` names a PostgreSQL database rather than a file.
@@ -55,7 +58,7 @@ std::unique_ptr<SessionStore> OpenStore(const StoreOptions& options);
 // the database is out of reach (the store has logged it, and requests get
 // 503 until it is back: serve starts anyway); not busy for a settings
 // problem (a malformed URI, authentication refused, no such role or
-// database, a newer schema).
+// database, a schema that needs a newer sessiond).
 void CheckStore(const StoreOptions& options);
 
 // How many connections a PostgreSQL server takes from sessiond's role (for

@@ -180,4 +180,7 @@ bool PolicyStore::HoldsExpired(std::string_view id, std::int64_t /*now*/) {
   return backend_->Holds(DigestOf(id));
 }
 
+void PolicyStore::RecordMember(const Member& member, std::int64_t now) { backend_->RecordMember(member, now); }
+void PolicyStore::ForgetMember(std::string_view name) { backend_->ForgetMember(name); }
+
 }  // namespace sessiond

@@ -27,6 +27,8 @@ class PolicyStore final : public SessionStore {
   std::size_t CollectGarbage(std::int64_t now, std::size_t batch) override;
   std::optional<std::int64_t> CountLive(std::int64_t now) override;
   bool HoldsExpired(std::string_view id, std::int64_t now) override;
+  void RecordMember(const Member& member, std::int64_t now) override;
+  void ForgetMember(std::string_view name) override;
 
   // Seconds after the recorded access before a read refreshes it: a tenth of the
   // idle window, so a session ends between 90% and 100% of it after its last use.

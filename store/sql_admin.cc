@@ -208,7 +208,81 @@ StoreStats SqlAdmin::Stats(std::int64_t now) {
           });
   st.schema_version = e.SchemaVersion();
   e.AddSizes(st);
+  UpgradeStatus up = Upgrade(now);
+  st.schema_required = up.level.required;
+  st.members = std::move(up.members);
   return st;
+}
+
+UpgradeStatus SqlAdmin::Upgrade(std::int64_t now) {
+  AdminEngine& e = *engine_;
+  UpgradeStatus up;
+  up.level = e.Level();
+  up.known = e.Steps().known();
+  for (const ContractStep& step : e.Steps().contract)
+    if (step.needs > up.level.required) up.pending.push_back(step.needs);
+  if (!e.HasMembers()) return up;
+  e.Query("SELECT member, release, schema, started, seen, seen > " + e.Now(1) + " - " + std::to_string(kSeenWithin) +
+              " FROM sessiond_members ORDER BY member",
+          {SqlParam::Int(now)}, [&](const SqlRow& r) {
+            MemberStatus m;
+            m.member.name = r.Bytes(0);
+            m.member.release = r.Bytes(1);
+            m.member.schema = static_cast<int>(r.Int(2));
+            m.member.started = r.Int(3);
+            m.member.seen = r.Int(4);
+            m.running = r.Int(5) != 0;
+            up.members.push_back(std::move(m));
+          });
+  return up;
+}
+
+FinishResult SqlAdmin::Finish(std::int64_t now) {
+  AdminEngine& e = *engine_;
+  Writable("migrate --finish");
+  UpgradeStatus up = Upgrade(now);
+  FinishResult result;
+  auto refuse = [&](std::string why) {
+    result.outcome = FinishResult::Outcome::Refused;
+    result.why = std::move(why);
+    return result;
+  };
+  if (up.level.version > up.known)
+    return refuse("a newer sessiond expanded the store to schema version " + std::to_string(up.level.version) +
+                  " (this one knows " + std::to_string(up.known) + "): finish with that sessiond");
+  if (up.pending.empty()) return result;  // Nothing
+  const int need = *std::max_element(up.pending.begin(), up.pending.end());
+  if (up.level.version < need)
+    return refuse("the store is at schema version " + std::to_string(up.level.version) +
+                  ": start this version's sessiond serve on it first (it expands the store to " +
+                  std::to_string(up.known) + ")");
+  std::string older;
+  for (const MemberStatus& m : up.members)
+    if (m.running && m.member.schema < need)
+      older += (older.empty() ? "" : ", ") + m.member.name + " (" + m.member.release + ", schema " +
+               std::to_string(m.member.schema) + ")";
+  const std::string in_the_way = "older sessionds are running: upgrade or stop them first, then run it again; "
+                                 "one that was killed counts until it has not been seen for " +
+                                 std::to_string(kSeenWithin) + " s";
+  if (!older.empty()) return refuse(older + ": " + in_the_way);
+  std::vector<std::string> sql;
+  for (const ContractStep& step : e.Steps().contract)
+    if (step.needs > up.level.required) sql.push_back(step.sql);
+  // Checked again inside the transaction: a member that started meanwhile.
+  const std::string meanwhile = "an older sessiond started meanwhile: " + in_the_way;
+  try {
+    e.Contract(sql, need,
+               "SELECT count(*) FROM sessiond_members WHERE schema < " + e.Param(2) + " AND seen > " + e.Now(1) +
+                   " - " + std::to_string(kSeenWithin),
+               {SqlParam::Int(now), SqlParam::Int(need)}, meanwhile);
+  } catch (const StoreError& ex) {
+    if (ex.busy() || ex.what() != meanwhile) throw;
+    return refuse(meanwhile);
+  }
+  result.outcome = FinishResult::Outcome::Finished;
+  result.required = need;
+  result.steps = sql.size();
+  return result;
 }
 
 std::vector<std::string> SqlAdmin::Check(bool quick) {

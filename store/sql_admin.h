@@ -92,6 +92,18 @@ class AdminEngine {
   // (a missing trigger).
   virtual void CheckSchema(int version, std::vector<std::string>& problems) = 0;
   virtual void Backup(const std::string& path) = 0;
+
+  // Rolling upgrades (backend.h): the stored level, this build's steps, and
+  // whether the schema has the members table yet.
+  virtual SchemaLevel Level() = 0;
+  virtual const SchemaSteps& Steps() const = 0;
+  virtual bool HasMembers() = 0;
+  // In one write transaction that also keeps sessionds from starting or
+  // migrating meanwhile: runs `blocking` (a count, with `params`) and throws
+  // StoreError (not busy) with `refused` when it is not 0; else runs each of
+  // `steps` and sets the required version to `required`.
+  virtual void Contract(const std::vector<std::string>& steps, int required, const std::string& blocking,
+                        const std::vector<SqlParam>& params, const std::string& refused) = 0;
 };
 
 // SessionAdmin over an engine. An engine's admin derives from it and gives
@@ -107,6 +119,8 @@ class SqlAdmin : public SessionAdmin {
   StoreStats Stats(std::int64_t now) override;
   std::vector<std::string> Check(bool quick) override;
   void Backup(const std::string& path) override;
+  UpgradeStatus Upgrade(std::int64_t now) override;
+  FinishResult Finish(std::int64_t now) override;
 
  protected:
   // `after_scan_for_testing`: RemoveWhere calls it after each scan for the

@@ -32,11 +32,33 @@ class StoreError : public std::runtime_error {
   bool reported_;
 };
 
+// The store's schema needs a newer sessiond than this one (backend.h,
+// RefuseUnusableSchema): a deployment problem, which no retry mends.
+class SchemaError : public StoreError {
+ public:
+  SchemaError(const std::string& what, int code) : StoreError(what, code, false) {}
+};
+
 // A change set would make a session exceed one of its SessionLimits.
 // Nothing was changed.
 class LimitError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
+
+// A sessiond serve of a farm (or one of several processes on one SQLite
+// file), as the store records it: at start, then every kHeartbeat, and
+// removed when it stops. `sessiond stats` lists them; `sessiond migrate
+// --finish` refuses while one of an older schema was seen within kSeenWithin.
+struct Member {
+  std::string name;     // host:pid
+  std::string release;  // sessiond's version
+  int schema = 0;       // the schema version it knows
+  std::int64_t started = 0, seen = 0;  // unix seconds (the database server's clock on PostgreSQL)
+};
+inline constexpr std::int64_t kHeartbeat = 30;
+inline constexpr std::int64_t kSeenWithin = 4 * kHeartbeat;
+// A member not seen for this long is forgotten (a machine that went away).
+inline constexpr std::int64_t kForgetAfter = 24 * 3600;
 
 // What a commit did, and which id the client must carry from now on.
 struct CommitResult {
@@ -103,6 +125,13 @@ class SessionStore {
   // session, expired and not yet collected (rather than never issued,
   // abandoned or regenerated away).
   virtual bool HoldsExpired(std::string_view /*id*/, std::int64_t /*now*/) { return false; }
+
+  // Records `member` as running at `now`, with the schema version this build
+  // knows, and forgets members not seen for kForgetAfter; ForgetMember
+  // removes one that stops. Both throw StoreError. A store that keeps no
+  // members keeps these defaults.
+  virtual void RecordMember(const Member& /*member*/, std::int64_t /*now*/) {}
+  virtual void ForgetMember(std::string_view /*name*/) {}
 };
 
 }  // namespace sessiond

@@ -134,8 +134,47 @@ TEST_CASE("pg admin: no store, a newer one, and backup are clear errors", "[post
     PgAdmin admin(AdminOn(f.schema, false));
     CHECK_THROWS_WITH(admin.Backup("/tmp/x"), Catch::Contains("pg_dump"));
   }
-  c.Exec("UPDATE sessiond_schema SET version = 99");
-  CHECK_THROWS_WITH(PgAdmin(AdminOn(f.schema, false)), Catch::Contains("newer"));
+  c.Exec("UPDATE sessiond_schema SET version = 99");  // expanded by a newer member: readable
+  CHECK(PgAdmin(AdminOn(f.schema, false)).Stats(0).schema_version == 99);
+  c.Exec("UPDATE sessiond_schema SET required = 99");
+  CHECK_THROWS_WITH(PgAdmin(AdminOn(f.schema, false)), Catch::Contains("needs a sessiond of schema version 99"));
+}
+
+// As the SQLite case (sqlite_admin_test.cc), on a farm's database.
+TEST_CASE("pg admin: a rolling upgrade: expand, serve both, finish once the older member is gone", "[postgres]") {
+  Fixture f;  // the older build's schema
+  SchemaSteps& steps = PgSchemaStepsForTesting();
+  const int older = steps.known();
+  IdDigest d = f.Add(1000, {{"k", "1"}});
+  f.backend.RecordMember({"old:1", "0.1.0", 0, 1000, 0}, 1000);
+  f.backend.RecordMember({"gone:2", "0.0.9", 0, 1, 0}, 1);
+  steps.expand.push_back("CREATE TABLE next_notes (note text); ALTER TABLE items ADD COLUMN next_flag integer NOT NULL DEFAULT 0;");
+  steps.contract.push_back({older + 1, "DROP TABLE next_notes;"});
+  PgOptions o;
+  o.uri = f.schema.uri();
+  o.server_clock = false;
+  PgBackend newer(o);
+  newer.Connect();  // expands
+  newer.RecordMember({"new:3", "0.2.0", 0, 1000, 0}, 1000);
+  f.backend.Write([&](StoreWriter& w) { w.SetItem(d, "k", "2"); });  // the older member writes on
+  newer.Write([&](StoreWriter& w) { w.SetItem(d, "j", "3"); });
+  PgAdmin admin(AdminOn(f.schema, true));
+  UpgradeStatus up = admin.Upgrade(1001);
+  CHECK(up.level.version == older + 1);
+  REQUIRE(up.members.size() == 3);
+  CHECK_FALSE(up.members[0].running);  // gone:2
+  CHECK(up.members[2].member.schema == older);
+  FinishResult refused = admin.Finish(1001);
+  CHECK(refused.outcome == FinishResult::Outcome::Refused);
+  CHECK_THAT(refused.why, Catch::Contains("old:1"));
+  f.backend.ForgetMember("old:1");
+  FinishResult done = admin.Finish(1001);
+  CHECK(done.outcome == FinishResult::Outcome::Finished);
+  CHECK(done.required == older + 1);
+  CHECK(admin.Get(d)->items == Items{{"j", "3"}, {"k", "2"}});
+  steps.expand.pop_back();  // the older build again
+  steps.contract.pop_back();
+  CHECK_THROWS_WITH(PgBackend(o).Connect(), Catch::Contains("needs a sessiond of schema version"));
 }
 
 TEST_CASE("pg admin: check reports items without a session and malformed digests", "[postgres]") {

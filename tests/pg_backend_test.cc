@@ -354,6 +354,27 @@ TEST_CASE("pg: a connection lost during a one-round-trip change is a failure, ou
   CHECK(s->items == Items{{"k", "v"}});
 }
 
+TEST_CASE("pg: a database of schema version 1 migrates with its sessions, and records members", "[postgres]") {
+  TempPgSchema schema;
+  PgPolicy before(schema.uri());
+  std::string id = before->Commit(std::nullopt, Set("k", "v"), 1000).id;
+  pg::Conn c({schema.uri(), 2000});
+  // Back to version 1 as sessiond 0.1 made it.
+  c.Exec("ALTER TABLE sessiond_schema DROP COLUMN required; DROP TABLE sessiond_members; "
+         "UPDATE sessiond_schema SET version = 1");
+  PgPolicy after(schema.uri());
+  auto s = after->Load(id, 1001);
+  REQUIRE(s);
+  CHECK(s->items == Items{{"k", "v"}});
+  CHECK(QueryInt(c, "SELECT max(version) FROM sessiond_schema") == kPgSchemaVersion);
+  CHECK(QueryInt(c, "SELECT count(*) FROM sessiond_schema") == 1);
+  CHECK(QueryInt(c, "SELECT max(required) FROM sessiond_schema") == 0);
+  after->RecordMember({"m:1", "0.1.0", 0, 1000, 0}, 1001);
+  CHECK(QueryInt(c, ("SELECT count(*) FROM sessiond_members WHERE schema = " + std::to_string(kPgSchemaVersion)).c_str()) == 1);
+  after->ForgetMember("m:1");
+  CHECK(QueryInt(c, "SELECT count(*) FROM sessiond_members") == 0);
+}
+
 TEST_CASE("pg: the change function is created when missing, without a new schema version", "[postgres]") {
   // A database set up by an older sessiond (version 1, no function): a
   // newer one adds it, and older ones, which never call it, still open it.
@@ -367,7 +388,7 @@ TEST_CASE("pg: the change function is created when missing, without a new schema
   PgPolicy p(schema.uri());
   std::string id = p->Commit(std::nullopt, Set("k", "v"), 1000).id;
   CHECK(p->Commit(p->Load(id, 1001), Set("k", "w"), 1001).outcome == CommitResult::Outcome::Updated);
-  CHECK(QueryInt(c, "SELECT max(version) FROM sessiond_schema") == 1);
+  CHECK(QueryInt(c, "SELECT max(version) FROM sessiond_schema") == kPgSchemaVersion);
 }
 
 TEST_CASE("pg: two stores starting at once on an empty database create the schema once", "[postgres]") {
@@ -395,16 +416,20 @@ TEST_CASE("pg: two stores starting at once on an empty database create the schem
   CHECK(QueryInt(c, "SELECT max(version) FROM sessiond_schema") == kPgSchemaVersion);
 }
 
-TEST_CASE("pg: a schema newer than this build is refused, and left alone", "[postgres]") {
+TEST_CASE("pg: a schema a newer sessiond expanded is served, one it finished is refused and left alone",
+          "[postgres]") {
   TempPgSchema schema;
   { PgBackend(Opts(schema.uri())).Connect(); }
   pg::Conn c({schema.uri(), 2000});
   c.Exec("UPDATE sessiond_schema SET version = 99");
+  { PgBackend(Opts(schema.uri())).Connect(); }
+  CHECK(QueryInt(c, "SELECT max(version) FROM sessiond_schema") == 99);
+  c.Exec("UPDATE sessiond_schema SET required = 99");
   try {
     PgBackend(Opts(schema.uri())).Connect();
-    FAIL("opened a newer schema");
+    FAIL("opened a schema finished for a newer sessiond");
   } catch (const StoreError& e) {
-    CHECK_THAT(e.what(), Catch::Contains("newer"));
+    CHECK_THAT(e.what(), Catch::Contains("needs a sessiond of schema version 99"));
     CHECK_FALSE(e.busy());
   }
   CHECK(QueryInt(c, "SELECT max(version) FROM sessiond_schema") == 99);

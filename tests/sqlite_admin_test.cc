@@ -377,15 +377,94 @@ TEST_CASE("the read-only admin never writes, and reads do not wait for a writer"
   sqlite3_close(other);
 }
 
-TEST_CASE("a missing file is not created, a foreign or newer one is refused", "[admin]") {
+TEST_CASE("a missing file is not created, a foreign one is refused, one finished for a newer sessiond too",
+          "[admin]") {
   TempDb t;
   CHECK_THROWS_AS(t.admin(), StoreError);
   CHECK_THROWS_AS(t.admin(true), StoreError);
   CHECK_FALSE(std::filesystem::exists(t.path));
   t.exec("CREATE TABLE other (x)");
   CHECK_THROWS_WITH(t.admin(), Catch::Contains("not a sessiond store"));
-  t.exec("PRAGMA user_version = 99");
-  CHECK_THROWS_WITH(t.admin(), Catch::Contains("newer than this sessiond supports"));
+  std::filesystem::remove(t.path);
+  { auto store = OpenStore(t.options()); }
+  t.exec("PRAGMA user_version = 99");  // expanded by a newer member: readable
+  CHECK(t.admin().Stats(T0).schema_version == 99);
+  t.exec("UPDATE sessiond_schema SET required = 99");  // finished by it: not any more
+  CHECK_THROWS_WITH(t.admin(), Catch::Contains("needs a sessiond of schema version 99"));
+}
+
+// An older member of a farm (or another process on one file) goes on
+// serving a store a newer one expanded; `migrate --finish` waits for it.
+// In one process, the older build is this one before the test's steps are
+// added (as tests/tools/sessiond_next.cc adds them), and after they are
+// taken away again.
+TEST_CASE("a rolling upgrade on one file: expand, serve both, finish once the older member is gone", "[admin]") {
+  TempDb t;
+  SchemaSteps& steps = SqliteSchemaStepsForTesting();
+  const int older = steps.known();
+  auto old_store = OpenStore(t.options());
+  std::string id = old_store->Commit(std::nullopt, Sets({{"k", "1"}}), T0).id;
+  old_store->RecordMember({"old:1", "0.1.0", 0, T0, 0}, T0);
+  old_store->RecordMember({"gone:2", "0.0.9", 0, T0 - 5000, 0}, T0 - 5000);  // seen long ago
+  CHECK(t.admin(true).Finish(T0).outcome == FinishResult::Outcome::Nothing);
+  steps.expand.push_back("CREATE TABLE next_notes (note TEXT); ALTER TABLE items ADD COLUMN next_flag INTEGER NOT NULL DEFAULT 0;");
+  steps.contract.push_back({older + 1, "DROP TABLE next_notes;"});
+  struct Restore {
+    SchemaSteps& s;
+    ~Restore() {
+      s.expand.pop_back();
+      s.contract.pop_back();
+    }
+  } restore{steps};
+  {
+    UpgradeStatus up = t.admin().Upgrade(T0);
+    CHECK(up.level.version == older);
+    CHECK(up.pending == std::vector<int>{older + 1});
+    FinishResult r = t.admin(true).Finish(T0);  // the store is not expanded yet
+    CHECK(r.outcome == FinishResult::Outcome::Refused);
+    CHECK_THAT(r.why, Catch::Contains("start this version's sessiond serve"));
+  }
+  auto new_store = OpenStore(t.options());  // expands
+  new_store->RecordMember({"new:3", "0.2.0", 0, T0, 0}, T0);
+  // Both serve the same session, either way round.
+  auto s = old_store->Load(id, T0 + 1);
+  REQUIRE(s);
+  CHECK(old_store->Commit(s, Sets({{"k", "2"}}), T0 + 1).outcome == CommitResult::Outcome::Updated);
+  s = new_store->Load(id, T0 + 2);
+  REQUIRE(s);
+  CHECK(s->items == Items{{"k", "2"}});
+  CHECK(new_store->Commit(s, Sets({{"j", "3"}}), T0 + 2).outcome == CommitResult::Outcome::Updated);
+  CHECK(old_store->Load(id, T0 + 3)->items == Items{{"j", "3"}, {"k", "2"}});
+
+  UpgradeStatus up = t.admin().Upgrade(T0 + 3);
+  CHECK(up.level.version == older + 1);
+  REQUIRE(up.members.size() == 3);
+  CHECK(up.members[0].member.name == "gone:2");
+  CHECK_FALSE(up.members[0].running);
+  CHECK(up.members[1].member.name == "new:3");
+  CHECK(up.members[1].member.schema == older + 1);
+  CHECK(up.members[2].member.name == "old:1");
+  CHECK(up.members[2].member.schema == older);
+  CHECK(up.members[2].running);
+  FinishResult refused = t.admin(true).Finish(T0 + 3);
+  CHECK(refused.outcome == FinishResult::Outcome::Refused);
+  CHECK_THAT(refused.why, Catch::Contains("old:1 (0.1.0, schema " + std::to_string(older) + ")"));
+  CHECK_THAT(refused.why, !Catch::Contains("gone:2"));
+  CHECK(t.query("SELECT count(*) FROM next_notes") == "0");  // nothing changed
+  CHECK_THROWS_AS(t.admin(false).Finish(T0 + 3), StoreError);  // a read-only admin writes nothing
+
+  old_store->ForgetMember("old:1");  // it stopped
+  FinishResult done = t.admin(true).Finish(T0 + 3);
+  CHECK(done.outcome == FinishResult::Outcome::Finished);
+  CHECK(done.required == older + 1);
+  CHECK(done.steps == 1);
+  CHECK(t.admin(true).Finish(T0 + 3).outcome == FinishResult::Outcome::Nothing);
+  CHECK(new_store->Load(id, T0 + 4));
+  steps.expand.pop_back();  // the older build again
+  steps.contract.pop_back();
+  CHECK_THROWS_WITH(OpenStore(t.options()), Catch::Contains("needs a sessiond of schema version " + std::to_string(older + 1)));
+  steps.expand.push_back("");  // for Restore
+  steps.contract.push_back({});
 }
 
 TEST_CASE("check: all well, items without a session, an old schema", "[admin]") {
@@ -459,7 +538,7 @@ TEST_CASE("backup: a consistent copy, mode 0600 whatever the umask, never over a
   CHECK_THROWS_AS(t.admin().Backup(t.dir + "/no/such/dir/copy.db"), StoreError);
 }
 
-TEST_CASE("migration 1 -> 2 keeps the sessions and removes only items of no session", "[admin][store]") {
+TEST_CASE("migration from 1 keeps the sessions and removes only items of no session", "[admin][store]") {
   TempDb t;
   t.exec(kSchemaV1);
   std::string id = NewSessionId();
@@ -471,12 +550,14 @@ TEST_CASE("migration 1 -> 2 keeps the sessions and removes only items of no sess
 
   // The commands work on the old version as it is, without migrating it.
   CHECK(t.admin().List({}, T0).size() == 1);
-  CHECK_THAT(t.admin().Check(false), Catch::VectorContains(std::string(
-      "schema version 1 is older than this sessiond's (2): sessiond serve migrates it when it starts")));
+  CHECK_THAT(t.admin().Check(false), Catch::VectorContains("schema version 1 is older than this sessiond's (" +
+                                                           std::to_string(kSchemaVersion) +
+                                                           "): sessiond serve migrates it when it starts"));
   CHECK(t.query("PRAGMA user_version") == "1");
 
   auto store = OpenStore(t.options());
-  CHECK(t.query("PRAGMA user_version") == "2");
+  CHECK(t.query("PRAGMA user_version") == std::to_string(kSchemaVersion));
+  CHECK(t.query("SELECT required FROM sessiond_schema") == "0");
   auto s = store->Load(id, T0 + 1);
   REQUIRE(s);
   CHECK(s->items == Items{{"UserName", "ann"}, {"cart", "3"}});

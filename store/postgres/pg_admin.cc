@@ -42,7 +42,7 @@ class PgEngine final : public AdminEngine {
       throw StoreError("PostgreSQL: the database holds no sessiond store (no table sessiond_schema; "
                        "sessiond serve creates it)",
                        0, false);
-    RefuseNewerSchema(SchemaVersion(), kPgSchemaVersion, "PostgreSQL: ", 0);
+    RefuseUnusableSchema(ReadPgSchemaLevel(conn), PgSchemaSteps().known(), "PostgreSQL: ", 0);
   }
 
   std::string Param(int n) const override { return "$" + std::to_string(n); }
@@ -88,7 +88,27 @@ class PgEngine final : public AdminEngine {
     conn.Send("SELECT coalesce(max(version), 0) FROM sessiond_schema");
     return static_cast<int>(conn.Sync().back().int64(0, 0));
   }
-  int KnownSchemaVersion() const override { return kPgSchemaVersion; }
+  int KnownSchemaVersion() const override { return PgSchemaSteps().known(); }
+
+  SchemaLevel Level() override { return ReadPgSchemaLevel(conn); }
+  const SchemaSteps& Steps() const override { return PgSchemaSteps(); }
+  bool HasMembers() override { return Run("SELECT to_regclass('sessiond_members') IS NOT NULL", {}).int64(0, 0) != 0; }
+  // Under the advisory lock sessionds take to migrate the schema as they
+  // start, so none starts meanwhile.
+  void Contract(const std::vector<std::string>& steps, int required, const std::string& blocking,
+                const std::vector<SqlParam>& params, const std::string& refused) override {
+    try {
+      conn.Exec("BEGIN");
+      conn.Exec(("SELECT pg_advisory_xact_lock(" + std::to_string(kPgSchemaLock) + ")").c_str());
+      if (Run(blocking, ParamsOf(params)).int64(0, 0) != 0) throw StoreError(refused, 0, false);
+      for (const std::string& sql : steps) conn.Exec(sql.c_str());
+      conn.Exec(("UPDATE sessiond_schema SET required = " + std::to_string(required)).c_str());
+      conn.Exec("COMMIT");
+    } catch (...) {
+      conn.Abort();
+      throw;
+    }
+  }
 
   // The tables' and their indexes' size on the server; PostgreSQL keeps
   // its WAL and free space to itself.

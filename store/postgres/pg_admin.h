@@ -34,8 +34,9 @@ struct PgAdminOptions {
 class PgAdmin final : public SqlAdmin {
  public:
   // Connects. Throws StoreError when it cannot, when the database holds no
-  // sessiond schema (sessiond serve creates it), or a newer one than this
-  // build knows. An older one is used as it is, never migrated.
+  // sessiond schema (sessiond serve creates it), or one that needs a newer
+  // sessiond (RefuseUnusableSchema). An older one is used as it is, never
+  // migrated; one a newer sessiond expanded, too.
   explicit PgAdmin(const PgAdminOptions& options);
 };
 

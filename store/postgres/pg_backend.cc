@@ -37,6 +37,19 @@ CREATE TABLE items (
   PRIMARY KEY (id_hash, key)
 );
 )sql",
+    // 1 -> 2: rolling upgrades (backend.h, SchemaLevel and Member): the
+    // lowest schema version a sessiond must know to use the database, and
+    // the sessionds serving it.
+    R"sql(
+ALTER TABLE sessiond_schema ADD COLUMN required integer NOT NULL DEFAULT 0;
+CREATE TABLE sessiond_members (
+  member  text PRIMARY KEY,     -- host:pid of a sessiond serve
+  release text NOT NULL,        -- its version
+  schema  integer NOT NULL,     -- the schema version it knows
+  started bigint NOT NULL,      -- unix seconds, the database server's clock
+  seen    bigint NOT NULL       -- its last heartbeat
+);
+)sql",
 };
 static_assert(std::size(kMigrations) == kPgSchemaVersion);
 
@@ -123,9 +136,6 @@ $fn$;
 )sql"},
 };
 
-// 'sessiond' in ASCII: the advisory lock sessionds starting at once take
-// around creating or migrating the schema (per database).
-constexpr std::int64_t kSchemaLock = 0x73657373696f6e64;
 
 // `f`'s SQL with {alive} and {expiry} written out over its parameters p_now,
 // p_idle and p_absolute.
@@ -141,24 +151,44 @@ std::string FunctionSql(const PgFunction& f) {
 
 }  // namespace
 
+SchemaSteps& PgSchemaStepsForTesting() {
+  static SchemaSteps steps = [] {
+    SchemaSteps s;
+    for (const char* sql : kMigrations) s.expand.emplace_back(sql);
+    return s;
+  }();
+  return steps;
+}
+const SchemaSteps& PgSchemaSteps() { return PgSchemaStepsForTesting(); }
+
+SchemaLevel ReadPgSchemaLevel(pg::Conn& conn) {
+  // `required` read through the row's JSON: the column is missing before
+  // schema version 2, and this reads either.
+  conn.Send(
+      "SELECT coalesce(max(version), 0), coalesce(max((to_jsonb(s) ->> 'required')::integer), 0) "
+      "FROM sessiond_schema s");
+  pg::Result r = conn.Sync().back();
+  return {r.int64(0, 0), r.int64(0, 1)};
+}
+
 int MigratePgSchema(pg::Conn& conn) {
   static const Statement lock{"sessiond_schema_lock",
                               "SELECT pg_advisory_xact_lock($1), to_regclass('sessiond_schema') IS NOT NULL"};
   try {
     conn.Send("BEGIN");
-    conn.Send(lock, {Param::Int(kSchemaLock)});
+    conn.Send(lock, {Param::Int(kPgSchemaLock)});
     bool exists = conn.Sync().back().int64(0, 1) != 0;
-    int version = 0;
-    if (exists) {
-      conn.Send("SELECT coalesce(max(version), 0) FROM sessiond_schema");
-      version = static_cast<int>(conn.Sync().back().int64(0, 0));
-    }
-    RefuseNewerSchema(version, kPgSchemaVersion, "PostgreSQL: ", 0);
-    for (int v = version; v < kPgSchemaVersion; ++v) conn.Exec(kMigrations[v]);
-    if (version != kPgSchemaVersion)
-      conn.Exec(("DELETE FROM sessiond_schema; INSERT INTO sessiond_schema (version) VALUES (" +
-                 std::to_string(kPgSchemaVersion) + ")")
-                    .c_str());
+    SchemaLevel level;
+    if (exists) level = ReadPgSchemaLevel(conn);
+    const SchemaSteps& steps = PgSchemaSteps();
+    RefuseUnusableSchema(level, steps.known(), "PostgreSQL: ", 0);
+    const int version = static_cast<int>(level.version);
+    // A database a newer member expanded is left as it is.
+    for (int v = version; v < steps.known(); ++v) conn.Exec(steps.expand[static_cast<std::size_t>(v)].c_str());
+    if (version == 0)
+      conn.Exec(("INSERT INTO sessiond_schema (version) VALUES (" + std::to_string(steps.known()) + ")").c_str());
+    else if (version < steps.known())
+      conn.Exec(("UPDATE sessiond_schema SET version = " + std::to_string(steps.known())).c_str());
     static const Statement has_function{"sessiond_has_function", "SELECT to_regprocedure($1) IS NOT NULL"};
     for (const PgFunction& f : kFunctions) {
       conn.Send(has_function, {Param::Text(f.signature)});
@@ -293,7 +323,7 @@ std::shared_ptr<pg::Pool> SharedPgPool(const PgOptions& options, std::size_t con
 // round_trips() and remembers its server process for backend_pid().
 class PgBackend::Borrowed {
  public:
-  explicit Borrowed(PgBackend& b) : b_(b), lease_(b.pool_->Acquire()), start_(lease_->round_trips()) {}
+  explicit Borrowed(PgBackend& b) : b_(b), lease_(b.pool_->Acquire(!b.opts_.background)), start_(lease_->round_trips()) {}
   ~Borrowed() {
     b_.trips_ += lease_->round_trips() - start_;
     b_.pid_ = lease_->backend_pid();
@@ -542,6 +572,44 @@ bool PgBackend::Holds(const IdDigest& d) {
   Borrowed conn(*this);
   conn->Send(sql_->holds, {Param::Bytes(d.data(), d.size())});
   return conn->Sync().back().rows() != 0;
+}
+
+// Sent as text once per heartbeat, not prepared: off the hot path.
+void PgBackend::RecordMember(const Member& member, std::int64_t now) {
+  static const pg::Statement upsert_server{
+      "sessiond_member_server",
+      "INSERT INTO sessiond_members (member, release, schema, started, seen) VALUES ($1, $2, $3, "
+      "floor(extract(epoch from transaction_timestamp()))::bigint, "
+      "floor(extract(epoch from transaction_timestamp()))::bigint) "
+      "ON CONFLICT (member) DO UPDATE SET release = excluded.release, schema = excluded.schema, "
+      "seen = excluded.seen"};
+  static const pg::Statement upsert_caller{
+      "sessiond_member_caller",
+      "INSERT INTO sessiond_members (member, release, schema, started, seen) VALUES ($1, $2, $3, $4, $4) "
+      "ON CONFLICT (member) DO UPDATE SET release = excluded.release, schema = excluded.schema, "
+      "seen = excluded.seen"};
+  static const pg::Statement forget_server{
+      "sessiond_members_forget_server",
+      "DELETE FROM sessiond_members WHERE seen < floor(extract(epoch from transaction_timestamp()))::bigint - $1"};
+  static const pg::Statement forget_caller{"sessiond_members_forget_caller",
+                                           "DELETE FROM sessiond_members WHERE seen < $2 - $1"};
+  Borrowed conn(*this);
+  std::vector<Param> params{Param::Text(member.name), Param::Text(member.release),
+                            Param::Int(PgSchemaSteps().known())};
+  if (!opts_.server_clock) params.push_back(Param::Int(now));
+  conn->Send(opts_.server_clock ? upsert_server : upsert_caller, params);
+  if (opts_.server_clock)
+    conn->Send(forget_server, {Param::Int(kForgetAfter)});
+  else
+    conn->Send(forget_caller, {Param::Int(kForgetAfter), Param::Int(now)});
+  conn->Sync();
+}
+
+void PgBackend::ForgetMember(std::string_view name) {
+  static const pg::Statement forget{"sessiond_member_gone", "DELETE FROM sessiond_members WHERE member = $1"};
+  Borrowed conn(*this);
+  conn->Send(forget, {Param::Text(name)});
+  conn->Sync();
 }
 
 }  // namespace sessiond

@@ -33,10 +33,26 @@ struct PgOptions {
   // The connections to borrow from (SharedPgPool); null: a pool of one
   // connection of the instance's own.
   std::shared_ptr<pg::Pool> pool;
+  // The process's own upkeep (StoreOptions::background).
+  bool background = false;
 };
 
-// The schema version this build writes (table sessiond_schema).
-inline constexpr int kPgSchemaVersion = 1;
+// The expand steps of this build's own schema (sessiond_schema.version
+// counts them); PgSchemaSteps().known() is the version this build writes.
+inline constexpr int kPgSchemaVersion = 2;
+
+// 'sessiond' in ASCII: the advisory lock sessionds starting at once take
+// around creating or migrating the schema (per database), and `sessiond
+// migrate --finish` around its contract steps.
+inline constexpr std::int64_t kPgSchemaLock = 0x73657373696f6e64;
+
+// This build's schema steps (backend.h), and a test's additions: the
+// rolling-upgrade test's second build appends steps before any store opens
+// (tests/tools/sessiond_next.cc); nothing else may change them.
+const SchemaSteps& PgSchemaSteps();
+SchemaSteps& PgSchemaStepsForTesting();
+// The database's level (sessiond_schema must exist).
+SchemaLevel ReadPgSchemaLevel(pg::Conn& conn);
 
 // The server's clock in SQL, in whole seconds as time(2) counts them: the
 // transaction's start, so every statement of a unit of work sees one `now`.
@@ -84,6 +100,8 @@ class PgBackend final : public StoreBackend {
   std::size_t CollectGarbage(std::int64_t now, std::size_t batch) override;
   std::optional<std::int64_t> CountLive(std::int64_t now) override;
   bool Holds(const IdDigest& d) override;
+  void RecordMember(const Member& member, std::int64_t now) override;
+  void ForgetMember(std::string_view name) override;
 
   // Round trips to the server by this instance's calls (not counting connecting).
   std::int64_t round_trips() const { return trips_; }

@@ -77,7 +77,7 @@ void Pool::Release(Conn* c, bool lent) {
   Give(c);
 }
 
-Pool::Got Pool::Connect(Conn& c, bool raw) {
+Pool::Got Pool::Connect(Conn& c, bool raw, bool request) {
   {
     std::lock_guard lock(m_);
     ++connecting_;
@@ -123,7 +123,7 @@ Pool::Got Pool::Connect(Conn& c, bool raw) {
                               "; requests that need it get 503 until the settings are mended"));
     }
     if (raw) throw;
-    ++refused_;
+    refused_ += request;
     throw StoreError(e.what(), e.code(), true, true);
   } catch (...) {  // out of memory: no outage, but nobody left probing
     std::lock_guard lock(m_);
@@ -145,7 +145,7 @@ Pool::Got Pool::Connect(Conn& c, bool raw) {
   return Got::kReady;
 }
 
-Pool::Lease Pool::Acquire() {
+Pool::Lease Pool::Acquire(bool request) {
   auto deadline = Clock::now() + std::chrono::milliseconds(opts_.conn.timeout_ms);
   for (;;) {
     Conn* c = nullptr;
@@ -174,7 +174,7 @@ Pool::Lease Pool::Acquire() {
             }
           }
           if (!c && outage_ && probing_) {
-            ++refused_;
+            refused_ += request;
             throw StoreError(outage_why_, 0, true, true);
           }
           if (!c && !idle_.empty()) {
@@ -192,7 +192,7 @@ Pool::Lease Pool::Acquire() {
         }
         if (free_cv_.wait_until(lock, deadline) == std::cv_status::timeout) {
           if (outage_) {
-            ++refused_;
+            refused_ += request;
             throw StoreError(outage_why_, 0, true, true);
           }
           throw StoreError("PostgreSQL: all " + std::to_string(limit_) + " connections busy for " +
@@ -207,7 +207,7 @@ Pool::Lease Pool::Acquire() {
       std::lock_guard lock(m_);
       ready = c->connected() && initialized_;
     }
-    if (ready || Connect(*c, false) == Got::kReady) {
+    if (ready || Connect(*c, false, request) == Got::kReady) {
       lease.lent_ = true;
       return lease;
     }

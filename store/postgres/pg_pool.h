@@ -87,7 +87,9 @@ class Pool {
   // A free connection, connected and with the schema checked. Waits up to
   // the timeout for one to be free. Throws StoreError: busy when waiting
   // longer or later may succeed; during an outage, busy and reported().
-  Lease Acquire();
+  // `request`: false for the process's own upkeep (the sweep, the member
+  // heartbeat), which the outage's count of refused requests leaves out.
+  Lease Acquire(bool request = true);
 
   // Connects one connection now and runs `init`, as serve does at start.
   // Throws the StoreError as it is (busy: unreachable, and the outage has
@@ -117,7 +119,7 @@ class Pool {
   // Connects `c` and runs init (outside the lock), with the outage
   // bookkeeping. Throws StoreError; kNoRoom: the server had no room for it
   // while others are open, and the pool has shrunk (the caller waits).
-  Got Connect(Conn& c, bool raw);
+  Got Connect(Conn& c, bool raw, bool request = true);
   // Puts `c` back among the free ones (under the lock).
   void Give(Conn* c);
   void CloseIdle();

@@ -71,11 +71,11 @@ class SqliteEngine final : public AdminEngine {
     // A file of schema version 1 has no triggers: its items follow their
     // session only through the foreign key's cascade, which needs this.
     if (o.writable) db.Exec("PRAGMA foreign_keys = ON");
-    auto version = db.QueryInt("PRAGMA user_version");
-    if (version == 0)
+    SchemaLevel level = ReadSqliteSchemaLevel(db);
+    if (level.version == 0)
       throw StoreError(o.path + " is not a sessiond store (schema version 0; sessiond serve creates one)",
                        kError, false);
-    RefuseNewerSchema(version, kSchemaVersion, "", kError);
+    RefuseUnusableSchema(level, SqliteSchemaSteps().known(), "", kError);
   }
 
   std::string Param(int n) const override { return "?" + std::to_string(n); }
@@ -123,7 +123,7 @@ class SqliteEngine final : public AdminEngine {
 
   bool writable() const override { return opts.writable; }
   int SchemaVersion() override { return static_cast<int>(db.QueryInt("PRAGMA user_version")); }
-  int KnownSchemaVersion() const override { return kSchemaVersion; }
+  int KnownSchemaVersion() const override { return SqliteSchemaSteps().known(); }
 
   void AddSizes(StoreStats& st) override {
     st.free_bytes = db.QueryInt("PRAGMA freelist_count") * db.QueryInt("PRAGMA page_size");
@@ -145,6 +145,24 @@ class SqliteEngine final : public AdminEngine {
         from = nl + 1;
       }
     }
+  }
+
+  SchemaLevel Level() override { return ReadSqliteSchemaLevel(db); }
+  const SchemaSteps& Steps() const override { return SqliteSchemaSteps(); }
+  bool HasMembers() override {
+    return db.QueryInt("SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = 'sessiond_members'") != 0;
+  }
+  // The write lock (IMMEDIATE) also holds off a sessiond that starts: its
+  // migration takes it too, and then finds the new required version.
+  void Contract(const std::vector<std::string>& steps, int required, const std::string& blocking,
+                const std::vector<SqlParam>& params, const std::string& refused) override {
+    Transaction tx(db);
+    std::int64_t n = 0;
+    Query(blocking, params, [&](const SqlRow& r) { n = r.Int(0); });
+    if (n != 0) throw StoreError(refused, kError, false);
+    for (const std::string& sql : steps) db.Exec(sql.c_str());
+    db.Exec(("UPDATE sessiond_schema SET required = " + std::to_string(required)).c_str());
+    tx.Commit();
   }
 
   void CheckSchema(int version, std::vector<std::string>& problems) override {

@@ -33,9 +33,10 @@ struct SqliteAdminOptions {
 class SqliteAdmin final : public SqlAdmin {
  public:
   // Opens the file. Throws StoreError when it is missing, not a database, not
-  // a sessiond store (schema version 0), or of a newer schema version than
-  // this build knows. An older version is used as it is, never migrated: the
-  // queries here work on every version so far.
+  // a sessiond store (schema version 0), or one that needs a newer sessiond
+  // (RefuseUnusableSchema). An older version is used as it is, never
+  // migrated (the queries here work on every version so far); one a newer
+  // sessiond expanded, too.
   explicit SqliteAdmin(const SqliteAdminOptions& options);
 };
 

@@ -54,18 +54,55 @@ BEGIN
 END;
 DELETE FROM items WHERE id_hash NOT IN (SELECT id_hash FROM sessions);
 )sql",
+    // 2 -> 3: rolling upgrades (backend.h, SchemaLevel and Member): the
+    // lowest schema version a sessiond must know to use the file, and the
+    // sessionds serving it.
+    R"sql(
+CREATE TABLE sessiond_schema (required INTEGER NOT NULL);
+INSERT INTO sessiond_schema (required) VALUES (0);
+CREATE TABLE sessiond_members (
+  member  TEXT PRIMARY KEY,    -- host:pid of a sessiond serve
+  release TEXT NOT NULL,       -- its version
+  schema  INTEGER NOT NULL,    -- the schema version it knows
+  started INTEGER NOT NULL,    -- unix seconds
+  seen    INTEGER NOT NULL     -- its last heartbeat
+) WITHOUT ROWID;
+)sql",
 };
 static_assert(std::size(kMigrations) == kSchemaVersion);
 
 void Migrate(Db& db) {
   Transaction tx(db);  // IMMEDIATE: two processes starting at once migrate once
-  auto version = db.QueryInt("PRAGMA user_version");
-  RefuseNewerSchema(version, kSchemaVersion, "", 1);
-  for (auto v = version; v < kSchemaVersion; ++v) db.Exec(kMigrations[v]);
-  if (version != kSchemaVersion)
-    db.Exec(("PRAGMA user_version = " + std::to_string(kSchemaVersion)).c_str());
+  const SchemaSteps& steps = SqliteSchemaSteps();
+  SchemaLevel level = ReadSqliteSchemaLevel(db);
+  RefuseUnusableSchema(level, steps.known(), "", 1);
+  // A file a newer member expanded is left as it is.
+  for (auto v = level.version; v < steps.known(); ++v) db.Exec(steps.expand[static_cast<std::size_t>(v)].c_str());
+  if (level.version < steps.known()) db.Exec(("PRAGMA user_version = " + std::to_string(steps.known())).c_str());
   tx.Commit();
 }
+
+}  // namespace
+
+SchemaSteps& SqliteSchemaStepsForTesting() {
+  static SchemaSteps steps = [] {
+    SchemaSteps s;
+    for (const char* sql : kMigrations) s.expand.emplace_back(sql);
+    return s;
+  }();
+  return steps;
+}
+const SchemaSteps& SqliteSchemaSteps() { return SqliteSchemaStepsForTesting(); }
+
+SchemaLevel ReadSqliteSchemaLevel(Db& db) {
+  SchemaLevel level;
+  level.version = db.QueryInt("PRAGMA user_version");
+  if (db.QueryInt("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'sessiond_schema'"))
+    level.required = db.QueryInt("SELECT coalesce(max(required), 0) FROM sessiond_schema");
+  return level;
+}
+
+namespace {
 
 // Units of work one leader takes into one transaction at most: bounds how
 // long the last of them waits, and how much one failed COMMIT fails.
@@ -445,6 +482,33 @@ bool SqliteBackend::Holds(const IdDigest& d) {
   Conn& c = *conn_;
   Stmt::Scope scope(c.holds);
   return c.Bound(c.holds, d).Step();
+}
+
+// Prepared per call: once per heartbeat. Each its own short transaction,
+// under this process's write lock like every write of the file.
+void SqliteBackend::RecordMember(const Member& member, std::int64_t now) {
+  Conn::Follow(conn_);
+  Conn& c = *conn_;
+  std::lock_guard lock(c.writer);
+  Transaction tx(c.db);
+  Stmt upsert(c.db,
+              "INSERT INTO sessiond_members (member, release, schema, started, seen) VALUES (?1, ?2, ?3, ?4, ?5) "
+              "ON CONFLICT (member) DO UPDATE SET release = excluded.release, schema = excluded.schema, "
+              "seen = excluded.seen");
+  upsert.Bind(1, member.name).Bind(2, member.release).Bind(3, std::int64_t{SqliteSchemaSteps().known()});
+  upsert.Bind(4, member.started ? member.started : now).Bind(5, now).Run();
+  Stmt forget(c.db, "DELETE FROM sessiond_members WHERE seen < ?1");
+  forget.Bind(1, now - kForgetAfter).Run();
+  tx.Commit();
+}
+
+void SqliteBackend::ForgetMember(std::string_view name) {
+  Conn& c = *conn_;
+  std::lock_guard lock(c.writer);
+  Transaction tx(c.db);
+  Stmt forget(c.db, "DELETE FROM sessiond_members WHERE member = ?1");
+  forget.Bind(1, name).Run();
+  tx.Commit();
 }
 
 }  // namespace sessiond

@@ -14,8 +14,19 @@ namespace sessiond {
 
 struct StoreOptions;
 
-// The schema version this build writes (PRAGMA user_version).
-inline constexpr int kSchemaVersion = 2;
+// The expand steps of this build's own schema (PRAGMA user_version counts
+// them); SqliteSchemaSteps().known() is the version this build writes.
+inline constexpr int kSchemaVersion = 3;
+
+class Db;
+// This build's schema steps (backend.h), and a test's additions: the
+// rolling-upgrade test's second build appends steps before any store opens
+// (tests/tools/sessiond_next.cc); nothing else may change them.
+const SchemaSteps& SqliteSchemaSteps();
+SchemaSteps& SqliteSchemaStepsForTesting();
+// The file's level: PRAGMA user_version, and sessiond_schema.required (0
+// before schema version 3).
+SchemaLevel ReadSqliteSchemaLevel(Db& db);
 
 // The -wal file is truncated back to this size (PRAGMA journal_size_limit)
 // when SQLite reuses it after a checkpoint; it may grow past it meanwhile.
@@ -55,6 +66,8 @@ class SqliteBackend final : public StoreBackend {
   std::size_t CollectGarbage(std::int64_t now, std::size_t batch) override;
   std::optional<std::int64_t> CountLive(std::int64_t now) override;
   bool Holds(const IdDigest& d) override;
+  void RecordMember(const Member& member, std::int64_t now) override;
+  void ForgetMember(std::string_view name) override;
 
   // Test seams, per file: the one at `path` now. The next leader on
   // `path` waits, before it takes its batch, until `units` units are queued

@@ -57,22 +57,28 @@ void CheckSqliteFile(const StoreOptions& options, std::vector<std::string>& prob
   try {
     Db db(path);  // the file exists: nothing is created
     db.SetBusyTimeout(options.busy_timeout_ms);
-    std::int64_t version = db.QueryInt("PRAGMA user_version");
-    if (version > kSchemaVersion) {
-      problems.push_back(name + " has schema version " + std::to_string(version) +
-                         ", newer than this sessiond supports (" + std::to_string(kSchemaVersion) + ")");
+    const int known = SqliteSchemaSteps().known();
+    SchemaLevel level = ReadSqliteSchemaLevel(db);
+    std::int64_t version = level.version;
+    try {
+      RefuseUnusableSchema(level, known, name + ": ", 1);
+    } catch (const StoreError& e) {
+      problems.push_back(e.what());
       return;
     }
+    if (version > known)
+      notes.push_back(name + " has schema version " + std::to_string(version) +
+                      ", expanded by a newer sessiond of the farm: this one serves it as it is");
     std::int64_t tables = db.QueryInt("SELECT count(*) FROM sqlite_schema WHERE name IN ('sessions', 'items')");
     if (version == 0 && tables == 0) {
-      notes.push_back(name + " has no tables yet: serve creates them (schema version " +
-                      std::to_string(kSchemaVersion) + ")");
+      notes.push_back(name + " has no tables yet: serve creates them (schema version " + std::to_string(known) +
+                      ")");
     } else if (version == 0) {
       problems.push_back(name + " has sessions or items tables but no schema version: not sessiond's database?");
       return;
-    } else if (version < kSchemaVersion) {
+    } else if (version < known) {
       notes.push_back(name + " has schema version " + std::to_string(version) + ": serve migrates it to " +
-                      std::to_string(kSchemaVersion));
+                      std::to_string(known));
     } else if (tables != 2) {
       problems.push_back(name + " says schema version " + std::to_string(version) +
                          " but lacks the sessions or items table");

@@ -26,7 +26,9 @@ options() { sed -nE 's/^  (-[a-zA-Z],)?(--[a-z][a-z0-9-]*).*/\2/p' | sort -u; }
 SERVE=$("$SESSIOND" serve --help | options)
 TOP=$("$SESSIOND" --help | options)
 [ "$(echo "$SERVE" | wc -l)" -ge 30 ] || fail "serve --help lists too few options: $SERVE"
-COMMANDS="list show rm logout gc stats check backup"
+# Every command but serve, as --help lists them: a new one is checked too.
+COMMANDS=$("$SESSIOND" --help | sed -n '/^Subcommands:/,$p' | sed -nE 's/^  ([a-z]+) .*/\1/p' | grep -vx serve)
+[ "$(echo "$COMMANDS" | wc -l)" -ge 8 ] || fail "--help lists too few commands: $COMMANDS"
 ALL="$SERVE
 $TOP"
 for c in $COMMANDS; do

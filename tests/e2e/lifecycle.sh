@@ -56,8 +56,8 @@ printf '[serve]\nno-such-option = 1\n' >"$DIR/bad.ini"
 expect_start_error "unknown option in the config file: serve.no-such-option" --config "$DIR/bad.ini" \
   --listen "unix:$DIR/c.sock" --db "$DB" --pages "$PAGES"
 cp "$DB" "$DIR/newer.db"
-sqlite3 "$DIR/newer.db" "PRAGMA user_version = 99"
-expect_start_error "newer than this sessiond supports" --listen "unix:$DIR/c.sock" --db "$DIR/newer.db" --pages "$PAGES"
+sqlite3 "$DIR/newer.db" "PRAGMA user_version = 99; UPDATE sessiond_schema SET required = 99"
+expect_start_error "needs a sessiond of schema version 99 or later" --listen "unix:$DIR/c.sock" --db "$DIR/newer.db" --pages "$PAGES"
 "$SESSIOND" --version | grep -q "^[0-9]" || fail "--version"
 
 # Fewer threads to be had than workers (RLIMIT_NPROC here; a cgroup's
