@@ -69,14 +69,16 @@ TEST_CASE("pg: items are bytes in, bytes out", "[postgres]") {
 }
 
 // The session policy over a PgBackend on the callers' clock (idle 600 s, so
-// the last access is due for a refresh after 60 s).
+// the last access is due for a refresh after 60 s), without a rotation grace
+// unless asked.
 struct PgPolicy {
   PgBackend* backend;
   std::unique_ptr<PolicyStore> store;
-  explicit PgPolicy(const std::string& uri, SessionLimits limits = {}) {
+  explicit PgPolicy(const std::string& uri, SessionLimits limits = {}, std::int64_t grace = 0) {
     StoreTimeouts t;
     t.idle = 600;
     t.absolute = 3600;
+    t.grace = grace;
     PgOptions o = Opts(uri);
     o.timeouts = t;
     auto b = std::make_unique<PgBackend>(o);
@@ -367,7 +369,7 @@ TEST_CASE("pg: the change function is created when missing, without a new schema
   PgPolicy p(schema.uri());
   std::string id = p->Commit(std::nullopt, Set("k", "v"), 1000).id;
   CHECK(p->Commit(p->Load(id, 1001), Set("k", "w"), 1001).outcome == CommitResult::Outcome::Updated);
-  CHECK(QueryInt(c, "SELECT max(version) FROM sessiond_schema") == 1);
+  CHECK(QueryInt(c, "SELECT max(version) FROM sessiond_schema") == kPgSchemaVersion);
 }
 
 TEST_CASE("pg: two stores starting at once on an empty database create the schema once", "[postgres]") {
@@ -1023,6 +1025,64 @@ TEST_CASE("pg: with several hosts, a pool's new connections go first where the l
   }
   CHECK(attempts() == 0);
   ::close(fd);
+}
+
+}  // namespace
+}  // namespace sessiond
+
+namespace sessiond {
+namespace {
+
+TEST_CASE("pg: round trips with a rotation grace: a regenerate is a unit of its own, the old id costs two more",
+          "[postgres]") {
+  TempPgSchema schema;
+  PgPolicy p(schema.uri(), {}, 10);
+  using O = CommitResult::Outcome;
+  auto trips = [&, last = p.backend->round_trips()]() mutable {
+    auto n = p.backend->round_trips() - last;
+    last = p.backend->round_trips();
+    return n;
+  };
+  std::string id = p->Commit(std::nullopt, Set("a", "1"), 1000).id;
+  auto before = p->Load(id, 1000);
+  trips();
+  // BEGIN and the liveness check, the totals, then the rename, the forward and COMMIT.
+  ChangeSet login = Set("UserName", "ann");
+  login.regenerate = true;
+  CommitResult moved = p->Commit(p->Load(id, 1001), login, 1001);
+  REQUIRE(moved.outcome == O::Regenerated);
+  CHECK(trips() == 4);  // with the load
+  // The old id: the session is not under it (one), the forward (one), the session under the new id (one).
+  auto s = p->Load(id, 1002);
+  REQUIRE(s);
+  CHECK(s->id == moved.id);
+  CHECK(trips() == 3);
+  // A write loaded before the login: found gone (one), then followed and applied (three).
+  CommitResult r = p->Commit(before, Set("a", "2"), 1002);
+  CHECK(r.outcome == O::Updated);
+  CHECK(r.id == moved.id);
+  CHECK(trips() == 4);
+}
+
+TEST_CASE("pg: a store of schema version 1 migrates to the rotation grace's, its sessions intact", "[postgres]") {
+  TempPgSchema schema;
+  std::string id;
+  {
+    PgPolicy p(schema.uri());
+    id = p->Commit(std::nullopt, Set("UserName", "ann"), 1000).id;
+  }
+  // Version 1 as sessiond shipped it: no forwards.
+  pg::Conn c({schema.uri(), 2000});
+  c.Exec("DROP TABLE forwards; UPDATE sessiond_schema SET version = 1");
+  PgPolicy p(schema.uri(), {}, 10);
+  auto s = p->Load(id, 1001);
+  REQUIRE(s);
+  CHECK(s->items == Items{{"UserName", "ann"}});
+  CHECK(QueryInt(c, "SELECT max(version) FROM sessiond_schema") == kPgSchemaVersion);
+  ChangeSet login;
+  login.regenerate = true;
+  std::string new_id = p->Commit(s, login, 1001).id;
+  CHECK(p->Load(id, 1002)->id == new_id);
 }
 
 }  // namespace

@@ -472,11 +472,12 @@ TEST_CASE("migration 1 -> 2 keeps the sessions and removes only items of no sess
   // The commands work on the old version as it is, without migrating it.
   CHECK(t.admin().List({}, T0).size() == 1);
   CHECK_THAT(t.admin().Check(false), Catch::VectorContains(std::string(
-      "schema version 1 is older than this sessiond's (2): sessiond serve migrates it when it starts")));
+      "schema version 1 is older than this sessiond's (" + std::to_string(kSchemaVersion) +
+      "): sessiond serve migrates it when it starts")));
   CHECK(t.query("PRAGMA user_version") == "1");
 
   auto store = OpenStore(t.options());
-  CHECK(t.query("PRAGMA user_version") == "2");
+  CHECK(t.query("PRAGMA user_version") == std::to_string(kSchemaVersion));
   auto s = store->Load(id, T0 + 1);
   REQUIRE(s);
   CHECK(s->items == Items{{"UserName", "ann"}, {"cart", "3"}});
@@ -511,4 +512,26 @@ TEST_CASE("from version 2, items follow their session in the sqlite3 shell too",
   cs.abandon = true;
   store->Commit(store->Load(r.id, T0), cs, T0);
   CHECK(t.query("SELECT count(*) FROM items") == "0");
+}
+
+TEST_CASE("migration 2 -> 3 adds the rotation grace's forwards and keeps the sessions", "[admin][store]") {
+  TempDb t;
+  std::string id;
+  {
+    auto store = OpenStore(t.options());
+    id = store->Commit(std::nullopt, Sets({{"UserName", "ann"}, {"cart", "3"}}), T0).id;
+  }
+  // Version 2 as sessiond shipped it: no forwards.
+  t.exec("DROP TABLE forwards; PRAGMA user_version = 2");
+  auto store = OpenStore(t.options());
+  CHECK(t.query("PRAGMA user_version") == std::to_string(kSchemaVersion));
+  auto s = store->Load(id, T0 + 1);
+  REQUIRE(s);
+  CHECK(s->items == Items{{"UserName", "ann"}, {"cart", "3"}});
+  CHECK(s->created == T0);
+  ChangeSet login;
+  login.regenerate = true;
+  std::string new_id = store->Commit(s, login, T0 + 1).id;
+  CHECK(store->Load(id, T0 + 2)->id == new_id);
+  CHECK(t.admin().Check(false).empty());
 }

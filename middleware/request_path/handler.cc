@@ -164,7 +164,8 @@ Response Handler::Process(Request& request) {
   const CgiResponse out = CheckRun(run, runner.Describe(), request);
   const CommitResult committed = Commit(session, out.session);
   if (committed.outcome == CommitResult::Outcome::Gone)
-    throw HttpError(409, "the session ended while the page ran (a login, logout or expiry meanwhile); "
+    throw HttpError(409, "the session ended while the page ran (a logout, an expiry, or a login with no "
+                         "--regenerate-grace left); "
                          "its changes were not kept");
   const bool had_cookie = FindCookie(CookieHeader(request), config_.cookie.name).has_value();
   return Respond(out, run, session, committed, request.Param("HTTPS") == "on", had_cookie);
@@ -263,6 +264,7 @@ std::optional<Session> Handler::LoadSession(const Request& request) {
     auto start = std::chrono::steady_clock::now();
     std::optional<Session> session = store_->Load(id, Now());
     ProcessMetrics().ObserveStoreLoad(SecondsSince(start));
+    if (session && session->forwarded) ProcessMetrics().CountSession(Metrics::SessionEvent::Forwarded);
     if (session) return session;
     // Only for the metrics: a store that cannot tell costs the request nothing.
     try {
@@ -362,6 +364,7 @@ CommitResult Handler::Commit(const std::optional<Session>& session, const Change
   if (committed.outcome == O::Created) metrics.CountSession(Metrics::SessionEvent::Created);
   if (committed.outcome == O::Regenerated) metrics.CountSession(Metrics::SessionEvent::Regenerated);
   if (committed.outcome == O::Abandoned) metrics.CountSession(Metrics::SessionEvent::Abandoned);
+  if (committed.outcome == O::Updated && !committed.id.empty()) metrics.CountSession(Metrics::SessionEvent::Forwarded);
   return committed;
 }
 
@@ -386,8 +389,15 @@ Response Handler::Respond(const CgiResponse& page, RunResult& run, const std::op
   const bool in_use = session && (committed.outcome == O::Updated || committed.outcome == O::Unchanged);
   const bool renew = cookie.max_age > 0 && in_use &&
                      (committed.touched || session->now - session->accessed >= cookie.max_age / 2);
-  if (committed.outcome == O::Created || committed.outcome == O::Regenerated)
+  // Rotation grace: the request carried a regenerated id, and was served
+  // (or its write landed in) the session under the new one, which the client
+  // must carry from now on. Sent even when another tab's response already
+  // has: the same value.
+  const bool moved = committed.outcome == O::Updated && !committed.id.empty();
+  if (committed.outcome == O::Created || committed.outcome == O::Regenerated || moved)
     r.headers.emplace_back("Set-Cookie", SessionCookie(committed.id, cookie));
+  else if (in_use && session->forwarded)
+    r.headers.emplace_back("Set-Cookie", SessionCookie(session->id, cookie));
   else if (renew)
     r.headers.emplace_back("Set-Cookie", SessionCookie(session->id, cookie));
   // An abandon drops the client's cookie even when it named no session (it

@@ -36,7 +36,7 @@ struct PgOptions {
 };
 
 // The schema version this build writes (table sessiond_schema).
-inline constexpr int kPgSchemaVersion = 1;
+inline constexpr int kPgSchemaVersion = 2;
 
 // The server's clock in SQL, in whole seconds as time(2) counts them: the
 // transaction's start, so every statement of a unit of work sees one `now`.
@@ -84,6 +84,9 @@ class PgBackend final : public StoreBackend {
   std::size_t CollectGarbage(std::int64_t now, std::size_t batch) override;
   std::optional<std::int64_t> CountLive(std::int64_t now) override;
   bool Holds(const IdDigest& d) override;
+  std::optional<Forwarding> Forwarded(const IdDigest& d, std::int64_t now) override;
+  // One statement, as CollectGarbage's.
+  std::size_t CollectForwards(std::int64_t now, std::size_t batch) override;
 
   // Round trips to the server by this instance's calls (not counting connecting).
   std::int64_t round_trips() const { return trips_; }

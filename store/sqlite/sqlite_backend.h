@@ -15,7 +15,7 @@ namespace sessiond {
 struct StoreOptions;
 
 // The schema version this build writes (PRAGMA user_version).
-inline constexpr int kSchemaVersion = 2;
+inline constexpr int kSchemaVersion = 3;
 
 // The -wal file is truncated back to this size (PRAGMA journal_size_limit)
 // when SQLite reuses it after a checkpoint; it may grow past it meanwhile.
@@ -55,6 +55,9 @@ class SqliteBackend final : public StoreBackend {
   std::size_t CollectGarbage(std::int64_t now, std::size_t batch) override;
   std::optional<std::int64_t> CountLive(std::int64_t now) override;
   bool Holds(const IdDigest& d) override;
+  std::optional<Forwarding> Forwarded(const IdDigest& d, std::int64_t now) override;
+  // One batch in a transaction of its own.
+  std::size_t CollectForwards(std::int64_t now, std::size_t batch) override;
 
   // Test seams, per file: the one at `path` now. The next leader on
   // `path` waits, before it takes its batch, until `units` units are queued
