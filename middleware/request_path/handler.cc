@@ -161,7 +161,7 @@ Response Handler::Process(Request& request) {
   const Runner& runner = ChooseRunner(request, page);
   const std::optional<Session> session = LoadSession(request);
   RunResult run = Run(runner, request, session);
-  const CgiResponse out = CheckRun(run, runner.Describe(), request);
+  const CgiResponse out = CheckRun(run, runner.Describe(), request, session);
   const CommitResult committed = Commit(session, out.session);
   if (committed.outcome == CommitResult::Outcome::Gone)
     throw HttpError(409, "the session ended while the page ran (a logout, an expiry, or a login with no "
@@ -291,11 +291,13 @@ RunResult Handler::Run(const Runner& runner, const Request& request, const std::
 }
 
 // `page`: how the log names the page or app ("page /srv/pages/home", "app shop").
-CgiResponse Handler::CheckRun(const RunResult& run, const std::string& page, const Request& request) const {
+CgiResponse Handler::CheckRun(const RunResult& run, const std::string& page, const Request& request,
+                              const std::optional<Session>& session) const {
   if (!run.errors.empty()) {
     // The page's stderr, bounded by page_stderr_bytes, one log line per line.
     // A page that prints its environment (SESSION_ID, HTTP_COOKIE) must not
-    // put a live session id in the log: the cookie's ids are masked.
+    // put a live session id in the log: the cookie's ids are masked, and the
+    // session's own (another one when an old id led to it: rotation grace).
     std::string header = CookieHeader(request);
     std::vector<std::string_view> ids = FindCookies(header, config_.cookie.name);
     std::string_view rest = run.errors;
@@ -304,6 +306,7 @@ CgiResponse Handler::CheckRun(const RunResult& run, const std::string& page, con
       std::string line(rest.substr(0, nl));
       for (std::string_view id : ids)
         if (IsWellFormedId(id)) line = Redacted(std::move(line), id);
+      if (session) line = Redacted(std::move(line), session->id);
       LogLine(page + ": " + line);
       rest = nl == std::string_view::npos ? std::string_view() : rest.substr(nl + 1);
     }

@@ -91,7 +91,8 @@ class Handler {
   Page ResolvePage(const Request& request) const;
   std::optional<Session> LoadSession(const Request& request);
   RunResult Run(const Runner& runner, const Request& request, const std::optional<Session>& session) const;
-  CgiResponse CheckRun(const RunResult& run, const std::string& page, const Request& request) const;
+  CgiResponse CheckRun(const RunResult& run, const std::string& page, const Request& request,
+                       const std::optional<Session>& session) const;
   CommitResult Commit(const std::optional<Session>& session, const ChangeSet& changes);
   Response Respond(const CgiResponse& page, RunResult& run, const std::optional<Session>& session,
                    const CommitResult& committed, bool https, bool had_cookie) const;
