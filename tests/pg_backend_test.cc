@@ -1087,3 +1087,33 @@ TEST_CASE("pg: a store of schema version 1 migrates to the rotation grace's, its
 
 }  // namespace
 }  // namespace sessiond
+
+namespace sessiond {
+namespace {
+
+TEST_CASE("pg: a forward's grace is on the server's clock, not the caller's", "[postgres]") {
+  TempPgSchema schema;
+  StoreTimeouts t;
+  t.grace = 60;
+  PgOptions o = Opts(schema.uri(), true);
+  o.timeouts = t;
+  PolicyStore server(std::make_unique<PgBackend>(o), t, {});
+  // Callers whose clocks say 1970 and 2096: the server's decides, for the
+  // regenerate's forward, its lookup and its sweep alike.
+  std::string old_id = server.Commit(std::nullopt, Set("k", "v"), 1).id;
+  ChangeSet login;
+  login.regenerate = true;
+  std::string new_id = server.Commit(server.Load(old_id, 1), login, 1).id;
+  auto s = server.Load(old_id, 4'000'000'000);
+  REQUIRE(s);
+  CHECK(s->id == new_id);
+  CHECK(server.CollectGarbage(4'000'000'000, 100) == 0);
+  CHECK(server.Load(old_id, 1));
+  // On a caller's clock past the grace, the same forward has ended.
+  PgBackend caller(Opts(schema.uri(), false));
+  CHECK_FALSE(caller.Forwarded(DigestOf(old_id), 4'000'000'000));
+  CHECK(caller.Forwarded(DigestOf(old_id), s->now));
+}
+
+}  // namespace
+}  // namespace sessiond
