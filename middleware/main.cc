@@ -114,6 +114,9 @@ void AddServeOptions(CLI::App& serve, Config& c, Durations& d, std::string& sock
       ->capture_default_str()->transform(Seconds())->check(CLI::PositiveNumber);
   serve.add_option("--absolute-timeout", c.store.timeouts.absolute, "Session ends this long after creation")
       ->capture_default_str()->transform(Seconds())->check(CLI::PositiveNumber);
+  serve.add_option("--regenerate-grace", c.store.timeouts.grace,
+                   "After a regenerate the old id still leads to the session this long (at most 5m); 0: dies at once")
+      ->capture_default_str()->transform(Seconds())->check(CLI::Range(0, 300));
   serve.add_option("--synchronous", c.store.synchronous,
                    "SQLite durability: FULL survives power loss, NORMAL survives a crash of sessiond")
       ->capture_default_str()->check(CLI::IsMember({"FULL", "NORMAL", "EXTRA"}));

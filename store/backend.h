@@ -77,6 +77,16 @@ inline void RefuseUnusableSchema(const SchemaLevel& level, int known, const std:
 struct StoreTimeouts {
   std::int64_t idle = 20 * 60;        // seconds without a request before a session ends
   std::int64_t absolute = 24 * 3600;  // seconds after creation a session ends regardless
+  // Rotation grace (--regenerate-grace): seconds after a regenerate during
+  // which the old id still leads to the session (a forward); 0: none.
+  std::int64_t grace = 10;
+};
+
+// Where a regenerated id leads during its grace: the session's digest since,
+// and its new id sealed for the holder of the old one (SealId).
+struct Forwarding {
+  IdDigest to;
+  SealedId sealed;
 };
 
 // The operations of one unit of work. Valid only inside StoreBackend::Write's
@@ -100,6 +110,10 @@ class StoreWriter {
   virtual void Rename(const IdDigest& from, const IdDigest& to) = 0;
   // Deletes the session and its items.
   virtual void Delete(const IdDigest& d) = 0;
+  // Records that the session under `from` moved to `to` (a regenerate):
+  // Forwarded(from) finds it until now + timeouts.grace, on the clock every
+  // timed statement uses.
+  virtual void Forward(const IdDigest& from, const IdDigest& to, const SealedId& sealed, std::int64_t now) = 0;
 };
 
 // A change of one loaded session, whole: what PolicyStore::Commit's unit of
@@ -178,6 +192,14 @@ class StoreBackend {
   virtual void RecordMember(const Member& member, std::int64_t now) = 0;
   // Removes the member called `name`: it stopped.
   virtual void ForgetMember(std::string_view name) = 0;
+
+  // The forward StoreWriter::Forward recorded under `d`, if its grace has not
+  // ended at `now` (it ends exactly at its expiry). Says nothing of whether
+  // the session it leads to is alive. Never writes.
+  virtual std::optional<Forwarding> Forwarded(const IdDigest& d, std::int64_t now) = 0;
+  // Deletes up to `batch` forwards whose grace ended at `now`; returns how
+  // many. As CollectGarbage: collectors at once neither block nor collide.
+  virtual std::size_t CollectForwards(std::int64_t now, std::size_t batch) = 0;
 };
 
 }  // namespace sessiond

@@ -20,6 +20,9 @@ struct Session {
   std::int64_t created = 0;   // unix seconds
   std::int64_t accessed = 0;  // last access the store recorded (refreshed lazily)
   std::int64_t now = 0;       // the store's clock when it was loaded (see backend.h)
+  // Loaded through a regenerated id still in its rotation grace: `id` is the
+  // session's new id, not the one asked for, and the client must be sent it.
+  bool forwarded = false;
 };
 
 // One change to a session's items, applied in the order the page gave them.
@@ -35,7 +38,9 @@ struct Change {
 struct ChangeSet {
   std::vector<Change> changes;
   bool abandon = false;     // delete the session; wins over every other change
-  bool regenerate = false;  // move the session to a fresh id; the old id dies at once
+  // Move the session to a fresh id; the old id dies at once, or when its
+  // rotation grace ends (StoreTimeouts::grace).
+  bool regenerate = false;
 
   bool empty() const { return changes.empty() && !abandon && !regenerate; }
 };

@@ -3,6 +3,7 @@
 
 #include <array>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -25,5 +26,17 @@ bool IsWellFormedId(std::string_view text);
 // of the database hands out no live session. Same as sha3(id, 256) in the
 // sqlite3 shell.
 IdDigest DigestOf(std::string_view id);
+
+// A regenerated session's new id as the store keeps it for the rotation grace
+// (a request still carrying the old id must be sent the new one): its 256
+// bits XOR SHA3-256("sessiond-grace" || old id). Only a holder of the old id
+// can open it, so a copy of the database still hands out no live id.
+using SealedId = std::array<std::uint8_t, 32>;
+
+// `new_id` sealed for the holder of `old_id`; both must be well formed.
+SealedId SealId(std::string_view new_id, std::string_view old_id);
+// The id SealId sealed, given the same `old_id`; with another old id, some
+// other well-formed id (so check it against the digest the store holds).
+std::string UnsealId(const SealedId& sealed, std::string_view old_id);
 
 }  // namespace sessiond

@@ -62,7 +62,34 @@ std::int64_t PolicyStore::touch_interval() const { return std::max<std::int64_t>
 
 std::optional<Session> PolicyStore::Load(std::string_view id, std::int64_t now) {
   if (!IsWellFormedId(id)) return std::nullopt;
-  return backend_->Load(DigestOf(id), id, now);
+  if (auto s = backend_->Load(DigestOf(id), id, now)) return s;
+  return Follow(id, now);
+}
+
+// Forwards followed at most: a session regenerated this many times within one
+// grace is rare enough, and a loop of forwards (only a hand-edited store could
+// make one) ends.
+constexpr int kMaxForwards = 4;
+
+// Through each forward in turn: an id regenerated twice within the grace
+// leads to the newest id, while its own forward lasts (never longer: the
+// oldest id does not outlive its own window). A forward to a session that is
+// gone (abandoned, expired) leads nowhere: a logout ends every tab's id.
+std::optional<Session> PolicyStore::Follow(std::string_view id, std::int64_t now) {
+  if (timeouts_.grace <= 0) return std::nullopt;
+  std::string from(id);
+  for (int hop = 0; hop < kMaxForwards; ++hop) {
+    std::optional<Forwarding> f = backend_->Forwarded(DigestOf(from), now);
+    if (!f) return std::nullopt;
+    std::string to = UnsealId(f->sealed, from);
+    if (DigestOf(to) != f->to) return std::nullopt;  // not sealed for this id: a damaged row
+    if (std::optional<Session> s = backend_->Load(f->to, to, now)) {
+      s->forwarded = true;
+      return s;
+    }
+    from = std::move(to);
+  }
+  return std::nullopt;
 }
 
 // The units of work below may run on another thread than the caller's (a
@@ -71,6 +98,22 @@ std::optional<Session> PolicyStore::Load(std::string_view id, std::int64_t now) 
 // the unit, on the caller's thread.
 CommitResult PolicyStore::Commit(const std::optional<Session>& loaded, const ChangeSet& cs,
                                  std::int64_t now) {
+  CommitResult result = CommitOnce(loaded, cs, now);
+  // The pre-login race: a request loaded the session under its old id, a
+  // login regenerated it, and the request's write comes after. Within the old
+  // id's grace it lands in the session under the new id, and the client gets
+  // that id (Updated with `id`). Found gone again (abandoned, regenerated
+  // once more since): Gone, as without a grace.
+  if (result.outcome == CommitResult::Outcome::Gone)
+    if (std::optional<Session> moved = Follow(loaded->id, now)) {
+      result = CommitOnce(moved, cs, now);
+      if (result.outcome == CommitResult::Outcome::Updated) result.id = moved->id;
+    }
+  return result;
+}
+
+CommitResult PolicyStore::CommitOnce(const std::optional<Session>& loaded, const ChangeSet& cs,
+                                     std::int64_t now) {
   CheckItemLimits(cs.changes, limits_);
 
   if (!loaded) {
@@ -119,10 +162,18 @@ CommitResult PolicyStore::Commit(const std::optional<Session>& loaded, const Cha
   std::string fresh_id = cs.regenerate ? NewSessionId() : std::string();
   const IdDigest fresh = cs.regenerate ? DigestOf(fresh_id) : IdDigest{};
   const SessionLimits& limits = limits_;
+  // A regenerate with a rotation grace leaves a forward under the old id
+  // (Follow). It runs as the unit below: a regenerate is rare (a login), and
+  // the engine's one-statement change stays as it is.
+  const bool forward = cs.regenerate && !cs.abandon && timeouts_.grace > 0;
+  const SealedId sealed = forward ? SealId(fresh_id, loaded->id) : SealedId{};
   // The same unit of work, done by the engine in one go where it can (see
   // StoreBackend::Change); the outcomes below are the unit's.
-  if (auto r = backend_->Change({d, now, touch_due, cs.abandon, cs.changes,
-                                 Writes(cs.changes) ? &limits : nullptr, cs.regenerate ? &fresh : nullptr})) {
+  std::optional<SessionChangeResult> r;
+  if (!forward)
+    r = backend_->Change({d, now, touch_due, cs.abandon, cs.changes, Writes(cs.changes) ? &limits : nullptr,
+                          cs.regenerate ? &fresh : nullptr});
+  if (r) {
     using Status = SessionChangeResult::Status;
     if (r->status == Status::OverLimit) {
       CheckTotals(r->items, r->bytes, limits);  // throws
@@ -159,6 +210,7 @@ CommitResult PolicyStore::Commit(const std::optional<Session>& loaded, const Cha
     }
     if (cs.regenerate) {
       w.Rename(d, fresh);
+      if (forward) w.Forward(d, fresh, sealed, now);
       result = {CommitResult::Outcome::Regenerated, fresh_id};
     } else {
       result = {CommitResult::Outcome::Updated, {}, touch_due};
@@ -167,8 +219,17 @@ CommitResult PolicyStore::Commit(const std::optional<Session>& loaded, const Cha
   return result;
 }
 
+// Bounds the forwards one call collects beyond its first batch: forwards are
+// one per regenerate and expire within seconds, so a backlog is a burst of
+// logins since the last sweep; the rest waits for the next call.
+constexpr int kForwardBatches = 64;
+
 std::size_t PolicyStore::CollectGarbage(std::int64_t now, std::size_t batch) {
-  return backend_->CollectGarbage(now, batch);
+  std::size_t sessions = backend_->CollectGarbage(now, batch);
+  // Ended forwards go with the sessions' sweep, and are not counted with them.
+  for (int i = 0; i < kForwardBatches && backend_->CollectForwards(now, batch) == batch; ++i) {
+  }
+  return sessions;
 }
 
 std::optional<std::int64_t> PolicyStore::CountLive(std::int64_t now) { return backend_->CountLive(now); }

@@ -18,10 +18,15 @@ class PolicyStore final : public SessionStore {
   ~PolicyStore() override;
 
   // nullopt for an id that is not well formed, without asking the backend.
+  // An id regenerated less than timeouts.grace ago loads the session under
+  // its new id (Session::forwarded).
   std::optional<Session> Load(std::string_view id, std::int64_t now) override;
   // One StoreBackend::Write (or, for a loaded session, one Change where the
   // backend offers it) per call that writes; none for a new visitor with
-  // nothing to store, nor for a read whose last access is not due.
+  // nothing to store, nor for a read whose last access is not due. With a
+  // rotation grace, a regenerate is always a Write (its forward with it), and
+  // a write that finds its session regenerated meanwhile is applied to the
+  // session under the new id while the old id's grace lasts (a second unit).
   CommitResult Commit(const std::optional<Session>& loaded, const ChangeSet& changes,
                       std::int64_t now) override;
   std::size_t CollectGarbage(std::int64_t now, std::size_t batch) override;
@@ -38,6 +43,11 @@ class PolicyStore final : public SessionStore {
   StoreBackend& backend() { return *backend_; }
 
  private:
+  // Commit without the rotation grace's second attempt.
+  CommitResult CommitOnce(const std::optional<Session>& loaded, const ChangeSet& changes, std::int64_t now);
+  // The live session a regenerated `id` leads to while its grace lasts, or nullopt.
+  std::optional<Session> Follow(std::string_view id, std::int64_t now);
+
   std::unique_ptr<StoreBackend> backend_;
   StoreTimeouts timeouts_;
   SessionLimits limits_;

@@ -64,12 +64,17 @@ inline constexpr std::int64_t kForgetAfter = 24 * 3600;
 struct CommitResult {
   enum class Outcome {
     Unchanged,    // nothing stored (no session and nothing to store, or nothing asked)
-    Updated,      // the loaded session was changed or touched; its id stays
+    // The loaded session was changed or touched; its id stays, unless `id`
+    // is set: the session had been regenerated since it was loaded, and the
+    // changes landed in it under its new id during the old id's rotation
+    // grace (StoreTimeouts::grace). The client must carry `id` from now on.
+    Updated,
     Created,      // a new session was stored under `id`
-    Regenerated,  // the session moved to the new `id`; the old one is dead
+    Regenerated,  // the session moved to the new `id`; the old one is dead once its grace ends
     Abandoned,    // the session was deleted, or was already gone; the client should drop its cookie
     // The loaded session no longer exists (another request regenerated or
-    // abandoned it, or it expired, since Load); nothing was stored. Returned
+    // abandoned it, or it expired, since Load; regenerated it: only past the
+    // old id's rotation grace, or with none); nothing was stored. Returned
     // only for a change set that would write (Set, Remove, Clear, Replace,
     // regenerate). The request's changes are lost: the caller must not
     // report them as saved, and must not send a cookie, because the request
@@ -78,7 +83,7 @@ struct CommitResult {
     Gone,
   };
   Outcome outcome = Outcome::Unchanged;
-  std::string id;  // set for Created and Regenerated
+  std::string id;  // set for Created and Regenerated, and for an Updated that followed a regenerate
   // Updated: the commit refreshed the session's last access (the lazy touch,
   // at most once per touch interval): the session is in use, a moment to
   // renew what else ages with it (the cookie's Max-Age) at no extra cost.
@@ -93,7 +98,9 @@ class SessionStore {
   virtual ~SessionStore() = default;
 
   // The live session with this id, or nullopt when the id is unknown,
-  // abandoned or expired at `now` (unix seconds). Never writes sessions.
+  // abandoned or expired at `now` (unix seconds). An id regenerated within
+  // its rotation grace loads the session under its new id, and says so
+  // (Session::forwarded). Never writes sessions.
   // Throws StoreError when the store cannot be read.
   virtual std::optional<Session> Load(std::string_view id, std::int64_t now) = 0;
 

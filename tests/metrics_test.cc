@@ -29,6 +29,7 @@ TEST_CASE("a fresh set of metrics shows every family at zero, with its type", "[
                            "# TYPE sessiond_sessions_created_total counter",
                            "# TYPE sessiond_sessions_regenerated_total counter",
                            "# TYPE sessiond_sessions_abandoned_total counter",
+                           "# TYPE sessiond_sessions_forwarded_total counter",
                            "# TYPE sessiond_sessions_expired_total counter",
                            "# TYPE sessiond_pages_running gauge",
                            "# TYPE sessiond_workers_busy gauge",
@@ -63,6 +64,7 @@ TEST_CASE("session events, collections and store errors are counted", "[metrics]
   m.CountSession(Metrics::SessionEvent::Regenerated);
   m.CountSession(Metrics::SessionEvent::Abandoned);
   m.CountSession(Metrics::SessionEvent::ExpiredOnRead);
+  m.CountSession(Metrics::SessionEvent::Forwarded);
   m.CountCollected(7);
   m.CountCollected(0);
   m.CountStoreError(true);
@@ -73,6 +75,7 @@ TEST_CASE("session events, collections and store errors are counted", "[metrics]
   CHECK(HasLine(text, "sessiond_sessions_regenerated_total 1"));
   CHECK(HasLine(text, "sessiond_sessions_abandoned_total 1"));
   CHECK(HasLine(text, "sessiond_sessions_expired_total{found_by=\"read\"} 1"));
+  CHECK(HasLine(text, "sessiond_sessions_forwarded_total 1"));
   CHECK(HasLine(text, "sessiond_sessions_expired_total{found_by=\"gc\"} 7"));
   CHECK(HasLine(text, "sessiond_store_errors_total{kind=\"busy\"} 1"));
   CHECK(HasLine(text, "sessiond_store_errors_total{kind=\"failed\"} 2"));

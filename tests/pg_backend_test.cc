@@ -69,14 +69,16 @@ TEST_CASE("pg: items are bytes in, bytes out", "[postgres]") {
 }
 
 // The session policy over a PgBackend on the callers' clock (idle 600 s, so
-// the last access is due for a refresh after 60 s).
+// the last access is due for a refresh after 60 s), without a rotation grace
+// unless asked.
 struct PgPolicy {
   PgBackend* backend;
   std::unique_ptr<PolicyStore> store;
-  explicit PgPolicy(const std::string& uri, SessionLimits limits = {}) {
+  explicit PgPolicy(const std::string& uri, SessionLimits limits = {}, std::int64_t grace = 0) {
     StoreTimeouts t;
     t.idle = 600;
     t.absolute = 3600;
+    t.grace = grace;
     PgOptions o = Opts(uri);
     o.timeouts = t;
     auto b = std::make_unique<PgBackend>(o);
@@ -354,14 +356,23 @@ TEST_CASE("pg: a connection lost during a one-round-trip change is a failure, ou
   CHECK(s->items == Items{{"k", "v"}});
 }
 
+// A database of schema version 1 as sessiond 0.1 made it (this build's first
+// step, never edited since), holding `id`'s session with k = v.
+void OldDatabase(pg::Conn& c, const std::string& id) {
+  c.Exec(PgSchemaSteps().expand[0].c_str());
+  IdDigest d = DigestOf(id);
+  std::string hex;
+  for (auto b : d) hex += "0123456789abcdef"[b >> 4], hex += "0123456789abcdef"[b & 15];
+  c.Exec(("INSERT INTO sessiond_schema (version) VALUES (1); "
+          "INSERT INTO sessions VALUES ('\\x" + hex + "'::bytea, 1000, 1000, 1600); "
+          "INSERT INTO items VALUES ('\\x" + hex + "'::bytea, 'k'::bytea, 'v'::bytea)").c_str());
+}
+
 TEST_CASE("pg: a database of schema version 1 migrates with its sessions, and records members", "[postgres]") {
   TempPgSchema schema;
-  PgPolicy before(schema.uri());
-  std::string id = before->Commit(std::nullopt, Set("k", "v"), 1000).id;
   pg::Conn c({schema.uri(), 2000});
-  // Back to version 1 as sessiond 0.1 made it.
-  c.Exec("ALTER TABLE sessiond_schema DROP COLUMN required; DROP TABLE sessiond_members; "
-         "UPDATE sessiond_schema SET version = 1");
+  std::string id = NewSessionId();
+  OldDatabase(c, id);
   PgPolicy after(schema.uri());
   auto s = after->Load(id, 1001);
   REQUIRE(s);
@@ -1048,6 +1059,89 @@ TEST_CASE("pg: with several hosts, a pool's new connections go first where the l
   }
   CHECK(attempts() == 0);
   ::close(fd);
+}
+
+}  // namespace
+}  // namespace sessiond
+
+namespace sessiond {
+namespace {
+
+TEST_CASE("pg: round trips with a rotation grace: a regenerate is a unit of its own, the old id costs two more",
+          "[postgres]") {
+  TempPgSchema schema;
+  PgPolicy p(schema.uri(), {}, 10);
+  using O = CommitResult::Outcome;
+  auto trips = [&, last = p.backend->round_trips()]() mutable {
+    auto n = p.backend->round_trips() - last;
+    last = p.backend->round_trips();
+    return n;
+  };
+  std::string id = p->Commit(std::nullopt, Set("a", "1"), 1000).id;
+  auto before = p->Load(id, 1000);
+  trips();
+  // BEGIN and the liveness check, the totals, then the rename, the forward and COMMIT.
+  ChangeSet login = Set("UserName", "ann");
+  login.regenerate = true;
+  CommitResult moved = p->Commit(p->Load(id, 1001), login, 1001);
+  REQUIRE(moved.outcome == O::Regenerated);
+  CHECK(trips() == 4);  // with the load
+  // The old id: the session is not under it (one), the forward (one), the session under the new id (one).
+  auto s = p->Load(id, 1002);
+  REQUIRE(s);
+  CHECK(s->id == moved.id);
+  CHECK(trips() == 3);
+  // A write loaded before the login: found gone (one), then followed and applied (three).
+  CommitResult r = p->Commit(before, Set("a", "2"), 1002);
+  CHECK(r.outcome == O::Updated);
+  CHECK(r.id == moved.id);
+  CHECK(trips() == 4);
+}
+
+TEST_CASE("pg: a store of schema version 1 migrates to the rotation grace's, its sessions intact", "[postgres]") {
+  TempPgSchema schema;
+  pg::Conn c({schema.uri(), 2000});
+  std::string id = NewSessionId();
+  OldDatabase(c, id);  // version 1 as sessiond shipped it: no forwards
+  PgPolicy p(schema.uri(), {}, 10);
+  auto s = p->Load(id, 1001);
+  REQUIRE(s);
+  CHECK(s->items == Items{{"k", "v"}});
+  CHECK(QueryInt(c, "SELECT max(version) FROM sessiond_schema") == kPgSchemaVersion);
+  ChangeSet login;
+  login.regenerate = true;
+  std::string new_id = p->Commit(s, login, 1001).id;
+  CHECK(p->Load(id, 1002)->id == new_id);
+}
+
+}  // namespace
+}  // namespace sessiond
+
+namespace sessiond {
+namespace {
+
+TEST_CASE("pg: a forward's grace is on the server's clock, not the caller's", "[postgres]") {
+  TempPgSchema schema;
+  StoreTimeouts t;
+  t.grace = 60;
+  PgOptions o = Opts(schema.uri(), true);
+  o.timeouts = t;
+  PolicyStore server(std::make_unique<PgBackend>(o), t, {});
+  // Callers whose clocks say 1970 and 2096: the server's decides, for the
+  // regenerate's forward, its lookup and its sweep alike.
+  std::string old_id = server.Commit(std::nullopt, Set("k", "v"), 1).id;
+  ChangeSet login;
+  login.regenerate = true;
+  std::string new_id = server.Commit(server.Load(old_id, 1), login, 1).id;
+  auto s = server.Load(old_id, 4'000'000'000);
+  REQUIRE(s);
+  CHECK(s->id == new_id);
+  CHECK(server.CollectGarbage(4'000'000'000, 100) == 0);
+  CHECK(server.Load(old_id, 1));
+  // On a caller's clock past the grace, the same forward has ended.
+  PgBackend caller(Opts(schema.uri(), false));
+  CHECK_FALSE(caller.Forwarded(DigestOf(old_id), 4'000'000'000));
+  CHECK(caller.Forwarded(DigestOf(old_id), s->now));
 }
 
 }  // namespace

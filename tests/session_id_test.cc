@@ -42,3 +42,14 @@ TEST_CASE("the digest is SHA3-256, as the sqlite3 shell's sha3(id, 256)", "[id]"
   CHECK(d[31] == 0x32);
   CHECK(DigestOf(NewSessionId()) != DigestOf(NewSessionId()));
 }
+
+TEST_CASE("a sealed id opens only with the old id it was sealed for", "[id]") {
+  for (int i = 0; i < 100; ++i) {
+    std::string old_id = NewSessionId(), new_id = NewSessionId();
+    SealedId sealed = SealId(new_id, old_id);
+    CHECK(UnsealId(sealed, old_id) == new_id);
+    std::string other = UnsealId(sealed, NewSessionId());
+    CHECK(other != new_id);
+    CHECK(IsWellFormedId(other));
+  }
+}

@@ -593,3 +593,31 @@ TEST_CASE("from version 2, items follow their session in the sqlite3 shell too",
   store->Commit(store->Load(r.id, T0), cs, T0);
   CHECK(t.query("SELECT count(*) FROM items") == "0");
 }
+
+// A file of schema `version` as this build's first steps make it (each
+// shipped step is never edited), holding `id`'s session with `items`.
+void OldFile(const TempDb& t, int version, const std::string& id, const Items& items) {
+  for (int v = 0; v < version; ++v) t.exec(SqliteSchemaSteps().expand[static_cast<std::size_t>(v)]);
+  t.exec("PRAGMA user_version = " + std::to_string(version));
+  std::string hex = HexOf(DigestOf(id));
+  t.exec("INSERT INTO sessions (id_hash, created, accessed, expires) VALUES (X'" + hex + "', " + std::to_string(T0) +
+         ", " + std::to_string(T0) + ", " + std::to_string(T0 + 600) + ")");
+  for (const auto& [k, v] : items) t.exec("INSERT INTO items (id_hash, key, value) VALUES (X'" + hex + "', '" + k + "', '" + v + "')");
+}
+
+TEST_CASE("migration from 2 adds the rotation grace's forwards and keeps the sessions", "[admin][store]") {
+  TempDb t;
+  std::string id = NewSessionId();
+  OldFile(t, 2, id, {{"UserName", "ann"}, {"cart", "3"}});  // version 2 as sessiond shipped it: no forwards
+  auto store = OpenStore(t.options());
+  CHECK(t.query("PRAGMA user_version") == std::to_string(kSchemaVersion));
+  auto s = store->Load(id, T0 + 1);
+  REQUIRE(s);
+  CHECK(s->items == Items{{"UserName", "ann"}, {"cart", "3"}});
+  CHECK(s->created == T0);
+  ChangeSet login;
+  login.regenerate = true;
+  std::string new_id = store->Commit(s, login, T0 + 1).id;
+  CHECK(store->Load(id, T0 + 2)->id == new_id);
+  CHECK(t.admin().Check(false).empty());
+}

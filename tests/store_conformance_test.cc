@@ -45,6 +45,12 @@ struct Engine {
   }
   std::unique_ptr<SessionStore> open(const StoreOptions& o) const { return factory.open(o); }
   std::unique_ptr<SessionStore> open() const { return open(options()); }
+  // The same store without a rotation grace (--regenerate-grace 0).
+  std::unique_ptr<SessionStore> open_without_grace() const {
+    StoreOptions o = options();
+    o.timeouts.grace = 0;
+    return open(o);
+  }
 
   // Stored sessions, alive or expired but not yet collected.
   std::size_t sessions() const {
@@ -247,7 +253,7 @@ TEST_CASE("the store sees changes made through another instance", "[store][confo
 
 TEST_CASE("regenerate moves the session to a new id and kills the old", "[store][conformance]") {
   ForEachEngine([](Engine& e) {
-    auto store = e.open();
+    auto store = e.open_without_grace();
     std::string old_id = store->Commit(std::nullopt, Sets({{"k", "v"}}), T0).id;
     ChangeSet cs = Sets({{"UserName", "bob"}});
     cs.regenerate = true;
@@ -356,7 +362,7 @@ TEST_CASE("a touch decided at load never revives a session the sweep deleted", "
 TEST_CASE("a write that started before a login does not replace the logged-in session",
           "[store][conformance]") {
   ForEachEngine([](Engine& e) {
-    auto page = e.open(), ajax = e.open();
+    auto page = e.open_without_grace(), ajax = e.open_without_grace();
     std::string anonymous = page->Commit(std::nullopt, Sets({{"cart", "1"}}), T0).id;
     // AJAX calls start, one when the last access is not due for a refresh, one when it is...
     auto early = ajax->Load(anonymous, T0 + 1), late = ajax->Load(anonymous, T0 + 100);
@@ -671,5 +677,151 @@ TEST_CASE("admin: list, find, show, rm and logout alike on every engine", "[stor
     CHECK(admin->RemoveWhere({{"user", "ann"}}) == 2);
     CHECK(e.sessions() == 0);
     CHECK(e.items() == 0);
+  });
+}
+
+// ---- Rotation grace (--regenerate-grace): after a regenerate, the old id
+// leads to the session under its new id for timeouts.grace seconds (10 here).
+
+namespace {
+
+// The session under `id`, regenerated at `now` with `changes`: its new id.
+std::string Regenerate(SessionStore& store, const std::string& id, std::int64_t now, ChangeSet changes = {}) {
+  changes.regenerate = true;
+  CommitResult r = store.Commit(store.Load(id, now), changes, now);
+  REQUIRE(r.outcome == CommitResult::Outcome::Regenerated);
+  return r.id;
+}
+
+}  // namespace
+
+TEST_CASE("grace: the old id leads to the new session until its grace ends", "[store][conformance][grace]") {
+  ForEachEngine([](Engine& e) {
+    auto store = e.open();
+    std::string old_id = store->Commit(std::nullopt, Sets({{"cart", "1"}}), T0).id;
+    std::string new_id = Regenerate(*store, old_id, T0, Sets({{"UserName", "ann"}}));
+    CHECK(new_id != old_id);
+    auto s = store->Load(old_id, T0 + 9);
+    REQUIRE(s);
+    CHECK(s->id == new_id);  // the client is to be sent this one
+    CHECK(s->forwarded);
+    CHECK(s->items == Items{{"UserName", "ann"}, {"cart", "1"}});
+    CHECK_FALSE(store->Load(new_id, T0 + 9)->forwarded);
+    // A write through the old id lands in the new session; nothing is stored under the old one.
+    CommitResult r = store->Commit(s, Sets({{"cart", "2"}}), T0 + 9);
+    CHECK(r.outcome == CommitResult::Outcome::Updated);
+    CHECK(store->Load(new_id, T0 + 9)->items.at("cart") == "2");
+    CHECK(e.sessions() == 1);
+    // Dead exactly at the end of its grace, and never "expired": it was regenerated.
+    CHECK_FALSE(store->Load(old_id, T0 + 10));
+    CHECK_FALSE(store->HoldsExpired(old_id, T0 + 10));
+    CHECK(store->Load(new_id, T0 + 10));
+    // Another instance (another sessiond of the farm) sees the forward too.
+    CHECK(e.open()->Load(old_id, T0 + 1)->id == new_id);
+  });
+}
+
+TEST_CASE("grace: a write that started before a login lands in the logged-in session",
+          "[store][conformance][grace]") {
+  ForEachEngine([](Engine& e) {
+    auto page = e.open(), ajax = e.open();
+    std::string anonymous = page->Commit(std::nullopt, Sets({{"cart", "1"}}), T0).id;
+    // Two AJAX calls load the anonymous session; a login regenerates it...
+    auto first = ajax->Load(anonymous, T0), second = ajax->Load(anonymous, T0);
+    std::string logged_in = Regenerate(*page, anonymous, T0 + 1, Sets({{"UserName", "ann"}}));
+    // ...the first call's write comes within the grace: kept, in the logged-in
+    // session, and the client is told its new id (the login's).
+    CommitResult r = ajax->Commit(first, Sets({{"cart", "2"}}), T0 + 5);
+    CHECK(r.outcome == CommitResult::Outcome::Updated);
+    CHECK(r.id == logged_in);
+    // ...the second's comes when the grace has ended: refused, as without a grace.
+    r = ajax->Commit(second, Sets({{"cart", "3"}}), T0 + 11);
+    CHECK(r.outcome == CommitResult::Outcome::Gone);
+    CHECK(r.id.empty());
+    CHECK(e.sessions() == 1);
+    auto s = page->Load(logged_in, T0 + 11);
+    REQUIRE(s);
+    CHECK(s->items == Items{{"UserName", "ann"}, {"cart", "2"}});
+  });
+}
+
+TEST_CASE("grace: an abandon ends the old id with the session", "[store][conformance][grace]") {
+  ForEachEngine([](Engine& e) {
+    auto store = e.open();
+    ChangeSet logout;
+    logout.abandon = true;
+    // A logout under the new id: the old id within its grace leads nowhere.
+    std::string old_id = store->Commit(std::nullopt, Sets({{"k", "v"}}), T0).id;
+    std::string new_id = Regenerate(*store, old_id, T0);
+    CHECK(store->Commit(store->Load(new_id, T0), logout, T0).outcome == CommitResult::Outcome::Abandoned);
+    CHECK_FALSE(store->Load(old_id, T0 + 1));
+    // A write that loaded the session before the logout is refused too.
+    std::string a = store->Commit(std::nullopt, Sets({{"k", "v"}}), T0).id;
+    auto before = store->Load(a, T0);
+    std::string b = Regenerate(*store, a, T0);
+    CHECK(store->Commit(store->Load(b, T0), logout, T0).outcome == CommitResult::Outcome::Abandoned);
+    CHECK(store->Commit(before, Sets({{"k", "w"}}), T0 + 1).outcome == CommitResult::Outcome::Gone);
+    // A logout through the old id within its grace ends the session under the new one.
+    std::string c = store->Commit(std::nullopt, Sets({{"k", "v"}}), T0).id;
+    std::string d = Regenerate(*store, c, T0);
+    CHECK(store->Commit(store->Load(c, T0 + 1), logout, T0 + 1).outcome == CommitResult::Outcome::Abandoned);
+    CHECK_FALSE(store->Load(d, T0 + 1));
+    CHECK_FALSE(store->Load(c, T0 + 1));
+    CHECK(e.sessions() == 0);
+    CHECK(e.items() == 0);
+  });
+}
+
+TEST_CASE("grace: a second regenerate chains, and the oldest id keeps only its own window",
+          "[store][conformance][grace]") {
+  ForEachEngine([](Engine& e) {
+    auto store = e.open();
+    std::string a = store->Commit(std::nullopt, Sets({{"k", "v"}}), T0).id;
+    std::string b = Regenerate(*store, a, T0);
+    // Regenerated again, through its oldest id: the newest id is the one sent.
+    std::string c = Regenerate(*store, a, T0 + 5);
+    CHECK(store->Load(a, T0 + 9)->id == c);
+    CHECK(store->Load(b, T0 + 9)->id == c);
+    CHECK_FALSE(store->Load(a, T0 + 10));  // a's grace ended; b's has not
+    CHECK(store->Load(b, T0 + 14)->id == c);
+    CHECK_FALSE(store->Load(b, T0 + 15));
+    auto s = store->Load(c, T0 + 15);
+    REQUIRE(s);
+    CHECK_FALSE(s->forwarded);
+    CHECK(s->items == Items{{"k", "v"}});
+    CHECK(e.sessions() == 1);
+  });
+}
+
+TEST_CASE("grace: the collector deletes forwards whose grace ended, and counts only sessions",
+          "[store][conformance][grace]") {
+  ForEachEngine([](Engine& e) {
+    auto store = e.open();
+    std::string old_id = store->Commit(std::nullopt, Sets({{"k", "v"}}), T0).id;
+    Regenerate(*store, old_id, T0);
+    CHECK(store->CollectGarbage(T0 + 9, 100) == 0);
+    CHECK(store->Load(old_id, T0 + 5));  // not yet ended at T0 + 9: kept
+    CHECK(store->CollectGarbage(T0 + 10, 100) == 0);
+    CHECK_FALSE(store->Load(old_id, T0 + 5));  // deleted: gone even for an earlier clock
+    CHECK(e.sessions() == 1);
+  });
+}
+
+TEST_CASE("grace 0: the old id dies at once, and a write after a login is refused",
+          "[store][conformance][grace]") {
+  ForEachEngine([](Engine& e) {
+    auto store = e.open_without_grace();
+    std::string old_id = store->Commit(std::nullopt, Sets({{"k", "v"}}), T0).id;
+    auto before = store->Load(old_id, T0);
+    std::string new_id = Regenerate(*store, old_id, T0);
+    CHECK_FALSE(store->Load(old_id, T0));
+    CHECK(store->Commit(before, Sets({{"k", "w"}}), T0).outcome == CommitResult::Outcome::Gone);
+    // Nor does a sessiond without a grace follow the forward of one with it.
+    std::string x = e.open()->Commit(std::nullopt, Sets({{"k", "v"}}), T0).id;
+    auto with_grace = e.open();
+    Regenerate(*with_grace, x, T0);
+    CHECK(with_grace->Load(x, T0));
+    CHECK_FALSE(store->Load(x, T0));
+    CHECK(store->Load(new_id, T0)->items == Items{{"k", "v"}});
   });
 }

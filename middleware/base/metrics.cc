@@ -76,6 +76,12 @@ struct Metrics::Impl {
                                        .Help("Sessions deleted at a page's request (X-Session-Abandon)")
                                        .Register(registry)
                                        .Add({});
+  prometheus::Counter& forwarded = BuildCounter()
+                                       .Name("sessiond_sessions_forwarded_total")
+                                       .Help("Requests whose regenerated id, within --regenerate-grace, "
+                                             "was served the session under its new id")
+                                       .Register(registry)
+                                       .Add({});
   prometheus::Family<prometheus::Counter>& expired =
       BuildCounter()
           .Name("sessiond_sessions_expired_total")
@@ -136,6 +142,7 @@ void Metrics::CountSession(SessionEvent event) {
     case SessionEvent::Regenerated: impl_->regenerated.Increment(); break;
     case SessionEvent::Abandoned: impl_->abandoned.Increment(); break;
     case SessionEvent::ExpiredOnRead: impl_->expired_read.Increment(); break;
+    case SessionEvent::Forwarded: impl_->forwarded.Increment(); break;
   }
 }
 

@@ -46,6 +46,7 @@ class Metrics {
     Regenerated,    // a session moved to a new id
     Abandoned,      // a session was deleted at a page's request (logout)
     ExpiredOnRead,  // a request's cookie named a session that had expired, not yet collected
+    Forwarded,      // a request's regenerated id, within its grace, led to the session's new id
   };
   void CountSession(SessionEvent event);
   // Expired sessions the background sweep deleted.

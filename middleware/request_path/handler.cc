@@ -165,11 +165,12 @@ Response Handler::Process(Request& request) {
   // Exclusive (lock17): the session's lock is taken here, before the load.
   const std::optional<Session> session = off ? std::nullopt : LoadSession(request);
   RunResult run = Run(runner, request, route, session);
-  const CgiResponse out = CheckRun(run, runner.Describe(), request);
+  const CgiResponse out = CheckRun(run, runner.Describe(), request, session);
   CheckChanges(route, out.session, runner.Describe());
   const CommitResult committed = Commit(route, session, out.session);
   if (committed.outcome == CommitResult::Outcome::Gone)
-    throw HttpError(409, "the session ended while the page ran (a login, logout or expiry meanwhile); "
+    throw HttpError(409, "the session ended while the page ran (a logout, an expiry, or a login with no "
+                         "--regenerate-grace left); "
                          "its changes were not kept");
   const bool had_cookie = !off && FindCookie(CookieHeader(request), config_.cookie.name).has_value();
   return Respond(route, out, run, session, committed, request.Param("HTTPS") == "on", had_cookie);
@@ -268,6 +269,7 @@ std::optional<Session> Handler::LoadSession(const Request& request) {
     auto start = std::chrono::steady_clock::now();
     std::optional<Session> session = store_->Load(id, Now());
     ProcessMetrics().ObserveStoreLoad(SecondsSince(start));
+    if (session && session->forwarded) ProcessMetrics().CountSession(Metrics::SessionEvent::Forwarded);
     if (session) return session;
     // Only for the metrics: a store that cannot tell costs the request nothing.
     try {
@@ -298,11 +300,13 @@ RunResult Handler::Run(const Runner& runner, const Request& request, const Route
 }
 
 // `page`: how the log names the page or app ("page /srv/pages/home", "app shop").
-CgiResponse Handler::CheckRun(const RunResult& run, const std::string& page, const Request& request) const {
+CgiResponse Handler::CheckRun(const RunResult& run, const std::string& page, const Request& request,
+                              const std::optional<Session>& session) const {
   if (!run.errors.empty()) {
     // The page's stderr, bounded by page_stderr_bytes, one log line per line.
     // A page that prints its environment (SESSION_ID, HTTP_COOKIE) must not
-    // put a live session id in the log: the cookie's ids are masked.
+    // put a live session id in the log: the cookie's ids are masked, and the
+    // session's own (another one when an old id led to it: rotation grace).
     std::string header = CookieHeader(request);
     std::vector<std::string_view> ids = FindCookies(header, config_.cookie.name);
     std::string_view rest = run.errors;
@@ -311,6 +315,7 @@ CgiResponse Handler::CheckRun(const RunResult& run, const std::string& page, con
       std::string line(rest.substr(0, nl));
       for (std::string_view id : ids)
         if (IsWellFormedId(id)) line = Redacted(std::move(line), id);
+      if (session) line = Redacted(std::move(line), session->id);
       LogLine(page + ": " + line);
       rest = nl == std::string_view::npos ? std::string_view() : rest.substr(nl + 1);
     }
@@ -387,6 +392,7 @@ CommitResult Handler::Commit(const Route& route, const std::optional<Session>& s
   if (committed.outcome == O::Created) metrics.CountSession(Metrics::SessionEvent::Created);
   if (committed.outcome == O::Regenerated) metrics.CountSession(Metrics::SessionEvent::Regenerated);
   if (committed.outcome == O::Abandoned) metrics.CountSession(Metrics::SessionEvent::Abandoned);
+  if (committed.outcome == O::Updated && !committed.id.empty()) metrics.CountSession(Metrics::SessionEvent::Forwarded);
   return committed;
 }
 
@@ -415,8 +421,15 @@ Response Handler::Respond(const Route& route, const CgiResponse& page, RunResult
                       (route.mode != Route::Mode::Read || committed.touched);
   const bool renew = cookie.max_age > 0 && in_use &&
                      (committed.touched || session->now - session->accessed >= cookie.max_age / 2);
-  if (committed.outcome == O::Created || committed.outcome == O::Regenerated)
+  // Rotation grace: the request carried a regenerated id, and was served
+  // (or its write landed in) the session under the new one, which the client
+  // must carry from now on. Sent even when another tab's response already
+  // has: the same value.
+  const bool moved = committed.outcome == O::Updated && !committed.id.empty();
+  if (committed.outcome == O::Created || committed.outcome == O::Regenerated || moved)
     r.headers.emplace_back("Set-Cookie", SessionCookie(committed.id, cookie));
+  else if (in_use && session->forwarded)
+    r.headers.emplace_back("Set-Cookie", SessionCookie(session->id, cookie));
   else if (renew)
     r.headers.emplace_back("Set-Cookie", SessionCookie(session->id, cookie));
   // An abandon drops the client's cookie even when it named no session (it

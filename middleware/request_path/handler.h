@@ -103,7 +103,8 @@ class Handler {
   std::optional<Session> LoadSession(const Request& request);
   RunResult Run(const Runner& runner, const Request& request, const Route& route,
                 const std::optional<Session>& session) const;
-  CgiResponse CheckRun(const RunResult& run, const std::string& page, const Request& request) const;
+  CgiResponse CheckRun(const RunResult& run, const std::string& page, const Request& request,
+                       const std::optional<Session>& session) const;
   void CheckChanges(const Route& route, const ChangeSet& changes, const std::string& page) const;
   CommitResult Commit(const Route& route, const std::optional<Session>& session, const ChangeSet& changes);
   Response Respond(const Route& route, const CgiResponse& page, RunResult& run,

@@ -1,5 +1,6 @@
 #include "store/postgres/pg_backend.h"
 
+#include <algorithm>
 #include <condition_variable>
 #include <exception>
 #include <iterator>
@@ -49,6 +50,16 @@ CREATE TABLE sessiond_members (
   started bigint NOT NULL,      -- unix seconds, the database server's clock
   seen    bigint NOT NULL       -- its last heartbeat
 );
+)sql",
+    // 2 -> 3: the rotation grace, as SQLite's 3 -> 4 (store/sqlite/sqlite_backend.cc).
+    R"sql(
+CREATE TABLE forwards (
+  old_hash bytea PRIMARY KEY,   -- SHA3-256 of the old id
+  new_hash bytea NOT NULL,      -- the session's id_hash since the regenerate
+  expires  bigint NOT NULL,     -- the end of the grace, the database server's clock
+  sealed   bytea NOT NULL       -- the new id, which only the old id opens (session_id.h SealId)
+);
+CREATE INDEX forwards_by_expiry ON forwards (expires);
 )sql",
 };
 static_assert(std::size(kMigrations) == kPgSchemaVersion);
@@ -255,6 +266,16 @@ struct PgBackend::Statements {
   Statement rename{"sessiond_rename", "UPDATE sessions SET id_hash = $2 WHERE id_hash = $1"};
   Statement remove{"sessiond_delete", "DELETE FROM sessions WHERE id_hash = $1"};
   Statement holds{"sessiond_holds", "SELECT 1 FROM sessions WHERE id_hash = $1"};
+  // The rotation grace: $1 the old digest, $2 the caller's now (unused on
+  // the server's clock), $3 the new digest, $4 the grace, $5 the sealed id.
+  std::string forward_sql = "INSERT INTO forwards (old_hash, new_hash, expires, sealed) VALUES ($1, $3, " + now +
+                            " + $4, $5)";
+  std::string forwarded_sql = "SELECT new_hash, sealed FROM forwards WHERE old_hash = $1 AND expires > " + now;
+  std::string gc_forwards_sql = "DELETE FROM forwards WHERE old_hash IN (SELECT old_hash FROM forwards WHERE "
+                                "expires <= " + gc_now + " LIMIT $2" + kPgSkipLocked + ")";
+  Statement forward{"sessiond_forward", forward_sql.c_str()};
+  Statement forwarded{"sessiond_forwarded", forwarded_sql.c_str()};
+  Statement gc_forwards{"sessiond_gc_forwards", gc_forwards_sql.c_str()};
 };
 
 // The unit's statements are pipelined (pg_conn.h): those whose answer the
@@ -295,6 +316,10 @@ class PgBackend::Writer final : public StoreWriter {
     c_.Send(sql_.rename, {Digest(from), Digest(to)});
   }
   void Delete(const IdDigest& d) override { c_.Send(sql_.remove, {Digest(d)}); }
+  void Forward(const IdDigest& from, const IdDigest& to, const SealedId& sealed, std::int64_t now) override {
+    c_.Send(sql_.forward, {Digest(from), Param::Int(now), Digest(to), Param::Int(t_.grace),
+                           Param::Bytes(sealed.data(), sealed.size())});
+  }
 
  private:
   pg::Conn& c_;
@@ -572,6 +597,25 @@ bool PgBackend::Holds(const IdDigest& d) {
   Borrowed conn(*this);
   conn->Send(sql_->holds, {Param::Bytes(d.data(), d.size())});
   return conn->Sync().back().rows() != 0;
+}
+
+std::optional<Forwarding> PgBackend::Forwarded(const IdDigest& d, std::int64_t now) {
+  Borrowed conn(*this);
+  conn->Send(sql_->forwarded, {Param::Bytes(d.data(), d.size()), Param::Int(now)});
+  pg::Result r = conn->Sync().back();
+  if (r.rows() == 0) return std::nullopt;
+  std::string_view to = r.bytes(0, 0), sealed = r.bytes(0, 1);
+  Forwarding f{};
+  if (to.size() != f.to.size() || sealed.size() != f.sealed.size()) return std::nullopt;  // not ours
+  std::copy(to.begin(), to.end(), f.to.begin());
+  std::copy(sealed.begin(), sealed.end(), f.sealed.begin());
+  return f;
+}
+
+std::size_t PgBackend::CollectForwards(std::int64_t now, std::size_t batch) {
+  Borrowed conn(*this);
+  conn->Send(sql_->gc_forwards, {Param::Int(now), Param::Int(static_cast<std::int64_t>(batch))});
+  return static_cast<std::size_t>(conn->Sync().back().affected());
 }
 
 // Sent as text once per heartbeat, not prepared: off the hot path.

@@ -39,7 +39,7 @@ struct PgOptions {
 
 // The expand steps of this build's own schema (sessiond_schema.version
 // counts them); PgSchemaSteps().known() is the version this build writes.
-inline constexpr int kPgSchemaVersion = 2;
+inline constexpr int kPgSchemaVersion = 3;
 
 // 'sessiond' in ASCII: the advisory lock sessionds starting at once take
 // around creating or migrating the schema (per database), and `sessiond
@@ -102,6 +102,9 @@ class PgBackend final : public StoreBackend {
   bool Holds(const IdDigest& d) override;
   void RecordMember(const Member& member, std::int64_t now) override;
   void ForgetMember(std::string_view name) override;
+  std::optional<Forwarding> Forwarded(const IdDigest& d, std::int64_t now) override;
+  // One statement, as CollectGarbage's.
+  std::size_t CollectForwards(std::int64_t now, std::size_t batch) override;
 
   // Round trips to the server by this instance's calls (not counting connecting).
   std::int64_t round_trips() const { return trips_; }

@@ -68,6 +68,19 @@ CREATE TABLE sessiond_members (
   seen    INTEGER NOT NULL     -- its last heartbeat
 ) WITHOUT ROWID;
 )sql",
+    // 3 -> 4: the rotation grace. A regenerated session's old id leads to it
+    // for a few seconds (--regenerate-grace). No foreign key on new_hash: the
+    // session may be renamed again or deleted, and the forward then leads to
+    // another forward or nowhere (PolicyStore::Follow checks).
+    R"sql(
+CREATE TABLE forwards (
+  old_hash BLOB PRIMARY KEY,   -- SHA3-256 of the old id
+  new_hash BLOB NOT NULL,      -- the session's id_hash since the regenerate
+  expires  INTEGER NOT NULL,   -- unix seconds: the end of the grace, and the old id's
+  sealed   BLOB NOT NULL       -- the new id, which only the old id opens (session_id.h SealId)
+) WITHOUT ROWID;
+CREATE INDEX forwards_by_expiry ON forwards(expires);
+)sql",
 };
 static_assert(std::size(kMigrations) == kSchemaVersion);
 
@@ -197,6 +210,10 @@ struct SqliteBackend::Conn {
                    "length(CAST(value AS BLOB))), 0) FROM items WHERE id_hash = ?1"),
         gc(db, sql::SweepExpired("?1", "?2").c_str()),
         holds(db, "SELECT 1 FROM sessions WHERE id_hash = ?1"),
+        forward(db, "INSERT INTO forwards (old_hash, new_hash, expires, sealed) VALUES (?1, ?2, ?3, ?4)"),
+        forwarded(db, "SELECT new_hash, sealed FROM forwards WHERE old_hash = ?1 AND expires > ?2"),
+        gc_forwards(db, "DELETE FROM forwards WHERE old_hash IN "
+                        "(SELECT old_hash FROM forwards WHERE expires <= ?1 LIMIT ?2)"),
         savepoint(db, "SAVEPOINT unit"),
         release(db, "RELEASE unit"),
         rollback_to(db, "ROLLBACK TO unit") {}
@@ -282,7 +299,7 @@ struct SqliteBackend::Conn {
   std::mutex& writer;  // held around every write transaction
   bool ready;  // Setup() ran: the schema exists before the statements below are prepared
   Stmt load, touch, alive, insert_session, delete_session, rename_session, set_item, remove_item,
-      clear_items, totals, gc, holds, savepoint, release, rollback_to;
+      clear_items, totals, gc, holds, forward, forwarded, gc_forwards, savepoint, release, rollback_to;
   WritePacer gc_pacer;  // between a sweep's batches, writers of other processes get the lock
 };
 
@@ -317,6 +334,13 @@ class SqliteWriter final : public StoreWriter {
     c_.Bound(c_.rename_session, from).BindBlob(2, to.data(), to.size()).Run();
   }
   void Delete(const IdDigest& d) override { c_.Bound(c_.delete_session, d).Run(); }
+  void Forward(const IdDigest& from, const IdDigest& to, const SealedId& sealed, std::int64_t now) override {
+    c_.Bound(c_.forward, from)
+        .BindBlob(2, to.data(), to.size())
+        .Bind(3, now + c_.opts.timeouts.grace)
+        .BindBlob(4, sealed.data(), sealed.size())
+        .Run();
+  }
 
  private:
   SqliteBackend::Conn& c_;
@@ -482,6 +506,30 @@ bool SqliteBackend::Holds(const IdDigest& d) {
   Conn& c = *conn_;
   Stmt::Scope scope(c.holds);
   return c.Bound(c.holds, d).Step();
+}
+
+std::optional<Forwarding> SqliteBackend::Forwarded(const IdDigest& d, std::int64_t now) {
+  Conn::Follow(conn_);
+  Conn& c = *conn_;
+  Stmt::Scope scope(c.forwarded);
+  if (!c.Bound(c.forwarded, d).Bind(2, now).Step()) return std::nullopt;
+  std::string to = c.forwarded.Bytes(0), sealed = c.forwarded.Bytes(1);
+  Forwarding f{};
+  if (to.size() != f.to.size() || sealed.size() != f.sealed.size()) return std::nullopt;  // not ours
+  std::copy(to.begin(), to.end(), f.to.begin());
+  std::copy(sealed.begin(), sealed.end(), f.sealed.begin());
+  return f;
+}
+
+std::size_t SqliteBackend::CollectForwards(std::int64_t now, std::size_t batch) {
+  Conn::Follow(conn_);
+  Conn& c = *conn_;
+  std::lock_guard lock(c.writer);
+  Transaction tx(c.db);
+  c.gc_forwards.Bind(1, now).Bind(2, static_cast<std::int64_t>(batch)).Run();
+  auto deleted = static_cast<std::size_t>(c.db.Changes());
+  tx.Commit();
+  return deleted;
 }
 
 // Prepared per call: once per heartbeat. Each its own short transaction,

@@ -16,7 +16,7 @@ struct StoreOptions;
 
 // The expand steps of this build's own schema (PRAGMA user_version counts
 // them); SqliteSchemaSteps().known() is the version this build writes.
-inline constexpr int kSchemaVersion = 3;
+inline constexpr int kSchemaVersion = 4;
 
 class Db;
 // This build's schema steps (backend.h), and a test's additions: the
@@ -68,6 +68,9 @@ class SqliteBackend final : public StoreBackend {
   bool Holds(const IdDigest& d) override;
   void RecordMember(const Member& member, std::int64_t now) override;
   void ForgetMember(std::string_view name) override;
+  std::optional<Forwarding> Forwarded(const IdDigest& d, std::int64_t now) override;
+  // One batch in a transaction of its own.
+  std::size_t CollectForwards(std::int64_t now, std::size_t batch) override;
 
   // Test seams, per file: the one at `path` now. The next leader on
   // `path` waits, before it takes its batch, until `units` units are queued

@@ -58,7 +58,7 @@ login ann
 after=$(cookie)
 [ -n "$after" ] && [ "$after" != "$before" ] || fail "login through the app did not regenerate the id"
 get_cookie "sid=$before" /home
-expect_body "Anonymous User" "the id from before the login still works"
+expect_body "Hello, <b>ann</b>" "the id from before the login, within its rotation grace"
 get /home
 expect_body "Hello, <b>ann</b>" "home after login"
 get /get

@@ -42,7 +42,7 @@ AFTER=$(cookie)
 get /home
 expect_body "Hello, <b>Ann &lt;script&gt;</b>" "home after login"
 get_cookie "sid=$BEFORE" /home
-expect_body "Anonymous User" "the id before the login"
+expect_body "Hello, <b>Ann &lt;script&gt;</b>" "the id before the login, within its rotation grace"
 php /session
 expect_line 'before string "login"' "an item stored before the login, after it"
 

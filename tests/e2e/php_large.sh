@@ -16,7 +16,8 @@ stack_php_fpm php "pm.max_children = 5" || fail "php-fpm did not start"
 stack_php_location "$WWW" php
 # 204,800 bytes of keys and values below, plus "edge" (4) and 1,000 bytes.
 LIMIT=205804
-restart --app "php=unix:$DIR/php.sock" --max-session-bytes "$LIMIT"
+# Without a rotation grace, so the id from before a regenerate dies at once.
+restart --app "php=unix:$DIR/php.sock" --max-session-bytes "$LIMIT" --regenerate-grace 0
 start_nginx a
 
 # md5 CHAR N: the md5 of N bytes of CHAR repeated (CHAR of 1 or 2 bytes).
