@@ -27,6 +27,12 @@ class PolicyStore final : public SessionStore {
   std::size_t CollectGarbage(std::int64_t now, std::size_t batch) override;
   std::optional<std::int64_t> CountLive(std::int64_t now) override;
   bool HoldsExpired(std::string_view id, std::int64_t now) override;
+  // Each one StoreBackend::Write (the lock's row beside the sessions).
+  LockOutcome TryLock(std::string_view id, std::string_view owner, std::int64_t lease, std::int64_t now) override;
+  void Unlock(std::string_view id, std::string_view owner) override;
+  // One StoreBackend::Write, never Change: the lock's check is in the unit.
+  CommitResult CommitHolding(const std::optional<Session>& loaded, const ChangeSet& changes, std::int64_t now,
+                             std::string_view owner) override;
 
   // Seconds after the recorded access before a read refreshes it: a tenth of the
   // idle window, so a session ends between 90% and 100% of it after its last use.
@@ -36,6 +42,10 @@ class PolicyStore final : public SessionStore {
   StoreBackend& backend() { return *backend_; }
 
  private:
+  // Commit of a loaded session; `owner` non-null: under its lock (CommitHolding).
+  CommitResult CommitLoaded(const Session& loaded, const ChangeSet& changes, std::int64_t now,
+                            const std::string_view* owner);
+
   std::unique_ptr<StoreBackend> backend_;
   StoreTimeouts timeouts_;
   SessionLimits limits_;

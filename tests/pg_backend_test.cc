@@ -367,7 +367,28 @@ TEST_CASE("pg: the change function is created when missing, without a new schema
   PgPolicy p(schema.uri());
   std::string id = p->Commit(std::nullopt, Set("k", "v"), 1000).id;
   CHECK(p->Commit(p->Load(id, 1001), Set("k", "w"), 1001).outcome == CommitResult::Outcome::Updated);
-  CHECK(QueryInt(c, "SELECT max(version) FROM sessiond_schema") == 1);
+  CHECK(QueryInt(c, "SELECT max(version) FROM sessiond_schema") == kPgSchemaVersion);
+}
+
+TEST_CASE("pg: migration 1 -> 2 adds the session locks and keeps the sessions", "[postgres]") {
+  // A database of version 1 (the schema of today less the locks' table),
+  // with a session in it.
+  TempPgSchema schema;
+  std::string id;
+  {
+    PgPolicy old(schema.uri());
+    id = old->Commit(std::nullopt, Set("k", "v"), 1000).id;
+  }
+  pg::Conn c({schema.uri(), 2000});
+  c.Exec("DROP TABLE session_locks; UPDATE sessiond_schema SET version = 1");
+  PgPolicy p(schema.uri());
+  auto s = p->Load(id, 1001);
+  REQUIRE(s);
+  CHECK(s->items == Items{{"k", "v"}});
+  CHECK(QueryInt(c, "SELECT max(version) FROM sessiond_schema") == 2);
+  CHECK(p->TryLock(id, "owner", 30, 1001) == SessionStore::LockOutcome::Taken);
+  CHECK(p->CommitHolding(p->Load(id, 1001), Set("k", "w"), 1001, "owner").outcome ==
+        CommitResult::Outcome::Updated);
 }
 
 TEST_CASE("pg: two stores starting at once on an empty database create the schema once", "[postgres]") {

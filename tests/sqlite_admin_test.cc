@@ -472,14 +472,17 @@ TEST_CASE("migration 1 -> 2 keeps the sessions and removes only items of no sess
   // The commands work on the old version as it is, without migrating it.
   CHECK(t.admin().List({}, T0).size() == 1);
   CHECK_THAT(t.admin().Check(false), Catch::VectorContains(std::string(
-      "schema version 1 is older than this sessiond's (2): sessiond serve migrates it when it starts")));
+      "schema version 1 is older than this sessiond's (" + std::to_string(kSchemaVersion) +
+      "): sessiond serve migrates it when it starts")));
   CHECK(t.query("PRAGMA user_version") == "1");
 
   auto store = OpenStore(t.options());
-  CHECK(t.query("PRAGMA user_version") == "2");
+  CHECK(t.query("PRAGMA user_version") == std::to_string(kSchemaVersion));
   auto s = store->Load(id, T0 + 1);
   REQUIRE(s);
   CHECK(s->items == Items{{"UserName", "ann"}, {"cart", "3"}});
+  // 2 -> 3: the session locks of exclusive mode, for the sessions kept.
+  CHECK(store->TryLock(id, "owner", 30, T0 + 1) == SessionStore::LockOutcome::Taken);
   CHECK(s->created == T0);
   CHECK(t.query("SELECT count(*) FROM items") == "2");
   CHECK(t.admin().Check(false).empty());

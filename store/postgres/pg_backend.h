@@ -36,7 +36,7 @@ struct PgOptions {
 };
 
 // The schema version this build writes (table sessiond_schema).
-inline constexpr int kPgSchemaVersion = 1;
+inline constexpr int kPgSchemaVersion = 2;
 
 // The server's clock in SQL, in whole seconds as time(2) counts them: the
 // transaction's start, so every statement of a unit of work sees one `now`.

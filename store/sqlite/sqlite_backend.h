@@ -15,7 +15,7 @@ namespace sessiond {
 struct StoreOptions;
 
 // The schema version this build writes (PRAGMA user_version).
-inline constexpr int kSchemaVersion = 2;
+inline constexpr int kSchemaVersion = 3;
 
 // The -wal file is truncated back to this size (PRAGMA journal_size_limit)
 // when SQLite reuses it after a checkpoint; it may grow past it meanwhile.
