@@ -156,16 +156,24 @@ void Handler::ServeStatus(Request& request) {
 Response Handler::Process(Request& request) {
   // The location's session behaviour (route.h); a value not understood is a
   // 500 before anything else happens. Wired step by step into what follows.
-  [[maybe_unused]] const Route route = ReadRoute(request, config_.cookie.name, config_.store.timeouts);
+  const Route route = ReadRoute(request, config_.cookie.name, config_.store.timeouts);
   std::optional<PageRunner> page;
   const Runner& runner = ChooseRunner(request, page);
+  // Exclusive: the session's farm-wide lock, before its load, until the
+  // commit; released by the guard on every other way out.
+  std::optional<SessionLock> lock;
+  if (route.mode == Route::Mode::Exclusive) lock.emplace(LockSession(request));
   const std::optional<Session> session = LoadSession(request);
   RunResult run = Run(runner, request, session);
   const CgiResponse out = CheckRun(run, runner.Describe(), request);
-  const CommitResult committed = Commit(session, out.session);
+  const CommitResult committed = Commit(session, out.session, lock ? &*lock : nullptr);
   if (committed.outcome == CommitResult::Outcome::Gone)
     throw HttpError(409, "the session ended while the page ran (a login, logout or expiry meanwhile); "
                          "its changes were not kept");
+  if (committed.outcome == CommitResult::Outcome::Fenced)
+    throw HttpError(409, "the session's exclusive lock was lost while the page ran (its lease, the page timeout "
+                         "and --busy-timeout and a second, ended, and another request may have taken it); its "
+                         "changes were not kept");
   const bool had_cookie = FindCookie(CookieHeader(request), config_.cookie.name).has_value();
   return Respond(out, run, session, committed, request.Param("HTTPS") == "on", had_cookie);
 }
@@ -244,6 +252,24 @@ Handler::Page Handler::ResolvePage(const Request& request) const {
     if (!split.empty() && split[0] == '/') rest = split;
   }
   return {page, rest};
+}
+
+// Exclusive mode: the lock of the session LoadSession will take (the first
+// of the cookie's well-formed ids, at most three, with a live session).
+// Should another be loaded after all (this one ended meanwhile), its commit
+// is refused, as one whose lock was lost. The lease covers the page's run
+// and a commit that waits for a busy store, and a second for the clock's
+// whole seconds: a sessiond that died holding the lock holds it no longer.
+SessionLock Handler::LockSession(const Request& request) {
+  std::string header = CookieHeader(request);
+  std::vector<std::string_view> ids;
+  if (header.size() <= config_.max_cookie_bytes)  // else LoadSession's 400
+    for (std::string_view id : FindCookies(header, config_.cookie.name))
+      if (IsWellFormedId(id) && ids.size() < 3) ids.push_back(id);
+  const auto lease = std::chrono::ceil<std::chrono::seconds>(
+                         config_.page.timeout + std::chrono::milliseconds(config_.store.busy_timeout_ms)) +
+                     std::chrono::seconds(1);
+  return SessionLock::Take(*store_, ids, lease.count(), config_.lock_wait);
 }
 
 // The cookie's session, or nullopt for a new visitor: no cookie, a malformed
@@ -347,13 +373,20 @@ CgiResponse Handler::CheckRun(const RunResult& run, const std::string& page, con
 // Commits the page's changes, and counts what became of sessions and how
 // long the store took (a read with nothing to write costs no store time and
 // is not observed).
-CommitResult Handler::Commit(const std::optional<Session>& session, const ChangeSet& changes) {
+// `lock`: the exclusive lock held for `session`, which the commit checks and
+// releases (or null).
+CommitResult Handler::Commit(const std::optional<Session>& session, const ChangeSet& changes, SessionLock* lock) {
   using O = CommitResult::Outcome;
   Metrics& metrics = ProcessMetrics();
   auto start = std::chrono::steady_clock::now();
   CommitResult committed;
   try {
-    committed = store_->Commit(session, changes, Now());
+    if (lock && lock->held()) {
+      committed = store_->CommitHolding(session, changes, Now(), lock->owner());
+      if (session) lock->Released();  // by the commit, or (Fenced) another's now
+    } else {
+      committed = store_->Commit(session, changes, Now());
+    }
   } catch (const StoreError&) {
     metrics.ObserveStoreCommit(SecondsSince(start));
     throw;

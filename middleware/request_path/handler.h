@@ -2,6 +2,7 @@
 // app: runner.h) -> its changes -> commit -> response.
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <optional>
 #include <string>
@@ -13,6 +14,7 @@
 #include "middleware/base/spill_buffer.h"
 #include "middleware/request_path/cgi_response.h"
 #include "middleware/request_path/cookie.h"
+#include "middleware/request_path/session_lock.h"
 #include "middleware/runners/page_runner.h"
 #include "middleware/runners/runner.h"
 #include "store/open.h"
@@ -50,6 +52,10 @@ struct HandlerSettings {
   // gets sessiond's metrics in Prometheus's text format instead of a page.
   // Empty (the default): no such path, every request is a page's.
   std::string status_path;
+
+  // SESSION_MODE exclusive: how long a request waits for its session's
+  // lock while another request holds it; past it, 503 with Retry-After.
+  std::chrono::milliseconds lock_wait{10000};
 };
 
 // No applications (a Handler that runs pages only).
@@ -89,10 +95,11 @@ class Handler {
   void ServeStatus(Request& request);
   const Runner& ChooseRunner(const Request& request, std::optional<PageRunner>& page) const;
   Page ResolvePage(const Request& request) const;
+  SessionLock LockSession(const Request& request);
   std::optional<Session> LoadSession(const Request& request);
   RunResult Run(const Runner& runner, const Request& request, const std::optional<Session>& session) const;
   CgiResponse CheckRun(const RunResult& run, const std::string& page, const Request& request) const;
-  CommitResult Commit(const std::optional<Session>& session, const ChangeSet& changes);
+  CommitResult Commit(const std::optional<Session>& session, const ChangeSet& changes, SessionLock* lock);
   Response Respond(const CgiResponse& page, RunResult& run, const std::optional<Session>& session,
                    const CommitResult& committed, bool https, bool had_cookie) const;
   void Send(Request& request, const Response& response) const;

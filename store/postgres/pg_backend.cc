@@ -231,14 +231,19 @@ struct PgBackend::Statements {
         holds_lock_sql("SELECT 1 FROM session_locks WHERE id_hash = $1 AND owner = $5 AND expires > " + now +
                        " FOR UPDATE"),
         gc_locks_sql("DELETE FROM session_locks WHERE expires <= " + gc_now),
+        // Without a row lock: a request taking the session's lock must not
+        // hold the session's row while it waits for the lock's (the commit
+        // under the lock takes them the other way round).
+        lockable_sql("SELECT 1 FROM sessions WHERE id_hash = $1 AND " + sql::Alive(Terms(now, ""))),
         take_lock{"sessiond_take_lock", take_lock_sql.c_str()},
         holds_lock{"sessiond_holds_lock", holds_lock_sql.c_str()},
-        gc_locks{"sessiond_gc_locks", gc_locks_sql.c_str()} {}
+        gc_locks{"sessiond_gc_locks", gc_locks_sql.c_str()},
+        lockable{"sessiond_lockable", lockable_sql.c_str()} {}
 
   std::string now, gc_now, load_sql, touch_sql, alive_sql, insert_sql, gc_sql, count_sql, change_sql;
   Statement load, touch, alive, insert, gc, count, change;
-  std::string take_lock_sql, holds_lock_sql, gc_locks_sql;
-  Statement take_lock, holds_lock, gc_locks;
+  std::string take_lock_sql, holds_lock_sql, gc_locks_sql, lockable_sql;
+  Statement take_lock, holds_lock, gc_locks, lockable;
   Statement release_lock{"sessiond_release_lock", "DELETE FROM session_locks WHERE id_hash = $1 AND owner = $2"};
   Statement set_item{"sessiond_set_item",
                      "INSERT INTO items (id_hash, key, value) VALUES ($1, $2, $3) "
@@ -293,7 +298,8 @@ class PgBackend::Writer final : public StoreWriter {
   void Delete(const IdDigest& d) override { c_.Send(sql_.remove, {Digest(d)}); }
   SessionStore::LockOutcome TakeLock(const IdDigest& d, std::string_view owner, std::int64_t now,
                                      std::int64_t lease) override {
-    if (!Alive(d, now)) return SessionStore::LockOutcome::NoSession;
+    c_.Send(sql_.lockable, Timed(d, now));
+    if (c_.Sync().back().rows() == 0) return SessionStore::LockOutcome::NoSession;
     std::vector<Param> p = Timed(d, now);
     p.insert(p.end(), {Param::Text(owner), Param::Int(lease)});
     c_.Send(sql_.take_lock, p);
