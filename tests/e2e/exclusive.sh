@@ -8,7 +8,8 @@
 # the lock once the lease has ended, and nothing of the stalled request is
 # stored. kill -9 of a sessiond holding the lock: the other gets it once the
 # lease has ended. A request that waits past --lock-wait: 503 with
-# Retry-After and one log line. And PHP through php-fpm (a stock pool of 5):
+# Retry-After and one log line; a write-mode request meanwhile is not
+# blocked, and both commits keep their keys. And PHP through php-fpm (a stock pool of 5):
 # 16 increments at once in exclusive mode end at 16, as PHP's own file
 # handler keeps them.
 . "$SESSIOND_SRC/tests/e2e/lib.sh"
@@ -159,10 +160,17 @@ scenario() {
   expect_status 503 "$store: a request that waited past --lock-wait"
   [ -n "$(header Retry-After)" ] || fail "$store: the 503 has no Retry-After"
   expect_eq "$(grep -c -- "--lock-wait" "$DIR/c.log")" 1 "$store: log lines of the 503"
+  # A write-mode request of the session is not blocked by the holder: it
+  # commits while the holder's page runs, and the holder's commit merges per
+  # key (late=1 joins it; n, which neither wrote, stays).
+  get_cookie "sid=$ID" "/set?beside=1"
+  expect_status 200 "$store: a write-mode request while the lock is held"
   release_slowset
   reap "$HOLDER"
   expect_eq "$(cat "$DIR/holder")" 200 "$store: the holder's request"
   expect_eq "$(counter)" 3 "$store: nothing of the request refused by the wait"
+  expect_body "SESSION_VAR_beside=1" "$store: the write-mode change beside the lock"
+  expect_body "SESSION_VAR_late=1" "$store: the holder's change"
 }
 
 start_sessiond a "${COMMON[@]}"; A=$STACK_PID  # nginx wants its upstreams there
