@@ -171,9 +171,9 @@ Response Handler::Process(Request& request) {
     throw HttpError(409, "the session ended while the page ran (a login, logout or expiry meanwhile); "
                          "its changes were not kept");
   if (committed.outcome == CommitResult::Outcome::Fenced)
-    throw HttpError(409, "the session's exclusive lock was lost while the page ran (its lease, the page timeout "
-                         "and --busy-timeout and a second, ended, and another request may have taken it); its "
-                         "changes were not kept");
+    throw HttpError(409, "the session's exclusive lock was lost while the page ran: its lease (--page-timeout "
+                         "+ --busy-timeout + 1 s) ended, and another request may have taken it; its changes were "
+                         "not kept");
   const bool had_cookie = FindCookie(CookieHeader(request), config_.cookie.name).has_value();
   return Respond(out, run, session, committed, request.Param("HTTPS") == "on", had_cookie);
 }
