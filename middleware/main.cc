@@ -79,6 +79,7 @@ CLI::AsNumberWithUnit FractionalSeconds() {
 // Durations that take fractions (500ms), kept as seconds until parsed.
 struct Durations {
   double page_timeout = 30, busy_timeout = 5, queue_timeout = 10, io_timeout = 30;
+  double lock_wait = 10;  // SESSION_MODE exclusive
 };
 
 void AddServeOptions(CLI::App& serve, Config& c, Durations& d, std::string& socket_mode) {
@@ -150,6 +151,9 @@ void AddServeOptions(CLI::App& serve, Config& c, Durations& d, std::string& sock
       ->capture_default_str()->transform(CLI::AsSizeValue(false));
   serve.add_option("--page-timeout", d.page_timeout, "Longest page run; then its process group is killed: 504")
       ->capture_default_str()->transform(FractionalSeconds())->check(CLI::PositiveNumber);
+  serve.add_option("--lock-wait", d.lock_wait,
+                   "SESSION_MODE exclusive: longest wait for a session's lock held by another request; then 503")
+      ->capture_default_str()->transform(FractionalSeconds())->check(CLI::NonNegativeNumber);
 
   serve.add_option("--gc-interval", c.gc_interval, "Time between sweeps for expired sessions")
       ->capture_default_str()->transform(Seconds())->check(CLI::PositiveNumber);
@@ -414,6 +418,7 @@ int main(int argc, char** argv) {
   config.store.busy_timeout_ms = static_cast<int>(bounded("--busy-timeout", durations.busy_timeout, 0) * 1000);
   config.server.queue_timeout = Millis(bounded("--queue-timeout", durations.queue_timeout, 0.001));
   config.server.io_timeout = Millis(bounded("--io-timeout", durations.io_timeout, 0.001));
+  config.lock_wait = Millis(bounded("--lock-wait", durations.lock_wait, 0));
   config.page.temp_dir = config.server.temp_dir;
   char* end = nullptr;
   unsigned long mode = std::strtoul(socket_mode.c_str(), &end, 8);

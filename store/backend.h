@@ -114,6 +114,19 @@ class StoreWriter {
   // Forwarded(from) finds it until now + timeouts.grace, on the clock every
   // timed statement uses.
   virtual void Forward(const IdDigest& from, const IdDigest& to, const SealedId& sealed, std::int64_t now) = 0;
+
+  // Exclusive mode's lock of the session `d` (SessionStore::TryLock): a row
+  // beside the sessions with its owner and the end of its lease (expires =
+  // now + lease, on the clock of every other `now`). Taken when the session
+  // is alive at `now` and the lock is free or its lease ended (expires <= now).
+  virtual SessionStore::LockOutcome TakeLock(const IdDigest& d, std::string_view owner, std::int64_t now,
+                                             std::int64_t lease) = 0;
+  // Whether `owner` holds the lock with its lease not ended at `now`; the
+  // lock then stays as it is until the unit ends (no one takes it between
+  // this check and the unit's writes).
+  virtual bool HoldsLock(const IdDigest& d, std::string_view owner, std::int64_t now) = 0;
+  // Removes the lock if `owner` holds it; else nothing.
+  virtual void ReleaseLock(const IdDigest& d, std::string_view owner) = 0;
 };
 
 // A change of one loaded session, whole: what PolicyStore::Commit's unit of
@@ -180,6 +193,8 @@ class StoreBackend {
   // Deletes up to `batch` sessions expired at `now` (stored expires <= now);
   // returns how many. Several processes collecting at once must not block
   // each other or requests, nor delete a row twice.
+  // Also removes the session locks whose lease ended at `now` (a holder
+  // that died leaves its row; not counted).
   virtual std::size_t CollectGarbage(std::int64_t now, std::size_t batch) = 0;
 
   // Sessions with stored expires > now, counted from the expiry index.

@@ -34,6 +34,12 @@ class PolicyStore final : public SessionStore {
   bool HoldsExpired(std::string_view id, std::int64_t now) override;
   void RecordMember(const Member& member, std::int64_t now) override;
   void ForgetMember(std::string_view name) override;
+  // Each one StoreBackend::Write (the lock's row beside the sessions).
+  LockOutcome TryLock(std::string_view id, std::string_view owner, std::int64_t lease, std::int64_t now) override;
+  void Unlock(std::string_view id, std::string_view owner) override;
+  // One StoreBackend::Write, never Change: the lock's check is in the unit.
+  CommitResult CommitHolding(const std::optional<Session>& loaded, const ChangeSet& changes, std::int64_t now,
+                             std::string_view owner) override;
 
   // Seconds after the recorded access before a read refreshes it: a tenth of the
   // idle window, so a session ends between 90% and 100% of it after its last use.
@@ -47,6 +53,9 @@ class PolicyStore final : public SessionStore {
   CommitResult CommitOnce(const std::optional<Session>& loaded, const ChangeSet& changes, std::int64_t now);
   // The live session a regenerated `id` leads to while its grace lasts, or nullopt.
   std::optional<Session> Follow(std::string_view id, std::int64_t now);
+  // Commit of a loaded session; `owner` non-null: under its lock (CommitHolding).
+  CommitResult CommitLoaded(const Session& loaded, const ChangeSet& changes, std::int64_t now,
+                            const std::string_view* owner);
 
   std::unique_ptr<StoreBackend> backend_;
   StoreTimeouts timeouts_;

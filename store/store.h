@@ -81,6 +81,10 @@ struct CommitResult {
     // that ended the session may have sent one that the client should keep
     // (a stale AJAX write after a login would otherwise log the user out).
     Gone,
+    // A commit under exclusive mode's lock (CommitHolding) whose lock the
+    // request no longer held: its lease ended (and another request may have
+    // taken it and stored newer work). Nothing was stored.
+    Fenced,
   };
   Outcome outcome = Outcome::Unchanged;
   std::string id;  // set for Created and Regenerated, and for an Updated that followed a regenerate
@@ -139,6 +143,38 @@ class SessionStore {
   // members keeps these defaults.
   virtual void RecordMember(const Member& /*member*/, std::int64_t /*now*/) {}
   virtual void ForgetMember(std::string_view /*name*/) {}
+  // Exclusive mode's lock (SESSION_MODE exclusive): one holder per session
+  // across every process on the store, a farm's included. `owner` is the
+  // holder's token, unique per request (a random string); `lease` seconds
+  // bound how long it holds the lock unreleased, so a holder that died
+  // (kill -9, a lost machine) never holds it for good. A store without
+  // locks keeps these defaults, which throw StoreError (not busy).
+  enum class LockOutcome {
+    Taken,      // `owner` holds the lock until now + lease
+    Held,       // another owner holds it, its lease not ended; nothing changed
+    NoSession,  // no live session under `id` (none to lock: a new visitor's)
+  };
+  // Takes the lock of the session `id` when it is free or its lease has
+  // ended (an expired holder loses it). Never waits for another holder.
+  // Throws StoreError.
+  virtual LockOutcome TryLock(std::string_view /*id*/, std::string_view /*owner*/, std::int64_t /*lease*/,
+                              std::int64_t /*now*/) {
+    throw StoreError("this store has no session locks", 0, false);
+  }
+  // Releases the lock of `id` if `owner` holds it (its lease ended or not);
+  // otherwise does nothing. Throws StoreError.
+  virtual void Unlock(std::string_view /*id*/, std::string_view /*owner*/) {
+    throw StoreError("this store has no session locks", 0, false);
+  }
+  // Commit for a request holding the lock of `loaded` as `owner`: the check
+  // that `owner` still holds it (its lease not ended at `now`), the changes
+  // and the lock's release are one atomic unit. Not held (fencing): Fenced,
+  // and nothing stored, for a change set that writes; Unchanged for a read.
+  // A new visitor (`loaded` nullopt) commits as Commit does.
+  virtual CommitResult CommitHolding(const std::optional<Session>& /*loaded*/, const ChangeSet& /*changes*/,
+                                     std::int64_t /*now*/, std::string_view /*owner*/) {
+    throw StoreError("this store has no session locks", 0, false);
+  }
 };
 
 }  // namespace sessiond

@@ -4,6 +4,7 @@
 
 #include <catch2/catch.hpp>
 #include <filesystem>
+#include <ctime>
 #include <fstream>
 
 #include "middleware/base/metrics.h"
@@ -98,6 +99,17 @@ struct SeamStore final : SessionStore {
   std::optional<std::int64_t> CountLive(std::int64_t now) override {
     ++counts;
     return real->CountLive(now);
+  }
+  // Exclusive mode's lock; `lease`, when set, replaces the handler's (0: a
+  // lease that has ended by the commit, as a stalled request's has).
+  std::optional<std::int64_t> lease;
+  LockOutcome TryLock(std::string_view id, std::string_view owner, std::int64_t l, std::int64_t now) override {
+    return real->TryLock(id, owner, lease.value_or(l), now);
+  }
+  void Unlock(std::string_view id, std::string_view owner) override { real->Unlock(id, owner); }
+  CommitResult CommitHolding(const std::optional<Session>& loaded, const ChangeSet& changes, std::int64_t now,
+                             std::string_view owner) override {
+    return real->CommitHolding(loaded, changes, now, owner);
   }
 };
 
@@ -809,4 +821,85 @@ TEST_CASE("read: with a Max-Age the cookie is renewed only when the read touched
                                                             "; Path=/; HttpOnly; SameSite=Lax; Max-Age=100"));
   f.seam->age = 60;
   CHECK(f.Run("write", "mode").has("Set-Cookie: sid=" + f.id + "; Path=/; HttpOnly; SameSite=Lax; Max-Age=100"));
+}
+
+// --- SESSION_MODE exclusive: the handler's lock step (session_lock.h).
+
+TEST_CASE("exclusive: the lock is released however the request ends, and a held one is a 503", "[handler][lock]") {
+  Fixture f;
+  f.config.lock_wait = std::chrono::milliseconds(0);  // a lock left behind would be a 503 at once
+  f.config.page.timeout = std::chrono::milliseconds(300);
+  f.Page("fail", "exit 1");
+  f.Page("stall", "sleep 5");
+  const std::string id = CookieOf(f.Serve({"SCRIPT_FILENAME=set", "QUERY_STRING=k=1"}));
+  auto exclusive = [&](const std::string& page, const std::string& query = "") {
+    return f.Serve({"SCRIPT_FILENAME=" + page, "QUERY_STRING=" + query, "HTTP_COOKIE=sid=" + id,
+                    "SESSION_MODE=exclusive"});
+  };
+  CHECK(exclusive("fail").has("Status: 502 Bad Gateway"));
+  CHECK(exclusive("stall").has("Status: 504 Gateway Timeout"));
+  CHECK(exclusive("set", "k=2").has("Status: 200 OK"));
+  CHECK(exclusive("show").body() == "k=2");  // a read releases it too
+  // Held by a request of another sessiond: 503 with Retry-After, nothing run.
+  auto other = OpenStore(f.config.store);
+  REQUIRE(other->TryLock(id, "another request", 30, std::time(nullptr)) == SessionStore::LockOutcome::Taken);
+  MemoryRequest refused = exclusive("set", "k=3");
+  CHECK(refused.has("Status: 503 Service Unavailable"));
+  CHECK(refused.has("Retry-After: 1"));
+  other->Unlock(id, "another request");
+  CHECK(exclusive("show").body() == "k=2");
+  // A new visitor needs no lock: a held lock of someone else's session is no matter.
+  REQUIRE(other->TryLock(id, "another request", 30, std::time(nullptr)) == SessionStore::LockOutcome::Taken);
+  CHECK(f.Serve({"SCRIPT_FILENAME=set", "QUERY_STRING=k=new", "SESSION_MODE=exclusive"}).has("Status: 200 OK"));
+}
+
+TEST_CASE("exclusive: a request whose lease ended stores nothing and gets 409", "[handler][lock]") {
+  Fixture f;
+  auto* seam = new SeamStore(OpenStore(f.config.store));
+  Handler h(f.config, std::unique_ptr<SessionStore>(seam));
+  auto serve = [&](std::vector<std::string> env) {
+    env.push_back("REQUEST_METHOD=GET");
+    MemoryRequest r(std::move(env));
+    h.Handle(r);
+    return r;
+  };
+  const std::string id = CookieOf(serve({"SCRIPT_FILENAME=set", "QUERY_STRING=k=1"}));
+  seam->lease = 0;
+  MemoryRequest late =
+      serve({"SCRIPT_FILENAME=set", "QUERY_STRING=k=2", "HTTP_COOKIE=sid=" + id, "SESSION_MODE=exclusive"});
+  CHECK(late.has("Status: 409 Conflict"));
+  CHECK(late.out().find("Set-Cookie") == std::string::npos);
+  seam->lease.reset();
+  CHECK(serve({"SCRIPT_FILENAME=show", "HTTP_COOKIE=sid=" + id, "SESSION_MODE=exclusive"}).body() == "k=1");
+}
+
+// An old id within its rotation grace has no session of its own to lock: the
+// request is served the session under its new id, under that one's lock
+// (before: under no lock at all, beside the request holding it).
+TEST_CASE("exclusive: an old id within its rotation grace takes the lock of the session under its new id",
+          "[handler][lock]") {
+  Fixture f;
+  f.config.lock_wait = std::chrono::milliseconds(0);
+  f.Page("login", "printf 'X-Session-Regenerate: 1\\r\\n\\r\\n'");
+  Handler h(f.config, OpenStore(f.config.store));
+  auto serve = [&](std::vector<std::string> env) {
+    env.push_back("REQUEST_METHOD=GET");
+    MemoryRequest r(std::move(env));
+    h.Handle(r);
+    return r;
+  };
+  const std::string old_id = CookieOf(serve({"SCRIPT_FILENAME=set", "QUERY_STRING=k=1"}));
+  const std::string new_id = CookieOf(serve({"SCRIPT_FILENAME=login", "HTTP_COOKIE=sid=" + old_id}));
+  REQUIRE(new_id != old_id);
+  auto other = OpenStore(f.config.store);  // another request, holding the session's lock
+  REQUIRE(other->TryLock(new_id, "other", 60, std::time(nullptr)) == SessionStore::LockOutcome::Taken);
+  MemoryRequest waits =
+      serve({"SCRIPT_FILENAME=set", "QUERY_STRING=k=2", "HTTP_COOKIE=sid=" + old_id, "SESSION_MODE=exclusive"});
+  CHECK(waits.status() == 503);
+  other->Unlock(new_id, "other");
+  MemoryRequest late =
+      serve({"SCRIPT_FILENAME=set", "QUERY_STRING=k=2", "HTTP_COOKIE=sid=" + old_id, "SESSION_MODE=exclusive"});
+  CHECK(late.status() == 200);
+  CHECK(late.has("Set-Cookie: sid=" + new_id + "; Path=/; HttpOnly; SameSite=Lax"));
+  CHECK(serve({"SCRIPT_FILENAME=show", "HTTP_COOKIE=sid=" + new_id, "SESSION_MODE=exclusive"}).body() == "k=2");
 }

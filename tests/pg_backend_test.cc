@@ -402,6 +402,21 @@ TEST_CASE("pg: the change function is created when missing, without a new schema
   CHECK(QueryInt(c, "SELECT max(version) FROM sessiond_schema") == kPgSchemaVersion);
 }
 
+TEST_CASE("pg: migration from 1 adds the session locks and keeps the sessions", "[postgres]") {
+  TempPgSchema schema;
+  pg::Conn c({schema.uri(), 2000});
+  std::string id = NewSessionId();
+  OldDatabase(c, id);  // version 1: no locks' table
+  PgPolicy p(schema.uri());
+  auto s = p->Load(id, 1001);
+  REQUIRE(s);
+  CHECK(s->items == Items{{"k", "v"}});
+  CHECK(QueryInt(c, "SELECT max(version) FROM sessiond_schema") == kPgSchemaVersion);
+  CHECK(p->TryLock(id, "owner", 30, 1001) == SessionStore::LockOutcome::Taken);
+  CHECK(p->CommitHolding(p->Load(id, 1001), Set("k", "w"), 1001, "owner").outcome ==
+        CommitResult::Outcome::Updated);
+}
+
 TEST_CASE("pg: two stores starting at once on an empty database create the schema once", "[postgres]") {
   TempPgSchema schema;
   std::latch go(2);

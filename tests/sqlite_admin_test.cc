@@ -561,6 +561,8 @@ TEST_CASE("migration from 1 keeps the sessions and removes only items of no sess
   auto s = store->Load(id, T0 + 1);
   REQUIRE(s);
   CHECK(s->items == Items{{"UserName", "ann"}, {"cart", "3"}});
+  // 2 -> 3: the session locks of exclusive mode, for the sessions kept.
+  CHECK(store->TryLock(id, "owner", 30, T0 + 1) == SessionStore::LockOutcome::Taken);
   CHECK(s->created == T0);
   CHECK(t.query("SELECT count(*) FROM items") == "2");
   CHECK(t.admin().Check(false).empty());

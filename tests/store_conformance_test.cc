@@ -825,3 +825,146 @@ TEST_CASE("grace 0: the old id dies at once, and a write after a login is refuse
     CHECK(store->Load(new_id, T0)->items == Items{{"k", "v"}});
   });
 }
+
+// --- Exclusive mode's session lock (SESSION_MODE exclusive): TryLock,
+// Unlock, CommitHolding.
+
+namespace {
+using Lock = SessionStore::LockOutcome;
+}  // namespace
+
+TEST_CASE("lock: one holder at a time across instances and a release by a non-holder is harmless",
+          "[store][conformance][lock]") {
+  ForEachEngine([](Engine& e) {
+    auto a = e.open(), b = e.open();  // two connections, as two sessionds
+    std::string id = a->Commit(std::nullopt, Sets({{"n", "0"}}), T0).id;
+    CHECK(a->TryLock(id, "owner-a", 30, T0) == Lock::Taken);
+    CHECK(b->TryLock(id, "owner-b", 30, T0) == Lock::Held);
+    CHECK(a->TryLock(id, "owner-a", 30, T0) == Lock::Held);  // not reentrant: one per request
+    b->Unlock(id, "owner-b");  // not b's: nothing happens
+    CHECK(b->TryLock(id, "owner-b", 30, T0 + 1) == Lock::Held);
+    a->Unlock(id, "owner-a");
+    a->Unlock(id, "owner-a");  // twice: harmless
+    CHECK(b->TryLock(id, "owner-b", 30, T0 + 1) == Lock::Taken);
+    b->Unlock(NewSessionId(), "owner-b");  // no such lock at all
+    CHECK(a->TryLock(id, "owner-a", 30, T0 + 1) == Lock::Held);
+    // Locks of different sessions are independent.
+    std::string other = a->Commit(std::nullopt, Sets({{"n", "0"}}), T0).id;
+    CHECK(a->TryLock(other, "owner-a", 30, T0 + 1) == Lock::Taken);
+  });
+}
+
+TEST_CASE("lock: only a live session is locked", "[store][conformance][lock]") {
+  ForEachEngine([](Engine& e) {
+    auto store = e.open();
+    CHECK(store->TryLock(NewSessionId(), "o", 30, T0) == Lock::NoSession);
+    CHECK(store->TryLock("not-an-id", "o", 30, T0) == Lock::NoSession);
+    std::string id = store->Commit(std::nullopt, Sets({{"k", "v"}}), T0).id;
+    CHECK(store->TryLock(id, "o", 30, T0 + 600) == Lock::NoSession);  // idle 600 s: expired
+  });
+}
+
+TEST_CASE("lock: a lease that ended is taken by the next request", "[store][conformance][lock]") {
+  ForEachEngine([](Engine& e) {
+    auto a = e.open(), b = e.open();
+    std::string id = a->Commit(std::nullopt, Sets({{"n", "0"}}), T0).id;
+    CHECK(a->TryLock(id, "owner-a", 30, T0) == Lock::Taken);
+    CHECK(b->TryLock(id, "owner-b", 30, T0 + 29) == Lock::Held);
+    CHECK(b->TryLock(id, "owner-b", 30, T0 + 30) == Lock::Taken);  // ended at T0 + 30
+    CHECK(a->TryLock(id, "owner-a", 30, T0 + 31) == Lock::Held);   // b's now, until T0 + 60
+    a->Unlock(id, "owner-a");  // the stalled holder's release does not free b's lock
+    CHECK(a->TryLock(id, "owner-a", 30, T0 + 31) == Lock::Held);
+  });
+}
+
+TEST_CASE("lock: the commit under the lock stores and releases it in one unit", "[store][conformance][lock]") {
+  ForEachEngine([](Engine& e) {
+    auto a = e.open(), b = e.open();
+    std::string id = a->Commit(std::nullopt, Sets({{"n", "0"}}), T0).id;
+    REQUIRE(a->TryLock(id, "owner-a", 30, T0) == Lock::Taken);
+    auto loaded = a->Load(id, T0);
+    CHECK(a->CommitHolding(loaded, Sets({{"n", "1"}}), T0 + 1, "owner-a").outcome ==
+          CommitResult::Outcome::Updated);
+    CHECK(b->Load(id, T0 + 1)->items == Items{{"n", "1"}});
+    CHECK(b->TryLock(id, "owner-b", 30, T0 + 1) == Lock::Taken);  // released by the commit
+    // A read under the lock releases it too.
+    CHECK(b->CommitHolding(b->Load(id, T0 + 1), ChangeSet{}, T0 + 1, "owner-b").outcome ==
+          CommitResult::Outcome::Unchanged);
+    CHECK(a->TryLock(id, "owner-a", 30, T0 + 1) == Lock::Taken);
+    // Regenerate: the session moves, the old id's lock goes with the commit.
+    ChangeSet regenerate;
+    regenerate.regenerate = true;
+    CommitResult moved = a->CommitHolding(a->Load(id, T0 + 1), regenerate, T0 + 1, "owner-a");
+    REQUIRE(moved.outcome == CommitResult::Outcome::Regenerated);
+    CHECK(b->TryLock(id, "owner-b", 30, T0 + 1) == Lock::NoSession);
+    CHECK(b->TryLock(moved.id, "owner-b", 30, T0 + 1) == Lock::Taken);
+    // Abandon.
+    ChangeSet abandon;
+    abandon.abandon = true;
+    CHECK(b->CommitHolding(b->Load(moved.id, T0 + 1), abandon, T0 + 1, "owner-b").outcome ==
+          CommitResult::Outcome::Abandoned);
+    CHECK_FALSE(a->Load(moved.id, T0 + 1));
+    // A new visitor needs no lock: its commit creates a session as Commit does.
+    CHECK(a->CommitHolding(std::nullopt, Sets({{"k", "v"}}), T0 + 1, "owner-a").outcome ==
+          CommitResult::Outcome::Created);
+  });
+}
+
+TEST_CASE("lock: a commit whose lease ended stores nothing (fencing)", "[store][conformance][lock]") {
+  ForEachEngine([](Engine& e) {
+    auto a = e.open(), b = e.open();
+    std::string id = a->Commit(std::nullopt, Sets({{"n", "0"}}), T0).id;
+    // a stalls past its lease; b takes the lock and stores newer work.
+    REQUIRE(a->TryLock(id, "owner-a", 30, T0) == Lock::Taken);
+    auto stalled = a->Load(id, T0);
+    REQUIRE(b->TryLock(id, "owner-b", 30, T0 + 30) == Lock::Taken);
+    CHECK(b->CommitHolding(b->Load(id, T0 + 30), Sets({{"n", "1"}, {"b", "1"}}), T0 + 31, "owner-b").outcome ==
+          CommitResult::Outcome::Updated);
+    ChangeSet late = Sets({{"n", "stale"}, {"a", "1"}});
+    late.changes.push_back({Kind::Remove, "b", {}, {}});
+    CHECK(a->CommitHolding(stalled, late, T0 + 32, "owner-a").outcome == CommitResult::Outcome::Fenced);
+    CHECK(a->Load(id, T0 + 32)->items == Items{{"b", "1"}, {"n", "1"}});  // nothing of a's
+    // Nor an abandon, nor a regenerate.
+    ChangeSet abandon;
+    abandon.abandon = true;
+    CHECK(a->CommitHolding(stalled, abandon, T0 + 32, "owner-a").outcome == CommitResult::Outcome::Fenced);
+    CHECK(a->Load(id, T0 + 32));
+    // A lease that ended without anyone taking the lock is lost all the same.
+    REQUIRE(a->TryLock(id, "owner-a2", 30, T0 + 40) == Lock::Taken);
+    CHECK(a->CommitHolding(a->Load(id, T0 + 40), Sets({{"n", "late"}}), T0 + 70, "owner-a2").outcome ==
+          CommitResult::Outcome::Fenced);
+    CHECK(a->Load(id, T0 + 70)->items.at("n") == "1");
+    // A read whose lock was lost is still a read: nothing to refuse.
+    CHECK(a->CommitHolding(a->Load(id, T0 + 70), ChangeSet{}, T0 + 70, "owner-a2").outcome ==
+          CommitResult::Outcome::Unchanged);
+    CHECK(b->TryLock(id, "owner-b2", 30, T0 + 70) == Lock::Taken);  // the expired lock, taken
+  });
+}
+
+TEST_CASE("lock: instances racing for one lock, exactly one gets it", "[store][conformance][lock]") {
+  ForEachEngine([](Engine& e) {
+    std::string id = e.open()->Commit(std::nullopt, Sets({{"n", "0"}}), T0).id;
+    constexpr int kRacers = 8;
+    std::vector<std::unique_ptr<SessionStore>> stores;
+    for (int i = 0; i < kRacers; ++i) stores.push_back(e.open());
+    std::vector<Lock> got(kRacers, Lock::NoSession);
+    std::vector<std::thread> threads;
+    for (int i = 0; i < kRacers; ++i)
+      threads.emplace_back([&, i] { got[i] = stores[i]->TryLock(id, "owner-" + std::to_string(i), 30, T0); });
+    for (auto& t : threads) t.join();
+    CHECK(std::count(got.begin(), got.end(), Lock::Taken) == 1);
+    CHECK(std::count(got.begin(), got.end(), Lock::Held) == kRacers - 1);
+  });
+}
+
+TEST_CASE("lock: the collector leaves a lock in its lease alone", "[store][conformance][lock]") {
+  ForEachEngine([](Engine& e) {
+    auto a = e.open(), b = e.open();
+    std::string id = a->Commit(std::nullopt, Sets({{"n", "0"}}), T0).id;
+    REQUIRE(a->TryLock(id, "owner-a", 30, T0) == Lock::Taken);
+    CHECK(a->CollectGarbage(T0 + 29, 10) == 0);
+    CHECK(b->TryLock(id, "owner-b", 30, T0 + 29) == Lock::Held);
+    CHECK(a->CommitHolding(a->Load(id, T0 + 29), Sets({{"n", "1"}}), T0 + 29, "owner-a").outcome ==
+          CommitResult::Outcome::Updated);
+  });
+}

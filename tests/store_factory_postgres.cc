@@ -41,7 +41,7 @@ const RegisterStore kPostgres{StoreFactory{
     [] {
       pg::Conn c({Schema().uri(), 5000});
       c.Send("SELECT to_regclass('sessions') IS NOT NULL");
-      if (c.Sync().back().int64(0, 0)) c.Exec("TRUNCATE sessions, items, forwards");
+      if (c.Sync().back().int64(0, 0)) c.Exec("TRUNCATE sessions, items, forwards, session_locks");
     },
 }};
 

@@ -60,6 +60,14 @@ struct Metrics::Impl {
           .Register(registry);
   prometheus::Counter& store_busy = store_errors.Add({{"kind", "busy"}});
   prometheus::Counter& store_failed = store_errors.Add({{"kind", "failed"}});
+  prometheus::Family<prometheus::Counter>& lock_waits =
+      BuildCounter()
+          .Name("sessiond_session_lock_waits_total")
+          .Help("Exclusive-mode requests that found their session's lock held: outcome=got, they got it "
+                "within --lock-wait; outcome=timed_out, they did not (503)")
+          .Register(registry);
+  prometheus::Counter& lock_got = lock_waits.Add({{"outcome", "got"}});
+  prometheus::Counter& lock_timed_out = lock_waits.Add({{"outcome", "timed_out"}});
 
   prometheus::Counter& created = BuildCounter()
                                      .Name("sessiond_sessions_created_total")
@@ -135,6 +143,7 @@ void Metrics::ObserveStoreLoad(double seconds) { impl_->store_load.Observe(secon
 void Metrics::ObserveStoreCommit(double seconds) { impl_->store_commit.Observe(seconds); }
 
 void Metrics::CountStoreError(bool busy) { (busy ? impl_->store_busy : impl_->store_failed).Increment(); }
+void Metrics::CountLockWait(bool got) { (got ? impl_->lock_got : impl_->lock_timed_out).Increment(); }
 
 void Metrics::CountSession(SessionEvent event) {
   switch (event) {

@@ -41,6 +41,11 @@ class Metrics {
   // timeout (the request got 503), else any other failure (500).
   void CountStoreError(bool busy);
 
+  // An exclusive-mode request waited for its session's lock (held by
+  // another request): `got` it within --lock-wait, or not (503).
+  // sessiond_session_lock_waits_total{outcome="got"|"timed_out"}.
+  void CountLockWait(bool got);
+
   enum class SessionEvent {
     Created,        // a new session was stored (a new visitor's first write)
     Regenerated,    // a session moved to a new id

@@ -162,16 +162,22 @@ Response Handler::Process(Request& request) {
   const bool off = route.mode == Route::Mode::Off;
   std::optional<PageRunner> page;
   const Runner& runner = ChooseRunner(request, page);
-  // Exclusive (lock17): the session's lock is taken here, before the load.
-  const std::optional<Session> session = off ? std::nullopt : LoadSession(request);
+  // Exclusive: the session's farm-wide lock, before its load, until the
+  // commit; released by the guard on every other way out.
+  std::optional<SessionLock> lock;
+  const std::optional<Session> session = LoadSession(request, route, lock);
   RunResult run = Run(runner, request, route, session);
   const CgiResponse out = CheckRun(run, runner.Describe(), request, session);
   CheckChanges(route, out.session, runner.Describe());
-  const CommitResult committed = Commit(route, session, out.session);
+  const CommitResult committed = Commit(route, session, out.session, lock ? &*lock : nullptr);
   if (committed.outcome == CommitResult::Outcome::Gone)
     throw HttpError(409, "the session ended while the page ran (a logout, an expiry, or a login with no "
                          "--regenerate-grace left); "
                          "its changes were not kept");
+  if (committed.outcome == CommitResult::Outcome::Fenced)
+    throw HttpError(409, "the session's exclusive lock was lost while the page ran: its lease (--page-timeout "
+                         "+ --busy-timeout + 1 s) ended, and another request may have taken it; its changes were "
+                         "not kept");
   const bool had_cookie = !off && FindCookie(CookieHeader(request), config_.cookie.name).has_value();
   return Respond(route, out, run, session, committed, request.Param("HTTPS") == "on", had_cookie);
 }
@@ -252,8 +258,43 @@ Handler::Page Handler::ResolvePage(const Request& request) const {
   return {page, rest};
 }
 
+// Exclusive mode: the lock of the session LoadSession will take (the first
+// of the cookie's well-formed ids, at most three, with a live session).
+// Should another be loaded after all (this one ended meanwhile), its commit
+// is refused, as one whose lock was lost. The lease covers the page's run
+// and a commit that waits for a busy store, and a second for the clock's
+// whole seconds: a sessiond that died holding the lock holds it no longer.
+SessionLock Handler::LockSession(const Request& request, std::vector<std::string_view> ids) {
+  std::string header = CookieHeader(request);
+  if (ids.empty() && header.size() <= config_.max_cookie_bytes)  // else LoadSession's 400
+    for (std::string_view id : FindCookies(header, config_.cookie.name))
+      if (IsWellFormedId(id) && ids.size() < 3) ids.push_back(id);
+  const auto lease = std::chrono::ceil<std::chrono::seconds>(
+                         config_.page.timeout + std::chrono::milliseconds(config_.store.busy_timeout_ms)) +
+                     std::chrono::seconds(1);
+  return SessionLock::Take(*store_, ids, lease.count(), config_.lock_wait);
+}
+
 // The cookie's session, or nullopt for a new visitor: no cookie, a malformed
 // one, or an id the store does not know (never issued, expired, abandoned).
+std::optional<Session> Handler::LoadSession(const Request& request, const Route& route,
+                                            std::optional<SessionLock>& lock) {
+  if (route.mode == Route::Mode::Off) return std::nullopt;
+  if (route.mode != Route::Mode::Exclusive) return LoadSession(request);
+  lock.emplace(LockSession(request));
+  std::optional<Session> session = LoadSession(request);
+  if (session && session->forwarded) {
+    // An old id within its rotation grace (no session of its own to lock)
+    // led to the session under its new id: that one's lock, then the load
+    // again under it.
+    const std::string id = session->id;
+    lock.reset();
+    lock.emplace(LockSession(request, {id}));
+    session = LoadSession(request);
+  }
+  return session;
+}
+
 std::optional<Session> Handler::LoadSession(const Request& request) {
   std::string header = CookieHeader(request);
   if (header.size() > config_.max_cookie_bytes)
@@ -375,7 +416,10 @@ void Handler::CheckChanges(const Route& route, const ChangeSet& changes, const s
 // is not observed). An off route has nothing to commit, and a read route
 // nothing to write: neither reaches the store, except a read route's lazy
 // touch when SESSION_READ_TOUCH is on (the commit of an empty change set).
-CommitResult Handler::Commit(const Route& route, const std::optional<Session>& session, const ChangeSet& changes) {
+// `lock`: the exclusive lock held for `session`, which the commit checks and
+// releases (or null).
+CommitResult Handler::Commit(const Route& route, const std::optional<Session>& session, const ChangeSet& changes,
+                             SessionLock* lock) {
   using O = CommitResult::Outcome;
   if (route.mode == Route::Mode::Off) return {};
   if (route.mode == Route::Mode::Read && (!route.read_touch || !session)) return {};
@@ -383,7 +427,12 @@ CommitResult Handler::Commit(const Route& route, const std::optional<Session>& s
   auto start = std::chrono::steady_clock::now();
   CommitResult committed;
   try {
-    committed = store_->Commit(session, changes, Now());
+    if (lock && lock->held()) {
+      committed = store_->CommitHolding(session, changes, Now(), lock->owner());
+      if (session) lock->Released();  // by the commit, or (Fenced) another's now
+    } else {
+      committed = store_->Commit(session, changes, Now());
+    }
   } catch (const StoreError&) {
     metrics.ObserveStoreCommit(SecondsSince(start));
     throw;

@@ -12,6 +12,7 @@
 // with the mode, and nothing is stored.
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <optional>
 #include <string>
@@ -24,6 +25,7 @@
 #include "middleware/request_path/cgi_response.h"
 #include "middleware/request_path/cookie.h"
 #include "middleware/request_path/route.h"
+#include "middleware/request_path/session_lock.h"
 #include "middleware/runners/page_runner.h"
 #include "middleware/runners/runner.h"
 #include "store/open.h"
@@ -61,6 +63,10 @@ struct HandlerSettings {
   // gets sessiond's metrics in Prometheus's text format instead of a page.
   // Empty (the default): no such path, every request is a page's.
   std::string status_path;
+
+  // SESSION_MODE exclusive: how long a request waits for its session's
+  // lock while another request holds it; past it, 503 with Retry-After.
+  std::chrono::milliseconds lock_wait{10000};
 };
 
 // No applications (a Handler that runs pages only).
@@ -100,13 +106,19 @@ class Handler {
   void ServeStatus(Request& request);
   const Runner& ChooseRunner(const Request& request, std::optional<PageRunner>& page) const;
   Page ResolvePage(const Request& request) const;
+  // The route's session: none on an off route; on an exclusive one, loaded
+  // under its lock, which `lock` then holds.
+  std::optional<Session> LoadSession(const Request& request, const Route& route, std::optional<SessionLock>& lock);
+  // `ids`: the cookie's (empty: read from the request).
+  SessionLock LockSession(const Request& request, std::vector<std::string_view> ids = {});
   std::optional<Session> LoadSession(const Request& request);
   RunResult Run(const Runner& runner, const Request& request, const Route& route,
                 const std::optional<Session>& session) const;
   CgiResponse CheckRun(const RunResult& run, const std::string& page, const Request& request,
                        const std::optional<Session>& session) const;
   void CheckChanges(const Route& route, const ChangeSet& changes, const std::string& page) const;
-  CommitResult Commit(const Route& route, const std::optional<Session>& session, const ChangeSet& changes);
+  CommitResult Commit(const Route& route, const std::optional<Session>& session, const ChangeSet& changes,
+                      SessionLock* lock);
   Response Respond(const Route& route, const CgiResponse& page, RunResult& run,
                    const std::optional<Session>& session, const CommitResult& committed, bool https,
                    bool had_cookie) const;

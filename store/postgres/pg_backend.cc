@@ -61,6 +61,16 @@ CREATE TABLE forwards (
 );
 CREATE INDEX forwards_by_expiry ON forwards (expires);
 )sql",
+    // 3 -> 4: exclusive mode's session locks (SESSION_MODE exclusive). No
+    // foreign key: a session renamed or deleted under its lock leaves the
+    // row to its holder's release, or to the lease's end and the collector.
+    R"sql(
+CREATE TABLE session_locks (
+  id_hash bytea PRIMARY KEY,   -- the locked session's, as sessions.id_hash
+  owner   text NOT NULL,       -- the holder's token, one per request
+  expires bigint NOT NULL      -- the end of the lease, unix seconds, the database server's clock
+);
+)sql",
 };
 static_assert(std::size(kMigrations) == kPgSchemaVersion);
 
@@ -251,10 +261,31 @@ struct PgBackend::Statements {
         insert{"sessiond_insert", insert_sql.c_str()},
         gc{"sessiond_gc", gc_sql.c_str()},
         count{"sessiond_count", count_sql.c_str()},
-        change{"sessiond_change", change_sql.c_str()} {}
+        change{"sessiond_change", change_sql.c_str()},
+        // After the four of every timed statement: $5 the owner, $6 the lease.
+        take_lock_sql("INSERT INTO session_locks (id_hash, owner, expires) VALUES ($1, $5, " + now +
+                      " + $6) ON CONFLICT (id_hash) DO UPDATE SET owner = excluded.owner, "
+                      "expires = excluded.expires WHERE session_locks.expires <= " + now),
+        // FOR UPDATE: a request taking the expired lock waits for the end of
+        // the unit that found it held (and then finds it released, or still
+        // held until the lease's end).
+        holds_lock_sql("SELECT 1 FROM session_locks WHERE id_hash = $1 AND owner = $5 AND expires > " + now +
+                       " FOR UPDATE"),
+        gc_locks_sql("DELETE FROM session_locks WHERE expires <= " + gc_now),
+        // Without a row lock: a request taking the session's lock must not
+        // hold the session's row while it waits for the lock's (the commit
+        // under the lock takes them the other way round).
+        lockable_sql("SELECT 1 FROM sessions WHERE id_hash = $1 AND " + sql::Alive(Terms(now, ""))),
+        take_lock{"sessiond_take_lock", take_lock_sql.c_str()},
+        holds_lock{"sessiond_holds_lock", holds_lock_sql.c_str()},
+        gc_locks{"sessiond_gc_locks", gc_locks_sql.c_str()},
+        lockable{"sessiond_lockable", lockable_sql.c_str()} {}
 
   std::string now, gc_now, load_sql, touch_sql, alive_sql, insert_sql, gc_sql, count_sql, change_sql;
   Statement load, touch, alive, insert, gc, count, change;
+  std::string take_lock_sql, holds_lock_sql, gc_locks_sql, lockable_sql;
+  Statement take_lock, holds_lock, gc_locks, lockable;
+  Statement release_lock{"sessiond_release_lock", "DELETE FROM session_locks WHERE id_hash = $1 AND owner = $2"};
   Statement set_item{"sessiond_set_item",
                      "INSERT INTO items (id_hash, key, value) VALUES ($1, $2, $3) "
                      "ON CONFLICT (id_hash, key) DO UPDATE SET value = excluded.value"};
@@ -319,6 +350,24 @@ class PgBackend::Writer final : public StoreWriter {
   void Forward(const IdDigest& from, const IdDigest& to, const SealedId& sealed, std::int64_t now) override {
     c_.Send(sql_.forward, {Digest(from), Param::Int(now), Digest(to), Param::Int(t_.grace),
                            Param::Bytes(sealed.data(), sealed.size())});
+  }
+  SessionStore::LockOutcome TakeLock(const IdDigest& d, std::string_view owner, std::int64_t now,
+                                     std::int64_t lease) override {
+    c_.Send(sql_.lockable, Timed(d, now));
+    if (c_.Sync().back().rows() == 0) return SessionStore::LockOutcome::NoSession;
+    std::vector<Param> p = Timed(d, now);
+    p.insert(p.end(), {Param::Text(owner), Param::Int(lease)});
+    c_.Send(sql_.take_lock, p);
+    return c_.Sync().back().affected() != 0 ? SessionStore::LockOutcome::Taken : SessionStore::LockOutcome::Held;
+  }
+  bool HoldsLock(const IdDigest& d, std::string_view owner, std::int64_t now) override {
+    std::vector<Param> p = Timed(d, now);
+    p.push_back(Param::Text(owner));
+    c_.Send(sql_.holds_lock, p);
+    return c_.Sync().back().rows() != 0;
+  }
+  void ReleaseLock(const IdDigest& d, std::string_view owner) override {
+    c_.Send(sql_.release_lock, {Digest(d), Param::Text(owner)});
   }
 
  private:
@@ -582,7 +631,9 @@ std::size_t PgBackend::queued_changes() {
 
 std::size_t PgBackend::CollectGarbage(std::int64_t now, std::size_t batch) {
   Borrowed conn(*this);
-  // One statement in its own (implicit) transaction.
+  // The locks whose lease ended (few: only holders that died leave one),
+  // then one batch of sessions.
+  conn->Send(sql_->gc_locks, {Param::Int(now)});
   conn->Send(sql_->gc, {Param::Int(now), Param::Int(static_cast<std::int64_t>(batch))});
   return static_cast<std::size_t>(conn->Sync().back().affected());
 }

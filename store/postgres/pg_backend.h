@@ -39,7 +39,7 @@ struct PgOptions {
 
 // The expand steps of this build's own schema (sessiond_schema.version
 // counts them); PgSchemaSteps().known() is the version this build writes.
-inline constexpr int kPgSchemaVersion = 3;
+inline constexpr int kPgSchemaVersion = 4;
 
 // 'sessiond' in ASCII: the advisory lock sessionds starting at once take
 // around creating or migrating the schema (per database), and `sessiond

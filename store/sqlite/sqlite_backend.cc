@@ -81,6 +81,16 @@ CREATE TABLE forwards (
 ) WITHOUT ROWID;
 CREATE INDEX forwards_by_expiry ON forwards(expires);
 )sql",
+    // 4 -> 5: exclusive mode's session locks (SESSION_MODE exclusive). No
+    // foreign key: a session renamed or deleted under its lock leaves the
+    // row to its holder's release, or to the lease's end and the collector.
+    R"sql(
+CREATE TABLE session_locks (
+  id_hash BLOB PRIMARY KEY,   -- the locked session's, as sessions.id_hash
+  owner   TEXT NOT NULL,      -- the holder's token, one per request
+  expires INTEGER NOT NULL    -- the end of the lease, unix seconds
+) WITHOUT ROWID;
+)sql",
 };
 static_assert(std::size(kMigrations) == kSchemaVersion);
 
@@ -214,6 +224,13 @@ struct SqliteBackend::Conn {
         forwarded(db, "SELECT new_hash, sealed FROM forwards WHERE old_hash = ?1 AND expires > ?2"),
         gc_forwards(db, "DELETE FROM forwards WHERE old_hash IN "
                         "(SELECT old_hash FROM forwards WHERE expires <= ?1 LIMIT ?2)"),
+        // ?1 the digest, ?2 now, ?3 the owner, ?4 the lease.
+        take_lock(db, "INSERT INTO session_locks (id_hash, owner, expires) VALUES (?1, ?3, ?2 + ?4) "
+                      "ON CONFLICT (id_hash) DO UPDATE SET owner = excluded.owner, expires = excluded.expires "
+                      "WHERE session_locks.expires <= ?2"),
+        holds_lock(db, "SELECT 1 FROM session_locks WHERE id_hash = ?1 AND owner = ?3 AND expires > ?2"),
+        release_lock(db, "DELETE FROM session_locks WHERE id_hash = ?1 AND owner = ?2"),
+        gc_locks(db, "DELETE FROM session_locks WHERE expires <= ?1"),
         savepoint(db, "SAVEPOINT unit"),
         release(db, "RELEASE unit"),
         rollback_to(db, "ROLLBACK TO unit") {}
@@ -299,7 +316,8 @@ struct SqliteBackend::Conn {
   std::mutex& writer;  // held around every write transaction
   bool ready;  // Setup() ran: the schema exists before the statements below are prepared
   Stmt load, touch, alive, insert_session, delete_session, rename_session, set_item, remove_item,
-      clear_items, totals, gc, holds, forward, forwarded, gc_forwards, savepoint, release, rollback_to;
+      clear_items, totals, gc, holds, forward, forwarded, gc_forwards, take_lock, holds_lock, release_lock,
+      gc_locks, savepoint, release, rollback_to;
   WritePacer gc_pacer;  // between a sweep's batches, writers of other processes get the lock
 };
 
@@ -340,6 +358,21 @@ class SqliteWriter final : public StoreWriter {
         .Bind(3, now + c_.opts.timeouts.grace)
         .BindBlob(4, sealed.data(), sealed.size())
         .Run();
+  }
+  SessionStore::LockOutcome TakeLock(const IdDigest& d, std::string_view owner, std::int64_t now,
+                                     std::int64_t lease) override {
+    if (!Alive(d, now)) return SessionStore::LockOutcome::NoSession;
+    c_.Bound(c_.take_lock, d).Bind(2, now).Bind(3, owner).Bind(4, lease).Run();
+    return c_.db.Changes() != 0 ? SessionStore::LockOutcome::Taken : SessionStore::LockOutcome::Held;
+  }
+  // The unit runs in the write transaction, which no other connection can
+  // enter before it ends: the lock stays as checked.
+  bool HoldsLock(const IdDigest& d, std::string_view owner, std::int64_t now) override {
+    Stmt::Scope scope(c_.holds_lock);
+    return c_.Bound(c_.holds_lock, d).Bind(2, now).Bind(3, owner).Step();
+  }
+  void ReleaseLock(const IdDigest& d, std::string_view owner) override {
+    c_.Bound(c_.release_lock, d).Bind(2, owner).Run();
   }
 
  private:
@@ -480,6 +513,7 @@ std::size_t SqliteBackend::CollectGarbage(std::int64_t now, std::size_t batch) {
   Transaction tx(c.db);
   c.gc.Bind(1, now).Bind(2, static_cast<std::int64_t>(batch)).Run();
   auto deleted = static_cast<std::size_t>(c.db.Changes());
+  c.gc_locks.Bind(1, now).Run();  // few: only holders that died leave one
   if (hook) hook();
   tx.Commit();
   c.gc_pacer.End();

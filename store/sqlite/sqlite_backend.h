@@ -16,7 +16,7 @@ struct StoreOptions;
 
 // The expand steps of this build's own schema (PRAGMA user_version counts
 // them); SqliteSchemaSteps().known() is the version this build writes.
-inline constexpr int kSchemaVersion = 4;
+inline constexpr int kSchemaVersion = 5;
 
 class Db;
 // This build's schema steps (backend.h), and a test's additions: the
