@@ -95,12 +95,15 @@ class PgEngine final : public AdminEngine {
   bool HasMembers() override { return Run("SELECT to_regclass('sessiond_members') IS NOT NULL", {}).int64(0, 0) != 0; }
   // Under the advisory lock sessionds take to migrate the schema as they
   // start, so none starts meanwhile.
-  void Contract(const std::vector<std::string>& steps, int required, const std::string& blocking,
-                const std::vector<SqlParam>& params, const std::string& refused) override {
+  void Contract(const std::vector<std::string>& steps, int required, const std::vector<Check>& checks,
+                const std::vector<SqlParam>& params) override {
     try {
       conn.Exec("BEGIN");
       conn.Exec(("SELECT pg_advisory_xact_lock(" + std::to_string(kPgSchemaLock) + ")").c_str());
-      if (Run(blocking, ParamsOf(params)).int64(0, 0) != 0) throw StoreError(refused, 0, false);
+      // Each statement reads what committed before it (READ COMMITTED),
+      // so after the lock: a Contract that held it before is seen.
+      for (const Check& check : checks)
+        if (Run(check.sql, ParamsOf(params)).int64(0, 0) != 0) throw StoreError(check.refused, 0, false);
       for (const std::string& sql : steps) conn.Exec(sql.c_str());
       conn.Exec(("UPDATE sessiond_schema SET required = " + std::to_string(required)).c_str());
       conn.Exec("COMMIT");
