@@ -281,7 +281,7 @@ AdminCommands::AdminCommands(CLI::App& app) : impl_(std::make_unique<Impl>()) {
                        "Rolling upgrades: the schema version, the contract steps pending, the sessionds serving the store");
   migrate.cmd->add_flag("--finish", migrate.o.finish,
                         "Run the contract steps once every running sessiond is of this version; exit 1 while one is older");
-  json(migrate, "A JSON object (without --finish)");
+  json(migrate, "A JSON object; with --finish {\"outcome\": \"nothing\"|\"finished\"|\"refused\", ...}");
 
   Entry& backup = add(Command::Backup, "backup", "Write a consistent copy of the store to a new file (mode 0600)");
   backup.cmd->add_option("file", backup.o.backup_path, "The copy; must not exist")->required();
@@ -428,13 +428,18 @@ int Entry::Run(std::ostream& out, std::ostream& err, std::int64_t now) {
       FinishResult r = Open(true)->Finish(now);
       switch (r.outcome) {
         case FinishResult::Outcome::Nothing:
-          out << "nothing to finish: the store has had every contract step of this sessiond\n";
+          out << (o.json ? "{\"outcome\": \"nothing\"}\n"
+                         : "nothing to finish: the store has had every contract step of this sessiond\n");
           return kOk;
         case FinishResult::Outcome::Finished:
-          out << "finished: " << Plural(r.steps, "contract step", "contract steps")
-              << " run; the store now needs a sessiond of schema " << r.required << " or later\n";
+          if (o.json)
+            out << "{\"outcome\": \"finished\", \"steps\": " << r.steps << ", \"required\": " << r.required << "}\n";
+          else
+            out << "finished: " << Plural(r.steps, "contract step", "contract steps")
+                << " run; the store now needs a sessiond of schema " << r.required << " or later\n";
           return kOk;
         case FinishResult::Outcome::Refused:
+          if (o.json) out << "{\"outcome\": \"refused\", \"why\": " << JsonString(r.why) << "}\n";
           say("refused, nothing changed: " + Escaped(r.why));
           return kFailed;
       }

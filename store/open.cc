@@ -86,6 +86,10 @@ DbConnectionLimits ReadDbConnectionLimits(const StoreOptions& options) {
   l.server = static_cast<int>(r.int64(0, 0));
   l.role = r.null(0, 1) ? -1 : static_cast<int>(r.int64(0, 1));
   l.database = r.null(0, 2) ? -1 : static_cast<int>(r.int64(0, 2));
+  // A schema finished for a newer sessiond (a rollback too far) is refused
+  // here as serve refuses it, read without changing anything.
+  c.Send("SELECT to_regclass('sessiond_schema') IS NOT NULL");
+  if (c.Sync().back().int64(0, 0)) RefuseUnusableSchema(ReadPgSchemaLevel(c), PgSchemaSteps().known(), "PostgreSQL: ", 0);
   return l;
 }
 

@@ -68,7 +68,8 @@ struct DbConnectionLimits {
   int role = -1;      // the role's CONNECTION LIMIT
   int database = -1;  // the database's CONNECTION LIMIT
 };
-// Connects once. Throws StoreError as CheckStore.
+// Connects once. Throws StoreError as CheckStore, SchemaError for a schema
+// that needs a newer sessiond (nothing is migrated).
 DbConnectionLimits ReadDbConnectionLimits(const StoreOptions& options);
 
 // What `sessiond serve --test` checks of a SQLite file, without changing it

@@ -268,15 +268,22 @@ FinishResult SqlAdmin::Finish(std::int64_t now) {
   std::vector<std::string> sql;
   for (const ContractStep& step : e.Steps().contract)
     if (step.needs > up.level.required) sql.push_back(step.sql);
-  // Checked again inside the transaction: a member that started meanwhile.
+  // Checked again inside the transaction: another migrate --finish that
+  // finished meanwhile (its steps must not run twice), a member that
+  // started meanwhile.
+  const std::string finished = "finished meanwhile by another sessiond migrate --finish";
   const std::string meanwhile = "an older sessiond started meanwhile: " + in_the_way;
   try {
     e.Contract(sql, need,
-               "SELECT count(*) FROM sessiond_members WHERE schema < " + e.Param(2) + " AND seen > " + e.Now(1) +
-                   " - " + std::to_string(kSeenWithin),
-               {SqlParam::Int(now), SqlParam::Int(need)}, meanwhile);
+               {{"SELECT count(*) FROM sessiond_schema WHERE required >= " + e.Param(2), finished},
+                {"SELECT count(*) FROM sessiond_members WHERE schema < " + e.Param(2) + " AND seen > " + e.Now(1) +
+                     " - " + std::to_string(kSeenWithin),
+                 meanwhile}},
+               {SqlParam::Int(now), SqlParam::Int(need)});
   } catch (const StoreError& ex) {
-    if (ex.busy() || ex.what() != meanwhile) throw;
+    if (ex.busy()) throw;
+    if (ex.what() == finished) return result;  // Nothing: the steps ran once, by the other
+    if (ex.what() != meanwhile) throw;
     return refuse(meanwhile);
   }
   result.outcome = FinishResult::Outcome::Finished;

@@ -99,11 +99,15 @@ class AdminEngine {
   virtual const SchemaSteps& Steps() const = 0;
   virtual bool HasMembers() = 0;
   // In one write transaction that also keeps sessionds from starting or
-  // migrating meanwhile: runs `blocking` (a count, with `params`) and throws
-  // StoreError (not busy) with `refused` when it is not 0; else runs each of
-  // `steps` and sets the required version to `required`.
-  virtual void Contract(const std::vector<std::string>& steps, int required, const std::string& blocking,
-                        const std::vector<SqlParam>& params, const std::string& refused) = 0;
+  // migrating meanwhile (and another Contract: two `migrate --finish` at
+  // once): runs each check's `sql` (a count, with `params`) in order and
+  // throws StoreError (not busy) with its `refused` at the first that is not
+  // 0; else runs each of `steps` and sets the required version to `required`.
+  struct Check {
+    std::string sql, refused;
+  };
+  virtual void Contract(const std::vector<std::string>& steps, int required, const std::vector<Check>& checks,
+                        const std::vector<SqlParam>& params) = 0;
 };
 
 // SessionAdmin over an engine. An engine's admin derives from it and gives

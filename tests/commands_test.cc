@@ -165,3 +165,41 @@ TEST_CASE("commands: an id that begins with '-' goes after --", "[commands]") {
   CHECK(Run({"show", "--db", f.db, id}).status == 2);  // taken for an option
   CHECK(Run({"show", "--db", f.db, "--", id}).status == 0);
 }
+
+// A script runs `migrate --finish --json` and reads what happened from the
+// JSON, as from every other command's --json: nothing to do, refused (and
+// why, naming the older member), finished.
+TEST_CASE("commands: migrate --json, and with --finish too, print JSON", "[commands]") {
+  Fixture f;
+  Result r = Run({"migrate", "--db", f.db, "--json"});
+  CHECK(r.status == 0);
+  CHECK_THAT(r.out, Catch::StartsWith("{\"schema_version\": "));
+  r = Run({"migrate", "--db", f.db, "--finish", "--json"});
+  CHECK(r.status == 0);
+  CHECK(r.out == "{\"outcome\": \"nothing\"}\n");
+  StoreOptions o;
+  o.db = f.db;
+  SqliteBackend(o).RecordMember({"old:1", "0.1.0", 0, T0, 0}, T0 + 5);  // a member of this build's schema
+  SchemaSteps& steps = SqliteSchemaStepsForTesting();
+  const int older = steps.known();
+  steps.expand.push_back("CREATE TABLE next_notes (note TEXT);");
+  steps.contract.push_back({older + 1, "DROP TABLE next_notes;"});
+  struct Restore {
+    SchemaSteps& s;
+    ~Restore() {
+      s.expand.pop_back();
+      s.contract.pop_back();
+    }
+  } restore{steps};
+  {
+    SqliteBackend newer(o);  // the newer build expands the file
+  }
+  r = Run({"migrate", "--db", f.db, "--finish", "--json"});
+  CHECK(r.status == 1);
+  CHECK_THAT(r.out, Catch::StartsWith("{\"outcome\": \"refused\", \"why\": \"old:1 (0.1.0, schema " +
+                                      std::to_string(older) + "): older sessionds are running"));
+  SqliteBackend(o).ForgetMember("old:1");
+  r = Run({"migrate", "--db", f.db, "--finish", "--json"});
+  CHECK(r.status == 0);
+  CHECK(r.out == "{\"outcome\": \"finished\", \"steps\": 1, \"required\": " + std::to_string(older + 1) + "}\n");
+}

@@ -1,6 +1,9 @@
 // The operator's commands' interface on a PostgreSQL store (PgAdmin).
 #include <catch2/catch.hpp>
 
+#include <chrono>
+#include <thread>
+
 #include "pg_test_db.h"
 #include "store/postgres/pg_admin.h"
 #include "store/postgres/pg_backend.h"
@@ -175,6 +178,63 @@ TEST_CASE("pg admin: a rolling upgrade: expand, serve both, finish once the olde
   steps.expand.pop_back();  // the older build again
   steps.contract.pop_back();
   CHECK_THROWS_WITH(PgBackend(o).Connect(), Catch::Contains("needs a sessiond of schema version"));
+}
+
+// Two operators (or a script run twice) finish at once: both read the
+// store's level before either takes the lock, and the second, once it has
+// the lock, must see that the first finished, not run the contract steps
+// again (a step that is not idempotent fails, or worse, applies twice).
+TEST_CASE("pg admin: two migrate --finish at once run the contract steps once", "[postgres]") {
+  Fixture f;
+  SchemaSteps& steps = PgSchemaStepsForTesting();
+  const int older = steps.known();
+  steps.expand.push_back("CREATE TABLE next_notes (note text);");
+  steps.contract.push_back({older + 1, "DROP TABLE next_notes;"});
+  struct Restore {
+    SchemaSteps& s;
+    ~Restore() {
+      s.expand.pop_back();
+      s.contract.pop_back();
+    }
+  } restore{steps};
+  PgOptions o;
+  o.uri = f.schema.uri();
+  o.server_clock = false;
+  PgBackend newer(o);
+  newer.Connect();  // expands
+  // Both finishes wait for the schema lock, held here, after reading the level.
+  pg::Conn holder(pg::ConnOptions{f.schema.uri(), 5000});
+  const std::string lock = std::to_string(kPgSchemaLock);
+  holder.Exec(("SELECT pg_advisory_lock(" + lock + ")").c_str());
+  FinishResult results[2];
+  std::string errors[2];
+  std::vector<std::thread> finishes;
+  for (int i = 0; i < 2; ++i)
+    finishes.emplace_back([&, i] {
+      try {
+        results[i] = PgAdmin(AdminOn(f.schema, true)).Finish(1000);
+      } catch (const std::exception& e) {
+        errors[i] = e.what();
+      }
+    });
+  const std::string waiting =
+      "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND objsubid = 1 AND classid = " +
+      std::to_string(static_cast<std::uint64_t>(kPgSchemaLock) >> 32) +
+      " AND objid = " + std::to_string(static_cast<std::uint64_t>(kPgSchemaLock) & 0xffffffffu);
+  std::int64_t n = 0;
+  for (int i = 0; i < 400 && n < 2; ++i) {
+    holder.Send(waiting.c_str());
+    n = holder.Sync().back().int64(0, 0);
+    if (n < 2) std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  }
+  holder.Exec(("SELECT pg_advisory_unlock(" + lock + ")").c_str());
+  for (std::thread& t : finishes) t.join();
+  REQUIRE(n == 2);
+  CHECK(errors[0] == "");
+  CHECK(errors[1] == "");
+  CHECK(((results[0].outcome == FinishResult::Outcome::Finished) !=
+         (results[1].outcome == FinishResult::Outcome::Finished)));
+  CHECK((results[0].outcome == FinishResult::Outcome::Nothing || results[1].outcome == FinishResult::Outcome::Nothing));
 }
 
 TEST_CASE("pg admin: check reports items without a session and malformed digests", "[postgres]") {

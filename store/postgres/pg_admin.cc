@@ -95,12 +95,15 @@ class PgEngine final : public AdminEngine {
   bool HasMembers() override { return Run("SELECT to_regclass('sessiond_members') IS NOT NULL", {}).int64(0, 0) != 0; }
   // Under the advisory lock sessionds take to migrate the schema as they
   // start, so none starts meanwhile.
-  void Contract(const std::vector<std::string>& steps, int required, const std::string& blocking,
-                const std::vector<SqlParam>& params, const std::string& refused) override {
+  void Contract(const std::vector<std::string>& steps, int required, const std::vector<Check>& checks,
+                const std::vector<SqlParam>& params) override {
     try {
       conn.Exec("BEGIN");
       conn.Exec(("SELECT pg_advisory_xact_lock(" + std::to_string(kPgSchemaLock) + ")").c_str());
-      if (Run(blocking, ParamsOf(params)).int64(0, 0) != 0) throw StoreError(refused, 0, false);
+      // Each statement reads what committed before it (READ COMMITTED),
+      // so after the lock: a Contract that held it before is seen.
+      for (const Check& check : checks)
+        if (Run(check.sql, ParamsOf(params)).int64(0, 0) != 0) throw StoreError(check.refused, 0, false);
       for (const std::string& sql : steps) conn.Exec(sql.c_str());
       conn.Exec(("UPDATE sessiond_schema SET required = " + std::to_string(required)).c_str());
       conn.Exec("COMMIT");
@@ -124,7 +127,7 @@ class PgEngine final : public AdminEngine {
 
   void Backup(const std::string& /*path*/) override {
     throw StoreError("sessiond backup copies SQLite files only; back up a PostgreSQL store with pg_dump "
-                     "(pg_dump -Fc -t sessiond_schema -t sessions -t items DBNAME > FILE) or the server's "
+                     "(pg_dump -Fc -t sessiond_schema -t sessiond_members -t sessions -t items -t forwards -t session_locks DBNAME > FILE) or the server's "
                      "own backups",
                      0, false);
   }

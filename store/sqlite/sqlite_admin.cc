@@ -154,12 +154,14 @@ class SqliteEngine final : public AdminEngine {
   }
   // The write lock (IMMEDIATE) also holds off a sessiond that starts: its
   // migration takes it too, and then finds the new required version.
-  void Contract(const std::vector<std::string>& steps, int required, const std::string& blocking,
-                const std::vector<SqlParam>& params, const std::string& refused) override {
+  void Contract(const std::vector<std::string>& steps, int required, const std::vector<Check>& checks,
+                const std::vector<SqlParam>& params) override {
     Transaction tx(db);
-    std::int64_t n = 0;
-    Query(blocking, params, [&](const SqlRow& r) { n = r.Int(0); });
-    if (n != 0) throw StoreError(refused, kError, false);
+    for (const Check& check : checks) {
+      std::int64_t n = 0;
+      Query(check.sql, params, [&](const SqlRow& r) { n = r.Int(0); });
+      if (n != 0) throw StoreError(check.refused, kError, false);
+    }
     for (const std::string& sql : steps) db.Exec(sql.c_str());
     db.Exec(("UPDATE sessiond_schema SET required = " + std::to_string(required)).c_str());
     tx.Commit();

@@ -104,6 +104,11 @@ rolling() {
   RC=$?
   [ "$RC" = 2 ] || fail "$what: the older build on a finished store: exit $RC, expected 2"
   grep -q "needs a sessiond of schema version" "$DIR/old.out" || fail "$what: $(cat "$DIR/old.out")"
+  # ...and so does its serve --test, before anyone restarts it there.
+  "$OLD" serve --test --db "$DB" --pages "$PAGES" --listen "unix:$DIR/c.sock" ${AS_ROOT:+$AS_ROOT} >"$DIR/old.out" 2>&1
+  RC=$?
+  [ "$RC" != 0 ] || fail "$what: the older build's serve --test on a finished store: exit 0"
+  grep -q "needs a sessiond of schema version" "$DIR/old.out" || fail "$what: serve --test: $(cat "$DIR/old.out")"
   stack_kill TERM "$PID_a"
   stack_kill TERM "$PID_b"
 }
