@@ -34,11 +34,12 @@ namespace sessiond {
 inline constexpr std::size_t kSessionChunkBytes = 60000;
 
 // Appends to `out` the FCGI_PARAMS records of request `request_id`: `env`
-// ("NAME=value", as CleanEnvironment leaves them) and the session (null: a
-// visitor without one), ending with the empty record. Returns how many
-// variables were left out for not fitting one record (HTTP_SESSION, sent as
-// chunks, is not counted).
-std::size_t AppendAppParams(std::string& out, std::uint16_t request_id, std::vector<std::string> env,
-                            const Session* session);
+// ("NAME=value", as CleanEnvironment leaves them), then `added` (more
+// "NAME=value" pairs of sessiond's own), then the session (null: a visitor
+// without one), ending with the empty record. Returns how many variables
+// were left out for not fitting one record (HTTP_SESSION, sent as chunks, is
+// not counted). `env` is read, not copied.
+std::size_t AppendAppParams(std::string& out, std::uint16_t request_id, const std::vector<std::string>& env,
+                            const Session* session, std::vector<std::string> added = {});
 
 }  // namespace sessiond
