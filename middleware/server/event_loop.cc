@@ -34,6 +34,21 @@ void EventLoop::Watch(int fd, int op, std::uint32_t events) {
   if (::epoll_ctl(epoll_fd, op, fd, &ev) != 0 && op != EPOLL_CTL_DEL) ThrowSystemError("epoll_ctl");
 }
 
+// A connection's descriptor is watched only while the loop waits for its
+// request: not while a worker has it, nor after accept while the request
+// that came with the connection is read at once (Accept).
+void EventLoop::StartWatching(Connection& c) {
+  if (c.watched) return;
+  Watch(c.fd, EPOLL_CTL_ADD);
+  c.watched = true;
+}
+
+void EventLoop::StopWatching(Connection& c) {
+  if (!c.watched) return;
+  Watch(c.fd, EPOLL_CTL_DEL);
+  c.watched = false;
+}
+
 void EventLoop::SetListening(bool on) {
   if (on == listening || listener.fd() < 0) return;
   Watch(listener.fd(), on ? EPOLL_CTL_ADD : EPOLL_CTL_DEL);
@@ -41,11 +56,17 @@ void EventLoop::SetListening(bool on) {
 }
 
 // Called by a worker when it is done with `c`.
+// Only the first connection given back since the loop last took them wakes
+// it: the loop takes all that wait at once, so a busy server pays one wake
+// for several.
 void EventLoop::GiveBack(Connection* c) {
+  bool first;
   {
     std::lock_guard lock(returned_mutex);
+    first = returned.empty();
     returned.push_back(c);
   }
+  if (!first) return;
   std::uint64_t one = 1;
   (void)!::write(wake_fd, &one, sizeof one);
 }
@@ -116,8 +137,13 @@ void EventLoop::Accept(bool everything) {
       }
       return;
     }
-    conns.emplace(fd, std::make_unique<Connection>(fd, Clock::now(), opts.io_timeout));
-    Watch(fd, EPOLL_CTL_ADD);
+    Connection& c = *conns.emplace(fd, std::make_unique<Connection>(fd, Clock::now(), opts.io_timeout)).first->second;
+    // A web server writes its request as soon as it has connected: it is
+    // most often here already, and read now it costs no wait in epoll (nor
+    // watching a descriptor that goes to a worker at once). Watched only
+    // when it is not (all of it) here yet.
+    Receive(c);
+    if (auto it = conns.find(fd); it != conns.end() && !it->second->busy) StartWatching(*it->second);
   }
 }
 
@@ -180,7 +206,7 @@ void EventLoop::CloseSlowest(Connection& c) {
 }
 
 void EventLoop::Close(Connection& c) {
-  if (!c.busy) Watch(c.fd, EPOLL_CTL_DEL);
+  StopWatching(c);
   conns.erase(c.fd);  // closes the descriptor
   burst = true;       // its buffers are freed: memory to give back
 }
@@ -382,12 +408,11 @@ bool EventLoop::OnStdin(Connection& c, std::string_view content) {
 // The request arrived whole: to a worker, or 503 when too many wait already.
 // Returns false when `c` was closed.
 bool EventLoop::Dispatch(Connection& c) {
-  Watch(c.fd, EPOLL_CTL_DEL);
+  StopWatching(c);
   c.busy = true;  // from here on a worker may have it
   c.queued_at = Clock::now();
   if (!queue.Push(&c, opts.queue_size)) {
     c.busy = false;
-    Watch(c.fd, EPOLL_CTL_ADD);
     Reject(c, 503, "all workers busy and " + std::to_string(opts.queue_size) +
                        " requests waiting (queue_size)");
     return false;
@@ -415,7 +440,7 @@ void EventLoop::TakeReturned() {
     c->served = true;
     c->idle_since = Clock::now();
     c->deadline = c->idle_since + opts.io_timeout;
-    Watch(c->fd, EPOLL_CTL_ADD);
+    StartWatching(*c);
     c->arriving_since = c->idle_since;
     if (!c->in.empty()) Parse(*c);  // a request that arrived behind the last one
   }

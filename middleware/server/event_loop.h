@@ -66,6 +66,8 @@ class EventLoop {
 
  private:
   void Watch(int fd, int op, std::uint32_t events = EPOLLIN);
+  void StartWatching(Connection& c);
+  void StopWatching(Connection& c);
   void SetListening(bool on);
   void Accept(bool everything);
   Connection* OldestIdle();
