@@ -1,16 +1,39 @@
 #include "middleware/server/work_queue.h"
 
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <atomic>
+
 #include "middleware/base/metrics.h"
 
 namespace sessiond {
 
-// Notified under the waiter's lock: the worker cannot return from Pop() (and
-// its Waiter, on its stack, cannot end) before the lock is released.
+namespace {
+std::atomic<std::uint64_t> queues{0};
+}  // namespace
+
+WorkQueue::WorkQueue() : id_(++queues) {}
+
+// The worker may have taken `c` and moved on before the wake-up reaches it:
+// its Waiter outlives this call (see Waiter), and a wake-up nobody waits for
+// is lost harmlessly.
 void WorkQueue::Wake(Waiter& w, Connection* c) {
-  std::lock_guard lock(w.m);
   w.c = c;
-  w.woken = true;
-  w.cv.notify_one();
+  w.woken.store(1, std::memory_order_release);
+  ::syscall(SYS_futex, &w.woken, FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
+}
+
+WorkQueue::Waiter& WorkQueue::Mine() {
+  thread_local std::uint64_t queue = 0;
+  thread_local Waiter* mine = nullptr;
+  if (queue != id_) {
+    waiters_.push_back(std::make_unique<Waiter>());
+    mine = waiters_.back().get();
+    queue = id_;
+  }
+  return *mine;
 }
 
 bool WorkQueue::Push(Connection* c, std::size_t limit) {
@@ -34,7 +57,7 @@ bool WorkQueue::Push(Connection* c, std::size_t limit) {
 }
 
 Connection* WorkQueue::Pop() {
-  Waiter w;
+  Waiter* w;
   {
     std::lock_guard lock(m_);
     if (!q_.empty()) {
@@ -44,11 +67,17 @@ Connection* WorkQueue::Pop() {
       return c;
     }
     if (closed_) return nullptr;
-    idle_.push_back(&w);
+    w = &Mine();
+    w->c = nullptr;
+    w->woken.store(0, std::memory_order_relaxed);
+    idle_.push_back(w);
   }
-  std::unique_lock lock(w.m);
-  w.cv.wait(lock, [&] { return w.woken; });
-  return w.c;
+  // Sleeps only while nothing was handed over (FUTEX_WAIT returns at once
+  // when `woken` is no longer 0); a wake-up meant for an earlier wait
+  // finds `woken` still 0 here and waits again.
+  while (w->woken.load(std::memory_order_acquire) == 0)
+    ::syscall(SYS_futex, &w->woken, FUTEX_WAIT_PRIVATE, 0, nullptr, nullptr, 0);
+  return w->c;
 }
 
 void WorkQueue::Close() {
