@@ -176,7 +176,7 @@ TEST_CASE("app params: an off route sends the mode and no session at all", "[app
   s.id = "the-id";
   s.items = {{"UserName", "ann"}};
   std::string out;
-  CHECK(AppendAppParams(out, 1, {"SCRIPT_FILENAME=/srv/a.php", "SESSION_MODE=off"}, &s, true) == 0);
+  CHECK(AppendAppParams(out, 1, {"SCRIPT_FILENAME=/srv/a.php", "SESSION_MODE=off"}, &s, {}, true) == 0);
   auto vars = AsPhpFpmReadsThem(out);
   CHECK(vars.at("SESSION_MODE") == "off");
   CHECK(vars.at("SCRIPT_FILENAME") == "/srv/a.php");

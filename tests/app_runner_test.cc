@@ -390,6 +390,63 @@ TEST_CASE("without kept connections each request has its own, without FCGI_KEEP_
   }
 }
 
+TEST_CASE("a unix app whose backlog is full is waited for up to the page timeout, not unreachable", "[app]") {
+  // A listener that does not accept, its backlog filled: a busy pool. The
+  // runner's connect (non-blocking first) must then wait for room, not fail.
+  char dir[] = "/tmp/sessiond-app-test.XXXXXX";
+  REQUIRE(::mkdtemp(dir));
+  const std::string path = std::string(dir) + "/app.sock";
+  int listener = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strcpy(addr.sun_path, path.c_str());
+  REQUIRE(::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  REQUIRE(::listen(listener, 0) == 0);
+  std::vector<int> fillers;
+  for (int i = 0; i < 64; ++i) {
+    int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+      REQUIRE(errno == EAGAIN);
+      ::close(fd);
+      break;
+    }
+    fillers.push_back(fd);
+  }
+  REQUIRE(fillers.size() < 64);  // the backlog is full now
+  PageLimits limits = Limits();
+
+  SECTION("nobody makes room: timed out at the page timeout") {
+    limits.timeout = std::chrono::milliseconds(200);
+    AppRunner runner("full", "unix:" + path, Kept(0), limits);
+    RunResult r = RunOnce(runner);
+    CHECK(r.outcome == RunResult::Outcome::TimedOut);
+    CHECK(r.detail.find("within page_timeout") != std::string::npos);
+  }
+  SECTION("room made meanwhile: the request goes through") {
+    AppRunner runner("full", "unix:" + path, Kept(0), limits);
+    std::thread app([&] {
+      // Most often the runner is waiting for room by then; the answer is the
+      // same when it is not (its connect then finds room at once).
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      for (std::size_t i = 0; i < fillers.size(); ++i) ::close(::accept(listener, nullptr, nullptr));
+      pollfd p{listener, POLLIN, 0};
+      if (::poll(&p, 1, 5000) != 1) return;  // the runner gave up: its outcome says why
+      int fd = ::accept(listener, nullptr, nullptr);  // the runner's
+      char buf[4096];
+      CHECK(::read(fd, buf, sizeof buf) > 0);  // its request, sent whole
+      std::string answer = Answer("Status: 204\r\n\r\n");
+      CHECK(::write(fd, answer.data(), answer.size()) == static_cast<ssize_t>(answer.size()));
+      ::close(fd);
+    });
+    RunResult r = RunOnce(runner);
+    app.join();
+    CHECK(r.outcome == RunResult::Outcome::Exited);
+  }
+  for (int fd : fillers) ::close(fd);
+  ::close(listener);
+  fs::remove_all(dir);
+}
+
 TEST_CASE("with connections=N all busy past the wait, a request fails Busy at once", "[app]") {
   std::mutex mu;
   std::condition_variable cv;

@@ -34,12 +34,13 @@ namespace sessiond {
 inline constexpr std::size_t kSessionChunkBytes = 60000;
 
 // Appends to `out` the FCGI_PARAMS records of request `request_id`: `env`
-// ("NAME=value", as CleanEnvironment leaves them) and the session (null: a
-// visitor without one; none at all when `session_off`: an off route, see
-// AppendSession), ending with the empty record. Returns how many
-// variables were left out for not fitting one record (HTTP_SESSION, sent as
-// chunks, is not counted).
-std::size_t AppendAppParams(std::string& out, std::uint16_t request_id, std::vector<std::string> env,
-                            const Session* session, bool session_off = false);
+// ("NAME=value", as CleanEnvironment leaves them), then `added` (more
+// "NAME=value" pairs of sessiond's own), then the session (null: a visitor
+// without one; none at all when `session_off`: an off route, see
+// AppendSession), ending with the empty record. Returns how many variables
+// were left out for not fitting one record (HTTP_SESSION, sent as chunks, is
+// not counted). `env` is read, not copied.
+std::size_t AppendAppParams(std::string& out, std::uint16_t request_id, const std::vector<std::string>& env,
+                            const Session* session, std::vector<std::string> added = {}, bool session_off = false);
 
 }  // namespace sessiond

@@ -79,6 +79,9 @@ End Exchange(int fd, const std::string& head, const SpillBuffer& body, const Pag
   }
   std::string in;
   std::size_t in_at = 0;
+  // Written without asking poll() first while the socket takes it: a fresh
+  // connection has room for a whole small request.
+  bool may_send = true;
   static thread_local char chunk[fcgi::kMaxContent];
   static thread_local char received[65536];
   auto malformed = [&r](std::string why) {
@@ -96,6 +99,21 @@ End Exchange(int fd, const std::string& head, const SpillBuffer& body, const Pag
       if (n == 0) stdin_done = true;  // that was the empty record: the end of the body
     }
     const bool sending = out_at < out.size();
+    if (sending && may_send) {
+      ssize_t n = ::send(fd, out.data() + out_at, out.size() - out_at, MSG_NOSIGNAL);
+      if (n > 0) {
+        out_at += static_cast<std::size_t>(n);
+      } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        may_send = false;  // full: poll() says when there is room again
+      } else if (n < 0 && errno != EINTR) {
+        // The application stopped reading (it answered without the whole
+        // body, or it is gone): what it sent says which.
+        write_failed = stdin_done = true;
+        out.clear();
+        out_at = 0;
+      }
+      continue;
+    }
     pollfd p{fd, static_cast<short>(POLLIN | (sending ? POLLOUT : 0)), 0};
     int ms = MillisLeft(deadline);
     int rc = ms > 0 ? ::poll(&p, 1, ms) : 0;
@@ -105,18 +123,7 @@ End Exchange(int fd, const std::string& head, const SpillBuffer& body, const Pag
       r.outcome = RunResult::Outcome::TimedOut;
       return End::kClose;
     }
-    if (sending && (p.revents & (POLLOUT | POLLERR))) {
-      ssize_t n = ::send(fd, out.data() + out_at, out.size() - out_at, MSG_NOSIGNAL);
-      if (n > 0) {
-        out_at += static_cast<std::size_t>(n);
-      } else if (n < 0 && errno != EAGAIN && errno != EINTR) {
-        // The application stopped reading (it answered without the whole
-        // body, or it is gone): what it sent says which.
-        write_failed = stdin_done = true;
-        out.clear();
-        out_at = 0;
-      }
-    }
+    if (sending && (p.revents & (POLLOUT | POLLERR))) may_send = true;  // sent at the top of the loop
     if (!(p.revents & (POLLIN | POLLHUP | POLLERR))) continue;
     ssize_t n = ::recv(fd, received, sizeof received, 0);
     if (n < 0 && (errno == EAGAIN || errno == EINTR)) continue;
@@ -317,7 +324,9 @@ void AppPool::Reachable(bool up, const std::string& why) {
 // A connect() bounded by the deadline, and for TCP also by connect_timeout
 // (a vanished host costs one bounded wait), then non-blocking. A unix socket
 // whose backlog is full waits up to the deadline (SO_SNDTIMEO bounds a
-// blocking connect there on Linux): its pool is busy, not gone.
+// blocking connect there on Linux): its pool is busy, not gone. A unix
+// connect is tried non-blocking first: one that has room in the backlog (the
+// common case) then costs no setsockopt() or fcntl().
 int AppPool::Connect(Clock::time_point deadline, Connection& c) {
   std::vector<sockaddr_storage> addrs;
   std::vector<socklen_t> lens;
@@ -331,7 +340,7 @@ int AppPool::Connect(Clock::time_point deadline, Connection& c) {
   };
   if (!Addresses(addrs, lens, why)) return unreachable(why);
   for (std::size_t i = 0; i < addrs.size(); ++i) {
-    int fd = ::socket(addrs[i].ss_family, SOCK_STREAM | SOCK_CLOEXEC | (is_unix_ ? 0 : SOCK_NONBLOCK), 0);
+    int fd = ::socket(addrs[i].ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0) {
       why = std::string("socket: ") + std::strerror(errno);
       continue;
@@ -339,6 +348,13 @@ int AppPool::Connect(Clock::time_point deadline, Connection& c) {
     int rc, error = 0;
     bool deadline_passed = false;
     if (is_unix_) {
+      do rc = ::connect(fd, reinterpret_cast<const sockaddr*>(&addrs[i]), lens[i]);
+      while (rc < 0 && errno == EINTR);
+      if (rc < 0) error = errno;
+    }
+    if (is_unix_ && error == EAGAIN) {  // the backlog is full: wait for room, blocking, up to the deadline
+      error = 0;
+      ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
       int ms = MillisLeft(deadline);
       timeval tv{ms / 1000, (ms % 1000) * 1000};
       if (ms == 0) tv.tv_usec = 1000;
@@ -352,7 +368,7 @@ int AppPool::Connect(Clock::time_point deadline, Connection& c) {
       timeval none{};
       ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &none, sizeof none);
       ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
-    } else {
+    } else if (!is_unix_) {
       int one = 1;
       ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);  // records are small, each waits for the other side
       // A peer that vanishes (a host down, a cable cut) fails the connection
@@ -405,11 +421,12 @@ AppRunner::AppRunner(std::string name, const std::string& address, const AppOpti
 
 RunResult AppRunner::Run(const RunInput& input) const {
   const Clock::time_point deadline = Clock::now() + limits_.timeout;
-  std::vector<std::string> env = input.env;
-  env.push_back(std::string(kLoopParam) + '=' + LoopToken());  // marks it as forwarded by this process
   std::string head;
+  head.reserve(4096);
   fcgi::AppendBeginRequest(head, kRequestId, fcgi::kResponder, pool_.keeps());
-  AppendAppParams(head, kRequestId, std::move(env), input.session, input.session_off);
+  // The loop token marks the request as forwarded by this process.
+  AppendAppParams(head, kRequestId, input.env, input.session, {std::string(kLoopParam) + '=' + LoopToken()},
+                  input.session_off);
 
   // One attempt: a kept connection found closed before anything was written
   // was replaced inside Acquire; past that, nothing is sent twice.

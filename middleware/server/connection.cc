@@ -56,12 +56,17 @@ void FcgiRequest::Write(std::string_view bytes) {
   if (pending_.size() >= 32 * 1024) Flush();
 }
 
+// The rest of the output and the end records go in one write: a small
+// response (most are) costs the web server one read, and both of us one
+// system call, instead of two.
 void FcgiRequest::Finish() {
-  Flush();
-  std::string end;
-  fcgi::AppendRecords(end, fcgi::kStdout, c_.id, {});
-  fcgi::AppendEndRequest(end, c_.id, 0, fcgi::kRequestComplete);
-  Send(end);
+  std::string framed;
+  framed.reserve(pending_.size() + 40);
+  if (!pending_.empty()) fcgi::AppendRecords(framed, fcgi::kStdout, c_.id, pending_);
+  pending_.clear();
+  fcgi::AppendRecords(framed, fcgi::kStdout, c_.id, {});
+  fcgi::AppendEndRequest(framed, c_.id, 0, fcgi::kRequestComplete);
+  Send(framed);
 }
 
 void FcgiRequest::Flush() {

@@ -41,6 +41,7 @@ struct Connection {
   std::string in;              // received bytes not yet parsed (at most one partial record)
   bool served = false;         // it has served a request: now an idle keep-alive connection
   bool busy = false;           // queued or with a worker
+  bool watched = false;        // in the loop's epoll set (event_loop.cc: StartWatching)
 
   // The request being received or served; id 0: none.
   std::uint16_t id = 0;

@@ -59,6 +59,23 @@ void EventLoop::Unwatch(int fd) {
   (ctl ? ctl : ::epoll_ctl)(epoll_fd, EPOLL_CTL_DEL, fd, &ev);
 }
 
+// A connection's descriptor is watched only while the loop waits for its
+// request: not while a worker has it, nor after accept while the request
+// that came with the connection is read at once (Accept). False: the kernel
+// refused to watch it (logged), and the caller closes it.
+bool EventLoop::StartWatching(Connection& c) {
+  if (c.watched) return true;
+  if (!Watch(c.fd, EPOLL_CTL_ADD)) return false;
+  c.watched = true;
+  return true;
+}
+
+void EventLoop::StopWatching(Connection& c) {
+  if (!c.watched) return;
+  Unwatch(c.fd);
+  c.watched = false;
+}
+
 // Listening on again that the kernel refuses is tried again at the next sweep.
 void EventLoop::SetListening(bool on) {
   if (on == listening || listener.fd() < 0) return;
@@ -68,11 +85,17 @@ void EventLoop::SetListening(bool on) {
 }
 
 // Called by a worker when it is done with `c`.
+// Only the first connection given back since the loop last took them wakes
+// it: the loop takes all that wait at once, so a busy server pays one wake
+// for several.
 void EventLoop::GiveBack(Connection* c) {
+  bool first;
   {
     std::lock_guard lock(returned_mutex);
+    first = returned.empty();
     returned.push_back(c);
   }
+  if (!first) return;
   std::uint64_t one = 1;
   (void)!::write(wake_fd, &one, sizeof one);
 }
@@ -143,8 +166,15 @@ void EventLoop::Accept(bool everything) {
       }
       return;
     }
-    auto [it, added] = conns.emplace(fd, std::make_unique<Connection>(fd, Clock::now(), opts.io_timeout));
-    if (!Watch(fd, EPOLL_CTL_ADD)) conns.erase(it);  // closes it: the client sees its connection end
+    Connection& c = *conns.emplace(fd, std::make_unique<Connection>(fd, Clock::now(), opts.io_timeout)).first->second;
+    // A web server writes its request as soon as it has connected: it is
+    // most often here already, and read now it costs no wait in epoll (nor
+    // watching a descriptor that goes to a worker at once). Watched only
+    // when it is not (all of it) here yet; one the kernel will not watch is
+    // closed: the client sees its connection end.
+    Receive(c);
+    if (auto it = conns.find(fd); it != conns.end() && !it->second->busy && !StartWatching(*it->second))
+      conns.erase(it);
   }
 }
 
@@ -207,7 +237,7 @@ void EventLoop::CloseSlowest(Connection& c) {
 }
 
 void EventLoop::Close(Connection& c) {
-  if (!c.busy) Unwatch(c.fd);
+  StopWatching(c);
   conns.erase(c.fd);  // closes the descriptor
   burst = true;       // its buffers are freed: memory to give back
 }
@@ -409,15 +439,11 @@ bool EventLoop::OnStdin(Connection& c, std::string_view content) {
 // The request arrived whole: to a worker, or 503 when too many wait already.
 // Returns false when `c` was closed.
 bool EventLoop::Dispatch(Connection& c) {
-  Unwatch(c.fd);
+  StopWatching(c);
   c.busy = true;  // from here on a worker may have it
   c.queued_at = Clock::now();
   if (!queue.Push(&c, opts.queue_size)) {
     c.busy = false;
-    if (!Watch(c.fd, EPOLL_CTL_ADD)) {
-      Close(c);
-      return false;
-    }
     Reject(c, 503, "all workers busy and " + std::to_string(opts.queue_size) +
                        " requests waiting (queue_size)");
     return false;
@@ -445,7 +471,7 @@ void EventLoop::TakeReturned() {
     c->served = true;
     c->idle_since = Clock::now();
     c->deadline = c->idle_since + opts.io_timeout;
-    if (!Watch(c->fd, EPOLL_CTL_ADD)) {
+    if (!StartWatching(*c)) {
       conns.erase(c->fd);  // the answer went out; the next request gets a new connection
       continue;
     }

@@ -76,6 +76,8 @@ class EventLoop {
   // connection; the loop goes on.
   [[nodiscard]] bool Watch(int fd, int op, std::uint32_t events = EPOLLIN);
   void Unwatch(int fd);
+  [[nodiscard]] bool StartWatching(Connection& c);
+  void StopWatching(Connection& c);
   void SetListening(bool on);
   void Accept(bool everything);
   Connection* OldestIdle();
