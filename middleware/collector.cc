@@ -2,12 +2,33 @@
 
 #include <algorithm>
 #include <ctime>
+#include <cstdio>
+#include <cstring>
+#include <system_error>
+
+#include <sys/random.h>
+#include <unistd.h>
 #include <utility>
 
 #include "log/log.h"
 #include "middleware/base/metrics.h"
 
 namespace sessiond {
+
+Member ThisMember(std::string release) {
+  char host[256] = "";
+  if (::gethostname(host, sizeof host - 1) != 0) std::strcpy(host, "localhost");
+  std::uint8_t tag[4] = {};
+  if (::getrandom(tag, sizeof tag, 0) != static_cast<ssize_t>(sizeof tag))
+    throw std::system_error(errno, std::generic_category(), "getrandom");
+  char hex[9];
+  std::snprintf(hex, sizeof hex, "%02x%02x%02x%02x", tag[0], tag[1], tag[2], tag[3]);
+  Member m;
+  m.name = std::string(host) + ":" + std::to_string(::getpid()) + ":" + hex;
+  m.release = std::move(release);
+  m.started = static_cast<std::int64_t>(std::time(nullptr));
+  return m;
+}
 
 Collector::Collector(const StoreOptions& options, std::int64_t interval_seconds, std::size_t batch, Member self)
     : options_([&] {

@@ -16,6 +16,12 @@
 
 namespace sessiond {
 
+// This process as a member of the store's farm: "host:pid:tag", the tag
+// random per call (per start), so two sessionds whose host name and pid
+// agree (containers on the host's network, each its own pid 1) are two
+// members, never one row that each overwrites and either removes.
+Member ThisMember(std::string release);
+
 class Collector {
  public:
   // Starts the thread: `self` recorded at once, then a heartbeat every

@@ -54,17 +54,6 @@ void WarnPasswordOnCommandLine() {
             "EnvironmentFile= or LoadCredential= instead");
 }
 
-// This process as a member of the store's farm (store.h's Member).
-Member ThisMember() {
-  char host[256] = "";
-  if (::gethostname(host, sizeof host - 1) != 0) std::strcpy(host, "localhost");
-  Member m;
-  m.name = std::string(host) + ":" + std::to_string(::getpid());
-  m.release = SESSIOND_VERSION;
-  m.started = static_cast<std::int64_t>(std::time(nullptr));
-  return m;
-}
-
 // Units for durations: plain numbers are seconds.
 CLI::AsNumberWithUnit Seconds() {
   return CLI::AsNumberWithUnit(std::map<std::string, std::int64_t>{{"s", 1}, {"m", 60}, {"h", 3600}, {"d", 86400}},
@@ -299,7 +288,7 @@ int Serve(Config& config, const AppRunners& apps, const std::string& settings) {
     FcgiServer server(config.server);
     AdoptOrphans();
     server.SetHousekeeping([] { ReapOrphans(); });
-    Collector collector(config.store, config.gc_interval, config.gc_batch, ThisMember());
+    Collector collector(config.store, config.gc_interval, config.gc_batch, ThisMember(SESSIOND_VERSION));
     SignalThread signals(server, [&config] {
       // The log file is what can be reloaded; other settings take a restart.
       if (config.log_file.empty()) LogLine("received SIGHUP: logging to stderr, nothing to reopen");

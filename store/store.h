@@ -50,7 +50,7 @@ class LimitError : public std::runtime_error {
 // removed when it stops. `sessiond stats` lists them; `sessiond migrate
 // --finish` refuses while one of an older schema was seen within kSeenWithin.
 struct Member {
-  std::string name;     // host:pid
+  std::string name;     // host:pid:tag (ThisMember, collector.h)
   std::string release;  // sessiond's version
   int schema = 0;       // the schema version it knows
   std::int64_t started = 0, seen = 0;  // unix seconds (the database server's clock on PostgreSQL)

@@ -3,6 +3,7 @@
 #include "middleware/collector.h"
 
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <catch2/catch.hpp>
 #include <chrono>
@@ -53,4 +54,14 @@ TEST_CASE("a collector whose store cannot be opened goes on, and opens it at a l
     CHECK(Within20s([&] { return fs::exists(options.db); }));  // a later sweep opened it
   }
   fs::remove_all(dir);
+}
+
+TEST_CASE("two sessionds of one host name and pid are two members", "[collector]") {
+  // As two containers on the host's network, each sessiond its own pid 1.
+  Member a = ThisMember("0.1.0"), b = ThisMember("0.1.0");
+  CHECK(a.name != b.name);
+  char host[256] = "";
+  REQUIRE(::gethostname(host, sizeof host - 1) == 0);
+  CHECK(a.name.rfind(std::string(host) + ":" + std::to_string(::getpid()) + ":", 0) == 0);
+  CHECK(a.release == "0.1.0");
 }

@@ -44,7 +44,7 @@ CREATE TABLE items (
     R"sql(
 ALTER TABLE sessiond_schema ADD COLUMN required integer NOT NULL DEFAULT 0;
 CREATE TABLE sessiond_members (
-  member  text PRIMARY KEY,     -- host:pid of a sessiond serve
+  member  text PRIMARY KEY,     -- host:pid:tag of a sessiond serve
   release text NOT NULL,        -- its version
   schema  integer NOT NULL,     -- the schema version it knows
   started bigint NOT NULL,      -- unix seconds, the database server's clock

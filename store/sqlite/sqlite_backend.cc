@@ -61,7 +61,7 @@ DELETE FROM items WHERE id_hash NOT IN (SELECT id_hash FROM sessions);
 CREATE TABLE sessiond_schema (required INTEGER NOT NULL);
 INSERT INTO sessiond_schema (required) VALUES (0);
 CREATE TABLE sessiond_members (
-  member  TEXT PRIMARY KEY,    -- host:pid of a sessiond serve
+  member  TEXT PRIMARY KEY,    -- host:pid:tag of a sessiond serve
   release TEXT NOT NULL,       -- its version
   schema  INTEGER NOT NULL,    -- the schema version it knows
   started INTEGER NOT NULL,    -- unix seconds

@@ -81,7 +81,7 @@ rolling() {
   counted 40
   migrate
   [ "$RC" = 0 ] || fail "$what: migrate: $(cat "$DIR/err")"
-  grep -q "^members .*  0.1.0  schema " "$DIR/out" && grep -q "0.1.0+next  schema " "$DIR/out" ||
+  grep -q "  0\.1\.0  schema " "$DIR/out" && grep -q "  0\.1\.0+next  schema " "$DIR/out" ||
     fail "$what: migrate does not show both versions: $(cat "$DIR/out")"
   migrate --finish
   [ "$RC" = 1 ] || fail "$what: migrate --finish with an older member running: exit $RC, expected 1"
