@@ -6,6 +6,8 @@
 
 #include <CLI/CLI.hpp>
 #include <catch2/catch.hpp>
+
+#include "tests/next_schema.h"
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -180,17 +182,8 @@ TEST_CASE("commands: migrate --json, and with --finish too, print JSON", "[comma
   StoreOptions o;
   o.db = f.db;
   SqliteBackend(o).RecordMember({"old:1", "0.1.0", 0, T0, 0}, T0 + 5);  // a member of this build's schema
-  SchemaSteps& steps = SqliteSchemaStepsForTesting();
-  const int older = steps.known();
-  steps.expand.push_back("CREATE TABLE next_notes (note TEXT);");
-  steps.contract.push_back({older + 1, "DROP TABLE next_notes;"});
-  struct Restore {
-    SchemaSteps& s;
-    ~Restore() {
-      s.expand.pop_back();
-      s.contract.pop_back();
-    }
-  } restore{steps};
+  testing::NextSchema next(SqliteSchemaStepsForTesting(), "CREATE TABLE next_notes (note TEXT);");
+  const int older = next.older();
   {
     SqliteBackend newer(o);  // the newer build expands the file
   }

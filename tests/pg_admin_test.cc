@@ -5,6 +5,7 @@
 #include <thread>
 
 #include "pg_test_db.h"
+#include "tests/next_schema.h"
 #include "store/postgres/pg_admin.h"
 #include "store/postgres/pg_backend.h"
 #include "store/postgres/pg_conn.h"
@@ -146,13 +147,12 @@ TEST_CASE("pg admin: no store, a newer one, and backup are clear errors", "[post
 // As the SQLite case (sqlite_admin_test.cc), on a farm's database.
 TEST_CASE("pg admin: a rolling upgrade: expand, serve both, finish once the older member is gone", "[postgres]") {
   Fixture f;  // the older build's schema
-  SchemaSteps& steps = PgSchemaStepsForTesting();
-  const int older = steps.known();
   IdDigest d = f.Add(1000, {{"k", "1"}});
   f.backend.RecordMember({"old:1", "0.1.0", 0, 1000, 0}, 1000);
   f.backend.RecordMember({"gone:2", "0.0.9", 0, 1, 0}, 1);
-  steps.expand.push_back("CREATE TABLE next_notes (note text); ALTER TABLE items ADD COLUMN next_flag integer NOT NULL DEFAULT 0;");
-  steps.contract.push_back({older + 1, "DROP TABLE next_notes;"});
+  testing::NextSchema next(PgSchemaStepsForTesting(), "CREATE TABLE next_notes (note text); "
+                                                     "ALTER TABLE items ADD COLUMN next_flag integer NOT NULL DEFAULT 0;");
+  const int older = next.older();
   PgOptions o;
   o.uri = f.schema.uri();
   o.server_clock = false;
@@ -175,8 +175,7 @@ TEST_CASE("pg admin: a rolling upgrade: expand, serve both, finish once the olde
   CHECK(done.outcome == FinishResult::Outcome::Finished);
   CHECK(done.required == older + 1);
   CHECK(admin.Get(d)->items == Items{{"j", "3"}, {"k", "2"}});
-  steps.expand.pop_back();  // the older build again
-  steps.contract.pop_back();
+  next.Withdraw();  // the older build again
   CHECK_THROWS_WITH(PgBackend(o).Connect(), Catch::Contains("needs a sessiond of schema version"));
 }
 
@@ -186,17 +185,7 @@ TEST_CASE("pg admin: a rolling upgrade: expand, serve both, finish once the olde
 // again (a step that is not idempotent fails, or worse, applies twice).
 TEST_CASE("pg admin: two migrate --finish at once run the contract steps once", "[postgres]") {
   Fixture f;
-  SchemaSteps& steps = PgSchemaStepsForTesting();
-  const int older = steps.known();
-  steps.expand.push_back("CREATE TABLE next_notes (note text);");
-  steps.contract.push_back({older + 1, "DROP TABLE next_notes;"});
-  struct Restore {
-    SchemaSteps& s;
-    ~Restore() {
-      s.expand.pop_back();
-      s.contract.pop_back();
-    }
-  } restore{steps};
+  testing::NextSchema next(PgSchemaStepsForTesting(), "CREATE TABLE next_notes (note text);");
   PgOptions o;
   o.uri = f.schema.uri();
   o.server_clock = false;

@@ -13,6 +13,7 @@
 #include "store/open.h"
 #include "store/sqlite/sqlite_backend.h"
 #include "store/sqlite/sqlite_db.h"
+#include "tests/next_schema.h"
 #include "tests/temp_db.h"
 
 using namespace sessiond;
@@ -407,15 +408,8 @@ TEST_CASE("a rolling upgrade on one file: expand, serve both, finish once the ol
   old_store->RecordMember({"old:1", "0.1.0", 0, T0, 0}, T0);
   old_store->RecordMember({"gone:2", "0.0.9", 0, T0 - 5000, 0}, T0 - 5000);  // seen long ago
   CHECK(t.admin(true).Finish(T0).outcome == FinishResult::Outcome::Nothing);
-  steps.expand.push_back("CREATE TABLE next_notes (note TEXT); ALTER TABLE items ADD COLUMN next_flag INTEGER NOT NULL DEFAULT 0;");
-  steps.contract.push_back({older + 1, "DROP TABLE next_notes;"});
-  struct Restore {
-    SchemaSteps& s;
-    ~Restore() {
-      s.expand.pop_back();
-      s.contract.pop_back();
-    }
-  } restore{steps};
+  testing::NextSchema next(steps, "CREATE TABLE next_notes (note TEXT); "
+                                  "ALTER TABLE items ADD COLUMN next_flag INTEGER NOT NULL DEFAULT 0;");
   {
     UpgradeStatus up = t.admin().Upgrade(T0);
     CHECK(up.level.version == older);
@@ -460,11 +454,8 @@ TEST_CASE("a rolling upgrade on one file: expand, serve both, finish once the ol
   CHECK(done.steps == 1);
   CHECK(t.admin(true).Finish(T0 + 3).outcome == FinishResult::Outcome::Nothing);
   CHECK(new_store->Load(id, T0 + 4));
-  steps.expand.pop_back();  // the older build again
-  steps.contract.pop_back();
+  next.Withdraw();  // the older build again
   CHECK_THROWS_WITH(OpenStore(t.options()), Catch::Contains("needs a sessiond of schema version " + std::to_string(older + 1)));
-  steps.expand.push_back("");  // for Restore
-  steps.contract.push_back({});
 }
 
 TEST_CASE("check: all well, items without a session, an old schema", "[admin]") {
