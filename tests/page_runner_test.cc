@@ -427,20 +427,33 @@ TEST_CASE("a page dies with the process that started it", "[page]") {
   ::close(pidfd);
 }
 
-TEST_CASE("a page's orphan outside its group is killed by ReapOrphans", "[page]") {
+namespace {
+
+// A page whose orphan starts a session of its own (out of the page's group),
+// says so through the fifo, and outlives the page.
+const char* kLeavesOrphan =
+    "setsid sh -c 'echo $$ > started; exec sleep 300' </dev/null >/dev/null 2>&1 &\n"
+    "read pid < started; echo $pid > orphan";
+
+// Runs `s` (kLeavesOrphan) as a page, not on the main thread, where the
+// orphan lands: the orphan's pid.
+pid_t LeaveOrphan(Script& s) {
   AdoptOrphans();
-  // The orphan starts a session of its own (out of the page's group), says
-  // so through the fifo, and outlives the page.
-  Script s("setsid sh -c 'echo $$ > started; exec sleep 300' </dev/null >/dev/null 2>&1 &\n"
-           "read pid < started; echo $pid > orphan");
   s.Fifo("started");
-  // Not on the main thread, where the orphan will land.
   PageResult r;
   std::thread worker([&] { r = s.Run(kPath); });
   worker.join();
   REQUIRE(r.outcome == O::Exited);
   pid_t orphan = s.ReadPid("orphan");
   REQUIRE(orphan > 0);
+  return orphan;
+}
+
+}  // namespace
+
+TEST_CASE("a page's orphan outside its group is killed by ReapOrphans", "[page]") {
+  Script s(kLeavesOrphan);
+  pid_t orphan = LeaveOrphan(s);
   KillAtEnd cleanup{orphan};
   // Re-parented before the page could be reaped, so before RunPage returned.
   CHECK(Running(orphan));
@@ -449,15 +462,8 @@ TEST_CASE("a page's orphan outside its group is killed by ReapOrphans", "[page]"
 }
 
 TEST_CASE("ReapOrphans never waits for an orphan that has not ended yet", "[page]") {
-  AdoptOrphans();
-  Script s("setsid sh -c 'echo $$ > started; exec sleep 300' </dev/null >/dev/null 2>&1 &\n"
-           "read pid < started; echo $pid > orphan");
-  s.Fifo("started");
-  PageResult r;
-  std::thread worker([&] { r = s.Run(kPath); });
-  worker.join();
-  pid_t orphan = s.ReadPid("orphan");
-  REQUIRE(orphan > 0);
+  Script s(kLeavesOrphan);
+  pid_t orphan = LeaveOrphan(s);
   KillAtEnd cleanup{orphan};
   // An orphan that cannot be reaped yet (a process in uninterruptible sleep
   // outlives its SIGKILL until its I/O returns): asked once, not waited for.
