@@ -119,6 +119,14 @@ std::string CookieOf(const MemoryRequest& r) {
   return r.out().substr(at + 16, 43);
 }
 
+// A GET with these variables, served whole by `h`.
+MemoryRequest Get(Handler& h, std::vector<std::string> env) {
+  env.push_back("REQUEST_METHOD=GET");
+  MemoryRequest r(std::move(env));
+  h.Handle(r);
+  return r;
+}
+
 }  // namespace
 
 TEST_CASE("a page runs with the session and its changes are committed", "[handler]") {
@@ -857,12 +865,7 @@ TEST_CASE("exclusive: a request whose lease ended stores nothing and gets 409", 
   Fixture f;
   auto* seam = new SeamStore(OpenStore(f.config.store));
   Handler h(f.config, std::unique_ptr<SessionStore>(seam));
-  auto serve = [&](std::vector<std::string> env) {
-    env.push_back("REQUEST_METHOD=GET");
-    MemoryRequest r(std::move(env));
-    h.Handle(r);
-    return r;
-  };
+  auto serve = [&h](std::vector<std::string> env) { return Get(h, std::move(env)); };
   const std::string id = CookieOf(serve({"SCRIPT_FILENAME=set", "QUERY_STRING=k=1"}));
   seam->lease = 0;
   MemoryRequest late =
@@ -882,12 +885,7 @@ TEST_CASE("exclusive: an old id within its rotation grace takes the lock of the 
   f.config.lock_wait = std::chrono::milliseconds(0);
   f.Page("login", "printf 'X-Session-Regenerate: 1\\r\\n\\r\\n'");
   Handler h(f.config, OpenStore(f.config.store));
-  auto serve = [&](std::vector<std::string> env) {
-    env.push_back("REQUEST_METHOD=GET");
-    MemoryRequest r(std::move(env));
-    h.Handle(r);
-    return r;
-  };
+  auto serve = [&h](std::vector<std::string> env) { return Get(h, std::move(env)); };
   const std::string old_id = CookieOf(serve({"SCRIPT_FILENAME=set", "QUERY_STRING=k=1"}));
   const std::string new_id = CookieOf(serve({"SCRIPT_FILENAME=login", "HTTP_COOKIE=sid=" + old_id}));
   REQUIRE(new_id != old_id);

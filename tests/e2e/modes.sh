@@ -9,6 +9,18 @@
 # before; a client's "Session-Mode:" header changes nothing; an unknown mode
 # is a 500 with one log line naming it. Then a PHP read route through php-fpm.
 . "$SESSIOND_SRC/tests/e2e/lib.sh"
+
+# refused MODE PATH WHAT: a session directive on a MODE route is a 502, with
+# no cookie and exactly one log line naming the mode ($at: where, set below).
+refused() {
+  local before
+  before=$(wc -l <"$DIR/a.log")
+  get "$2"
+  expect_status 502 "$3 on a $1 route ($at)"
+  [ -z "$(header Set-Cookie)" ] || fail "$3 on a $1 route sent a cookie ($at)"
+  expect_eq "$(log_since "$before" | wc -l)" 1 "log lines of $3 on a $1 route ($at)"
+  log_since "$before" | grep -q "SESSION_MODE is $1" || fail "the 502's line does not name the mode: $(log_since "$before")"
+}
 command -v apache2 >/dev/null || fail "apache2 is not installed (scripts/install-deps installs it)"
 
 # What a page learns of its session.
@@ -109,12 +121,7 @@ modes() {
   rm -f "$DIR/new-jar"
   _curl /off/mode -c "$DIR/new-jar"
   [ -z "$(header Set-Cookie)" ] || fail "off sent a new visitor a cookie ($at)"
-  before=$(wc -l <"$DIR/a.log")
-  get "/off/set?k=off"
-  expect_status 502 "a directive on an off route ($at)"
-  [ -z "$(header Set-Cookie)" ] || fail "off sent a cookie with its 502 ($at)"
-  expect_eq "$(log_since "$before" | wc -l)" 1 "log lines of a directive on an off route ($at)"
-  log_since "$before" | grep -q "SESSION_MODE is off" || fail "the 502's line does not name the mode: $(log_since "$before")"
+  refused off "/off/set?k=off" "a directive"
 
   # read: injected, never written; a directive is a 502 and keeps nothing.
   q "UPDATE sessions SET accessed = accessed - 1000"  # past the touch interval
@@ -127,12 +134,7 @@ modes() {
   [ -z "$(header Set-Cookie)" ] || fail "read sent a cookie ($at)"
   expect_eq "$(row)" "$stored" "the stored session after a read ($at)"
   for directive in "X-Session-Set=k=r" "X-Session-Abandon=1" "X-Session-Regenerate=1" "X-Session-Clear=1"; do
-    before=$(wc -l <"$DIR/a.log")
-    get "/read/directive?$directive"
-    expect_status 502 "$directive on a read route ($at)"
-    [ -z "$(header Set-Cookie)" ] || fail "$directive on a read route sent a cookie ($at)"
-    expect_eq "$(log_since "$before" | wc -l)" 1 "log lines of $directive on a read route ($at)"
-    log_since "$before" | grep -q "SESSION_MODE is read" || fail "the 502's line does not name the mode: $(log_since "$before")"
+    refused read "/read/directive?$directive" "$directive"
     expect_eq "$(row)" "$stored" "the stored session after $directive on a read route ($at)"
   done
   # SESSION_READ_TOUCH on: the last access moves, nothing else.
