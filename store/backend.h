@@ -41,24 +41,21 @@ inline void RefuseNewerSchema(std::int64_t version, int known, const std::string
                      code, false);
 }
 
-// The timeouts every timed query uses.
-struct StoreTimeouts {
-  std::int64_t idle = 20 * 60;        // seconds without a request before a session ends
-  std::int64_t absolute = 24 * 3600;  // seconds after creation a session ends regardless
-};
-
 // The operations of one unit of work. Valid only inside StoreBackend::Write's
-// call of the unit; every method throws StoreError.
+// call of the unit; every method throws StoreError. `t`: the timeouts of the
+// session's site (SiteScope), which every timed statement uses.
 class StoreWriter {
  public:
   virtual ~StoreWriter() = default;
   // Sets accessed = now and expires = min(now + idle, created + absolute) if
   // the session is alive at `now`; returns whether it was (and so touched).
-  virtual bool Touch(const IdDigest& d, std::int64_t now) = 0;
+  virtual bool Touch(const IdDigest& d, std::int64_t now, const StoreTimeouts& t) = 0;
   // Whether the session is alive at `now`. Writes nothing.
-  virtual bool Alive(const IdDigest& d, std::int64_t now) = 0;
-  // A new session: created = accessed = now, expires = now + min(idle, absolute).
-  virtual void Insert(const IdDigest& d, std::int64_t now) = 0;
+  virtual bool Alive(const IdDigest& d, std::int64_t now, const StoreTimeouts& t) = 0;
+  // A new session of `site` (the sessions row's site column, which only the
+  // operator's commands read: `d` is already the digest of the site's id):
+  // created = accessed = now, expires = now + min(idle, absolute).
+  virtual void Insert(const IdDigest& d, std::int64_t now, const StoreTimeouts& t, std::string_view site) = 0;
   virtual void SetItem(const IdDigest& d, std::string_view key, std::string_view value) = 0;
   virtual void RemoveItem(const IdDigest& d, std::string_view key) = 0;
   virtual void ClearItems(const IdDigest& d) = 0;
@@ -84,6 +81,7 @@ struct SessionChange {
   // change set that only removes).
   const SessionLimits* limits;
   const IdDigest* fresh;  // regenerate: move the session here; nullptr: it stays
+  const StoreTimeouts& timeouts;  // the session's site's
 };
 
 struct SessionChangeResult {
@@ -106,7 +104,9 @@ class StoreBackend {
   // The session under `d` alive at `now`, row and items from one snapshot,
   // with `id` copied into it and Session::now set to the clock the backend
   // used; nullopt when there is none. Never writes.
-  virtual std::optional<Session> Load(const IdDigest& d, std::string_view id, std::int64_t now) = 0;
+  // `t`: the timeouts of the session's site.
+  virtual std::optional<Session> Load(const IdDigest& d, std::string_view id, std::int64_t now,
+                                      const StoreTimeouts& t) = 0;
 
   // Runs `unit` as one atomic unit of work: all of its writes are durable
   // (as the store's durability setting defines) when Write returns, or none

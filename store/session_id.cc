@@ -57,4 +57,12 @@ IdDigest DigestOf(std::string_view id) {
   return out;
 }
 
+IdDigest DigestOf(std::string_view id, std::string_view site) {
+  if (site.empty()) return DigestOf(id);
+  std::string text;
+  text.reserve(site.size() + 1 + id.size());
+  text.append(site).append(1, ':').append(id);
+  return DigestOf(text);
+}
+
 }  // namespace sessiond

@@ -58,20 +58,28 @@ PolicyStore::PolicyStore(std::unique_ptr<StoreBackend> backend, StoreTimeouts ti
 
 PolicyStore::~PolicyStore() = default;
 
-std::int64_t PolicyStore::touch_interval() const { return std::max<std::int64_t>(1, timeouts_.idle / 10); }
+std::int64_t PolicyStore::touch_interval(const StoreTimeouts& t) { return std::max<std::int64_t>(1, t.idle / 10); }
 
-std::optional<Session> PolicyStore::Load(std::string_view id, std::int64_t now) {
+StoreTimeouts PolicyStore::TimeoutsOf(const SiteScope& site) const {
+  if (!site.timeouts) return timeouts_;
+  // route.h refuses a site's timeout above the process's; a caller that did
+  // not check gets the process's bound rather than sessions that outlive it.
+  return {std::min(site.timeouts->idle, timeouts_.idle), std::min(site.timeouts->absolute, timeouts_.absolute)};
+}
+
+std::optional<Session> PolicyStore::Load(std::string_view id, std::int64_t now, const SiteScope& site) {
   if (!IsWellFormedId(id)) return std::nullopt;
-  return backend_->Load(DigestOf(id), id, now);
+  return backend_->Load(DigestOf(id, site.site), id, now, TimeoutsOf(site));
 }
 
 // The units of work below may run on another thread than the caller's (a
 // backend's group commit): they capture only this call's locals and members
 // that do not change, and touch no thread-local state. Ids are made before
 // the unit, on the caller's thread.
-CommitResult PolicyStore::Commit(const std::optional<Session>& loaded, const ChangeSet& cs,
-                                 std::int64_t now) {
+CommitResult PolicyStore::Commit(const std::optional<Session>& loaded, const ChangeSet& cs, std::int64_t now,
+                                 const SiteScope& site) {
   CheckItemLimits(cs.changes, limits_);
+  const StoreTimeouts timeouts = TimeoutsOf(site);
 
   if (!loaded) {
     // A new visitor: fold the changes in memory and store only if something is left.
@@ -83,28 +91,29 @@ CommitResult PolicyStore::Commit(const std::optional<Session>& loaded, const Cha
     for (const auto& [k, v] : items) bytes += k.size() + v.size();
     CheckTotals(items.size(), bytes, limits_);
     std::string id = NewSessionId();
-    const IdDigest d = DigestOf(id);
-    backend_->Write([&items, &d, now](StoreWriter& w) {
-      w.Insert(d, now);
+    const IdDigest d = DigestOf(id, site.site);
+    const std::string& name = site.site;
+    backend_->Write([&items, &d, now, &timeouts, &name](StoreWriter& w) {
+      w.Insert(d, now, timeouts, name);
       for (const auto& [k, v] : items) w.SetItem(d, k, v);
     });
     return {CommitResult::Outcome::Created, id};
   }
 
-  const IdDigest d = DigestOf(loaded->id);
+  const IdDigest d = DigestOf(loaded->id, site.site);
   // On the store's clock, which may be another than the caller's (a database
   // server's): the same clock that recorded `accessed`.
-  const bool touch_due = loaded->now - loaded->accessed >= touch_interval();
+  const bool touch_due = loaded->now - loaded->accessed >= touch_interval(timeouts);
   if (cs.empty()) {
     // A read. Write only when the last-access time is due for a refresh, so
     // most reads cost no write at all.
     if (!touch_due) return {};
     try {
       bool touched = false;  // not when the session has gone meanwhile
-      if (auto r = backend_->Change({d, now, true, false, cs.changes, nullptr, nullptr}))
+      if (auto r = backend_->Change({d, now, true, false, cs.changes, nullptr, nullptr, timeouts}))
         touched = r->status == SessionChangeResult::Status::Done;
       else
-        backend_->Write([&touched, &d, now](StoreWriter& w) { touched = w.Touch(d, now); });
+        backend_->Write([&touched, &d, now, &timeouts](StoreWriter& w) { touched = w.Touch(d, now, timeouts); });
       if (touched) return {CommitResult::Outcome::Updated, {}, true};
     } catch (const StoreError& e) {
       // The refresh is an optimisation of the read, not part of it: failing
@@ -117,12 +126,13 @@ CommitResult PolicyStore::Commit(const std::optional<Session>& loaded, const Cha
 
   CommitResult result;
   std::string fresh_id = cs.regenerate ? NewSessionId() : std::string();
-  const IdDigest fresh = cs.regenerate ? DigestOf(fresh_id) : IdDigest{};
+  const IdDigest fresh = cs.regenerate ? DigestOf(fresh_id, site.site) : IdDigest{};
   const SessionLimits& limits = limits_;
   // The same unit of work, done by the engine in one go where it can (see
   // StoreBackend::Change); the outcomes below are the unit's.
   if (auto r = backend_->Change({d, now, touch_due, cs.abandon, cs.changes,
-                                 Writes(cs.changes) ? &limits : nullptr, cs.regenerate ? &fresh : nullptr})) {
+                                 Writes(cs.changes) ? &limits : nullptr, cs.regenerate ? &fresh : nullptr,
+                                 timeouts})) {
     using Status = SessionChangeResult::Status;
     if (r->status == Status::OverLimit) {
       CheckTotals(r->items, r->bytes, limits);  // throws
@@ -138,7 +148,7 @@ CommitResult PolicyStore::Commit(const std::optional<Session>& loaded, const Cha
     // request since it was loaded. When the last-access time is due, the touch
     // checks that; otherwise a read does, and the session row and its expiry
     // index entry stay as they are (two B-tree pages fewer in the WAL).
-    bool alive = touch_due ? w.Touch(d, now) : w.Alive(d, now);
+    bool alive = touch_due ? w.Touch(d, now, timeouts) : w.Alive(d, now, timeouts);
     if (!alive) {
       // Gone: never resurrect the old id, and never make a fresh session in its
       // place either. The request that killed it may have set a cookie (a login
@@ -173,11 +183,11 @@ std::size_t PolicyStore::CollectGarbage(std::int64_t now, std::size_t batch) {
 
 std::optional<std::int64_t> PolicyStore::CountLive(std::int64_t now) { return backend_->CountLive(now); }
 
-bool PolicyStore::HoldsExpired(std::string_view id, std::int64_t /*now*/) {
+bool PolicyStore::HoldsExpired(std::string_view id, std::int64_t /*now*/, const SiteScope& site) {
   if (!IsWellFormedId(id)) return false;
   // Load() found no live session under this id: a row that is still there
   // is one that expired (abandoned and regenerated ids have no row).
-  return backend_->Holds(DigestOf(id));
+  return backend_->Holds(DigestOf(id, site.site));
 }
 
 }  // namespace sessiond

@@ -38,6 +38,25 @@ class LimitError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// The timeouts a session lives by.
+struct StoreTimeouts {
+  std::int64_t idle = 20 * 60;        // seconds without a request before a session ends
+  std::int64_t absolute = 24 * 3600;  // seconds after creation a session ends regardless
+};
+
+// The site a session belongs to (SESSION_SITE, route.h) and the timeouts its
+// sessions live by there. A session belongs to one site: an id is known only
+// on the site that issued it (the store keeps the digest of the site and the
+// id, DigestOf), so an id of another site loads as nothing and a write makes
+// a new session of this site. Default: the default site ("") under the
+// store's own timeouts.
+struct SiteScope {
+  std::string site;  // "" the default site; else no ':' (route.h's site names)
+  // This site's timeouts; nullopt: the store's. Never longer than the store's
+  // (the process's bounds): a longer one is cut to them.
+  std::optional<StoreTimeouts> timeouts;
+};
+
 // What a commit did, and which id the client must carry from now on.
 struct CommitResult {
   enum class Outcome {
@@ -73,7 +92,10 @@ class SessionStore {
   // The live session with this id, or nullopt when the id is unknown,
   // abandoned or expired at `now` (unix seconds). Never writes sessions.
   // Throws StoreError when the store cannot be read.
-  virtual std::optional<Session> Load(std::string_view id, std::int64_t now) = 0;
+  // `site`: the session's site and timeouts (the overloads without it: the
+  // default site under the store's timeouts, as for every call below).
+  virtual std::optional<Session> Load(std::string_view id, std::int64_t now, const SiteScope& site) = 0;
+  std::optional<Session> Load(std::string_view id, std::int64_t now) { return Load(id, now, SiteScope{}); }
 
   // Applies `changes` to `loaded` (nullopt: the visitor has no session) in one
   // transaction, merging per key with whatever other commits did meanwhile.
@@ -86,8 +108,13 @@ class SessionStore {
   // cannot be written (busy, disk full, file deleted) it is logged and the
   // result is Unchanged, never an exception.
   // Throws LimitError or StoreError, in which case nothing was changed.
-  virtual CommitResult Commit(const std::optional<Session>& loaded, const ChangeSet& changes,
-                              std::int64_t now) = 0;
+  // `loaded` came from Load with the same `site`; a new session is of `site`,
+  // its expiry computed with the site's timeouts.
+  virtual CommitResult Commit(const std::optional<Session>& loaded, const ChangeSet& changes, std::int64_t now,
+                              const SiteScope& site) = 0;
+  CommitResult Commit(const std::optional<Session>& loaded, const ChangeSet& changes, std::int64_t now) {
+    return Commit(loaded, changes, now, SiteScope{});
+  }
 
   // Deletes up to `batch` sessions expired at `now`; returns how many.
   // Throws StoreError, in which case nothing was deleted.
@@ -102,7 +129,10 @@ class SessionStore {
   // After Load() found nothing for `id`: whether the store still holds that
   // session, expired and not yet collected (rather than never issued,
   // abandoned or regenerated away).
-  virtual bool HoldsExpired(std::string_view /*id*/, std::int64_t /*now*/) { return false; }
+  virtual bool HoldsExpired(std::string_view /*id*/, std::int64_t /*now*/, const SiteScope& /*site*/) {
+    return false;
+  }
+  bool HoldsExpired(std::string_view id, std::int64_t now) { return HoldsExpired(id, now, SiteScope{}); }
 };
 
 }  // namespace sessiond

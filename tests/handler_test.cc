@@ -82,13 +82,14 @@ struct SeamStore final : SessionStore {
   std::int64_t age = 0;
   int counts = 0;
   explicit SeamStore(std::unique_ptr<SessionStore> r) : real(std::move(r)) {}
-  std::optional<Session> Load(std::string_view id, std::int64_t now) override {
-    auto s = real->Load(id, now);
+  std::optional<Session> Load(std::string_view id, std::int64_t now, const SiteScope& site) override {
+    auto s = real->Load(id, now, site);
     if (s) s->accessed -= age;
     return s;
   }
-  CommitResult Commit(const std::optional<Session>& loaded, const ChangeSet& changes, std::int64_t now) override {
-    return real->Commit(loaded, changes, now);
+  CommitResult Commit(const std::optional<Session>& loaded, const ChangeSet& changes, std::int64_t now,
+                      const SiteScope& site) override {
+    return real->Commit(loaded, changes, now, site);
   }
   std::size_t CollectGarbage(std::int64_t now, std::size_t batch) override { return real->CollectGarbage(now, batch); }
   std::optional<std::int64_t> CountLive(std::int64_t now) override {

@@ -40,7 +40,7 @@ using testing::Sets;
 // A session row with a chosen digest (hex, padded with zeros), for prefix tests.
 void InsertDigest(const TempDb& t, const std::string& hex) {
   std::string padded = hex + std::string(64 - hex.size(), '0');
-  t.exec("INSERT INTO sessions VALUES (X'" + padded + "', " + std::to_string(T0) + ", " + std::to_string(T0) +
+  t.exec("INSERT INTO sessions (id_hash, created, accessed, expires) VALUES (X'" + padded + "', " + std::to_string(T0) + ", " + std::to_string(T0) +
          ", " + std::to_string(T0 + 600) + ")");
 }
 
@@ -315,7 +315,7 @@ TEST_CASE("gc gives the server's writers the write lock between its batches", "[
   a.during_gc_batch_for_testing = [&] {
     if (++batch_no == 1) {
       std::uint64_t before = Db::BusyWaitsForTesting();
-      request = std::thread([&] { server.Write([&](StoreWriter& w) { w.Insert(login, T0 + 700); }); });
+      request = std::thread([&] { server.Write([&](StoreWriter& w) { w.Insert(login, T0 + 700, o.timeouts, ""); }); });
       for (int i = 0; i < 10000 && Db::BusyWaitsForTesting() < before + 20; ++i)
         std::this_thread::sleep_for(std::chrono::milliseconds(1));
       REQUIRE(Db::BusyWaitsForTesting() >= before + 20);  // it is waiting, trying again and again
@@ -459,6 +459,44 @@ TEST_CASE("backup: a consistent copy, mode 0600 whatever the umask, never over a
   CHECK_THROWS_AS(t.admin().Backup(t.dir + "/no/such/dir/copy.db"), StoreError);
 }
 
+// Schema version 2 (the one before sites): version 1 and its triggers.
+TEST_CASE("migration 2 -> 3 keeps the sessions, on the default site", "[admin][store][sites]") {
+  TempDb t;
+  t.exec(std::string(kSchemaV1) + R"sql(
+CREATE TRIGGER sessions_delete_items AFTER DELETE ON sessions
+BEGIN
+  DELETE FROM items WHERE id_hash = old.id_hash;
+END;
+CREATE TRIGGER sessions_rename_items AFTER UPDATE OF id_hash ON sessions
+BEGIN
+  UPDATE items SET id_hash = new.id_hash WHERE id_hash = old.id_hash;
+END;
+PRAGMA user_version = 2;
+)sql");
+  std::string id = NewSessionId();
+  std::string hex = HexOf(DigestOf(id));
+  t.exec("INSERT INTO sessions VALUES (X'" + hex + "', " + std::to_string(T0) + ", " + std::to_string(T0) + ", " +
+         std::to_string(T0 + 600) + ");"
+         "INSERT INTO items VALUES (X'" + hex + "', 'UserName', 'ann')");
+  // The commands read the old version as it is: its sessions are the default site's.
+  CHECK(t.admin().List({}, T0).size() == 1);
+  CHECK(t.admin().Stats(T0).live == 1);
+  SqliteAdmin shop(t.admin_options(false));
+  shop.SetSite("shop");
+  CHECK(shop.List({}, T0).empty());
+  CHECK(t.query("PRAGMA user_version") == "2");
+
+  auto store = OpenStore(t.options());
+  CHECK(t.query("PRAGMA user_version") == "3");
+  auto s = store->Load(id, T0 + 1);
+  REQUIRE(s);
+  CHECK(s->items == Items{{"UserName", "ann"}});
+  CHECK_FALSE(store->Load(id, T0 + 1, SiteScope{"shop", std::nullopt}));
+  CHECK(t.query("SELECT count(*) FROM sessions WHERE site = ''") == "1");
+  CHECK(t.admin().List({}, T0).size() == 1);
+  CHECK(t.admin().Check(false).empty());
+}
+
 TEST_CASE("migration 1 -> 2 keeps the sessions and removes only items of no session", "[admin][store]") {
   TempDb t;
   t.exec(kSchemaV1);
@@ -472,11 +510,12 @@ TEST_CASE("migration 1 -> 2 keeps the sessions and removes only items of no sess
   // The commands work on the old version as it is, without migrating it.
   CHECK(t.admin().List({}, T0).size() == 1);
   CHECK_THAT(t.admin().Check(false), Catch::VectorContains(std::string(
-      "schema version 1 is older than this sessiond's (2): sessiond serve migrates it when it starts")));
+      "schema version 1 is older than this sessiond's (" + std::to_string(kSchemaVersion) +
+      "): sessiond serve migrates it when it starts")));
   CHECK(t.query("PRAGMA user_version") == "1");
 
   auto store = OpenStore(t.options());
-  CHECK(t.query("PRAGMA user_version") == "2");
+  CHECK(t.query("PRAGMA user_version") == std::to_string(kSchemaVersion));
   auto s = store->Load(id, T0 + 1);
   REQUIRE(s);
   CHECK(s->items == Items{{"UserName", "ann"}, {"cart", "3"}});

@@ -27,6 +27,9 @@ namespace {
 
 std::int64_t Now() { return static_cast<std::int64_t>(std::time(nullptr)); }
 
+// The store's view of the route: its site's sessions, under its timeouts.
+SiteScope SiteOf(const Route& route) { return {route.site, route.timeouts}; }
+
 // The name of the cookie a Set-Cookie value sets.
 std::string_view SetCookieName(std::string_view value) {
   std::string_view name = value.substr(0, value.find('='));
@@ -156,18 +159,18 @@ void Handler::ServeStatus(Request& request) {
 Response Handler::Process(Request& request) {
   // The location's session behaviour (route.h); a value not understood is a
   // 500 before anything else happens. Wired step by step into what follows.
-  [[maybe_unused]] const Route route = ReadRoute(request, config_.cookie.name, config_.store.timeouts);
+  const Route route = ReadRoute(request, config_.cookie.name, config_.store.timeouts);
   std::optional<PageRunner> page;
   const Runner& runner = ChooseRunner(request, page);
-  const std::optional<Session> session = LoadSession(request);
+  const std::optional<Session> session = LoadSession(request, route);
   RunResult run = Run(runner, request, session);
-  const CgiResponse out = CheckRun(run, runner.Describe(), request);
-  const CommitResult committed = Commit(session, out.session);
+  const CgiResponse out = CheckRun(run, runner.Describe(), request, route);
+  const CommitResult committed = Commit(session, out.session, route);
   if (committed.outcome == CommitResult::Outcome::Gone)
     throw HttpError(409, "the session ended while the page ran (a login, logout or expiry meanwhile); "
                          "its changes were not kept");
-  const bool had_cookie = FindCookie(CookieHeader(request), config_.cookie.name).has_value();
-  return Respond(out, run, session, committed, request.Param("HTTPS") == "on", had_cookie);
+  const bool had_cookie = FindCookie(CookieHeader(request), route.cookie_name).has_value();
+  return Respond(out, run, session, committed, request.Param("HTTPS") == "on", had_cookie, route);
 }
 
 // The application SESSIOND_APP names (a parameter only the web server sets:
@@ -247,8 +250,10 @@ Handler::Page Handler::ResolvePage(const Request& request) const {
 }
 
 // The cookie's session, or nullopt for a new visitor: no cookie, a malformed
-// one, or an id the store does not know (never issued, expired, abandoned).
-std::optional<Session> Handler::LoadSession(const Request& request) {
+// one, or an id the store does not know (never issued, expired, abandoned,
+// another site's). The route's site names the cookie and the session's site.
+std::optional<Session> Handler::LoadSession(const Request& request, const Route& route) {
+  const SiteScope site = SiteOf(route);
   std::string header = CookieHeader(request);
   if (header.size() > config_.max_cookie_bytes)
     throw HttpError(400, "Cookie header of " + std::to_string(header.size()) +
@@ -257,16 +262,16 @@ std::optional<Session> Handler::LoadSession(const Request& request) {
   // set by a parent domain or another path (garbage, or a dead session) must
   // not log the visitor out. At most three are looked up.
   int looked_up = 0;
-  for (std::string_view id : FindCookies(header, config_.cookie.name)) {
+  for (std::string_view id : FindCookies(header, route.cookie_name)) {
     if (!IsWellFormedId(id)) continue;
     if (++looked_up > 3) break;
     auto start = std::chrono::steady_clock::now();
-    std::optional<Session> session = store_->Load(id, Now());
+    std::optional<Session> session = store_->Load(id, Now(), site);
     ProcessMetrics().ObserveStoreLoad(SecondsSince(start));
     if (session) return session;
     // Only for the metrics: a store that cannot tell costs the request nothing.
     try {
-      if (store_->HoldsExpired(id, Now())) ProcessMetrics().CountSession(Metrics::SessionEvent::ExpiredOnRead);
+      if (store_->HoldsExpired(id, Now(), site)) ProcessMetrics().CountSession(Metrics::SessionEvent::ExpiredOnRead);
     } catch (const StoreError&) {
     }
   }
@@ -289,13 +294,14 @@ RunResult Handler::Run(const Runner& runner, const Request& request, const std::
 }
 
 // `page`: how the log names the page or app ("page /srv/pages/home", "app shop").
-CgiResponse Handler::CheckRun(const RunResult& run, const std::string& page, const Request& request) const {
+CgiResponse Handler::CheckRun(const RunResult& run, const std::string& page, const Request& request,
+                              const Route& route) const {
   if (!run.errors.empty()) {
     // The page's stderr, bounded by page_stderr_bytes, one log line per line.
     // A page that prints its environment (SESSION_ID, HTTP_COOKIE) must not
     // put a live session id in the log: the cookie's ids are masked.
     std::string header = CookieHeader(request);
-    std::vector<std::string_view> ids = FindCookies(header, config_.cookie.name);
+    std::vector<std::string_view> ids = FindCookies(header, route.cookie_name);
     std::string_view rest = run.errors;
     while (!rest.empty()) {
       std::size_t nl = rest.find('\n');
@@ -339,21 +345,21 @@ CgiResponse Handler::CheckRun(const RunResult& run, const std::string& page, con
   // The session cookie is sessiond's: a page that sets it could hand its
   // visitor someone else's session or an id the store never issued.
   for (const Header& h : out.headers)
-    if (strcasecmp(h.first.c_str(), "Set-Cookie") == 0 && SetCookieName(h.second) == config_.cookie.name)
-      throw HttpError(502, page + " sent a Set-Cookie for the session cookie " + config_.cookie.name);
+    if (strcasecmp(h.first.c_str(), "Set-Cookie") == 0 && SetCookieName(h.second) == route.cookie_name)
+      throw HttpError(502, page + " sent a Set-Cookie for the session cookie " + route.cookie_name);
   return out;
 }
 
 // Commits the page's changes, and counts what became of sessions and how
 // long the store took (a read with nothing to write costs no store time and
 // is not observed).
-CommitResult Handler::Commit(const std::optional<Session>& session, const ChangeSet& changes) {
+CommitResult Handler::Commit(const std::optional<Session>& session, const ChangeSet& changes, const Route& route) {
   using O = CommitResult::Outcome;
   Metrics& metrics = ProcessMetrics();
   auto start = std::chrono::steady_clock::now();
   CommitResult committed;
   try {
-    committed = store_->Commit(session, changes, Now());
+    committed = store_->Commit(session, changes, Now(), SiteOf(route));
   } catch (const StoreError&) {
     metrics.ObserveStoreCommit(SecondsSince(start));
     throw;
@@ -369,13 +375,14 @@ CommitResult Handler::Commit(const std::optional<Session>& session, const Change
 // a session must not be stored by any cache, whatever the page said.
 // `had_cookie`: the request carried the session cookie, whatever its value.
 Response Handler::Respond(const CgiResponse& page, RunResult& run, const std::optional<Session>& session,
-                          const CommitResult& committed, bool https, bool had_cookie) const {
+                          const CommitResult& committed, bool https, bool had_cookie, const Route& route) const {
   using O = CommitResult::Outcome;
   Response r{page.status, page.reason, {}, {}, std::move(run.output), page.body_offset};
   bool has_session = session || committed.outcome == O::Created;
   for (const Header& h : page.headers)
     if (!has_session || strcasecmp(h.first.c_str(), "Cache-Control") != 0) r.headers.push_back(h);
   CookieAttributes cookie = config_.cookie;
+  cookie.name = route.cookie_name;  // the site's (SESSION_COOKIE), else --cookie-name
   cookie.secure = config_.cookie_secure || https;
   // A Max-Age counts from when the cookie was last sent, so it is sent again
   // while the session is in use, or an active visitor would be logged out

@@ -12,6 +12,7 @@
 #include "middleware/base/request.h"
 #include "middleware/base/spill_buffer.h"
 #include "middleware/request_path/cgi_response.h"
+#include "middleware/request_path/route.h"
 #include "middleware/request_path/cookie.h"
 #include "middleware/runners/page_runner.h"
 #include "middleware/runners/runner.h"
@@ -89,12 +90,13 @@ class Handler {
   void ServeStatus(Request& request);
   const Runner& ChooseRunner(const Request& request, std::optional<PageRunner>& page) const;
   Page ResolvePage(const Request& request) const;
-  std::optional<Session> LoadSession(const Request& request);
+  std::optional<Session> LoadSession(const Request& request, const Route& route);
   RunResult Run(const Runner& runner, const Request& request, const std::optional<Session>& session) const;
-  CgiResponse CheckRun(const RunResult& run, const std::string& page, const Request& request) const;
-  CommitResult Commit(const std::optional<Session>& session, const ChangeSet& changes);
+  CgiResponse CheckRun(const RunResult& run, const std::string& page, const Request& request,
+                       const Route& route) const;
+  CommitResult Commit(const std::optional<Session>& session, const ChangeSet& changes, const Route& route);
   Response Respond(const CgiResponse& page, RunResult& run, const std::optional<Session>& session,
-                   const CommitResult& committed, bool https, bool had_cookie) const;
+                   const CommitResult& committed, bool https, bool had_cookie, const Route& route) const;
   void Send(Request& request, const Response& response) const;
 
   const HandlerSettings& config_;

@@ -37,6 +37,14 @@ CREATE TABLE items (
   PRIMARY KEY (id_hash, key)
 );
 )sql",
+    // 1 -> 2: sites (SESSION_SITE). The site a session belongs to, for the
+    // operator's commands (--site); the request path never reads it, since
+    // id_hash is already the digest of the site and the id (DigestOf).
+    // Sessions made before sites belong to the default site ''. A constant
+    // default: PostgreSQL adds the column without rewriting the table.
+    R"sql(
+ALTER TABLE sessions ADD COLUMN site text NOT NULL DEFAULT '';
+)sql",
 };
 static_assert(std::size(kMigrations) == kPgSchemaVersion);
 
@@ -194,8 +202,8 @@ struct PgBackend::Statements {
                   " WHERE id_hash = $1 AND " + sql::Alive(Terms(now, ""))),
         alive_sql("SELECT 1 FROM sessions WHERE id_hash = $1 AND " + sql::Alive(Terms(now, "")) +
                   " FOR NO KEY UPDATE"),
-        insert_sql("INSERT INTO sessions (id_hash, created, accessed, expires) VALUES ($1, " + now + ", " + now +
-                   ", " + sql::ExpiryOfNew("least", Terms(now, "")) + ")"),
+        insert_sql("INSERT INTO sessions (id_hash, created, accessed, expires, site) VALUES ($1, " + now + ", " +
+                   now + ", " + sql::ExpiryOfNew("least", Terms(now, "")) + ", $5)"),
         // A session a request is writing is collected next time if still due.
         gc_sql(sql::SweepExpired(gc_now, "$2", kPgSkipLocked)),
         count_sql("SELECT count(*) FROM sessions WHERE " + sql::Unexpired("", gc_now)),
@@ -233,22 +241,27 @@ struct PgBackend::Statements {
 // ahead is thrown there, and the whole unit is undone.
 class PgBackend::Writer final : public StoreWriter {
  public:
-  Writer(pg::Conn& conn, const Statements& sql, const StoreTimeouts& t) : c_(conn), sql_(sql), t_(t) {}
+  Writer(pg::Conn& conn, const Statements& sql) : c_(conn), sql_(sql) {}
 
-  std::vector<Param> Timed(const IdDigest& d, std::int64_t now) const {
-    return {Param::Bytes(d.data(), d.size()), Param::Int(now), Param::Int(t_.idle), Param::Int(t_.absolute)};
+  // $1 the digest, $2 now, $3 idle and $4 absolute of the session's site.
+  static std::vector<Param> Timed(const IdDigest& d, std::int64_t now, const StoreTimeouts& t) {
+    return {Param::Bytes(d.data(), d.size()), Param::Int(now), Param::Int(t.idle), Param::Int(t.absolute)};
   }
   static Param Digest(const IdDigest& d) { return Param::Bytes(d.data(), d.size()); }
 
-  bool Touch(const IdDigest& d, std::int64_t now) override {
-    c_.Send(sql_.touch, Timed(d, now));
+  bool Touch(const IdDigest& d, std::int64_t now, const StoreTimeouts& t) override {
+    c_.Send(sql_.touch, Timed(d, now, t));
     return c_.Sync().back().affected() != 0;
   }
-  bool Alive(const IdDigest& d, std::int64_t now) override {
-    c_.Send(sql_.alive, Timed(d, now));
+  bool Alive(const IdDigest& d, std::int64_t now, const StoreTimeouts& t) override {
+    c_.Send(sql_.alive, Timed(d, now, t));
     return c_.Sync().back().rows() != 0;
   }
-  void Insert(const IdDigest& d, std::int64_t now) override { c_.Send(sql_.insert, Timed(d, now)); }
+  void Insert(const IdDigest& d, std::int64_t now, const StoreTimeouts& t, std::string_view site) override {
+    std::vector<Param> params = Timed(d, now, t);
+    params.push_back(Param::Text(site));
+    c_.Send(sql_.insert, params);
+  }
   void SetItem(const IdDigest& d, std::string_view key, std::string_view value) override {
     c_.Send(sql_.set_item, {Digest(d), Param::Bytes(key), Param::Bytes(value)});
   }
@@ -269,7 +282,6 @@ class PgBackend::Writer final : public StoreWriter {
  private:
   pg::Conn& c_;
   const Statements& sql_;
-  const StoreTimeouts& t_;
 };
 
 namespace {
@@ -316,10 +328,11 @@ PgBackend::~PgBackend() = default;
 
 void PgBackend::Connect() { pool_->Check(); }
 
-std::optional<Session> PgBackend::Load(const IdDigest& d, std::string_view id, std::int64_t now) {
+std::optional<Session> PgBackend::Load(const IdDigest& d, std::string_view id, std::int64_t now,
+                                       const StoreTimeouts& t) {
   Borrowed conn(*this);
   // One statement: the row and its items from one snapshot, one round trip.
-  conn->Send(sql_->load, Writer(*conn, *sql_, opts_.timeouts).Timed(d, now));
+  conn->Send(sql_->load, Writer::Timed(d, now, t));
   pg::Result r = conn->Sync().back();
   if (r.rows() == 0) return std::nullopt;
   Session s;
@@ -379,7 +392,7 @@ std::vector<pg::Result> PgBackend::Transaction(pg::Conn& c, const std::function<
 void PgBackend::Write(const std::function<void(StoreWriter&)>& unit) {
   Borrowed conn(*this);
   Transaction(*conn, [&] {
-    Writer w(*conn, *sql_, opts_.timeouts);
+    Writer w(*conn, *sql_);
     unit(w);
   });
 }
@@ -451,7 +464,7 @@ std::optional<SessionChangeResult> PgBackend::Change(const SessionChange& change
                     removed = pg::EncodeBytesArray(remove_keys);
   const SessionLimits* limits = change.limits;
   std::vector<Param> params = {Param::Bytes(change.id.data(), change.id.size()), Param::Int(change.now),
-                               Param::Int(opts_.timeouts.idle), Param::Int(opts_.timeouts.absolute)};
+                               Param::Int(change.timeouts.idle), Param::Int(change.timeouts.absolute)};
   params.insert(params.end(),
                 {Param::Int(change.touch), Param::Int(clear), Param::BytesArray(keys), Param::BytesArray(values),
                  Param::BytesArray(removed), Param::Int(limits ? static_cast<std::int64_t>(limits->max_items) : -1),

@@ -22,7 +22,6 @@ class Result;
 
 struct PgOptions {
   std::string uri;  // a libpq URI (or keyword=value string)
-  StoreTimeouts timeouts;
   // Bounds connecting, each lock wait and each statement (see pg_conn.h).
   int timeout_ms = 5000;
   // Every `now` is the database server's clock (transaction_timestamp(), so
@@ -36,7 +35,10 @@ struct PgOptions {
 };
 
 // The schema version this build writes (table sessiond_schema).
-inline constexpr int kPgSchemaVersion = 1;
+inline constexpr int kPgSchemaVersion = 2;
+// The version that added the sessions' site column (sessions of a schema
+// before it are the default site's).
+inline constexpr int kPgSitesSchemaVersion = 2;
 
 // The server's clock in SQL, in whole seconds as time(2) counts them: the
 // transaction's start, so every statement of a unit of work sees one `now`.
@@ -72,7 +74,8 @@ class PgBackend final : public StoreBackend {
   // schema): serve's check at start. Throws StoreError as the pool's Check.
   void Connect();
 
-  std::optional<Session> Load(const IdDigest& d, std::string_view id, std::int64_t now) override;
+  std::optional<Session> Load(const IdDigest& d, std::string_view id, std::int64_t now,
+                              const StoreTimeouts& t) override;
   void Write(const std::function<void(StoreWriter&)>& unit) override;
   // In one round trip (a function the schema setup creates); the changes of
   // one session that this process's workers make at once share one

@@ -15,7 +15,10 @@ namespace sessiond {
 struct StoreOptions;
 
 // The schema version this build writes (PRAGMA user_version).
-inline constexpr int kSchemaVersion = 2;
+inline constexpr int kSchemaVersion = 3;
+// The version that added the sessions' site column (sessions of a schema
+// before it are the default site's).
+inline constexpr int kSitesSchemaVersion = 3;
 
 // The -wal file is truncated back to this size (PRAGMA journal_size_limit)
 // when SQLite reuses it after a checkpoint; it may grow past it meanwhile.
@@ -45,7 +48,8 @@ class SqliteBackend final : public StoreBackend {
   explicit SqliteBackend(const StoreOptions& options);
   ~SqliteBackend() override;
 
-  std::optional<Session> Load(const IdDigest& d, std::string_view id, std::int64_t now) override;
+  std::optional<Session> Load(const IdDigest& d, std::string_view id, std::int64_t now,
+                              const StoreTimeouts& t) override;
   void Write(const std::function<void(StoreWriter&)>& unit) override;
   // One batch in a transaction of its own. When writers of this process
   // are waiting for the write lock (queued, or their leader running), it
