@@ -619,3 +619,24 @@ TEST_CASE("a request carrying this process's loop token is answered 508 without 
   for (const std::string& kv : fake->env) tokens += kv.rfind(std::string(kLoopParam) + "=", 0) == 0;
   CHECK(tokens == 2);  // both it was given (the app runner adds this process's own)
 }
+
+TEST_CASE("a site's route reads and writes its own cookie, and another site's id is unknown there",
+          "[handler][sites]") {
+  Fixture f;
+  const std::string shop_route[] = {"SESSION_SITE=shop", "SESSION_COOKIE=shop_sid"};
+  MemoryRequest set = f.Serve({"SCRIPT_FILENAME=set", "QUERY_STRING=cart=3", shop_route[0], shop_route[1]});
+  REQUIRE(set.status() == 200);
+  auto at = set.out().find("Set-Cookie: shop_sid=");
+  REQUIRE(at != std::string::npos);
+  const std::string shop_id = set.out().substr(at + 21, 43);
+  MemoryRequest shown = f.Serve({"SCRIPT_FILENAME=show", "HTTP_COOKIE=sid=other; shop_sid=" + shop_id,
+                                 shop_route[0], shop_route[1]});
+  CHECK(shown.body() == "cart=3");
+  // The same value under the default site's cookie, or another site's: nothing.
+  CHECK(f.Serve({"SCRIPT_FILENAME=show", "HTTP_COOKIE=sid=" + shop_id}).body().empty());
+  CHECK(f.Serve({"SCRIPT_FILENAME=show", "HTTP_COOKIE=shop_sid=" + shop_id, "SESSION_SITE=blog",
+                 "SESSION_COOKIE=shop_sid"}).body().empty());
+  // A page may not set the site's cookie itself.
+  f.Page("setcookie", "printf 'Set-Cookie: shop_sid=x\\r\\n\\r\\n'");
+  CHECK(f.Serve({"SCRIPT_FILENAME=setcookie", shop_route[0], shop_route[1]}).status() == 502);
+}

@@ -42,3 +42,11 @@ TEST_CASE("the digest is SHA3-256, as the sqlite3 shell's sha3(id, 256)", "[id]"
   CHECK(d[31] == 0x32);
   CHECK(DigestOf(NewSessionId()) != DigestOf(NewSessionId()));
 }
+
+TEST_CASE("a site's digest is of site:id; the default site's is the id's alone", "[id][sites]") {
+  std::string id = NewSessionId();
+  CHECK(DigestOf(id, "") == DigestOf(id));  // stores made before sites keep their sessions
+  CHECK(DigestOf(id, "shop") == DigestOf("shop:" + id));  // sha3('shop:' || id, 256) in the sqlite3 shell
+  CHECK(DigestOf(id, "shop") != DigestOf(id));
+  CHECK(DigestOf(id, "shop") != DigestOf(id, "blog"));
+}
