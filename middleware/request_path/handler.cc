@@ -299,9 +299,11 @@ CgiResponse Handler::CheckRun(const RunResult& run, const std::string& page, con
   if (!run.errors.empty()) {
     // The page's stderr, bounded by page_stderr_bytes, one log line per line.
     // A page that prints its environment (SESSION_ID, HTTP_COOKIE) must not
-    // put a live session id in the log: the cookie's ids are masked.
+    // put a live session id in the log: the cookie's ids are masked, and
+    // those of every other cookie too (a browser sends the cookies of the
+    // other sites on the host, under their own names).
     std::string header = CookieHeader(request);
-    std::vector<std::string_view> ids = FindCookies(header, route.cookie_name);
+    std::vector<std::string_view> ids = CookieValues(header);
     std::string_view rest = run.errors;
     while (!rest.empty()) {
       std::size_t nl = rest.find('\n');

@@ -90,6 +90,12 @@ check_sites() {
     fail "$engine: a write with the shop's id on the blog: cookie '$forged'"
   get /shop/dump
   expect_body "SESSION_VAR_cart=3" "$engine: the shop's session after the forged write"
+  # A page of one site printing its Cookie header to stderr: every site's id is masked in the log.
+  get_cookie "blog_sid=$forged; shop_sid=$shop_id; sid=$home_id" /blog/stderr
+  expect_status 200 "$engine: a page printing its cookies to stderr"
+  grep -q "HTTP_COOKIE=blog_sid=\[session id\]; shop_sid=\[session id\]; sid=\[session id\]" "$DIR/a.log" ||
+    fail "$engine: the page's stderr line with every site's id masked is not in the log"
+  grep -qe "$shop_id" -e "$home_id" "$DIR/a.log" && fail "$engine: another site's session id is in the log"
 
   # --- A site's idle timeout shorter than the process's.
   get /quick/set?k=v
