@@ -110,11 +110,11 @@ class Handler {
   // under its lock, which `lock` then holds.
   std::optional<Session> LoadSession(const Request& request, const Route& route, std::optional<SessionLock>& lock);
   // `ids`: the cookie's (empty: read from the request).
-  SessionLock LockSession(const Request& request, std::vector<std::string_view> ids = {});
-  std::optional<Session> LoadSession(const Request& request);
+  SessionLock LockSession(const Request& request, const Route& route, std::vector<std::string_view> ids = {});
+  std::optional<Session> LoadFromCookie(const Request& request, const Route& route);
   RunResult Run(const Runner& runner, const Request& request, const Route& route,
                 const std::optional<Session>& session) const;
-  CgiResponse CheckRun(const RunResult& run, const std::string& page, const Request& request,
+  CgiResponse CheckRun(const RunResult& run, const std::string& page, const Request& request, const Route& route,
                        const std::optional<Session>& session) const;
   void CheckChanges(const Route& route, const ChangeSet& changes, const std::string& page) const;
   CommitResult Commit(const Route& route, const std::optional<Session>& session, const ChangeSet& changes,
