@@ -24,6 +24,20 @@ void CheckItemLimits(const std::vector<Change>& changes, const SessionLimits& li
   }
 }
 
+// A JSON item whose value is not JSON text is given to pages as the string
+// it is: an older member of a farm (which does not know types) overwrote
+// the value and left the type, or an operator edited the row by hand. So a
+// page that finds SESSION_TYPE_<key>=json can always decode the value.
+std::optional<Session> TrustedTypes(std::optional<Session> s) {
+  if (s)
+    for (auto it = s->json.begin(); it != s->json.end();) {
+      auto item = s->items.find(*it);
+      if (item == s->items.end() || !IsJsonText(item->second)) it = s->json.erase(it);
+      else ++it;
+    }
+  return s;
+}
+
 void CheckTotals(std::size_t items, std::size_t bytes, const SessionLimits& limits) {
   if (items > limits.max_items)
     throw LimitError("session of " + std::to_string(items) + " items exceeds max_items");
@@ -62,7 +76,7 @@ std::int64_t PolicyStore::touch_interval() const { return std::max<std::int64_t>
 
 std::optional<Session> PolicyStore::Load(std::string_view id, std::int64_t now) {
   if (!IsWellFormedId(id)) return std::nullopt;
-  if (auto s = backend_->Load(DigestOf(id), id, now)) return s;
+  if (auto s = backend_->Load(DigestOf(id), id, now)) return TrustedTypes(std::move(s));
   return Follow(id, now);
 }
 
@@ -85,7 +99,7 @@ std::optional<Session> PolicyStore::Follow(std::string_view id, std::int64_t now
     if (DigestOf(to) != f->to) return std::nullopt;  // not sealed for this id: a damaged row
     if (std::optional<Session> s = backend_->Load(f->to, to, now)) {
       s->forwarded = true;
-      return s;
+      return TrustedTypes(std::move(s));
     }
     from = std::move(to);
   }

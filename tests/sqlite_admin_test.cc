@@ -631,6 +631,21 @@ TEST_CASE("migration to item types makes the PHP bridge's json: values JSON item
   CHECK(t.admin().Check(false).empty());
 }
 
+TEST_CASE("a JSON item an older member overwrote with a string loads as a string", "[admin][store][types]") {
+  TempDb t;
+  auto store = OpenStore(t.options());
+  ChangeSet cs;
+  cs.changes.push_back({Change::Kind::Set, "n", "3", {}, ItemType::Json});
+  cs.changes.push_back({Change::Kind::Set, "m", "4", {}, ItemType::Json});
+  std::string id = store->Commit(std::nullopt, cs, T0).id;
+  // An older sessiond's upsert sets the value and leaves the type.
+  t.exec("UPDATE items SET value = 'hello' WHERE key = 'n'");
+  auto s = store->Load(id, T0);
+  REQUIRE(s);
+  CHECK(s->items.at("n") == "hello");
+  CHECK(s->json == JsonKeys{"m"});
+}
+
 TEST_CASE("migration from 2 adds the rotation grace's forwards and keeps the sessions", "[admin][store]") {
   TempDb t;
   std::string id = NewSessionId();
