@@ -24,6 +24,20 @@ void CheckItemLimits(const std::vector<Change>& changes, const SessionLimits& li
   }
 }
 
+// A JSON item whose value is not JSON text is given to pages as the string
+// it is: an older member of a farm (which does not know types) overwrote
+// the value and left the type, or an operator edited the row by hand. So a
+// page that finds SESSION_TYPE_<key>=json can always decode the value.
+std::optional<Session> TrustedTypes(std::optional<Session> s) {
+  if (s)
+    for (auto it = s->json.begin(); it != s->json.end();) {
+      auto item = s->items.find(*it);
+      if (item == s->items.end() || !IsJsonText(item->second)) it = s->json.erase(it);
+      else ++it;
+    }
+  return s;
+}
+
 void CheckTotals(std::size_t items, std::size_t bytes, const SessionLimits& limits) {
   if (items > limits.max_items)
     throw LimitError("session of " + std::to_string(items) + " items exceeds max_items");
@@ -40,11 +54,11 @@ bool Writes(const std::vector<Change>& changes) {
 void ApplyInPlace(StoreWriter& w, const IdDigest& d, const std::vector<Change>& changes) {
   for (const Change& c : changes) {
     switch (c.kind) {
-      case Change::Kind::Set: w.SetItem(d, c.key, c.value); break;
+      case Change::Kind::Set: w.SetItem(d, c.key, c.value, c.type); break;
       case Change::Kind::Remove: w.RemoveItem(d, c.key); break;
       case Change::Kind::Replace:
         w.ClearItems(d);
-        for (const auto& [k, v] : c.items) w.SetItem(d, k, v);
+        for (const auto& [k, v] : c.items) w.SetItem(d, k, v, ItemType::String);
         break;
       case Change::Kind::Clear: w.ClearItems(d); break;
     }
@@ -72,7 +86,7 @@ StoreTimeouts PolicyStore::TimeoutsOf(const SiteScope& site) const {
 std::optional<Session> PolicyStore::Load(std::string_view id, std::int64_t now, const SiteScope& site) {
   if (!IsWellFormedId(id)) return std::nullopt;
   const StoreTimeouts timeouts = TimeoutsOf(site);
-  if (auto s = backend_->Load(DigestOf(id, site.site), id, now, timeouts)) return s;
+  if (auto s = backend_->Load(DigestOf(id, site.site), id, now, timeouts)) return TrustedTypes(std::move(s));
   return Follow(id, now, site.site, timeouts);
 }
 
@@ -98,7 +112,7 @@ std::optional<Session> PolicyStore::Follow(std::string_view id, std::int64_t now
     if (DigestOf(to, site) != f->to) return std::nullopt;  // not sealed for this id: a damaged row
     if (std::optional<Session> s = backend_->Load(f->to, to, now, timeouts)) {
       s->forwarded = true;
-      return s;
+      return TrustedTypes(std::move(s));
     }
     from = std::move(to);
   }
@@ -133,7 +147,8 @@ CommitResult PolicyStore::CommitOnce(const std::optional<Session>& loaded, const
     // A new visitor: fold the changes in memory and store only if something is left.
     if (cs.abandon) return {};
     Items items;
-    Apply(cs.changes, items);
+    JsonKeys json;
+    Apply(cs.changes, items, json);
     if (items.empty()) return {};
     std::size_t bytes = 0;
     for (const auto& [k, v] : items) bytes += k.size() + v.size();
@@ -142,9 +157,9 @@ CommitResult PolicyStore::CommitOnce(const std::optional<Session>& loaded, const
     const IdDigest d = DigestOf(id, site.site);
     const StoreTimeouts timeouts = TimeoutsOf(site);
     const std::string& name = site.site;
-    backend_->Write([&items, &d, now, &timeouts, &name](StoreWriter& w) {
+    backend_->Write([&items, &json, &d, now, &timeouts, &name](StoreWriter& w) {
       w.Insert(d, now, timeouts, name);
-      for (const auto& [k, v] : items) w.SetItem(d, k, v);
+      for (const auto& [k, v] : items) w.SetItem(d, k, v, json.count(k) ? ItemType::Json : ItemType::String);
     });
     return {CommitResult::Outcome::Created, id};
   }

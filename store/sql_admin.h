@@ -88,6 +88,9 @@ class AdminEngine {
   // The first schema version with the sessions' site column (before it,
   // every session is of the default site).
   virtual int SitesSchemaVersion() const = 0;
+  // The schema version that gave items their type column (store/session.h
+  // ItemType); a store below it holds strings only.
+  virtual int ItemTypesSince() const = 0;
   // StoreStats::file_bytes, free_bytes and wal_bytes.
   virtual void AddSizes(StoreStats& stats) = 0;
   // Adds the problems of the storage itself, one line each (corrupt pages),

@@ -126,7 +126,9 @@ class SessionStore {
   // The live session with this id, or nullopt when the id is unknown,
   // abandoned or expired at `now` (unix seconds). An id regenerated within
   // its rotation grace loads the session under its new id, and says so
-  // (Session::forwarded). Never writes sessions.
+  // (Session::forwarded). Never writes sessions. A JSON item whose value is
+  // not JSON text (an older member of a farm, which knows no types,
+  // overwrote its value) is loaded as a string.
   // Throws StoreError when the store cannot be read.
   // `site`: the session's site and timeouts (the overloads without it: the
   // default site under the store's timeouts, as for every call below).

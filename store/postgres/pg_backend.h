@@ -38,10 +38,12 @@ struct PgOptions {
 
 // The expand steps of this build's own schema (sessiond_schema.version
 // counts them); PgSchemaSteps().known() is the version this build writes.
-inline constexpr int kPgSchemaVersion = 5;
+inline constexpr int kPgSchemaVersion = 6;
 // The version that added the sessions' site column (sessions of a schema
 // before it are the default site's).
 inline constexpr int kPgSitesSchemaVersion = 5;
+// The version whose step gave items their type column.
+inline constexpr int kPgItemTypesSince = 6;
 
 // 'sessiond' in ASCII: the advisory lock sessionds starting at once take
 // around creating or migrating the schema (per database), and `sessiond

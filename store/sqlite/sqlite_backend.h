@@ -16,10 +16,12 @@ struct StoreOptions;
 
 // The expand steps of this build's own schema (PRAGMA user_version counts
 // them); SqliteSchemaSteps().known() is the version this build writes.
-inline constexpr int kSchemaVersion = 6;
+inline constexpr int kSchemaVersion = 7;
 // The version that added the sessions' site column (sessions of a schema
 // before it are the default site's).
 inline constexpr int kSitesSchemaVersion = 6;
+// The version whose step gave items their type column.
+inline constexpr int kSqliteItemTypesSince = 7;
 
 class Db;
 // This build's schema steps (backend.h), and a test's additions: the

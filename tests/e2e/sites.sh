@@ -154,7 +154,7 @@ CREATE TRIGGER sessions_rename_items AFTER UPDATE OF id_hash ON sessions
 PRAGMA user_version = 2;
 $(old_session "X" "" "" "")" || fail "could not make a SQLite store of schema version 2"
 check_sites SQLite
-expect_eq "$(sql 'PRAGMA user_version')" 6 "SQLite: schema version after the migration"
+expect_eq "$(sql 'PRAGMA user_version')" 7 "SQLite: schema version after the migration"
 
 # --- PostgreSQL: a database of schema version 1 (before sites), as sessiond made it.
 pg_start
@@ -171,5 +171,5 @@ INSERT INTO sessiond_schema VALUES (1);
 $(old_session "decode(" ", 'hex')" "convert_to(" ", 'UTF8')")" >/dev/null ||
   fail "could not make a PostgreSQL database of schema version 1"
 check_sites PostgreSQL
-expect_eq "$(store_sql 'SELECT version FROM sessiond_schema')" 5 "PostgreSQL: schema version after the migration"
+expect_eq "$(store_sql 'SELECT version FROM sessiond_schema')" 6 "PostgreSQL: schema version after the migration"
 exit 0
