@@ -7,6 +7,7 @@
 
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <ctime>
 #include <filesystem>
 #include <sstream>
 #include <thread>
@@ -64,4 +65,25 @@ TEST_CASE("two sessionds of one host name and pid are two members", "[collector]
   REQUIRE(::gethostname(host, sizeof host - 1) == 0);
   CHECK(a.name.rfind(std::string(host) + ":" + std::to_string(::getpid()) + ":", 0) == 0);
   CHECK(a.release == "0.1.0");
+}
+
+TEST_CASE("with a cap the collector counts the live sessions for it, at once", "[collector][new_sessions]") {
+  char tmpl[] = "/tmp/sessiond-collector-test.XXXXXX";
+  REQUIRE(mkdtemp(tmpl));
+  fs::path dir = tmpl;
+  StoreOptions options;
+  options.db = (dir / "sessions.db").string();
+  {
+    auto store = OpenStore(options);
+    ChangeSet cs;
+    cs.changes.push_back({Change::Kind::Set, "k", "v", {}});
+    for (int i = 0; i < 3; ++i) store->Commit(std::nullopt, cs, static_cast<std::int64_t>(std::time(nullptr)));
+  }
+  NewSessionLimits limits({0, 10});
+  {
+    Collector collector(options, 3600, 100, {}, &limits);  // no sweep, no member: only the count wakes it
+    CHECK(Within20s([&] { return limits.Estimate().has_value(); }));
+  }
+  CHECK(limits.Estimate() == 3);
+  fs::remove_all(dir);
 }
