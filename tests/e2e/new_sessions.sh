@@ -129,6 +129,18 @@ expect_eq "$(grep -c 'new session refused' "$DIR/a.log")" 1 "log lines of refusa
 grep -q "503 GET /set: new session refused: the store holds about 3 live sessions, --max-sessions 3 " \
   "$DIR/a.log" || fail "the cap's log line: $(grep 'new session refused' "$DIR/a.log")"
 
+# serve --test prints both, says what the rate means, and warns of a store at its cap.
+# shellcheck disable=SC2086
+"$SESSIOND" serve --test --db "$DB" --pages "$PAGES" --listen "unix:$DIR/t.sock" $AS_ROOT --max-sessions 3 \
+  --new-sessions-per-minute 40 >"$DIR/test.out" 2>"$DIR/test.err"
+expect_eq "$?" 0 "serve --test"
+grep -qx "max-sessions = 3" "$DIR/test.out" || fail "serve --test lacks max-sessions: $(cat "$DIR/test.out")"
+grep -qx "new-sessions-per-minute = 40" "$DIR/test.out" || fail "serve --test lacks new-sessions-per-minute"
+grep -q "may create 40 sessions at once, then one every 1.5 s" "$DIR/test.err" ||
+  fail "serve --test does not say what the rate means: $(cat "$DIR/test.err")"
+grep -q "warning: --max-sessions 3: the store holds 3 live sessions already" "$DIR/test.err" ||
+  fail "serve --test does not warn of the full store: $(cat "$DIR/test.err")"
+
 # --- the cap, on PostgreSQL: counted across the farm
 pg_start
 DB="$(cat "$PGDIR/uri")&connect_timeout=2"
