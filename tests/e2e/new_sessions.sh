@@ -5,8 +5,8 @@
 # writing without one error; each address gets its allowance, then 503 with
 # Retry-After and nothing stored; one log line for the whole flood. The
 # address from the web server's SESSION_CLIENT_ADDRESS (IPv6 by its /64),
-# never from a client's header. --max-sessions on SQLite, and on PostgreSQL
-# across two sessionds: one counts what the other created.
+# never from a client's header; behind Apache too. --max-sessions on SQLite,
+# and on PostgreSQL across two sessionds: one counts what the other created.
 . "$SESSIOND_SRC/tests/e2e/lib.sh"
 
 # Only for the test: the client's address from a request header. A real
@@ -100,6 +100,26 @@ for i in 1 2; do
 done
 from 127.0.0.7 "/set?k=1" -H "Session-Client-Address: 2001:db8:9::3"
 expect_status 503 "a third from 127.0.0.7 whatever its header says"
+
+# --- behind Apache: REMOTE_ADDR as Apache sends it
+stack_kill TERM "$STACK_NGINX_PID" || fail "nginx did not stop"
+STACK_PORT=""
+stack_apache "$PAGES" "unix:$DIR/a.sock" || fail "apache did not start"
+for i in 1 2; do
+  from 127.0.0.10 "/set?k=$i"
+  expect_status 200 "new session $i from 127.0.0.10 through Apache"
+done
+APACHE_SESSION=$(header Set-Cookie | sed -n 's/^sid=\([^;]*\);.*/\1/p')
+from 127.0.0.10 "/set?k=3"
+expect_status 503 "a third new session from 127.0.0.10 through Apache"
+[ -n "$(header Retry-After)" ] || fail "no Retry-After through Apache"
+get_cookie "sid=$APACHE_SESSION" "/set?k=4" --interface 127.0.0.10
+expect_status 200 "a session's write from 127.0.0.10 through Apache"
+from 127.0.0.11 "/set?k=1"
+expect_status 200 "another address through Apache"
+stack_kill TERM "$STACK_APACHE_PID" || fail "apache did not stop"
+STACK_PORT=""
+start_nginx a
 
 # --- the cap, on SQLite: sessions go on, a logout makes room
 DB="$DIR/cap.db"
