@@ -60,20 +60,21 @@ void Collector::Run() {
   std::unique_lock lock(mutex_);
   while (!wake_.wait_until(lock, wake, [this] { return stopping_.load(); })) {
     lock.unlock();
-    // Due or not, the next count is kCountEvery away: a store that cannot
-    // be opened now is tried again then, not at once.
+    // What is due is scheduled again before it is tried: a store that cannot
+    // be opened now, or fails, is tried again at the next sweep, count or
+    // heartbeat, not at once (it spun on a database out of reach, reconnecting
+    // hundreds of times a second).
     const bool count_due = count_for_ && Clock::now() >= next_count;
     if (count_due) next_count = Clock::now() + NewSessionLimits::kCountEvery;
+    const bool sweep_due = Clock::now() >= next_sweep;
+    if (sweep_due) next_sweep = Clock::now() + std::chrono::seconds(interval_);
     try {
       // Opened here rather than at start-up: the database out of reach for a
       // moment as sessiond starts costs a sweep, not the server.
       if (!store_) store_ = OpenStore(options_);
       if (!self_.name.empty()) Heartbeat();
       if (count_due) CountLive();  // before the sweep, which may take a while
-      if (Clock::now() >= next_sweep) {
-        next_sweep = Clock::now() + std::chrono::seconds(interval_);
-        Sweep();
-      }
+      if (sweep_due) Sweep();
     } catch (const StoreError& e) {
       ProcessMetrics().CountStoreError(e.busy());
       if (!e.reported()) LogLine(std::string("gc: ") + e.what());  // tried again at the next sweep

@@ -904,7 +904,7 @@ TEST_CASE("exclusive: an old id within its rotation grace takes the lock of the 
 
 // Limits on session floods (new_sessions.h): asked only by a request that
 // would create a session, after its page ran and before the commit.
-TEST_CASE("past the new-session limits a new visitor's write is a 503 and stores nothing; sessions go on",
+TEST_CASE("past the new-session limits a new visitor's write is a 503 and stores nothing while sessions go on",
           "[handler][new_sessions]") {
   Fixture f;
   NewSessionLimits limits({2, 0});
