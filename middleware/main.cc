@@ -294,13 +294,14 @@ int Serve(Config& config, const AppRunners& apps, const std::string& settings) {
       if (!IsPostgresUri(config.store.db)) throw;
       if (!e.busy()) throw BadSetting(std::string("--db: ") + e.what());
     }
+    // Shared by every worker's handler and the collector, which counts the
+    // store's live sessions for --max-sessions: made before both, so it
+    // outlives them.
+    NewSessionLimits new_sessions(config.new_sessions);
+    NewSessionLimits* limits = new_sessions.any() ? &new_sessions : nullptr;
     FcgiServer server(config.server);
     AdoptOrphans();
     server.SetHousekeeping([] { ReapOrphans(); });
-    // Shared by every worker's handler and the collector, which counts the
-    // store's live sessions for --max-sessions.
-    NewSessionLimits new_sessions(config.new_sessions);
-    NewSessionLimits* limits = new_sessions.any() ? &new_sessions : nullptr;
     Collector collector(config.store, config.gc_interval, config.gc_batch, ThisMember(SESSIOND_VERSION),
                         config.new_sessions.max_sessions > 0 ? limits : nullptr);
     SignalThread signals(server, [&config] {
