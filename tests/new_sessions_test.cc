@@ -36,7 +36,9 @@ class Params final : public Request {
   SpillBuffer body_;
 };
 
-Params From(const std::string& address) { return Params({"REQUEST_METHOD=POST", "DOCUMENT_URI=/login", "REMOTE_ADDR=" + address}); }
+Params From(const std::string& address) {
+  return Params({"REQUEST_METHOD=POST", "DOCUMENT_URI=/login", "REMOTE_ADDR=" + address});
+}
 
 // Admit's outcome: 0 when admitted, else the 503's Retry-After.
 int Refused(NewSessionLimits& limits, const Request& request, Clock::time_point now) {

@@ -62,8 +62,9 @@ std::optional<ClientKey> ParseClientAddress(std::string_view text);
 std::string DescribeClient(const ClientKey& key);
 
 // The per-address rate, as a generic cell rate algorithm: one time per
-// address (when its allowance will be whole again), so a table entry is a
-// few dozen bytes whatever the rate. An address whose allowance is whole
+// address (when its allowance will be whole again), so a table entry is
+// about 100 bytes whatever the rate (6 MiB at kMaxAddresses), each Take
+// constant time. An address whose allowance is whole
 // needs no entry; entries are kept in order of last use and the oldest
 // dropped past `max_addresses` (so memory stays bounded when more addresses
 // than that create sessions within one minute: a dropped address starts
