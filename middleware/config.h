@@ -42,6 +42,13 @@ struct Config : HandlerSettings {
   // (app_runner.h says why: a kept connection pins a php-fpm worker).
   std::size_t app_connections = 0;
 
+  // Limits on session floods (request_path/new_sessions.h): new sessions a
+  // client address may create a minute, and live sessions in the store.
+  // Both 0 (off) by default: behind a proxy or CDN whose address the web
+  // server does not replace with the client's, every visitor would share one
+  // address's allowance; and the right cap depends on the store's size.
+  NewSessionSettings new_sessions;
+
   std::int64_t gc_interval = 60;  // seconds between sweeps for expired sessions
   std::size_t gc_batch = 500;     // sessions deleted per transaction by a sweep
 };

@@ -144,6 +144,15 @@ void AddServeOptions(CLI::App& serve, Config& c, Durations& d, std::string& sock
                    "SESSION_MODE exclusive: longest wait for a session's lock held by another request; then 503")
       ->capture_default_str()->transform(FractionalSeconds())->check(CLI::NonNegativeNumber);
 
+  serve.add_option("--new-sessions-per-minute", c.new_sessions.per_minute,
+                   "New sessions one client address (an IPv6 one by its /64) may create: this many at once, then "
+                   "one every 60/N s; past it 503 with Retry-After; 0: no limit")
+      ->capture_default_str()->check(CLI::Range(0, 1000000));
+  serve.add_option("--max-sessions", c.new_sessions.max_sessions,
+                   "Live sessions in the store (all farm members together); at it, a request that would create "
+                   "one gets 503; 0: no cap")
+      ->capture_default_str()->check(CLI::NonNegativeNumber);
+
   serve.add_option("--gc-interval", c.gc_interval, "Time between sweeps for expired sessions")
       ->capture_default_str()->transform(Seconds())->check(CLI::PositiveNumber);
   serve.add_option("--gc-batch", c.gc_batch, "Expired sessions deleted per transaction")
@@ -285,10 +294,16 @@ int Serve(Config& config, const AppRunners& apps, const std::string& settings) {
       if (!IsPostgresUri(config.store.db)) throw;
       if (!e.busy()) throw BadSetting(std::string("--db: ") + e.what());
     }
+    // Shared by every worker's handler and the collector, which counts the
+    // store's live sessions for --max-sessions: made before both, so it
+    // outlives them.
+    NewSessionLimits new_sessions(config.new_sessions);
+    NewSessionLimits* limits = new_sessions.any() ? &new_sessions : nullptr;
     FcgiServer server(config.server);
     AdoptOrphans();
     server.SetHousekeeping([] { ReapOrphans(); });
-    Collector collector(config.store, config.gc_interval, config.gc_batch, ThisMember(SESSIOND_VERSION));
+    Collector collector(config.store, config.gc_interval, config.gc_batch, ThisMember(SESSIOND_VERSION),
+                        config.new_sessions.max_sessions > 0 ? limits : nullptr);
     SignalThread signals(server, [&config] {
       // The log file is what can be reloaded; other settings take a restart.
       if (config.log_file.empty()) LogLine("received SIGHUP: logging to stderr, nothing to reopen");
@@ -307,8 +322,8 @@ int Serve(Config& config, const AppRunners& apps, const std::string& settings) {
     NotifyReady();  // systemd's Type=notify: the socket is served from here on
     std::exception_ptr failed;
     try {
-      server.Serve([&config, &apps]() -> FcgiServer::RequestHandler {
-        auto handler = std::make_shared<Handler>(config, OpenStore(config.store), apps);
+      server.Serve([&config, &apps, limits]() -> FcgiServer::RequestHandler {
+        auto handler = std::make_shared<Handler>(config, OpenStore(config.store), apps, ProcessLiveCount(), limits);
         return [handler](Request& r) { handler->Handle(r); };
       });
     } catch (...) {

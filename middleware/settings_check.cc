@@ -7,7 +7,9 @@
 #include <CLI/CLI.hpp>
 #include <cerrno>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
+#include <ctime>
 #include <iostream>
 #include <regex>
 #include <algorithm>
@@ -16,6 +18,7 @@
 #include "log/redact.h"
 #include "middleware/base/address.h"
 #include "middleware/server/fcgi_server.h"
+#include "store/admin.h"
 #include "store/open.h"
 
 namespace sessiond {
@@ -136,6 +139,36 @@ void CheckPostgres(const Config& config, std::vector<std::string>& problems, std
                   (limits.database >= 0 ? ", the database " + std::to_string(limits.database) : std::string()));
 }
 
+// The limits on session floods: what the rate means, and whether the store
+// holds --max-sessions already (every new visitor refused from the start).
+// The count is `sessiond stats`'s, on a read-only connection, and only when
+// the store is there to count (`reachable`).
+void NewSessionNotes(const Config& config, bool reachable, std::vector<std::string>& notes) {
+  const NewSessionSettings& n = config.new_sessions;
+  if (n.per_minute > 0) {
+    char every[32];
+    std::snprintf(every, sizeof every, "%.3g s", 60.0 / n.per_minute);
+    const std::string rate = std::to_string(n.per_minute);
+    notes.push_back("--new-sessions-per-minute " + rate +
+                    ": each client address (REMOTE_ADDR, or SESSION_CLIENT_ADDRESS where the web server sets it; "
+                    "IPv6 by its /64) may create " + rate + " sessions at once, then one every " + every +
+                    ", counted by this sessiond alone; behind a proxy, set the web server's real-IP handling first, "
+                    "or every visitor shares the proxy's allowance");
+  }
+  if (n.max_sessions <= 0 || !reachable) return;
+  try {
+    const StoreStats stats = OpenAdmin(config.store, true)->Stats(static_cast<std::int64_t>(std::time(nullptr)));
+    const std::string cap = "--max-sessions " + std::to_string(n.max_sessions) + ": the store holds " +
+                            std::to_string(stats.live) + " live sessions";
+    if (static_cast<std::int64_t>(stats.live) >= n.max_sessions)
+      notes.push_back("warning: " + cap + " already: every new session is refused until fewer remain");
+    else
+      notes.push_back(cap + " now");
+  } catch (const std::exception&) {
+    // Not there yet, or out of reach: the store's own checks say so.
+  }
+}
+
 }  // namespace
 
 std::vector<Setting> EffectiveSettings(const CLI::App& serve) {
@@ -176,10 +209,19 @@ std::vector<std::string> CheckBeforeServe(const Config& config, std::vector<std:
   } catch (const BadSetting&) {
     // an owner or group that cannot be had: already a problem of its own
   }
+  const std::size_t store_problems = problems.size(), store_notes = notes.size();
   if (IsPostgresUri(config.store.db))
     CheckPostgres(config, problems, notes);
   else
     CheckSqliteFile(config.store, problems, notes);
+  // Reachable: no problem with it, and no note that it is out of reach or
+  // not there yet (which a count would only wait for, or fail on).
+  const bool reachable =
+      problems.size() == store_problems &&
+      std::none_of(notes.begin() + static_cast<std::ptrdiff_t>(store_notes), notes.end(), [](const std::string& n) {
+        return n.find("out of reach") != std::string::npos || n.find("creat") != std::string::npos;
+      });
+  NewSessionNotes(config, reachable, notes);
   if (::access(config.pages.c_str(), R_OK | X_OK) != 0)
     problems.push_back("--pages " + config.pages + " cannot be read by sessiond: " + std::strerror(errno));
   if (!config.log_file.empty()) {

@@ -42,7 +42,9 @@ std::string SettingsLine(const std::vector<Setting>& settings);
 // that sessiond can read the pages directory, that the log file can be
 // appended to (or created), and that the temp directory can be written.
 // Returns one message per problem; appends what serve would do on its own
-// (create the database, take fd 0) to `notes`.
+// (create the database, take fd 0) to `notes`, and what the limits on
+// session floods mean (with --max-sessions, the store's live sessions now:
+// a warning when it holds as many already).
 std::vector<std::string> CheckBeforeServe(const Config& config, std::vector<std::string>& notes);
 
 // serve --test: prints the settings (SettingsFile) on stdout, then on

@@ -928,3 +928,34 @@ TEST_CASE("a site's route reads and writes its own cookie, and another site's id
   f.Page("setcookie", "printf 'Set-Cookie: shop_sid=x\\r\\n\\r\\n'");
   CHECK(f.Serve({"SCRIPT_FILENAME=setcookie", shop_route[0], shop_route[1]}).status() == 502);
 }
+
+// Limits on session floods (new_sessions.h): asked only by a request that
+// would create a session, after its page ran and before the commit.
+TEST_CASE("past the new-session limits a new visitor's write is a 503 and stores nothing while sessions go on",
+          "[handler][new_sessions]") {
+  Fixture f;
+  NewSessionLimits limits({2, 0});
+  auto* seam = new SeamStore(OpenStore(f.config.store));
+  Handler h(f.config, std::unique_ptr<SessionStore>(seam), NoApps(), f.live, &limits);
+  auto from = [&h](const std::string& address, std::vector<std::string> env) {
+    env.push_back("REMOTE_ADDR=" + address);
+    return Get(h, std::move(env));
+  };
+  const std::string id = CookieOf(from("192.0.2.1", {"SCRIPT_FILENAME=set", "QUERY_STRING=k=1"}));
+  CHECK(from("192.0.2.1", {"SCRIPT_FILENAME=set", "QUERY_STRING=k=1"}).status() == 200);
+  const int commits = seam->commits;
+  MemoryRequest refused = from("192.0.2.1", {"SCRIPT_FILENAME=set", "QUERY_STRING=k=1"});
+  CHECK(refused.has("Status: 503 Service Unavailable"));
+  CHECK(refused.has("Retry-After: 30"));
+  CHECK(refused.out().find("Set-Cookie") == std::string::npos);
+  CHECK(seam->commits == commits);  // nothing reached the store
+  // A visitor with a session writes, reads, regenerates: never asked.
+  for (int i = 2; i <= 5; ++i)
+    CHECK(from("192.0.2.1", {"SCRIPT_FILENAME=set", "QUERY_STRING=k=" + std::to_string(i), "HTTP_COOKIE=sid=" + id})
+              .status() == 200);
+  CHECK(from("192.0.2.1", {"SCRIPT_FILENAME=show", "HTTP_COOKIE=sid=" + id}).body() == "k=5");
+  // A new visitor who stores nothing creates nothing, and is not asked either.
+  CHECK(from("192.0.2.1", {"SCRIPT_FILENAME=show"}).status() == 200);
+  // Another address has an allowance of its own.
+  CHECK(from("192.0.2.2", {"SCRIPT_FILENAME=set", "QUERY_STRING=k=1"}).status() == 200);
+}

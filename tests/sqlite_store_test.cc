@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "store/session_id.h"
+#include "tests/captured_log.h"
 #include "tests/temp_db.h"
 
 using namespace sessiond;
@@ -28,43 +29,6 @@ namespace {
 
 
 constexpr std::int64_t T0 = 1'800'000'000;
-
-// What the code under test writes to stderr (where LogLine writes) while it lives.
-class CapturedLog {
- public:
-  CapturedLog() {
-    std::fflush(stderr);
-    char name[] = "/tmp/sessiond-store-log.XXXXXX";
-    fd_ = mkstemp(name);
-    REQUIRE(fd_ >= 0);
-    ::unlink(name);
-    saved_ = ::dup(2);
-    ::dup2(fd_, 2);
-  }
-  ~CapturedLog() {
-    Restore();
-    ::close(fd_);
-  }
-  // Everything logged so far; stderr is itself again from here on.
-  std::string text() {
-    Restore();
-    std::string out;
-    char buf[4096];
-    ssize_t n;
-    ::lseek(fd_, 0, SEEK_SET);
-    while ((n = ::read(fd_, buf, sizeof buf)) > 0) out.append(buf, static_cast<std::size_t>(n));
-    return out;
-  }
-
- private:
-  void Restore() {
-    if (saved_ < 0) return;
-    ::dup2(saved_, 2);
-    ::close(saved_);
-    saved_ = -1;
-  }
-  int fd_ = -1, saved_ = -1;
-};
 
 // The message of the StoreError that constructing a store on `o` throws ("" if none).
 std::string OpenError(const StoreOptions& o) {

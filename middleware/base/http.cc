@@ -41,13 +41,14 @@ std::string_view ReasonPhrase(int status) {
   }
 }
 
-std::string ErrorResponse(int status) {
+std::string ErrorResponse(int status, int retry_after) {
   std::string line = std::to_string(status) + ' ' + std::string(ReasonPhrase(status));
   // A 503 is for now (the workers all busy, busy app connections, the
   // database out of reach): a client or proxy that honours Retry-After comes
   // back a little later.
   return "Status: " + line + "\r\nContent-Type: text/plain; charset=utf-8\r\nCache-Control: no-store\r\n" +
-         (status == 503 ? "Retry-After: 1\r\n" : "") + "\r\n" + line + '\n';
+         (status == 503 ? "Retry-After: " + std::to_string(retry_after) + "\r\n" : std::string()) + "\r\n" +
+         line + '\n';
 }
 
 std::string Describe(const std::vector<std::string_view>& env) {

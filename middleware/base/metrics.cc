@@ -98,6 +98,14 @@ struct Metrics::Impl {
           .Register(registry);
   prometheus::Counter& expired_read = expired.Add({{"found_by", "read"}});
   prometheus::Counter& expired_gc = expired.Add({{"found_by", "gc"}});
+  prometheus::Family<prometheus::Counter>& refused =
+      BuildCounter()
+          .Name("sessiond_new_sessions_refused_total")
+          .Help("Requests that would have created a session, answered 503 instead: reason=rate, their client "
+                "address was past --new-sessions-per-minute; reason=max_sessions, the store held --max-sessions")
+          .Register(registry);
+  prometheus::Counter& refused_rate = refused.Add({{"reason", "rate"}});
+  prometheus::Counter& refused_full = refused.Add({{"reason", "max_sessions"}});
 
   prometheus::Gauge& pages_running = BuildGauge()
                                          .Name("sessiond_pages_running")
@@ -156,6 +164,10 @@ void Metrics::CountSession(SessionEvent event) {
 }
 
 void Metrics::CountCollected(std::size_t sessions) { impl_->expired_gc.Increment(static_cast<double>(sessions)); }
+
+void Metrics::CountNewSessionRefused(Refusal reason) {
+  (reason == Refusal::Rate ? impl_->refused_rate : impl_->refused_full).Increment();
+}
 
 void Metrics::Add(Gauge gauge, double delta) {
   switch (gauge) {

@@ -57,6 +57,13 @@ class Metrics {
   // Expired sessions the background sweep deleted.
   void CountCollected(std::size_t sessions);
 
+  // A request that would have created a session got 503 instead
+  // (request_path/new_sessions.h): its client address was past
+  // --new-sessions-per-minute, or the store held --max-sessions.
+  // sessiond_new_sessions_refused_total{reason="rate"|"max_sessions"}.
+  enum class Refusal { Rate, MaxSessions };
+  void CountNewSessionRefused(Refusal reason);
+
   enum class Gauge {
     PagesRunning,  // pages started and not yet ended
     WorkersBusy,   // workers serving a request

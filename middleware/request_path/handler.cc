@@ -76,8 +76,8 @@ const AppRunners& NoApps() {
 }
 
 Handler::Handler(const HandlerSettings& config, std::unique_ptr<SessionStore> store, const AppRunners& apps,
-                 LiveCount& live)
-    : config_(config), store_(std::move(store)), apps_(apps), live_(live) {
+                 LiveCount& live, NewSessionLimits* new_sessions)
+    : config_(config), store_(std::move(store)), apps_(apps), live_(live), new_sessions_(new_sessions) {
   char resolved[PATH_MAX];
   if (!::realpath(config.pages.c_str(), resolved))
     throw std::runtime_error("pages directory " + config.pages + ": " + std::strerror(errno));
@@ -96,14 +96,14 @@ void Handler::Handle(Request& request) {
     ProcessMetrics().CountRequest(508);
     return Send(request, Response{508, {}, {}, ErrorResponse(508), {}, 0});
   }
-  auto fail = [&](int status, const std::string& why, bool log = true) {
+  auto fail = [&](int status, const std::string& why, bool log = true, int retry_after = 1) {
     if (log) LogFailure(status, request.Environment(), why);
-    response = Response{status, {}, {}, ErrorResponse(status), {}, 0};
+    response = Response{status, {}, {}, ErrorResponse(status, retry_after), {}, 0};
   };
   try {
     response = Process(request);
   } catch (const HttpError& e) {
-    fail(e.status(), e.what(), e.log());
+    fail(e.status(), e.what(), e.log(), e.retry_after());
   } catch (const LimitError& e) {
     fail(413, e.what());
   } catch (const StoreError& e) {
@@ -172,6 +172,9 @@ Response Handler::Process(Request& request) {
   RunResult run = Run(runner, request, route, session);
   const CgiResponse out = CheckRun(run, runner.Describe(), request, route, session);
   CheckChanges(route, out.session, runner.Describe());
+  // A new visitor's first write: within the limits on session floods, or 503.
+  if (new_sessions_ && CreatesSession(session, out.session))
+    new_sessions_->Admit(request, [this] { return store_->CountLive(Now()); });
   const CommitResult committed = Commit(route, session, out.session, lock ? &*lock : nullptr);
   if (committed.outcome == CommitResult::Outcome::Gone)
     throw HttpError(409, "the session ended while the page ran (a logout, an expiry, or a login with no "

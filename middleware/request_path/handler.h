@@ -24,6 +24,7 @@
 #include "middleware/base/spill_buffer.h"
 #include "middleware/request_path/cgi_response.h"
 #include "middleware/request_path/cookie.h"
+#include "middleware/request_path/new_sessions.h"
 #include "middleware/request_path/route.h"
 #include "middleware/request_path/session_lock.h"
 #include "middleware/runners/page_runner.h"
@@ -78,9 +79,11 @@ class Handler {
   // `config.pages` must exist; it is resolved once here. `apps`: the
   // persistent applications SESSIOND_APP may name (shared by every worker's
   // handler; it must outlive them). `live`: where the status path's live
-  // session count is kept between scrapes (shared likewise).
+  // session count is kept between scrapes (shared likewise). `new_sessions`:
+  // the limits on session floods every request that would create a session
+  // asks (shared likewise; null: none).
   Handler(const HandlerSettings& config, std::unique_ptr<SessionStore> store, const AppRunners& apps = NoApps(),
-          LiveCount& live = ProcessLiveCount());
+          LiveCount& live = ProcessLiveCount(), NewSessionLimits* new_sessions = nullptr);
 
   // Serves one request completely. A request that fails gets an error status,
   // one log line, and no session change at all. Throws only when the page's
@@ -129,6 +132,7 @@ class Handler {
   std::unique_ptr<SessionStore> store_;
   const AppRunners& apps_;
   LiveCount& live_;
+  NewSessionLimits* new_sessions_;
 };
 
 }  // namespace sessiond
