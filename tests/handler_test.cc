@@ -85,8 +85,10 @@ struct SeamStore final : SessionStore {
   int loads = 0, commits = 0;  // every call that reaches the store
   CommitResult last;           // what the last Commit did
   explicit SeamStore(std::unique_ptr<SessionStore> r) : real(std::move(r)) {}
+  bool loads_fail = false;  // a Load finds the store out of reach (and a commit after it does not)
   std::optional<Session> Load(std::string_view id, std::int64_t now) override {
     ++loads;
+    if (loads_fail) throw StoreError("the database is down", 0, true);
     auto s = real->Load(id, now);
     if (s) s->accessed -= age;
     return s;
@@ -1011,6 +1013,15 @@ TEST_CASE("degrade: with the store out of reach the page runs without a session,
 TEST_CASE("degrade: with the store back, the route is served its session", "[handler][status]") {
   ModeFixture f;
   f.Page("status", kStatusPage);
+  // The store back by the time the page is done: its change is still
+  // refused, never committed as a new visitor's session (whose cookie would
+  // replace the visitor's own).
+  f.seam->loads_fail = true;
+  MemoryRequest refused = f.Run("", "set", {"SESSION_ON_STORE_ERROR=degrade", "QUERY_STRING=k=lost"});
+  CHECK(refused.status() == 503);
+  CHECK(refused.out().find("Set-Cookie") == std::string::npos);
+  CHECK(f.seam->commits == 0);
+  f.seam->loads_fail = false;
   MemoryRequest r = f.Run("", "status", {"SESSION_ON_STORE_ERROR=degrade"});
   CHECK(r.body() == "status=ok new=0 session=k=v");
   CHECK(f.Run("", "set", {"SESSION_ON_STORE_ERROR=degrade", "QUERY_STRING=k=w"}).status() == 200);
