@@ -224,4 +224,19 @@ DB=$URI
 STORE=PostgreSQL
 degrade nginx
 degrade apache
+
+# PostgreSQL down when sessiond starts: a degrade location serves its pages
+# from the first request on, and the session once the database is up.
+store_down
+cp "$DIR/nginx-extra-degrade.conf.in" "$DIR/nginx-extra-degrade.conf"
+restart --busy-timeout 200ms
+start_nginx a
+get /degrade/status
+expect_status 200 "a degrade page with the database down at boot"
+expect_body "^status=unavailable new=1 session=$" "a degrade page with the database down at boot"
+get /status
+expect_status 503 "a fail page with the database down at boot"
+store_up
+get /degrade/status
+expect_body "^status=ok new=0 session=k=kept$" "a degrade page once the database is up"
 exit 0
