@@ -76,7 +76,7 @@ std::vector<std::string> Populate(const std::string& path, std::size_t n, std::i
   Check(sqlite3_open(path.c_str(), &db), db);
   Check(sqlite3_exec(db, "PRAGMA synchronous = OFF; BEGIN", nullptr, nullptr, nullptr), db);
   sqlite3_stmt *s = nullptr, *i = nullptr;
-  Check(sqlite3_prepare_v2(db, "INSERT INTO sessions VALUES (?1, ?2, ?2, ?2 + 86400)", -1, &s, nullptr), db);
+  Check(sqlite3_prepare_v2(db, "INSERT INTO sessions (id_hash, created, accessed, expires) VALUES (?1, ?2, ?2, ?2 + 86400)", -1, &s, nullptr), db);
   Check(sqlite3_prepare_v2(db, "INSERT INTO items VALUES (?1, 'UserName', ?2)", -1, &i, nullptr), db);
   std::vector<std::string> ids;
   ids.reserve(n);

@@ -26,6 +26,7 @@ enum class Command { List, Show, Rm, Logout, Gc, Stats, Check, Backup, Migrate }
 // What the command line asked for; each command reads the fields it took.
 struct Options {
   std::string db;
+  std::string site;         // list, show, rm, logout, stats: "" the default site
   double busy_timeout = 5;  // seconds
   bool json = false;
   std::vector<std::string> where;     // KEY=VALUE
@@ -203,7 +204,9 @@ struct Entry {
     StoreOptions so;
     so.db = o.db;
     so.busy_timeout_ms = static_cast<int>(o.busy_timeout * 1000);
-    return OpenAdmin(so, !writable);
+    std::unique_ptr<SessionAdmin> admin = OpenAdmin(so, !writable);
+    admin->SetSite(o.site);
+    return admin;
   }
 
   int Run(std::ostream& out, std::ostream& err, std::int64_t now);
@@ -233,6 +236,12 @@ AdminCommands::AdminCommands(CLI::App& app) : impl_(std::make_unique<Impl>()) {
     return *m.commands.back();
   };
   auto json = [](Entry& e, const char* what) { e.cmd->add_flag("--json", e.o.json, what); };
+  // A session belongs to one site (SESSION_SITE in the web server's config):
+  // the commands that address sessions see one site's at a time.
+  auto site = [](Entry& e) {
+    e.cmd->add_option("--site", e.o.site, "The site whose sessions (SESSION_SITE; default: the default site)")
+        ->type_name("NAME");
+  };
   auto where = [](Entry& e, const char* what) {
     return e.cmd->add_option("--where", e.o.where, what)
         ->type_name("KEY=VALUE")
@@ -248,20 +257,24 @@ AdminCommands::AdminCommands(CLI::App& app) : impl_(std::make_unique<Impl>()) {
   list.cmd->add_flag("--expired", list.o.expired, "Expired sessions not yet collected, instead of live ones")
       ->excludes(list.cmd->add_flag("--all", list.o.all, "Live and expired sessions"));
   list.cmd->add_option("--limit", list.o.limit, "At most N sessions, the newest first")->check(CLI::PositiveNumber);
+  site(list);
   json(list, "A JSON array of sessions");
 
   Entry& show = add(Command::Show, "show", "Show one session: times and items");
   show.cmd->add_option("session", show.o.sessions, "Its id (the cookie value) or the first 4+ hex digits of its digest")
       ->required()
       ->expected(1);
+  site(show);
   json(show, "A JSON object; values that are not UTF-8 as value_hex");
 
   Entry& rm = add(Command::Rm, "rm", "Remove sessions (their items go with them)");
   rm.cmd->add_option("sessions", rm.o.sessions, "Ids (cookie values) or the first 4+ hex digits of digests")->required();
+  site(rm);
   json(rm, "Print {\"removed\": N, \"not_found\": [...]}");
 
   Entry& logout = add(Command::Logout, "logout", "Remove every session holding an item: log a user out everywhere");
   where(logout, "The item, as in --where UserName=ann (repeatable; all must match)")->required();
+  site(logout);
   json(logout, "Print {\"removed\": N}");
 
   Entry& gc = add(Command::Gc, "gc", "Remove expired sessions now, in batches, as the server's sweep does");
@@ -271,6 +284,7 @@ AdminCommands::AdminCommands(CLI::App& app) : impl_(std::make_unique<Impl>()) {
   json(gc, "Print {\"removed\": N}");
 
   Entry& stats = add(Command::Stats, "stats", "Sessions, items, bytes, file and WAL size, schema version");
+  site(stats);
   json(stats, "A JSON object");
 
   Entry& check = add(Command::Check, "check", "Check the file's integrity, schema version and items; exit 1 on a problem");

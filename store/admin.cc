@@ -58,7 +58,7 @@ SessionRef FindSession(SessionAdmin& admin, std::string_view text) {
   bool hex = text.size() >= kMinPrefixDigits && text.size() <= 64 &&
              std::all_of(text.begin(), text.end(), IsHexDigit);
   if (IsWellFormedId(text)) {
-    IdDigest d = DigestOf(text);
+    IdDigest d = DigestOf(text, admin.site());
     if (!admin.FindByPrefix(HexOf(d), 1).empty()) {
       ref.kind = SessionRef::Kind::Found;
       ref.digest = d;

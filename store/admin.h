@@ -14,6 +14,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "store/session.h"
@@ -79,6 +80,7 @@ struct FinishResult {
 };
 
 struct StoreStats {
+  // Of the admin's site (SessionAdmin::site): live, expired, items, bytes, oldest.
   std::size_t live = 0;     // sessions
   std::size_t expired = 0;  // sessions past their expiry, not yet collected
   std::size_t items = 0;    // items of every stored session
@@ -100,6 +102,13 @@ struct StoreStats {
 class SessionAdmin {
  public:
   virtual ~SessionAdmin() = default;
+
+  // The site (SiteScope, store.h) whose sessions List, FindByPrefix,
+  // RemoveWhere, Stats' counts and FindSession address; "" (the default
+  // site) until set. Get and Remove take digests, which already name their
+  // site (DigestOf); CollectGarbage, Check and Backup are the whole store's.
+  void SetSite(std::string site) { site_ = std::move(site); }
+  const std::string& site() const { return site_; }
 
   // The sessions `query` selects, newest (by creation) first. Read in one
   // transaction and returned whole, so printing them holds nothing open.
@@ -151,6 +160,9 @@ class SessionAdmin {
   // mode 0600. Throws StoreError when `path` exists (it is never overwritten);
   // on any failure nothing is left at `path`.
   virtual void Backup(const std::string& path) = 0;
+
+ private:
+  std::string site_;
 };
 
 // The first 8 hex digits of a digest: a session's name in conversation (list,
@@ -188,8 +200,9 @@ struct SessionRef {
 // Shortest digest prefix accepted, as with git's abbreviated hashes.
 inline constexpr std::size_t kMinPrefixDigits = 4;
 
-// Resolves `text`: a session id as in the cookie (43 characters, digested),
-// or the first 4 to 64 hex digits of a digest (either case).
+// Resolves `text` among the sessions of admin.site(): a session id as in the
+// cookie (43 characters, digested as that site's), or the first 4 to 64 hex
+// digits of a digest (either case).
 SessionRef FindSession(SessionAdmin& admin, std::string_view text);
 
 }  // namespace sessiond

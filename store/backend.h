@@ -72,16 +72,6 @@ inline void RefuseUnusableSchema(const SchemaLevel& level, int known, const std:
                       code);
 }
 
-
-// The timeouts every timed query uses.
-struct StoreTimeouts {
-  std::int64_t idle = 20 * 60;        // seconds without a request before a session ends
-  std::int64_t absolute = 24 * 3600;  // seconds after creation a session ends regardless
-  // Rotation grace (--regenerate-grace): seconds after a regenerate during
-  // which the old id still leads to the session (a forward); 0: none.
-  std::int64_t grace = 10;
-};
-
 // Where a regenerated id leads during its grace: the session's digest since,
 // and its new id sealed for the holder of the old one (SealId).
 struct Forwarding {
@@ -90,17 +80,20 @@ struct Forwarding {
 };
 
 // The operations of one unit of work. Valid only inside StoreBackend::Write's
-// call of the unit; every method throws StoreError.
+// call of the unit; every method throws StoreError. `t`: the timeouts of the
+// session's site (SiteScope), which every timed statement uses.
 class StoreWriter {
  public:
   virtual ~StoreWriter() = default;
   // Sets accessed = now and expires = min(now + idle, created + absolute) if
   // the session is alive at `now`; returns whether it was (and so touched).
-  virtual bool Touch(const IdDigest& d, std::int64_t now) = 0;
+  virtual bool Touch(const IdDigest& d, std::int64_t now, const StoreTimeouts& t) = 0;
   // Whether the session is alive at `now`. Writes nothing.
-  virtual bool Alive(const IdDigest& d, std::int64_t now) = 0;
-  // A new session: created = accessed = now, expires = now + min(idle, absolute).
-  virtual void Insert(const IdDigest& d, std::int64_t now) = 0;
+  virtual bool Alive(const IdDigest& d, std::int64_t now, const StoreTimeouts& t) = 0;
+  // A new session of `site` (the sessions row's site column, which only the
+  // operator's commands read: `d` is already the digest of the site's id):
+  // created = accessed = now, expires = now + min(idle, absolute).
+  virtual void Insert(const IdDigest& d, std::int64_t now, const StoreTimeouts& t, std::string_view site) = 0;
   virtual void SetItem(const IdDigest& d, std::string_view key, std::string_view value) = 0;
   virtual void RemoveItem(const IdDigest& d, std::string_view key) = 0;
   virtual void ClearItems(const IdDigest& d) = 0;
@@ -111,16 +104,17 @@ class StoreWriter {
   // Deletes the session and its items.
   virtual void Delete(const IdDigest& d) = 0;
   // Records that the session under `from` moved to `to` (a regenerate):
-  // Forwarded(from) finds it until now + timeouts.grace, on the clock every
-  // timed statement uses.
-  virtual void Forward(const IdDigest& from, const IdDigest& to, const SealedId& sealed, std::int64_t now) = 0;
+  // Forwarded(from) finds it until now + grace, on the clock every timed
+  // statement uses.
+  virtual void Forward(const IdDigest& from, const IdDigest& to, const SealedId& sealed, std::int64_t now,
+                       std::int64_t grace) = 0;
 
   // Exclusive mode's lock of the session `d` (SessionStore::TryLock): a row
   // beside the sessions with its owner and the end of its lease (expires =
   // now + lease, on the clock of every other `now`). Taken when the session
   // is alive at `now` and the lock is free or its lease ended (expires <= now).
   virtual SessionStore::LockOutcome TakeLock(const IdDigest& d, std::string_view owner, std::int64_t now,
-                                             std::int64_t lease) = 0;
+                                             std::int64_t lease, const StoreTimeouts& t) = 0;
   // Whether `owner` holds the lock with its lease not ended at `now`; the
   // lock then stays as it is until the unit ends (no one takes it between
   // this check and the unit's writes).
@@ -143,6 +137,7 @@ struct SessionChange {
   // change set that only removes).
   const SessionLimits* limits;
   const IdDigest* fresh;  // regenerate: move the session here; nullptr: it stays
+  const StoreTimeouts& timeouts;  // the session's site's
 };
 
 struct SessionChangeResult {
@@ -165,7 +160,9 @@ class StoreBackend {
   // The session under `d` alive at `now`, row and items from one snapshot,
   // with `id` copied into it and Session::now set to the clock the backend
   // used; nullopt when there is none. Never writes.
-  virtual std::optional<Session> Load(const IdDigest& d, std::string_view id, std::int64_t now) = 0;
+  // `t`: the timeouts of the session's site.
+  virtual std::optional<Session> Load(const IdDigest& d, std::string_view id, std::int64_t now,
+                                      const StoreTimeouts& t) = 0;
 
   // Runs `unit` as one atomic unit of work: all of its writes are durable
   // (as the store's durability setting defines) when Write returns, or none

@@ -49,7 +49,6 @@ namespace {
 PgOptions PgOptionsOf(const StoreOptions& options) {
   PgOptions po;
   po.uri = options.db;
-  po.timeouts = options.timeouts;
   po.timeout_ms = options.busy_timeout_ms;
   po.background = options.background;
   po.pool = SharedPgPool(po, options.db_connections, "the database");

@@ -99,4 +99,12 @@ std::string UnsealId(const SealedId& sealed, std::string_view old_id) {
   return Encode(bytes);
 }
 
+IdDigest DigestOf(std::string_view id, std::string_view site) {
+  if (site.empty()) return DigestOf(id);
+  std::string text;
+  text.reserve(site.size() + 1 + id.size());
+  text.append(site).append(1, ':').append(id);
+  return DigestOf(text);
+}
+
 }  // namespace sessiond

@@ -39,4 +39,12 @@ SealedId SealId(std::string_view new_id, std::string_view old_id);
 // other well-formed id (so check it against the digest the store holds).
 std::string UnsealId(const SealedId& sealed, std::string_view old_id);
 
+// The digest of `id` as a session of `site` (SiteScope, store.h): for the
+// default site ("") DigestOf(id), so stores made before sites keep their
+// sessions; for another, SHA3-256 of "site:id", sha3('shop:' || id, 256) in
+// the sqlite3 shell. The digest names the site, so no query can find one
+// site's session under another site's id, whatever it filters on; and none
+// collides with a default site's (a site's text has a ':', no id has one).
+IdDigest DigestOf(std::string_view id, std::string_view site);
+
 }  // namespace sessiond

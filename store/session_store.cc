@@ -58,12 +58,22 @@ PolicyStore::PolicyStore(std::unique_ptr<StoreBackend> backend, StoreTimeouts ti
 
 PolicyStore::~PolicyStore() = default;
 
-std::int64_t PolicyStore::touch_interval() const { return std::max<std::int64_t>(1, timeouts_.idle / 10); }
+std::int64_t PolicyStore::touch_interval(const StoreTimeouts& t) { return std::max<std::int64_t>(1, t.idle / 10); }
 
-std::optional<Session> PolicyStore::Load(std::string_view id, std::int64_t now) {
+StoreTimeouts PolicyStore::TimeoutsOf(const SiteScope& site) const {
+  if (!site.timeouts) return timeouts_;
+  // route.h refuses a site's timeout above the process's; a caller that did
+  // not check gets the process's bound rather than sessions that outlive it.
+  // The rotation grace is the process's, whatever the site.
+  return {std::min(site.timeouts->idle, timeouts_.idle), std::min(site.timeouts->absolute, timeouts_.absolute),
+          timeouts_.grace};
+}
+
+std::optional<Session> PolicyStore::Load(std::string_view id, std::int64_t now, const SiteScope& site) {
   if (!IsWellFormedId(id)) return std::nullopt;
-  if (auto s = backend_->Load(DigestOf(id), id, now)) return s;
-  return Follow(id, now);
+  const StoreTimeouts timeouts = TimeoutsOf(site);
+  if (auto s = backend_->Load(DigestOf(id, site.site), id, now, timeouts)) return s;
+  return Follow(id, now, site.site, timeouts);
 }
 
 // Forwards followed at most: a session regenerated this many times within one
@@ -75,15 +85,18 @@ constexpr int kMaxForwards = 4;
 // leads to the newest id, while its own forward lasts (never longer: the
 // oldest id does not outlive its own window). A forward to a session that is
 // gone (abandoned, expired) leads nowhere: a logout ends every tab's id.
-std::optional<Session> PolicyStore::Follow(std::string_view id, std::int64_t now) {
-  if (timeouts_.grace <= 0) return std::nullopt;
+// Every digest is the site's (DigestOf(id, site)): a forward of one site
+// never leads another site's id anywhere.
+std::optional<Session> PolicyStore::Follow(std::string_view id, std::int64_t now, std::string_view site,
+                                           const StoreTimeouts& timeouts) {
+  if (timeouts.grace <= 0) return std::nullopt;
   std::string from(id);
   for (int hop = 0; hop < kMaxForwards; ++hop) {
-    std::optional<Forwarding> f = backend_->Forwarded(DigestOf(from), now);
+    std::optional<Forwarding> f = backend_->Forwarded(DigestOf(from, site), now);
     if (!f) return std::nullopt;
     std::string to = UnsealId(f->sealed, from);
-    if (DigestOf(to) != f->to) return std::nullopt;  // not sealed for this id: a damaged row
-    if (std::optional<Session> s = backend_->Load(f->to, to, now)) {
+    if (DigestOf(to, site) != f->to) return std::nullopt;  // not sealed for this id: a damaged row
+    if (std::optional<Session> s = backend_->Load(f->to, to, now, timeouts)) {
       s->forwarded = true;
       return s;
     }
@@ -96,24 +109,24 @@ std::optional<Session> PolicyStore::Follow(std::string_view id, std::int64_t now
 // backend's group commit): they capture only this call's locals and members
 // that do not change, and touch no thread-local state. Ids are made before
 // the unit, on the caller's thread.
-CommitResult PolicyStore::Commit(const std::optional<Session>& loaded, const ChangeSet& cs,
-                                 std::int64_t now) {
-  CommitResult result = CommitOnce(loaded, cs, now);
+CommitResult PolicyStore::Commit(const std::optional<Session>& loaded, const ChangeSet& cs, std::int64_t now,
+                                 const SiteScope& site) {
+  CommitResult result = CommitOnce(loaded, cs, now, site);
   // The pre-login race: a request loaded the session under its old id, a
   // login regenerated it, and the request's write comes after. Within the old
   // id's grace it lands in the session under the new id, and the client gets
   // that id (Updated with `id`). Found gone again (abandoned, regenerated
   // once more since): Gone, as without a grace.
   if (result.outcome == CommitResult::Outcome::Gone)
-    if (std::optional<Session> moved = Follow(loaded->id, now)) {
-      result = CommitOnce(moved, cs, now);
+    if (std::optional<Session> moved = Follow(loaded->id, now, site.site, TimeoutsOf(site))) {
+      result = CommitOnce(moved, cs, now, site);
       if (result.outcome == CommitResult::Outcome::Updated) result.id = moved->id;
     }
   return result;
 }
 
-CommitResult PolicyStore::CommitOnce(const std::optional<Session>& loaded, const ChangeSet& cs,
-                                     std::int64_t now) {
+CommitResult PolicyStore::CommitOnce(const std::optional<Session>& loaded, const ChangeSet& cs, std::int64_t now,
+                                     const SiteScope& site) {
   CheckItemLimits(cs.changes, limits_);
 
   if (!loaded) {
@@ -126,32 +139,35 @@ CommitResult PolicyStore::CommitOnce(const std::optional<Session>& loaded, const
     for (const auto& [k, v] : items) bytes += k.size() + v.size();
     CheckTotals(items.size(), bytes, limits_);
     std::string id = NewSessionId();
-    const IdDigest d = DigestOf(id);
-    backend_->Write([&items, &d, now](StoreWriter& w) {
-      w.Insert(d, now);
+    const IdDigest d = DigestOf(id, site.site);
+    const StoreTimeouts timeouts = TimeoutsOf(site);
+    const std::string& name = site.site;
+    backend_->Write([&items, &d, now, &timeouts, &name](StoreWriter& w) {
+      w.Insert(d, now, timeouts, name);
       for (const auto& [k, v] : items) w.SetItem(d, k, v);
     });
     return {CommitResult::Outcome::Created, id};
   }
 
-  return CommitLoaded(*loaded, cs, now, nullptr);
+  return CommitLoaded(*loaded, cs, now, site, nullptr);
 }
 
 CommitResult PolicyStore::CommitLoaded(const Session& loaded, const ChangeSet& cs, std::int64_t now,
-                                       const std::string_view* owner) {
-  const IdDigest d = DigestOf(loaded.id);
+                                       const SiteScope& site, const std::string_view* owner) {
+  const StoreTimeouts timeouts = TimeoutsOf(site);
+  const IdDigest d = DigestOf(loaded.id, site.site);
   // On the store's clock, which may be another than the caller's (a database
   // server's): the same clock that recorded `accessed`.
-  const bool touch_due = loaded.now - loaded.accessed >= touch_interval();
+  const bool touch_due = loaded.now - loaded.accessed >= touch_interval(timeouts);
   if (cs.empty() && owner) {
     // A read under the lock: the release, and the touch when due, in one
     // unit. A lock lost meanwhile changes nothing for a read (nothing of it
     // is stored): it is not touched and not released, it is another's.
     bool touched = false;
     try {
-      backend_->Write([&touched, &d, now, owner, touch_due](StoreWriter& w) {
+      backend_->Write([&touched, &d, now, owner, touch_due, &timeouts](StoreWriter& w) {
         if (!w.HoldsLock(d, *owner, now)) return;
-        touched = touch_due && w.Touch(d, now);
+        touched = touch_due && w.Touch(d, now, timeouts);
         w.ReleaseLock(d, *owner);
       });
     } catch (const StoreError& e) {
@@ -168,10 +184,10 @@ CommitResult PolicyStore::CommitLoaded(const Session& loaded, const ChangeSet& c
     if (!touch_due) return {};
     try {
       bool touched = false;  // not when the session has gone meanwhile
-      if (auto r = backend_->Change({d, now, true, false, cs.changes, nullptr, nullptr}))
+      if (auto r = backend_->Change({d, now, true, false, cs.changes, nullptr, nullptr, timeouts}))
         touched = r->status == SessionChangeResult::Status::Done;
       else
-        backend_->Write([&touched, &d, now](StoreWriter& w) { touched = w.Touch(d, now); });
+        backend_->Write([&touched, &d, now, &timeouts](StoreWriter& w) { touched = w.Touch(d, now, timeouts); });
       if (touched) return {CommitResult::Outcome::Updated, {}, true};
     } catch (const StoreError& e) {
       // The refresh is an optimisation of the read, not part of it: failing
@@ -184,12 +200,12 @@ CommitResult PolicyStore::CommitLoaded(const Session& loaded, const ChangeSet& c
 
   CommitResult result;
   std::string fresh_id = cs.regenerate ? NewSessionId() : std::string();
-  const IdDigest fresh = cs.regenerate ? DigestOf(fresh_id) : IdDigest{};
+  const IdDigest fresh = cs.regenerate ? DigestOf(fresh_id, site.site) : IdDigest{};
   const SessionLimits& limits = limits_;
   // A regenerate with a rotation grace leaves a forward under the old id
   // (Follow). It runs as the unit below: a regenerate is rare (a login), and
   // the engine's one-statement change stays as it is.
-  const bool forward = cs.regenerate && !cs.abandon && timeouts_.grace > 0;
+  const bool forward = cs.regenerate && !cs.abandon && timeouts.grace > 0;
   const SealedId sealed = forward ? SealId(fresh_id, loaded.id) : SealedId{};
   // The same unit of work, done by the engine in one go where it can (see
   // StoreBackend::Change); the outcomes below are the unit's.
@@ -199,7 +215,7 @@ CommitResult PolicyStore::CommitLoaded(const Session& loaded, const ChangeSet& c
   std::optional<SessionChangeResult> r;
   if (!owner && !forward)
     r = backend_->Change({d, now, touch_due, cs.abandon, cs.changes, Writes(cs.changes) ? &limits : nullptr,
-                          cs.regenerate ? &fresh : nullptr});
+                          cs.regenerate ? &fresh : nullptr, timeouts});
   if (r) {
     using Status = SessionChangeResult::Status;
     if (r->status == Status::OverLimit) {
@@ -224,7 +240,7 @@ CommitResult PolicyStore::CommitLoaded(const Session& loaded, const ChangeSet& c
     // request since it was loaded. When the last-access time is due, the touch
     // checks that; otherwise a read does, and the session row and its expiry
     // index entry stay as they are (two B-tree pages fewer in the WAL).
-    bool alive = touch_due ? w.Touch(d, now) : w.Alive(d, now);
+    bool alive = touch_due ? w.Touch(d, now, timeouts) : w.Alive(d, now, timeouts);
     if (!alive) {
       // Gone: never resurrect the old id, and never make a fresh session in its
       // place either. The request that killed it may have set a cookie (a login
@@ -245,7 +261,7 @@ CommitResult PolicyStore::CommitLoaded(const Session& loaded, const ChangeSet& c
     }
     if (cs.regenerate) {
       w.Rename(d, fresh);
-      if (forward) w.Forward(d, fresh, sealed, now);
+      if (forward) w.Forward(d, fresh, sealed, now, timeouts.grace);
       result = {CommitResult::Outcome::Regenerated, fresh_id};
     } else {
       result = {CommitResult::Outcome::Updated, {}, touch_due};
@@ -254,26 +270,29 @@ CommitResult PolicyStore::CommitLoaded(const Session& loaded, const ChangeSet& c
   return result;
 }
 
-PolicyStore::LockOutcome PolicyStore::TryLock(std::string_view id, std::string_view owner, std::int64_t lease,
-                                              std::int64_t now) {
+PolicyStore::LockOutcome PolicyStore::TryLock(std::string_view id, const SiteScope& site, std::string_view owner,
+                                              std::int64_t lease, std::int64_t now) {
   if (!IsWellFormedId(id)) return LockOutcome::NoSession;
-  const IdDigest d = DigestOf(id);
+  const IdDigest d = DigestOf(id, site.site);
+  const StoreTimeouts timeouts = TimeoutsOf(site);
   LockOutcome out = LockOutcome::NoSession;
-  backend_->Write([&out, &d, owner, now, lease](StoreWriter& w) { out = w.TakeLock(d, owner, now, lease); });
+  backend_->Write([&out, &d, owner, now, lease, &timeouts](StoreWriter& w) {
+    out = w.TakeLock(d, owner, now, lease, timeouts);
+  });
   return out;
 }
 
-void PolicyStore::Unlock(std::string_view id, std::string_view owner) {
+void PolicyStore::Unlock(std::string_view id, const SiteScope& site, std::string_view owner) {
   if (!IsWellFormedId(id)) return;
-  const IdDigest d = DigestOf(id);
+  const IdDigest d = DigestOf(id, site.site);
   backend_->Write([&d, owner](StoreWriter& w) { w.ReleaseLock(d, owner); });
 }
 
 CommitResult PolicyStore::CommitHolding(const std::optional<Session>& loaded, const ChangeSet& cs, std::int64_t now,
-                                        std::string_view owner) {
-  if (!loaded) return Commit(loaded, cs, now);
+                                        const SiteScope& site, std::string_view owner) {
+  if (!loaded) return Commit(loaded, cs, now, site);
   CheckItemLimits(cs.changes, limits_);
-  return CommitLoaded(*loaded, cs, now, &owner);
+  return CommitLoaded(*loaded, cs, now, site, &owner);
 }
 
 // Bounds the forwards one call collects beyond its first batch: forwards are
@@ -291,11 +310,11 @@ std::size_t PolicyStore::CollectGarbage(std::int64_t now, std::size_t batch) {
 
 std::optional<std::int64_t> PolicyStore::CountLive(std::int64_t now) { return backend_->CountLive(now); }
 
-bool PolicyStore::HoldsExpired(std::string_view id, std::int64_t /*now*/) {
+bool PolicyStore::HoldsExpired(std::string_view id, std::int64_t /*now*/, const SiteScope& site) {
   if (!IsWellFormedId(id)) return false;
   // Load() found no live session under this id: a row that is still there
   // is one that expired (abandoned and regenerated ids have no row).
-  return backend_->Holds(DigestOf(id));
+  return backend_->Holds(DigestOf(id, site.site));
 }
 
 void PolicyStore::RecordMember(const Member& member, std::int64_t now) { backend_->RecordMember(member, now); }

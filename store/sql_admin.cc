@@ -44,6 +44,12 @@ void SqlAdmin::Writable(const char* what) const {
     throw StoreError(std::string(what) + ": the store was opened for reading only", 0, false);
 }
 
+std::string SqlAdmin::OfSite(std::string_view row, int n) const {
+  const std::string column =
+      engine_->SchemaVersion() >= engine_->SitesSchemaVersion() ? std::string(row) + "site" : "''";
+  return column + " = " + engine_->Param(n);
+}
+
 std::string SqlAdmin::HoldsItems(std::size_t matches, const std::string& session, int first) const {
   std::string sql;
   for (std::size_t i = 0; i < matches; ++i) {
@@ -58,14 +64,14 @@ std::vector<SessionSummary> SqlAdmin::List(const ListQuery& q, std::int64_t now)
   AdminEngine& e = *engine_;
   std::string sql = "SELECT s.id_hash, s.created, s.accessed, s.expires, count(i.key), coalesce(sum(" +
                     e.ByteLength("i.key") + " + " + e.ByteLength("i.value") +
-                    "), 0) FROM sessions s LEFT JOIN items i ON i.id_hash = s.id_hash WHERE 1 = 1";
+                    "), 0) FROM sessions s LEFT JOIN items i ON i.id_hash = s.id_hash WHERE " + OfSite("s.", 2);
   if (q.which == ListQuery::Which::Live) sql += " AND " + sql::Unexpired("s.", e.Now(1));
   if (q.which == ListQuery::Which::Expired) sql += " AND " + sql::Expired("s.", e.Now(1));
-  sql += HoldsItems(q.where.size(), "s.id_hash", 2);
+  sql += HoldsItems(q.where.size(), "s.id_hash", 3);
   sql += " GROUP BY s.id_hash ORDER BY s.created DESC, s.id_hash";
-  int limit_at = 2 + 2 * static_cast<int>(q.where.size());
+  int limit_at = 3 + 2 * static_cast<int>(q.where.size());
   if (q.limit) sql += " LIMIT " + e.Param(limit_at);
-  std::vector<SqlParam> params{SqlParam::Int(now)};
+  std::vector<SqlParam> params{SqlParam::Int(now), SqlParam::Text(site())};
   AddItems(params, q.where);
   if (q.limit) params.push_back(SqlParam::Int(static_cast<std::int64_t>(q.limit)));
   // One statement: one snapshot, read whole before anything is printed.
@@ -88,10 +94,11 @@ std::vector<IdDigest> SqlAdmin::FindByPrefix(std::string_view prefix, std::size_
   DigestRange range = PrefixRange(prefix);  // throws for what is not a prefix
   std::string sql = "SELECT id_hash FROM sessions WHERE id_hash >= " + e.Param(1);
   if (range.bounded) sql += " AND id_hash < " + e.Param(2);  // else parameter 2 goes unused
-  sql += " ORDER BY id_hash LIMIT " + e.Param(3);
+  sql += " AND " + OfSite("", 4) + " ORDER BY id_hash LIMIT " + e.Param(3);
   std::vector<IdDigest> out;
   e.Query(sql,
-          {SqlParam::Blob(range.low), SqlParam::Blob(range.high), SqlParam::Int(static_cast<std::int64_t>(limit))},
+          {SqlParam::Blob(range.low), SqlParam::Blob(range.high), SqlParam::Int(static_cast<std::int64_t>(limit)),
+           SqlParam::Text(site())},
           [&](const SqlRow& r) { out.push_back(DigestAt(r, 0)); });
   return out;
 }
@@ -143,13 +150,15 @@ std::size_t SqlAdmin::RemoveWhere(const std::vector<ItemMatch>& where) {
   if (where.empty()) throw std::invalid_argument("RemoveWhere needs at least one item to match");
   Writable("logout");
   AdminEngine& e = *engine_;
-  std::vector<SqlParam> params;
+  // Parameter 1 the site: only its sessions are scanned, and deleted by key.
+  std::vector<SqlParam> params{SqlParam::Text(site())};
   AddItems(params, where);
-  const std::string holds = HoldsItems(where.size(), "s.id_hash", 1);
+  const std::string holds = HoldsItems(where.size(), "s.id_hash", 2);
+  const std::string of_site = "SELECT s.id_hash FROM sessions s WHERE " + OfSite("s.", 1);
   // Find the sessions first, outside any write: items have no index on key
   // and value, and a scan inside a write transaction would hold the
   // server's writers (SQLite's write lock) for as long as it takes.
-  const std::string find = "SELECT s.id_hash FROM sessions s WHERE 1 = 1" + holds;
+  const std::string find = of_site + holds;
   // Then delete them by key, a batch per transaction, each only if it still matches.
   const std::string del = "DELETE FROM sessions WHERE id_hash = " + e.Param(1) + HoldsItems(where.size(), e.Param(1), 2);
   std::size_t removed = 0;
@@ -168,9 +177,7 @@ std::size_t SqlAdmin::RemoveWhere(const std::vector<ItemMatch>& where) {
       // PostgreSQL, under READ COMMITTED, a row renamed while it runs is not
       // matched again in its new version, so a session regenerated at that
       // very moment, after four scans that each found it moved, survives.
-      return removed + e.WriteEach("DELETE FROM sessions WHERE id_hash IN (SELECT s.id_hash FROM sessions s "
-                                   "WHERE 1 = 1" + holds + ")",
-                                   {params});
+      return removed + e.WriteEach("DELETE FROM sessions WHERE id_hash IN (" + of_site + holds + ")", {params});
     }
     if (after_scan_for_testing_) after_scan_for_testing_();
     removed += DeleteEach(found, del, where);
@@ -193,12 +200,14 @@ std::size_t SqlAdmin::CollectGarbage(std::int64_t now, std::size_t batch) {
 StoreStats SqlAdmin::Stats(std::int64_t now) {
   AdminEngine& e = *engine_;
   const std::string live = sql::Unexpired("", e.Now(1)), bytes = e.ByteLength("key") + " + " + e.ByteLength("value");
+  const std::string site = OfSite("", 2);
+  const std::string site_items = " FROM items WHERE id_hash IN (SELECT id_hash FROM sessions WHERE " + site + ")";
   StoreStats st;
-  // One statement, one snapshot.
-  e.Query("SELECT (SELECT count(*) FROM sessions), (SELECT count(*) FROM sessions WHERE " + live +
-              "), (SELECT min(created) FROM sessions WHERE " + live +
-              "), (SELECT count(*) FROM items), (SELECT coalesce(sum(" + bytes + "), 0) FROM items)",
-          {SqlParam::Int(now)}, [&](const SqlRow& r) {
+  // One statement, one snapshot; the counts are of the site's sessions.
+  e.Query("SELECT (SELECT count(*) FROM sessions WHERE " + site + "), (SELECT count(*) FROM sessions WHERE " +
+              site + " AND " + live + "), (SELECT min(created) FROM sessions WHERE " + site + " AND " + live +
+              "), (SELECT count(*)" + site_items + "), (SELECT coalesce(sum(" + bytes + "), 0)" + site_items + ")",
+          {SqlParam::Int(now), SqlParam::Text(this->site())}, [&](const SqlRow& r) {
             auto all = static_cast<std::size_t>(r.Int(0));
             st.live = static_cast<std::size_t>(r.Int(1));
             st.expired = all - std::min(all, st.live);

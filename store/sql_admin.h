@@ -25,6 +25,7 @@ struct SqlParam {
     Int,    // a 64-bit integer
     Blob,   // bytes that are always a blob (digests, digest ranges)
     Bytes,  // an item's key or value, bound as the engine stores items (SQLite: TEXT when UTF-8)
+    Text,   // text (a site's name)
   };
   Kind kind = Kind::Int;
   std::int64_t number = 0;
@@ -36,6 +37,7 @@ struct SqlParam {
     return Blob(std::string_view(reinterpret_cast<const char*>(d.data()), d.size()));
   }
   static SqlParam Bytes(std::string_view b) { return {Kind::Bytes, 0, b}; }
+  static SqlParam Text(std::string_view t) { return {Kind::Text, 0, t}; }
 };
 
 // One row of a result, columns by position from 0.
@@ -83,6 +85,9 @@ class AdminEngine {
   // What only the engine has.
   virtual int SchemaVersion() = 0;      // the stored schema's
   virtual int KnownSchemaVersion() const = 0;  // the one this build writes
+  // The first schema version with the sessions' site column (before it,
+  // every session is of the default site).
+  virtual int SitesSchemaVersion() const = 0;
   // StoreStats::file_bytes, free_bytes and wal_bytes.
   virtual void AddSizes(StoreStats& stats) = 0;
   // Adds the problems of the storage itself, one line each (corrupt pages),
@@ -134,6 +139,10 @@ class SqlAdmin : public SessionAdmin {
  private:
   // Throws StoreError naming `what` when the engine was opened read-only.
   void Writable(const char* what) const;
+  // The condition a sessions row (columns prefixed `row`) is of the admin's
+  // site, parameter `n`; on a schema older than sites, true only for the
+  // default site.
+  std::string OfSite(std::string_view row, int n) const;
   // " AND EXISTS (...)" per match: the session `session` (an SQL expression)
   // holds that item; keys and values are parameters `first`, `first` + 1...
   std::string HoldsItems(std::size_t matches, const std::string& session, int first) const;

@@ -60,6 +60,28 @@ inline constexpr std::int64_t kSeenWithin = 4 * kHeartbeat;
 // A member not seen for this long is forgotten (a machine that went away).
 inline constexpr std::int64_t kForgetAfter = 24 * 3600;
 
+// The timeouts a session lives by.
+struct StoreTimeouts {
+  std::int64_t idle = 20 * 60;        // seconds without a request before a session ends
+  std::int64_t absolute = 24 * 3600;  // seconds after creation a session ends regardless
+  // Rotation grace (--regenerate-grace): seconds after a regenerate during
+  // which the old id still leads to the session (a forward); 0: none.
+  std::int64_t grace = 10;
+};
+
+// The site a session belongs to (SESSION_SITE, route.h) and the timeouts its
+// sessions live by there. A session belongs to one site: an id is known only
+// on the site that issued it (the store keeps the digest of the site and the
+// id, DigestOf), so an id of another site loads as nothing and a write makes
+// a new session of this site. Default: the default site ("") under the
+// store's own timeouts.
+struct SiteScope {
+  std::string site;  // "" the default site; else no ':' (route.h's site names)
+  // This site's timeouts; nullopt: the store's. Never longer than the store's
+  // (the process's bounds): a longer one is cut to them.
+  std::optional<StoreTimeouts> timeouts;
+};
+
 // What a commit did, and which id the client must carry from now on.
 struct CommitResult {
   enum class Outcome {
@@ -106,7 +128,10 @@ class SessionStore {
   // its rotation grace loads the session under its new id, and says so
   // (Session::forwarded). Never writes sessions.
   // Throws StoreError when the store cannot be read.
-  virtual std::optional<Session> Load(std::string_view id, std::int64_t now) = 0;
+  // `site`: the session's site and timeouts (the overloads without it: the
+  // default site under the store's timeouts, as for every call below).
+  virtual std::optional<Session> Load(std::string_view id, std::int64_t now, const SiteScope& site) = 0;
+  std::optional<Session> Load(std::string_view id, std::int64_t now) { return Load(id, now, SiteScope{}); }
 
   // Applies `changes` to `loaded` (nullopt: the visitor has no session) in one
   // transaction, merging per key with whatever other commits did meanwhile.
@@ -119,8 +144,13 @@ class SessionStore {
   // cannot be written (busy, disk full, file deleted) it is logged and the
   // result is Unchanged, never an exception.
   // Throws LimitError or StoreError, in which case nothing was changed.
-  virtual CommitResult Commit(const std::optional<Session>& loaded, const ChangeSet& changes,
-                              std::int64_t now) = 0;
+  // `loaded` came from Load with the same `site`; a new session is of `site`,
+  // its expiry computed with the site's timeouts.
+  virtual CommitResult Commit(const std::optional<Session>& loaded, const ChangeSet& changes, std::int64_t now,
+                              const SiteScope& site) = 0;
+  CommitResult Commit(const std::optional<Session>& loaded, const ChangeSet& changes, std::int64_t now) {
+    return Commit(loaded, changes, now, SiteScope{});
+  }
 
   // Deletes up to `batch` sessions expired at `now`; returns how many.
   // Throws StoreError, in which case nothing was deleted.
@@ -135,7 +165,10 @@ class SessionStore {
   // After Load() found nothing for `id`: whether the store still holds that
   // session, expired and not yet collected (rather than never issued,
   // abandoned or regenerated away).
-  virtual bool HoldsExpired(std::string_view /*id*/, std::int64_t /*now*/) { return false; }
+  virtual bool HoldsExpired(std::string_view /*id*/, std::int64_t /*now*/, const SiteScope& /*site*/) {
+    return false;
+  }
+  bool HoldsExpired(std::string_view id, std::int64_t now) { return HoldsExpired(id, now, SiteScope{}); }
 
   // Records `member` as running at `now`, with the schema version this build
   // knows, and forgets members not seen for kForgetAfter; ForgetMember
@@ -157,23 +190,32 @@ class SessionStore {
   // Takes the lock of the session `id` when it is free or its lease has
   // ended (an expired holder loses it). Never waits for another holder.
   // Throws StoreError.
-  virtual LockOutcome TryLock(std::string_view /*id*/, std::string_view /*owner*/, std::int64_t /*lease*/,
-                              std::int64_t /*now*/) {
+  virtual LockOutcome TryLock(std::string_view /*id*/, const SiteScope& /*site*/, std::string_view /*owner*/,
+                              std::int64_t /*lease*/, std::int64_t /*now*/) {
     throw StoreError("this store has no session locks", 0, false);
+  }
+  LockOutcome TryLock(std::string_view id, std::string_view owner, std::int64_t lease, std::int64_t now) {
+    return TryLock(id, SiteScope{}, owner, lease, now);
   }
   // Releases the lock of `id` if `owner` holds it (its lease ended or not);
   // otherwise does nothing. Throws StoreError.
-  virtual void Unlock(std::string_view /*id*/, std::string_view /*owner*/) {
+  virtual void Unlock(std::string_view /*id*/, const SiteScope& /*site*/, std::string_view /*owner*/) {
     throw StoreError("this store has no session locks", 0, false);
   }
+  void Unlock(std::string_view id, std::string_view owner) { Unlock(id, SiteScope{}, owner); }
   // Commit for a request holding the lock of `loaded` as `owner`: the check
   // that `owner` still holds it (its lease not ended at `now`), the changes
   // and the lock's release are one atomic unit. Not held (fencing): Fenced,
   // and nothing stored, for a change set that writes; Unchanged for a read.
   // A new visitor (`loaded` nullopt) commits as Commit does.
   virtual CommitResult CommitHolding(const std::optional<Session>& /*loaded*/, const ChangeSet& /*changes*/,
-                                     std::int64_t /*now*/, std::string_view /*owner*/) {
+                                     std::int64_t /*now*/, const SiteScope& /*site*/,
+                                     std::string_view /*owner*/) {
     throw StoreError("this store has no session locks", 0, false);
+  }
+  CommitResult CommitHolding(const std::optional<Session>& loaded, const ChangeSet& changes, std::int64_t now,
+                             std::string_view owner) {
+    return CommitHolding(loaded, changes, now, SiteScope{}, owner);
   }
 };
 

@@ -160,7 +160,7 @@ TEST_CASE("commands: an id that begins with '-' goes after --", "[commands]") {
   REQUIRE(IsWellFormedId(id));
   sqlite3* db = nullptr;
   REQUIRE(sqlite3_open(f.db.c_str(), &db) == SQLITE_OK);
-  std::string sql = "INSERT INTO sessions VALUES (X'" + HexOf(DigestOf(id)) + "', " + std::to_string(T0) + ", " +
+  std::string sql = "INSERT INTO sessions (id_hash, created, accessed, expires) VALUES (X'" + HexOf(DigestOf(id)) + "', " + std::to_string(T0) + ", " +
                     std::to_string(T0) + ", " + std::to_string(T0 + 600) + ")";
   REQUIRE(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr) == SQLITE_OK);
   sqlite3_close(db);
@@ -195,4 +195,35 @@ TEST_CASE("commands: migrate --json, and with --finish too, print JSON", "[comma
   r = Run({"migrate", "--db", f.db, "--finish", "--json"});
   CHECK(r.status == 0);
   CHECK(r.out == "{\"outcome\": \"finished\", \"steps\": 1, \"required\": " + std::to_string(older + 1) + "}\n");
+}
+
+TEST_CASE("commands: --site addresses one site's sessions, the default site without it", "[commands][sites]") {
+  Fixture f;  // ann and bob on the default site
+  std::string shop_ann;
+  {
+    StoreOptions o;
+    o.db = f.db;
+    ChangeSet cs;
+    cs.changes.push_back({Change::Kind::Set, "UserName", "ann", {}});
+    shop_ann = OpenStore(o)->Commit(std::nullopt, cs, T0 + 2, SiteScope{"shop", std::nullopt}).id;
+  }
+  const std::string shop_tag = TagOf(DigestOf(shop_ann, "shop"));
+  Result r = Run({"list", "--db", f.db});
+  CHECK_THAT(r.out, !Catch::Contains(shop_tag));
+  r = Run({"list", "--db", f.db, "--site", "shop"});
+  CHECK(r.status == 0);
+  CHECK_THAT(r.out, Catch::Contains(shop_tag));
+  CHECK_THAT(r.out, !Catch::Contains(TagOf(DigestOf(f.ann))));
+  CHECK_THAT(Run({"stats", "--db", f.db, "--site", "shop", "--json"}).out,
+             Catch::Contains("\"live\": 1, \"expired\": 0, \"items\": 1"));
+  CHECK(Run({"show", "--db", f.db, "--", shop_ann}).status == 1);  // not the default site's
+  r = Run({"show", "--db", f.db, "--site", "shop", "--", shop_ann});
+  CHECK(r.status == 0);
+  CHECK_THAT(r.out, Catch::Contains("\nUserName = \"ann\"\n"));
+  // ann logged out of the shop only.
+  CHECK(Run({"logout", "--db", f.db, "--site", "shop", "--where", "UserName=ann", "--json"}).out ==
+        "{\"removed\": 1}\n");
+  CHECK(Run({"show", "--db", f.db, "--", f.ann}).status == 0);
+  CHECK(Run({"rm", "--db", f.db, "--site", "shop", "--", f.bob}).status == 1);  // bob is not the shop's
+  CHECK(Run({"show", "--db", f.db, "--", f.bob}).status == 0);
 }

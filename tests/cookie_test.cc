@@ -23,6 +23,12 @@ TEST_CASE("finding the session cookie", "[cookie]") {
   CHECK(FindCookie("a=x,y, sid=abc", "sid") == "abc");
 }
 
+TEST_CASE("every cookie's value, whatever its name (for the log's masking)", "[cookie][sites]") {
+  using V = std::vector<std::string_view>;
+  CHECK(CookieValues("sid=a; shop_sid=\"b\", blog_sid = c ;x") == V{"a", "b", "c"});
+  CHECK(CookieValues("").empty());
+}
+
 TEST_CASE("Set-Cookie values", "[cookie]") {
   CookieAttributes a;
   CHECK(SessionCookie("ID", a) == "sid=ID; Path=/; HttpOnly; SameSite=Lax");

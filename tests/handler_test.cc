@@ -86,16 +86,17 @@ struct SeamStore final : SessionStore {
   CommitResult last;           // what the last Commit did
   explicit SeamStore(std::unique_ptr<SessionStore> r) : real(std::move(r)) {}
   bool loads_fail = false;  // a Load finds the store out of reach (and a commit after it does not)
-  std::optional<Session> Load(std::string_view id, std::int64_t now) override {
+  std::optional<Session> Load(std::string_view id, std::int64_t now, const SiteScope& site) override {
     ++loads;
     if (loads_fail) throw StoreError("the database is down", 0, true);
-    auto s = real->Load(id, now);
+    auto s = real->Load(id, now, site);
     if (s) s->accessed -= age;
     return s;
   }
-  CommitResult Commit(const std::optional<Session>& loaded, const ChangeSet& changes, std::int64_t now) override {
+  CommitResult Commit(const std::optional<Session>& loaded, const ChangeSet& changes, std::int64_t now,
+                      const SiteScope& site) override {
     ++commits;
-    return last = real->Commit(loaded, changes, now);
+    return last = real->Commit(loaded, changes, now, site);
   }
   std::size_t CollectGarbage(std::int64_t now, std::size_t batch) override { return real->CollectGarbage(now, batch); }
   std::optional<std::int64_t> CountLive(std::int64_t now) override {
@@ -105,13 +106,16 @@ struct SeamStore final : SessionStore {
   // Exclusive mode's lock; `lease`, when set, replaces the handler's (0: a
   // lease that has ended by the commit, as a stalled request's has).
   std::optional<std::int64_t> lease;
-  LockOutcome TryLock(std::string_view id, std::string_view owner, std::int64_t l, std::int64_t now) override {
-    return real->TryLock(id, owner, lease.value_or(l), now);
+  LockOutcome TryLock(std::string_view id, const SiteScope& site, std::string_view owner, std::int64_t l,
+                      std::int64_t now) override {
+    return real->TryLock(id, site, owner, lease.value_or(l), now);
   }
-  void Unlock(std::string_view id, std::string_view owner) override { real->Unlock(id, owner); }
+  void Unlock(std::string_view id, const SiteScope& site, std::string_view owner) override {
+    real->Unlock(id, site, owner);
+  }
   CommitResult CommitHolding(const std::optional<Session>& loaded, const ChangeSet& changes, std::int64_t now,
-                             std::string_view owner) override {
-    return real->CommitHolding(loaded, changes, now, owner);
+                             const SiteScope& site, std::string_view owner) override {
+    return real->CommitHolding(loaded, changes, now, site, owner);
   }
 };
 
@@ -663,10 +667,14 @@ struct DownStore final : SessionStore {
     ++calls;
     throw StoreError("the database is down", 0, busy);
   }
-  std::optional<Session> Load(std::string_view, std::int64_t) override { Fail(); }
-  CommitResult Commit(const std::optional<Session>&, const ChangeSet&, std::int64_t) override { Fail(); }
+  std::optional<Session> Load(std::string_view, std::int64_t, const SiteScope&) override { Fail(); }
+  CommitResult Commit(const std::optional<Session>&, const ChangeSet&, std::int64_t, const SiteScope&) override {
+    Fail();
+  }
   std::size_t CollectGarbage(std::int64_t, std::size_t) override { Fail(); }
-  LockOutcome TryLock(std::string_view, std::string_view, std::int64_t, std::int64_t) override { Fail(); }
+  LockOutcome TryLock(std::string_view, const SiteScope&, std::string_view, std::int64_t, std::int64_t) override {
+    Fail();
+  }
 };
 
 // A Handler over a SeamStore on the fixture's file, and a visitor's session in it.
@@ -941,6 +949,11 @@ TEST_CASE("the page is told its session's status: new, ok, expired, regenerated"
   CHECK(status({"HTTP_COOKIE=sid=" + std::string(43, 'A'), "SESSION_MODE=read"}) ==
         "status=expired new=1 session=");
   CHECK(status({"HTTP_COOKIE=sid=" + f.id, "SESSION_MODE=off"}) == "status=unset new=unset session=unset");
+  // A site's route reads its own cookie: the default cookie's id means nothing there.
+  CHECK(status({"HTTP_COOKIE=sid=" + std::string(43, 'A'), "SESSION_SITE=shop", "SESSION_COOKIE=shop_sid"}) ==
+        "status=new new=1 session=");
+  CHECK(status({"HTTP_COOKIE=shop_sid=" + std::string(43, 'A'), "SESSION_SITE=shop", "SESSION_COOKIE=shop_sid"}) ==
+        "status=expired new=1 session=");
   // A client's Session-Status header poses as nothing.
   CHECK(status({"HTTP_SESSION_STATUS=ok", "SESSION_STATUS=ok"}) == "status=new new=1 session=");
   // The old id within its rotation grace leads to the session under its new one.
@@ -1026,4 +1039,25 @@ TEST_CASE("degrade: with the store back, the route is served its session", "[han
   CHECK(r.body() == "status=ok new=0 session=k=v");
   CHECK(f.Run("", "set", {"SESSION_ON_STORE_ERROR=degrade", "QUERY_STRING=k=w"}).status() == 200);
   CHECK(f.Stored() == "k=w");
+}
+
+TEST_CASE("a site's route reads and writes its own cookie, and another site's id is unknown there",
+          "[handler][sites]") {
+  Fixture f;
+  const std::string shop_route[] = {"SESSION_SITE=shop", "SESSION_COOKIE=shop_sid"};
+  MemoryRequest set = f.Serve({"SCRIPT_FILENAME=set", "QUERY_STRING=cart=3", shop_route[0], shop_route[1]});
+  REQUIRE(set.status() == 200);
+  auto at = set.out().find("Set-Cookie: shop_sid=");
+  REQUIRE(at != std::string::npos);
+  const std::string shop_id = set.out().substr(at + 21, 43);
+  MemoryRequest shown = f.Serve({"SCRIPT_FILENAME=show", "HTTP_COOKIE=sid=other; shop_sid=" + shop_id,
+                                 shop_route[0], shop_route[1]});
+  CHECK(shown.body() == "cart=3");
+  // The same value under the default site's cookie, or another site's: nothing.
+  CHECK(f.Serve({"SCRIPT_FILENAME=show", "HTTP_COOKIE=sid=" + shop_id}).body().empty());
+  CHECK(f.Serve({"SCRIPT_FILENAME=show", "HTTP_COOKIE=shop_sid=" + shop_id, "SESSION_SITE=blog",
+                 "SESSION_COOKIE=shop_sid"}).body().empty());
+  // A page may not set the site's cookie itself.
+  f.Page("setcookie", "printf 'Set-Cookie: shop_sid=x\\r\\n\\r\\n'");
+  CHECK(f.Serve({"SCRIPT_FILENAME=setcookie", shop_route[0], shop_route[1]}).status() == 502);
 }

@@ -29,14 +29,13 @@ struct Fixture {
     PgOptions o;
     o.uri = schema.uri();
     o.server_clock = false;
-    o.timeouts = {600, 3600};
     return o;
   }()};
   bool schema_made = (backend.Connect(), true);  // as serve does at start
   IdDigest Add(std::int64_t now, const Items& items) {
     IdDigest d = DigestOf(NewSessionId());
     backend.Write([&](StoreWriter& w) {
-      w.Insert(d, now);
+      w.Insert(d, now, {600, 3600}, "");
       for (const auto& [k, v] : items) w.SetItem(d, k, v);
     });
     return d;
@@ -233,7 +232,7 @@ TEST_CASE("pg admin: check reports items without a session and malformed digests
   // What only someone in psql can do: drop the foreign key, then break things.
   c.Exec("ALTER TABLE items DROP CONSTRAINT items_id_hash_fkey; "
          "INSERT INTO items VALUES ('\\x00'::bytea, 'k', 'v'); "
-         "INSERT INTO sessions VALUES ('\\x0102'::bytea, 1, 1, 1)");
+         "INSERT INTO sessions (id_hash, created, accessed, expires) VALUES ('\\x0102'::bytea, 1, 1, 1)");
   PgAdmin admin(AdminOn(f.schema, false));
   auto problems = admin.Check(true);
   REQUIRE(problems.size() == 2);

@@ -22,6 +22,7 @@
 #include <thread>
 
 #include "pg_test_db.h"
+#include "store/admin.h"
 #include "store/postgres/pg_backend.h"
 #include "store/postgres/pg_conn.h"
 #include "store/session_store.h"
@@ -49,7 +50,7 @@ std::int64_t QueryInt(pg::Conn& c, const char* sql) {
 
 void Create(PgBackend& b, const IdDigest& d, std::int64_t now, const Items& items = {}) {
   b.Write([&](StoreWriter& w) {
-    w.Insert(d, now);
+    w.Insert(d, now, {}, "");
     for (const auto& [k, v] : items) w.SetItem(d, k, v);
   });
 }
@@ -61,7 +62,7 @@ TEST_CASE("pg: items are bytes in, bytes out", "[postgres]") {
   IdDigest d = DigestOf(id);
   std::string odd("k\0\xff\xfe", 4), value("v\0\x80\n'\"\\", 7);
   Create(b, d, 1000, {{odd, value}, {"plain", "text"}});
-  auto s = b.Load(d, id, 1001);
+  auto s = b.Load(d, id, 1001, {});
   REQUIRE(s);
   CHECK(s->items == Items{{odd, value}, {"plain", "text"}});
   CHECK(s->created == 1000);
@@ -80,7 +81,6 @@ struct PgPolicy {
     t.absolute = 3600;
     t.grace = grace;
     PgOptions o = Opts(uri);
-    o.timeouts = t;
     auto b = std::make_unique<PgBackend>(o);
     backend = b.get();
     store = std::make_unique<PolicyStore>(std::move(b), t, limits);
@@ -461,6 +461,43 @@ TEST_CASE("pg: a schema a newer sessiond expanded is served, one it finished is 
   CHECK(QueryInt(c, "SELECT max(version) FROM sessiond_schema") == 99);
 }
 
+// Schema version 1, as the PostgreSQL store shipped it before sites.
+TEST_CASE("pg: a store of schema version 1 migrates to sites with its sessions on the default site", "[postgres]") {
+  TempPgSchema schema;
+  std::string id = NewSessionId();
+  {
+    pg::Conn c({schema.uri(), 2000});
+    c.Exec(R"sql(
+CREATE TABLE sessiond_schema (version integer NOT NULL);
+INSERT INTO sessiond_schema (version) VALUES (1);
+CREATE TABLE sessions (
+  id_hash  bytea PRIMARY KEY,
+  created  bigint NOT NULL,
+  accessed bigint NOT NULL,
+  expires  bigint NOT NULL
+);
+CREATE INDEX sessions_by_expiry ON sessions (expires);
+CREATE TABLE items (
+  id_hash bytea NOT NULL REFERENCES sessions (id_hash) ON DELETE CASCADE ON UPDATE CASCADE,
+  key     bytea NOT NULL,
+  value   bytea NOT NULL,
+  PRIMARY KEY (id_hash, key)
+);
+)sql");
+    const std::string hex = "'\\x" + HexOf(DigestOf(id)) + "'";
+    c.Exec(("INSERT INTO sessions VALUES (" + hex + ", 1000, 1000, 1600);"
+            "INSERT INTO items VALUES (" + hex + ", 'UserName', 'ann')").c_str());
+  }
+  PgPolicy p(schema.uri());
+  auto s = p->Load(id, 1001);
+  REQUIRE(s);
+  CHECK(s->items == Items{{"UserName", "ann"}});
+  CHECK_FALSE(p->Load(id, 1001, SiteScope{"shop", std::nullopt}));
+  pg::Conn c({schema.uri(), 2000});
+  CHECK(QueryInt(c, "SELECT max(version) FROM sessiond_schema") == kPgSchemaVersion);
+  CHECK(QueryInt(c, "SELECT count(*) FROM sessions WHERE site = ''") == 1);
+}
+
 TEST_CASE("pg: by default the server's clock decides, not the caller's", "[postgres]") {
   TempPgSchema schema;
   PgBackend server(Opts(schema.uri(), true));
@@ -473,14 +510,14 @@ TEST_CASE("pg: by default the server's clock decides, not the caller's", "[postg
   Create(server, d, 1);
   std::int64_t t1 = std::time(nullptr);
   // A machine whose clock says 2096: with its clock the session would be long dead.
-  auto s = server.Load(d, id, 4'000'000'000);
+  auto s = server.Load(d, id, 4'000'000'000, {});
   REQUIRE(s);
   // The server runs on this machine: its clock and ours agree.
   CHECK(s->created >= t0);
   CHECK(s->created <= t1);
   CHECK(s->now >= s->created);
   // The same row, judged by the callers' clocks, is dead in 2096...
-  CHECK_FALSE(caller.Load(d, id, 4'000'000'000));
+  CHECK_FALSE(caller.Load(d, id, 4'000'000'000, {}));
   // ...and so collected by a collector on that clock, but not by one on the server's.
   CHECK(server.CollectGarbage(4'000'000'000, 100) == 0);
   CHECK(server.CountLive(1) == 1);
@@ -508,7 +545,7 @@ TEST_CASE("pg: a connection killed mid-transaction fails that call, commits noth
   REQUIRE(pid != 0);
   try {
     b.Write([&](StoreWriter& w) {
-      REQUIRE(w.Touch(d, 1500));  // the transaction is open on the server
+      REQUIRE(w.Touch(d, 1500, {}));  // the transaction is open on the server
       Terminate(schema.uri(), pid);
       w.SetItem(d, "k", "v");
       w.Delete(d);
@@ -521,7 +558,7 @@ TEST_CASE("pg: a connection killed mid-transaction fails that call, commits noth
   PgBackend observer(Opts(schema.uri()));
   CHECK(observer.Holds(d));
   // Back without restarting anything: a new connection, statements prepared again.
-  auto s = b.Load(d, id, 1501);
+  auto s = b.Load(d, id, 1501, {});
   REQUIRE(s);
   CHECK(s->items.empty());
   CHECK(s->accessed == 1000);
@@ -538,7 +575,7 @@ TEST_CASE("pg: a connection killed between calls is replaced before the next one
   Create(b, d, 1000);
   int pid = b.backend_pid();
   Terminate(schema.uri(), pid);
-  REQUIRE(b.Load(d, id, 1001));
+  REQUIRE(b.Load(d, id, 1001, {}));
   CHECK(b.backend_pid() != pid);
   Terminate(schema.uri(), b.backend_pid());
   Create(b, DigestOf(NewSessionId()), 1000, {{"k", "v"}});
@@ -585,13 +622,13 @@ TEST_CASE("pg: a server that stops answering mid-request is busy, and is used ag
   REQUIRE(::kill(pid, SIGSTOP) == 0);
   bool busy = false;
   try {
-    b.Load(d, id, 1001);
+    b.Load(d, id, 1001, {});
   } catch (const StoreError& e) {
     busy = e.busy();
   }
   ::kill(pid, SIGCONT);
   CHECK(busy);
-  REQUIRE(b.Load(d, id, 1001));
+  REQUIRE(b.Load(d, id, 1001, {}));
   CHECK(b.backend_pid() != pid);
 }
 
@@ -603,7 +640,7 @@ TEST_CASE("pg: collectors side by side delete each session once and never wait o
   for (int i = 0; i < 200; ++i) ids.push_back(DigestOf(NewSessionId()));
   a.Write([&](StoreWriter& w) {
     for (const auto& d : ids) {
-      w.Insert(d, 100);
+      w.Insert(d, 100, {}, "");
       w.SetItem(d, "k", "v");
     }
   });
@@ -796,7 +833,7 @@ TEST_CASE("pg: a timeout of 0 never turns the server's timeouts off", "[postgres
   zero.timeout_ms = 0;
   PgBackend waiter(zero);
   try {
-    waiter.Write([&](StoreWriter& w) { w.Touch(d, 1001); });
+    waiter.Write([&](StoreWriter& w) { w.Touch(d, 1001, {}); });
     FAIL("wrote through another's lock");
   } catch (const StoreError& e) {
     CHECK(e.busy());
@@ -830,10 +867,10 @@ TEST_CASE("pg: many threads share a pool of two connections, and the server sees
       for (int i = 0; i < 25; ++i) {
         try {
           b.Write([&](StoreWriter& w) {
-            REQUIRE(w.Touch(ids[t], 1001 + i));
+            REQUIRE(w.Touch(ids[t], 1001 + i, {}));
             w.SetItem(ids[t], "n", std::to_string(i));
           });
-          REQUIRE(b.Load(ids[t], "", 1001 + i));
+          REQUIRE(b.Load(ids[t], "", 1001 + i, {}));
           ++ok;
           std::lock_guard lock(error_mutex);
           pids.insert(b.backend_pid());
@@ -1140,7 +1177,6 @@ TEST_CASE("pg: a forward's grace is on the server's clock, not the caller's", "[
   StoreTimeouts t;
   t.grace = 60;
   PgOptions o = Opts(schema.uri(), true);
-  o.timeouts = t;
   PolicyStore server(std::make_unique<PgBackend>(o), t, {});
   // Callers whose clocks say 1970 and 2096: the server's decides, for the
   // regenerate's forward, its lookup and its sweep alike.

@@ -53,3 +53,11 @@ TEST_CASE("a sealed id opens only with the old id it was sealed for", "[id]") {
     CHECK(IsWellFormedId(other));
   }
 }
+
+TEST_CASE("a site's digest is of site:id, the default site's is the id's alone", "[id][sites]") {
+  std::string id = NewSessionId();
+  CHECK(DigestOf(id, "") == DigestOf(id));  // stores made before sites keep their sessions
+  CHECK(DigestOf(id, "shop") == DigestOf("shop:" + id));  // sha3('shop:' || id, 256) in the sqlite3 shell
+  CHECK(DigestOf(id, "shop") != DigestOf(id));
+  CHECK(DigestOf(id, "shop") != DigestOf(id, "blog"));
+}

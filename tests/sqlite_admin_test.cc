@@ -41,7 +41,7 @@ using testing::Sets;
 // A session row with a chosen digest (hex, padded with zeros), for prefix tests.
 void InsertDigest(const TempDb& t, const std::string& hex) {
   std::string padded = hex + std::string(64 - hex.size(), '0');
-  t.exec("INSERT INTO sessions VALUES (X'" + padded + "', " + std::to_string(T0) + ", " + std::to_string(T0) +
+  t.exec("INSERT INTO sessions (id_hash, created, accessed, expires) VALUES (X'" + padded + "', " + std::to_string(T0) + ", " + std::to_string(T0) +
          ", " + std::to_string(T0 + 600) + ")");
 }
 
@@ -316,7 +316,7 @@ TEST_CASE("gc gives the server's writers the write lock between its batches", "[
   a.during_gc_batch_for_testing = [&] {
     if (++batch_no == 1) {
       std::uint64_t before = Db::BusyWaitsForTesting();
-      request = std::thread([&] { server.Write([&](StoreWriter& w) { w.Insert(login, T0 + 700); }); });
+      request = std::thread([&] { server.Write([&](StoreWriter& w) { w.Insert(login, T0 + 700, o.timeouts, ""); }); });
       for (int i = 0; i < 10000 && Db::BusyWaitsForTesting() < before + 20; ++i)
         std::this_thread::sleep_for(std::chrono::milliseconds(1));
       REQUIRE(Db::BusyWaitsForTesting() >= before + 20);  // it is waiting, trying again and again
@@ -612,5 +612,28 @@ TEST_CASE("migration from 2 adds the rotation grace's forwards and keeps the ses
   login.regenerate = true;
   std::string new_id = store->Commit(s, login, T0 + 1).id;
   CHECK(store->Load(id, T0 + 2)->id == new_id);
+  CHECK(t.admin().Check(false).empty());
+}
+
+TEST_CASE("migration from 5 puts the sessions on the default site", "[admin][store][sites]") {
+  TempDb t;
+  std::string id = NewSessionId();
+  OldFile(t, kSitesSchemaVersion - 1, id, {{"UserName", "ann"}});  // the version before sites
+  // The commands read the old version as it is: its sessions are the default site's.
+  CHECK(t.admin().List({}, T0).size() == 1);
+  CHECK(t.admin().Stats(T0).live == 1);
+  SqliteAdmin shop(t.admin_options(false));
+  shop.SetSite("shop");
+  CHECK(shop.List({}, T0).empty());
+  CHECK(t.query("PRAGMA user_version") == std::to_string(kSitesSchemaVersion - 1));
+
+  auto store = OpenStore(t.options());
+  CHECK(t.query("PRAGMA user_version") == std::to_string(kSchemaVersion));
+  auto s = store->Load(id, T0 + 1);
+  REQUIRE(s);
+  CHECK(s->items == Items{{"UserName", "ann"}});
+  CHECK_FALSE(store->Load(id, T0 + 1, SiteScope{"shop", std::nullopt}));
+  CHECK(t.query("SELECT count(*) FROM sessions WHERE site = ''") == "1");
+  CHECK(t.admin().List({}, T0).size() == 1);
   CHECK(t.admin().Check(false).empty());
 }

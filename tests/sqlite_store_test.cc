@@ -172,12 +172,12 @@ TEST_CASE("a WAL that a burst grew is cut back to the size limit when it is reus
   // which this commit runs (nobody else reads) before the WAL is reused.
   IdDigest d = DigestOf(NewSessionId());
   backend.Write([&](StoreWriter& w) {
-    w.Insert(d, T0);
+    w.Insert(d, T0, {600, 3600}, "");
     for (int i = 0; i < 48; ++i) w.SetItem(d, "k" + std::to_string(i), std::string(512 * 1024, 'x'));
   });
   REQUIRE(std::filesystem::file_size(wal) > static_cast<std::uintmax_t>(kWalSizeLimit));
   // The next commit starts the WAL over from its beginning, and cuts it.
-  backend.Write([&](StoreWriter& w) { w.Insert(DigestOf(NewSessionId()), T0); });
+  backend.Write([&](StoreWriter& w) { w.Insert(DigestOf(NewSessionId()), T0, {600, 3600}, ""); });
   CHECK(std::filesystem::file_size(wal) <= static_cast<std::uintmax_t>(kWalSizeLimit));
 }
 
@@ -503,7 +503,7 @@ TEST_CASE("the sweep gives the write lock to a waiting writer between its batche
     if (batch_no % 2 == 1) {
       std::uint64_t before = SqliteBackend::BatchesForTesting(t.path);
       requests.emplace_back([&writer, created] {
-        writer.Write([&](StoreWriter& w) { w.Insert(DigestOf(NewSessionId()), created); });
+        writer.Write([&](StoreWriter& w) { w.Insert(DigestOf(NewSessionId()), created, {600, 3600}, ""); });
       });
       // The request's thread has become the leader and taken its batch: it
       // now waits for the write lock the sweep holds.
@@ -536,7 +536,7 @@ TEST_CASE("two spellings of one file share one queue of writers", "[store][sqlit
   SqliteBackend second(dotted), third(linked);
   std::uint64_t before = SqliteBackend::BatchesForTesting(t.path);
   for (SqliteBackend* b : {&first, &second, &third})
-    b->Write([&](StoreWriter& w) { w.Insert(DigestOf(NewSessionId()), T0); });
+    b->Write([&](StoreWriter& w) { w.Insert(DigestOf(NewSessionId()), T0, {600, 3600}, ""); });
   // Each write was a transaction of the one queue, whichever name it came by.
   CHECK(SqliteBackend::BatchesForTesting(t.path) == before + 3);
   CHECK(SqliteBackend::BatchesForTesting(linked.db) == before + 3);

@@ -968,3 +968,156 @@ TEST_CASE("lock: the collector leaves a lock in its lease alone", "[store][confo
           CommitResult::Outcome::Updated);
   });
 }
+
+// ---- Sites (SESSION_SITE): a session belongs to one site. ----
+
+namespace {
+
+SiteScope Site(std::string name, std::optional<StoreTimeouts> timeouts = std::nullopt) {
+  return {std::move(name), timeouts};
+}
+
+}  // namespace
+
+TEST_CASE("sites: an id of one site is unknown on another, and a write there makes a new session",
+          "[store][conformance][sites]") {
+  ForEachEngine([](Engine& e) {
+    auto store = e.open();
+    const SiteScope shop = Site("shop"), blog = Site("blog"), main_site = Site("");
+    std::string cart = store->Commit(std::nullopt, Sets({{"cart", "3 books"}}), T0, shop).id;
+    std::string home = store->Commit(std::nullopt, Sets({{"user", "ann"}}), T0, main_site).id;
+    REQUIRE(store->Load(cart, T0 + 1, shop));
+    REQUIRE(store->Load(home, T0 + 1));  // the default site, as before sites
+    // The same cookie value presented on another site: nothing.
+    CHECK_FALSE(store->Load(cart, T0 + 1, blog));
+    CHECK_FALSE(store->Load(cart, T0 + 1, main_site));
+    CHECK_FALSE(store->Load(home, T0 + 1, shop));
+    CHECK_FALSE(store->HoldsExpired(cart, T0 + 1, blog));
+    // A write there is a new visitor's: a new session of that site, never the other's.
+    CommitResult fresh = store->Commit(store->Load(cart, T0 + 2, blog), Sets({{"cart", "stolen"}}), T0 + 2, blog);
+    REQUIRE(fresh.outcome == CommitResult::Outcome::Created);
+    CHECK(fresh.id != cart);
+    CHECK(store->Load(fresh.id, T0 + 3, blog)->items == Items{{"cart", "stolen"}});
+    CHECK_FALSE(store->Load(fresh.id, T0 + 3, shop));
+    CHECK(store->Load(cart, T0 + 3, shop)->items == Items{{"cart", "3 books"}});
+    // Regenerate and abandon stay within the site.
+    ChangeSet regenerate;
+    regenerate.regenerate = true;
+    CommitResult moved = store->Commit(store->Load(cart, T0 + 4, shop), regenerate, T0 + 4, shop);
+    REQUIRE(moved.outcome == CommitResult::Outcome::Regenerated);
+    CHECK(store->Load(moved.id, T0 + 5, shop)->items == Items{{"cart", "3 books"}});
+    CHECK_FALSE(store->Load(moved.id, T0 + 5));
+    ChangeSet abandon;
+    abandon.abandon = true;
+    CHECK(store->Commit(store->Load(moved.id, T0 + 6, shop), abandon, T0 + 6, shop).outcome ==
+          CommitResult::Outcome::Abandoned);
+    CHECK(store->Load(home, T0 + 7)->items == Items{{"user", "ann"}});
+  });
+}
+
+TEST_CASE("sites: a site's sessions live by its timeouts, within the store's", "[store][conformance][sites]") {
+  ForEachEngine([](Engine& e) {
+    auto store = e.open();  // idle 600, absolute 3600
+    const SiteScope quick = Site("quick", StoreTimeouts{60, 3600}), brief = Site("brief", StoreTimeouts{600, 100}),
+                    greedy = Site("greedy", StoreTimeouts{6000, 36000});
+    std::string q = store->Commit(std::nullopt, Sets({{"k", "v"}}), T0, quick).id;
+    std::string b = store->Commit(std::nullopt, Sets({{"k", "v"}}), T0, brief).id;
+    std::string g = store->Commit(std::nullopt, Sets({{"k", "v"}}), T0, greedy).id;
+    std::string d = store->Commit(std::nullopt, Sets({{"k", "v"}}), T0).id;
+    // Idle: the site's 60 s. A read refreshes the last access after a tenth of it.
+    auto loaded = store->Load(q, T0 + 6, quick);
+    REQUIRE(loaded);
+    CommitResult touched = store->Commit(loaded, ChangeSet{}, T0 + 6, quick);
+    CHECK(touched.outcome == CommitResult::Outcome::Updated);
+    CHECK(touched.touched);
+    CHECK(store->Load(q, T0 + 65, quick));
+    CHECK_FALSE(store->Load(q, T0 + 66, quick));
+    // The stored expiry is the site's: the collector takes it then, and only it.
+    CHECK(store->CollectGarbage(T0 + 66, 100) == 1);
+    // Absolute: the site's 100 s, even in use.
+    for (std::int64_t now = T0 + 30; now < T0 + 100; now += 30) {
+      auto s = store->Load(b, now, brief);
+      REQUIRE(s);
+      store->Commit(s, ChangeSet{}, now, brief);
+    }
+    CHECK_FALSE(store->Load(b, T0 + 100, brief));
+    // A site's timeout above the store's is cut to it.
+    CHECK(store->Load(g, T0 + 599, greedy));
+    CHECK_FALSE(store->Load(g, T0 + 600, greedy));
+    CHECK(store->Load(d, T0 + 599));
+    CHECK_FALSE(store->Load(d, T0 + 600));
+  });
+}
+
+// The rotation grace and exclusive mode's lock key on the site's digest
+// too: neither leads another site's request to a session.
+TEST_CASE("sites: a forward and a lock belong to the session's site", "[store][conformance][sites]") {
+  ForEachEngine([](Engine& e) {
+    auto store = e.open();
+    const SiteScope shop = Site("shop");
+    std::string old_id = store->Commit(std::nullopt, Sets({{"cart", "1"}}), T0, shop).id;
+    ChangeSet login;
+    login.regenerate = true;
+    std::string new_id = store->Commit(store->Load(old_id, T0, shop), login, T0, shop).id;
+    auto s = store->Load(old_id, T0 + 1, shop);
+    REQUIRE(s);
+    CHECK(s->id == new_id);
+    CHECK(s->forwarded);
+    CHECK_FALSE(store->Load(old_id, T0 + 1));  // the default site: no forward, no session
+    CHECK_FALSE(store->Load(old_id, T0 + 1, Site("blog")));
+    // A write through the old id within the grace lands in the shop's session.
+    CHECK(store->Commit(s, Sets({{"cart", "2"}}), T0 + 2, shop).outcome == CommitResult::Outcome::Updated);
+    CHECK(store->Load(new_id, T0 + 2, shop)->items == Items{{"cart", "2"}});
+
+    auto other = e.open();
+    CHECK(store->TryLock(new_id, shop, "a", 30, T0 + 2) == SessionStore::LockOutcome::Taken);
+    CHECK(other->TryLock(new_id, shop, "b", 30, T0 + 2) == SessionStore::LockOutcome::Held);
+    CHECK(other->TryLock(new_id, "b", 30, T0 + 2) == SessionStore::LockOutcome::NoSession);  // default site
+    CHECK(store->CommitHolding(store->Load(new_id, T0 + 3, shop), Sets({{"cart", "3"}}), T0 + 3, shop, "a")
+              .outcome == CommitResult::Outcome::Updated);
+    CHECK(other->TryLock(new_id, shop, "b", 30, T0 + 3) == SessionStore::LockOutcome::Taken);
+    other->Unlock(new_id, shop, "b");
+    CHECK(store->Load(new_id, T0 + 3, shop)->items == Items{{"cart", "3"}});
+  });
+}
+
+TEST_CASE("sites: the operator's commands address one site's sessions", "[store][conformance][sites]") {
+  ForEachEngine([](Engine& e) {
+    auto store = e.open();
+    std::string shop_ann = store->Commit(std::nullopt, Sets({{"user", "ann"}}), T0, Site("shop")).id;
+    std::string shop_bob = store->Commit(std::nullopt, Sets({{"user", "bob"}}), T0 + 1, Site("shop")).id;
+    std::string home_ann = store->Commit(std::nullopt, Sets({{"user", "ann"}, {"x", "y"}}), T0 + 2).id;
+    auto admin = e.factory.admin(e.options());
+    ListQuery all;
+    all.which = ListQuery::Which::All;
+    // The default site until told otherwise.
+    std::vector<SessionSummary> home = admin->List(all, T0 + 10);
+    REQUIRE(home.size() == 1);
+    CHECK(home[0].digest == DigestOf(home_ann));
+    CHECK(admin->Stats(T0 + 10).live == 1);
+    CHECK(admin->Stats(T0 + 10).items == 2);
+    CHECK(FindSession(*admin, shop_ann).kind == SessionRef::Kind::NotFound);
+    CHECK(admin->FindByPrefix(HexOf(DigestOf(shop_ann, "shop")), 5).empty());
+
+    admin->SetSite("shop");
+    std::vector<SessionSummary> shop = admin->List(all, T0 + 10);
+    REQUIRE(shop.size() == 2);
+    CHECK(shop[0].digest == DigestOf(shop_bob, "shop"));
+    StoreStats st = admin->Stats(T0 + 10);
+    CHECK(st.live == 2);
+    CHECK(st.items == 2);
+    CHECK(st.bytes == 14);
+    SessionRef ref = FindSession(*admin, shop_ann);
+    REQUIRE(ref.kind == SessionRef::Kind::Found);
+    CHECK(ref.digest == DigestOf(shop_ann, "shop"));
+    CHECK(FindSession(*admin, home_ann).kind == SessionRef::Kind::NotFound);
+    // Logging ann out of the shop leaves her logged in on the default site.
+    CHECK(admin->RemoveWhere({{"user", "ann"}}) == 1);
+    CHECK_FALSE(store->Load(shop_ann, T0 + 11, Site("shop")));
+    CHECK(store->Load(shop_bob, T0 + 11, Site("shop")));
+    CHECK(store->Load(home_ann, T0 + 11));
+    admin->SetSite("nowhere");
+    CHECK(admin->List(all, T0 + 10).empty());
+    CHECK(admin->Stats(T0 + 10).live == 0);
+  });
+}

@@ -23,7 +23,6 @@ const RegisterStore kPostgres{StoreFactory{
     [](const StoreOptions& o) -> std::unique_ptr<SessionStore> {
       PgOptions po;
       po.uri = Schema().uri();
-      po.timeouts = o.timeouts;
       po.timeout_ms = o.busy_timeout_ms;
       po.server_clock = false;
       auto backend = std::make_unique<PgBackend>(po);

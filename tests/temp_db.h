@@ -76,7 +76,7 @@ inline ChangeSet Sets(std::initializer_list<std::pair<std::string, std::string>>
 inline void InsertSessions(const StoreOptions& o, int n, std::int64_t at) {
   SqliteBackend setup(o);
   setup.Write([&](StoreWriter& w) {
-    for (int i = 0; i < n; ++i) w.Insert(DigestOf(NewSessionId()), at);
+    for (int i = 0; i < n; ++i) w.Insert(DigestOf(NewSessionId()), at, o.timeouts, "");
   });
 }
 

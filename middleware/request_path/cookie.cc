@@ -34,7 +34,11 @@ bool IsCookieName(std::string_view name) {
   return true;
 }
 
-std::vector<std::string_view> FindCookies(std::string_view header, std::string_view name) {
+namespace {
+
+// The values of the cookies named `name` in `header`; every cookie's when
+// `name` is null.
+std::vector<std::string_view> Values(std::string_view header, const std::string_view* name) {
   std::vector<std::string_view> found;
   while (!header.empty()) {
     // ';' separates cookies; so does ',', which no cookie value may hold
@@ -43,7 +47,7 @@ std::vector<std::string_view> FindCookies(std::string_view header, std::string_v
     std::string_view pair = Trim(header.substr(0, semi));
     header = semi == std::string_view::npos ? std::string_view() : header.substr(semi + 1);
     std::size_t eq = pair.find('=');
-    if (eq == std::string_view::npos || Trim(pair.substr(0, eq)) != name) continue;
+    if (eq == std::string_view::npos || (name && Trim(pair.substr(0, eq)) != *name)) continue;
     std::string_view value = Trim(pair.substr(eq + 1));
     if (value.size() >= 2 && value.front() == '"' && value.back() == '"')
       value = value.substr(1, value.size() - 2);
@@ -51,6 +55,14 @@ std::vector<std::string_view> FindCookies(std::string_view header, std::string_v
   }
   return found;
 }
+
+}  // namespace
+
+std::vector<std::string_view> FindCookies(std::string_view header, std::string_view name) {
+  return Values(header, &name);
+}
+
+std::vector<std::string_view> CookieValues(std::string_view header) { return Values(header, nullptr); }
 
 std::string SessionCookie(std::string_view id, const CookieAttributes& a) {
   std::string out = a.name + "=" + std::string(id) + Attributes(a);

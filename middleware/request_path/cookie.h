@@ -18,6 +18,9 @@ std::optional<std::string_view> FindCookie(std::string_view header, std::string_
 // several when a parent domain or another path set one of the same name.
 std::vector<std::string_view> FindCookies(std::string_view header, std::string_view name);
 
+// The values of every cookie in `header`, whatever its name, in order.
+std::vector<std::string_view> CookieValues(std::string_view header);
+
 // Whether `name` can be a cookie's name: a token of RFC 6265 (letters,
 // digits, !#$%&'*+-.^_`|~), not empty.
 bool IsCookieName(std::string_view name);

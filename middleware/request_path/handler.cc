@@ -27,6 +27,9 @@ namespace {
 
 std::int64_t Now() { return static_cast<std::int64_t>(std::time(nullptr)); }
 
+// The store's view of the route: its site's sessions, under its timeouts.
+SiteScope SiteOf(const Route& route) { return {route.site, route.timeouts}; }
+
 // The name of the cookie a Set-Cookie value sets.
 std::string_view SetCookieName(std::string_view value) {
   std::string_view name = value.substr(0, value.find('='));
@@ -194,7 +197,7 @@ Response Handler::Process(Request& request) {
   SessionStatus status = SessionStatus::New;
   const std::optional<Session> session = LoadSession(request, route, lock, status);
   RunResult run = Run(runner, request, route, status, session);
-  const CgiResponse out = CheckRun(run, runner.Describe(), request, session);
+  const CgiResponse out = CheckRun(run, runner.Describe(), request, route, session);
   CheckChanges(route, status, out.session, runner.Describe());
   const CommitResult committed = Commit(route, session, out.session, lock ? &*lock : nullptr);
   if (committed.outcome == CommitResult::Outcome::Gone)
@@ -205,7 +208,7 @@ Response Handler::Process(Request& request) {
     throw HttpError(409, "the session's exclusive lock was lost while the page ran: its lease (--page-timeout "
                          "+ --busy-timeout + 1 s) ended, and another request may have taken it; its changes were "
                          "not kept");
-  const bool had_cookie = !off && FindCookie(CookieHeader(request), config_.cookie.name).has_value();
+  const bool had_cookie = !off && FindCookie(CookieHeader(request), route.cookie_name).has_value();
   return Respond(route, out, run, session, committed, request.Param("HTTPS") == "on", had_cookie);
 }
 
@@ -291,19 +294,20 @@ Handler::Page Handler::ResolvePage(const Request& request) const {
 // is refused, as one whose lock was lost. The lease covers the page's run
 // and a commit that waits for a busy store, and a second for the clock's
 // whole seconds: a sessiond that died holding the lock holds it no longer.
-SessionLock Handler::LockSession(const Request& request, std::vector<std::string_view> ids) {
+SessionLock Handler::LockSession(const Request& request, const Route& route, std::vector<std::string_view> ids) {
   std::string header = CookieHeader(request);
   if (ids.empty() && header.size() <= config_.max_cookie_bytes)  // else LoadSession's 400
-    for (std::string_view id : FindCookies(header, config_.cookie.name))
+    for (std::string_view id : FindCookies(header, route.cookie_name))
       if (IsWellFormedId(id) && ids.size() < 3) ids.push_back(id);
   const auto lease = std::chrono::ceil<std::chrono::seconds>(
                          config_.page.timeout + std::chrono::milliseconds(config_.store.busy_timeout_ms)) +
                      std::chrono::seconds(1);
-  return SessionLock::Take(*store_, ids, lease.count(), config_.lock_wait);
+  return SessionLock::Take(*store_, SiteOf(route), ids, lease.count(), config_.lock_wait);
 }
 
 // The cookie's session, or nullopt for a new visitor: no cookie, a malformed
-// one, or an id the store does not know (never issued, expired, abandoned).
+// one, or an id the store does not know (never issued, expired, abandoned,
+// another site's). The route's site names the cookie and the session's site.
 // On a degrade route, a store out of reach (no lock taken, or the one taken
 // released by its guard) is no session either: the page runs, told so.
 std::optional<Session> Handler::LoadSession(const Request& request, const Route& route,
@@ -311,7 +315,8 @@ std::optional<Session> Handler::LoadSession(const Request& request, const Route&
   if (route.mode == Route::Mode::Off) return std::nullopt;
   std::optional<Session> session;
   try {
-    session = route.mode == Route::Mode::Exclusive ? LoadExclusive(request, lock) : LoadSession(request);
+    session = route.mode == Route::Mode::Exclusive ? LoadExclusive(request, route, lock)
+                                                   : LoadFromCookie(request, route);
   } catch (const StoreError& e) {
     if (route.on_store_error != Route::OnStoreError::Degrade || !OutOfReach(e)) throw;
     lock.reset();
@@ -326,26 +331,28 @@ std::optional<Session> Handler::LoadSession(const Request& request, const Route&
     return std::nullopt;
   }
   if (session) status = session->forwarded ? SessionStatus::Regenerated : SessionStatus::Ok;
-  else status = CarriesId(CookieHeader(request), config_.cookie.name) ? SessionStatus::Expired : SessionStatus::New;
+  else status = CarriesId(CookieHeader(request), route.cookie_name) ? SessionStatus::Expired : SessionStatus::New;
   return session;
 }
 
-std::optional<Session> Handler::LoadExclusive(const Request& request, std::optional<SessionLock>& lock) {
-  lock.emplace(LockSession(request));
-  std::optional<Session> session = LoadSession(request);
+std::optional<Session> Handler::LoadExclusive(const Request& request, const Route& route,
+                                              std::optional<SessionLock>& lock) {
+  lock.emplace(LockSession(request, route));
+  std::optional<Session> session = LoadFromCookie(request, route);
   if (session && session->forwarded) {
     // An old id within its rotation grace (no session of its own to lock)
     // led to the session under its new id: that one's lock, then the load
     // again under it.
     const std::string id = session->id;
     lock.reset();
-    lock.emplace(LockSession(request, {id}));
-    session = LoadSession(request);
+    lock.emplace(LockSession(request, route, {id}));
+    session = LoadFromCookie(request, route);
   }
   return session;
 }
 
-std::optional<Session> Handler::LoadSession(const Request& request) {
+std::optional<Session> Handler::LoadFromCookie(const Request& request, const Route& route) {
+  const SiteScope site = SiteOf(route);
   std::string header = CookieHeader(request);
   if (header.size() > config_.max_cookie_bytes)
     throw HttpError(400, "Cookie header of " + std::to_string(header.size()) +
@@ -354,17 +361,17 @@ std::optional<Session> Handler::LoadSession(const Request& request) {
   // set by a parent domain or another path (garbage, or a dead session) must
   // not log the visitor out. At most three are looked up.
   int looked_up = 0;
-  for (std::string_view id : FindCookies(header, config_.cookie.name)) {
+  for (std::string_view id : FindCookies(header, route.cookie_name)) {
     if (!IsWellFormedId(id)) continue;
     if (++looked_up > 3) break;
     auto start = std::chrono::steady_clock::now();
-    std::optional<Session> session = store_->Load(id, Now());
+    std::optional<Session> session = store_->Load(id, Now(), site);
     ProcessMetrics().ObserveStoreLoad(SecondsSince(start));
     if (session && session->forwarded) ProcessMetrics().CountSession(Metrics::SessionEvent::Forwarded);
     if (session) return session;
     // Only for the metrics: a store that cannot tell costs the request nothing.
     try {
-      if (store_->HoldsExpired(id, Now())) ProcessMetrics().CountSession(Metrics::SessionEvent::ExpiredOnRead);
+      if (store_->HoldsExpired(id, Now(), site)) ProcessMetrics().CountSession(Metrics::SessionEvent::ExpiredOnRead);
     } catch (const StoreError&) {
     }
   }
@@ -393,14 +400,16 @@ RunResult Handler::Run(const Runner& runner, const Request& request, const Route
 
 // `page`: how the log names the page or app ("page /srv/pages/home", "app shop").
 CgiResponse Handler::CheckRun(const RunResult& run, const std::string& page, const Request& request,
-                              const std::optional<Session>& session) const {
+                              const Route& route, const std::optional<Session>& session) const {
   if (!run.errors.empty()) {
     // The page's stderr, bounded by page_stderr_bytes, one log line per line.
     // A page that prints its environment (SESSION_ID, HTTP_COOKIE) must not
-    // put a live session id in the log: the cookie's ids are masked, and the
-    // session's own (another one when an old id led to it: rotation grace).
+    // put a live session id in the log: the ids of every cookie are masked
+    // (a browser sends the cookies of the other sites on the host, under
+    // their own names), and the session's own (another one when an old id
+    // led to it: rotation grace).
     std::string header = CookieHeader(request);
-    std::vector<std::string_view> ids = FindCookies(header, config_.cookie.name);
+    std::vector<std::string_view> ids = CookieValues(header);
     std::string_view rest = run.errors;
     while (!rest.empty()) {
       std::size_t nl = rest.find('\n');
@@ -445,8 +454,8 @@ CgiResponse Handler::CheckRun(const RunResult& run, const std::string& page, con
   // The session cookie is sessiond's: a page that sets it could hand its
   // visitor someone else's session or an id the store never issued.
   for (const Header& h : out.headers)
-    if (strcasecmp(h.first.c_str(), "Set-Cookie") == 0 && SetCookieName(h.second) == config_.cookie.name)
-      throw HttpError(502, page + " sent a Set-Cookie for the session cookie " + config_.cookie.name);
+    if (strcasecmp(h.first.c_str(), "Set-Cookie") == 0 && SetCookieName(h.second) == route.cookie_name)
+      throw HttpError(502, page + " sent a Set-Cookie for the session cookie " + route.cookie_name);
   return out;
 }
 
@@ -491,10 +500,10 @@ CommitResult Handler::Commit(const Route& route, const std::optional<Session>& s
   CommitResult committed;
   try {
     if (lock && lock->held()) {
-      committed = store_->CommitHolding(session, changes, Now(), lock->owner());
+      committed = store_->CommitHolding(session, changes, Now(), SiteOf(route), lock->owner());
       if (session) lock->Released();  // by the commit, or (Fenced) another's now
     } else {
-      committed = store_->Commit(session, changes, Now());
+      committed = store_->Commit(session, changes, Now(), SiteOf(route));
     }
   } catch (const StoreError&) {
     metrics.ObserveStoreCommit(SecondsSince(start));
@@ -520,6 +529,7 @@ Response Handler::Respond(const Route& route, const CgiResponse& page, RunResult
   for (const Header& h : page.headers)
     if (!has_session || strcasecmp(h.first.c_str(), "Cache-Control") != 0) r.headers.push_back(h);
   CookieAttributes cookie = config_.cookie;
+  cookie.name = route.cookie_name;  // the site's (SESSION_COOKIE), else --cookie-name
   cookie.secure = config_.cookie_secure || https;
   // A Max-Age counts from when the cookie was last sent, so it is sent again
   // while the session is in use, or an active visitor would be logged out

@@ -133,13 +133,13 @@ class Handler {
   // out of reach.
   std::optional<Session> LoadSession(const Request& request, const Route& route, std::optional<SessionLock>& lock,
                                      SessionStatus& status);
-  std::optional<Session> LoadExclusive(const Request& request, std::optional<SessionLock>& lock);
+  std::optional<Session> LoadExclusive(const Request& request, const Route& route, std::optional<SessionLock>& lock);
   // `ids`: the cookie's (empty: read from the request).
-  SessionLock LockSession(const Request& request, std::vector<std::string_view> ids = {});
-  std::optional<Session> LoadSession(const Request& request);
+  SessionLock LockSession(const Request& request, const Route& route, std::vector<std::string_view> ids = {});
+  std::optional<Session> LoadFromCookie(const Request& request, const Route& route);
   RunResult Run(const Runner& runner, const Request& request, const Route& route, SessionStatus status,
                 const std::optional<Session>& session) const;
-  CgiResponse CheckRun(const RunResult& run, const std::string& page, const Request& request,
+  CgiResponse CheckRun(const RunResult& run, const std::string& page, const Request& request, const Route& route,
                        const std::optional<Session>& session) const;
   void CheckChanges(const Route& route, SessionStatus status, const ChangeSet& changes,
                     const std::string& page) const;

@@ -37,8 +37,8 @@ void Announce() {
 
 }  // namespace
 
-SessionLock SessionLock::Take(SessionStore& store, const std::vector<std::string_view>& ids, std::int64_t lease,
-                              std::chrono::milliseconds wait) {
+SessionLock SessionLock::Take(SessionStore& store, const SiteScope& site, const std::vector<std::string_view>& ids,
+                              std::int64_t lease, std::chrono::milliseconds wait) {
   using Clock = std::chrono::steady_clock;
   const Clock::time_point deadline = Clock::now() + wait;
   std::chrono::milliseconds pause{2};
@@ -54,11 +54,12 @@ SessionLock SessionLock::Take(SessionStore& store, const std::vector<std::string
     }
     bool held = false;
     for (std::string_view id : ids) {
-      auto outcome = store.TryLock(id, lock.owner_, lease, static_cast<std::int64_t>(std::time(nullptr)));
+      auto outcome = store.TryLock(id, site, lock.owner_, lease, static_cast<std::int64_t>(std::time(nullptr)));
       if (outcome == SessionStore::LockOutcome::NoSession) continue;
       if (outcome == SessionStore::LockOutcome::Taken) {
         if (waited) ProcessMetrics().CountLockWait(true);
         lock.store_ = &store;
+        lock.site_ = site;
         lock.id_ = std::string(id);
         return lock;
       }
@@ -81,7 +82,7 @@ SessionLock SessionLock::Take(SessionStore& store, const std::vector<std::string
 }
 
 SessionLock::SessionLock(SessionLock&& other) noexcept
-    : store_(other.store_), id_(std::move(other.id_)), owner_(std::move(other.owner_)) {
+    : store_(other.store_), site_(std::move(other.site_)), id_(std::move(other.id_)), owner_(std::move(other.owner_)) {
   other.store_ = nullptr;
 }
 
@@ -94,7 +95,7 @@ void SessionLock::Released() {
 SessionLock::~SessionLock() {
   if (!store_) return;
   try {
-    store_->Unlock(id_, owner_);
+    store_->Unlock(id_, site_, owner_);
   } catch (const StoreError& e) {
     if (!e.reported()) LogLine(std::string("store: session lock not released (its lease ends it): ") + e.what());
   }

@@ -19,14 +19,14 @@ namespace sessiond {
 class SessionLock {
  public:
   // The lock of the first of `ids` (the cookie's well-formed ids, in the
-  // order the load tries them) with a live session in `store`, held with a
+  // order the load tries them) with a live session of `site` in `store`, held with a
   // lease of `lease` seconds. While another request holds it, tries again
   // (sooner when a request of this process releases a lock, else with a
   // pause that grows to 100 ms), for at most `wait`. No id with a live
   // session (a new visitor): a guard that holds nothing. Throws HttpError
   // 503 (with Retry-After) past `wait`, and StoreError.
-  static SessionLock Take(SessionStore& store, const std::vector<std::string_view>& ids, std::int64_t lease,
-                          std::chrono::milliseconds wait);
+  static SessionLock Take(SessionStore& store, const SiteScope& site, const std::vector<std::string_view>& ids,
+                          std::int64_t lease, std::chrono::milliseconds wait);
 
   SessionLock(SessionLock&& other) noexcept;
   SessionLock& operator=(SessionLock&&) = delete;
@@ -44,6 +44,7 @@ class SessionLock {
  private:
   SessionLock() = default;
   SessionStore* store_ = nullptr;
+  SiteScope site_;
   std::string id_, owner_;
 };
 

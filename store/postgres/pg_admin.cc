@@ -26,7 +26,9 @@ class ResultRow final : public SqlRow {
 std::vector<pg::Param> ParamsOf(const std::vector<SqlParam>& params) {
   std::vector<pg::Param> out;
   for (const SqlParam& p : params)
-    out.push_back(p.kind == SqlParam::Kind::Int ? pg::Param::Int(p.number) : pg::Param::Bytes(p.bytes));
+    out.push_back(p.kind == SqlParam::Kind::Int    ? pg::Param::Int(p.number)
+                  : p.kind == SqlParam::Kind::Text ? pg::Param::Text(p.bytes)
+                                                   : pg::Param::Bytes(p.bytes));
   return out;
 }
 
@@ -112,6 +114,7 @@ class PgEngine final : public AdminEngine {
       throw;
     }
   }
+  int SitesSchemaVersion() const override { return kPgSitesSchemaVersion; }
 
   // The tables' and their indexes' size on the server; PostgreSQL keeps
   // its WAL and free space to itself.

@@ -71,6 +71,14 @@ CREATE TABLE session_locks (
   expires bigint NOT NULL      -- the end of the lease, unix seconds, the database server's clock
 );
 )sql",
+    // 4 -> 5: sites (SESSION_SITE). The site a session belongs to, for the
+    // operator's commands (--site); the request path never reads it, since
+    // id_hash is already the digest of the site and the id (DigestOf).
+    // Sessions made before sites belong to the default site ''. A constant
+    // default: PostgreSQL adds the column without rewriting the table.
+    R"sql(
+ALTER TABLE sessions ADD COLUMN site text NOT NULL DEFAULT '';
+)sql",
 };
 static_assert(std::size(kMigrations) == kPgSchemaVersion);
 
@@ -245,8 +253,8 @@ struct PgBackend::Statements {
                   " WHERE id_hash = $1 AND " + sql::Alive(Terms(now, ""))),
         alive_sql("SELECT 1 FROM sessions WHERE id_hash = $1 AND " + sql::Alive(Terms(now, "")) +
                   " FOR NO KEY UPDATE"),
-        insert_sql("INSERT INTO sessions (id_hash, created, accessed, expires) VALUES ($1, " + now + ", " + now +
-                   ", " + sql::ExpiryOfNew("least", Terms(now, "")) + ")"),
+        insert_sql("INSERT INTO sessions (id_hash, created, accessed, expires, site) VALUES ($1, " + now + ", " +
+                   now + ", " + sql::ExpiryOfNew("least", Terms(now, "")) + ", $5)"),
         // A session a request is writing is collected next time if still due.
         gc_sql(sql::SweepExpired(gc_now, "$2", kPgSkipLocked)),
         count_sql("SELECT count(*) FROM sessions WHERE " + sql::Unexpired("", gc_now)),
@@ -269,7 +277,7 @@ struct PgBackend::Statements {
         // FOR UPDATE: a request taking the expired lock waits for the end of
         // the unit that found it held (and then finds it released, or still
         // held until the lease's end).
-        holds_lock_sql("SELECT 1 FROM session_locks WHERE id_hash = $1 AND owner = $5 AND expires > " + now +
+        holds_lock_sql("SELECT 1 FROM session_locks WHERE id_hash = $1 AND owner = $3 AND expires > " + now +
                        " FOR UPDATE"),
         gc_locks_sql("DELETE FROM session_locks WHERE expires <= " + gc_now),
         // Without a row lock: a request taking the session's lock must not
@@ -315,22 +323,27 @@ struct PgBackend::Statements {
 // ahead is thrown there, and the whole unit is undone.
 class PgBackend::Writer final : public StoreWriter {
  public:
-  Writer(pg::Conn& conn, const Statements& sql, const StoreTimeouts& t) : c_(conn), sql_(sql), t_(t) {}
+  Writer(pg::Conn& conn, const Statements& sql) : c_(conn), sql_(sql) {}
 
-  std::vector<Param> Timed(const IdDigest& d, std::int64_t now) const {
-    return {Param::Bytes(d.data(), d.size()), Param::Int(now), Param::Int(t_.idle), Param::Int(t_.absolute)};
+  // $1 the digest, $2 now, $3 idle and $4 absolute of the session's site.
+  static std::vector<Param> Timed(const IdDigest& d, std::int64_t now, const StoreTimeouts& t) {
+    return {Param::Bytes(d.data(), d.size()), Param::Int(now), Param::Int(t.idle), Param::Int(t.absolute)};
   }
   static Param Digest(const IdDigest& d) { return Param::Bytes(d.data(), d.size()); }
 
-  bool Touch(const IdDigest& d, std::int64_t now) override {
-    c_.Send(sql_.touch, Timed(d, now));
+  bool Touch(const IdDigest& d, std::int64_t now, const StoreTimeouts& t) override {
+    c_.Send(sql_.touch, Timed(d, now, t));
     return c_.Sync().back().affected() != 0;
   }
-  bool Alive(const IdDigest& d, std::int64_t now) override {
-    c_.Send(sql_.alive, Timed(d, now));
+  bool Alive(const IdDigest& d, std::int64_t now, const StoreTimeouts& t) override {
+    c_.Send(sql_.alive, Timed(d, now, t));
     return c_.Sync().back().rows() != 0;
   }
-  void Insert(const IdDigest& d, std::int64_t now) override { c_.Send(sql_.insert, Timed(d, now)); }
+  void Insert(const IdDigest& d, std::int64_t now, const StoreTimeouts& t, std::string_view site) override {
+    std::vector<Param> params = Timed(d, now, t);
+    params.push_back(Param::Text(site));
+    c_.Send(sql_.insert, params);
+  }
   void SetItem(const IdDigest& d, std::string_view key, std::string_view value) override {
     c_.Send(sql_.set_item, {Digest(d), Param::Bytes(key), Param::Bytes(value)});
   }
@@ -347,23 +360,22 @@ class PgBackend::Writer final : public StoreWriter {
     c_.Send(sql_.rename, {Digest(from), Digest(to)});
   }
   void Delete(const IdDigest& d) override { c_.Send(sql_.remove, {Digest(d)}); }
-  void Forward(const IdDigest& from, const IdDigest& to, const SealedId& sealed, std::int64_t now) override {
-    c_.Send(sql_.forward, {Digest(from), Param::Int(now), Digest(to), Param::Int(t_.grace),
+  void Forward(const IdDigest& from, const IdDigest& to, const SealedId& sealed, std::int64_t now,
+               std::int64_t grace) override {
+    c_.Send(sql_.forward, {Digest(from), Param::Int(now), Digest(to), Param::Int(grace),
                            Param::Bytes(sealed.data(), sealed.size())});
   }
-  SessionStore::LockOutcome TakeLock(const IdDigest& d, std::string_view owner, std::int64_t now,
-                                     std::int64_t lease) override {
-    c_.Send(sql_.lockable, Timed(d, now));
+  SessionStore::LockOutcome TakeLock(const IdDigest& d, std::string_view owner, std::int64_t now, std::int64_t lease,
+                                     const StoreTimeouts& t) override {
+    c_.Send(sql_.lockable, Timed(d, now, t));
     if (c_.Sync().back().rows() == 0) return SessionStore::LockOutcome::NoSession;
-    std::vector<Param> p = Timed(d, now);
+    std::vector<Param> p = Timed(d, now, t);
     p.insert(p.end(), {Param::Text(owner), Param::Int(lease)});
     c_.Send(sql_.take_lock, p);
     return c_.Sync().back().affected() != 0 ? SessionStore::LockOutcome::Taken : SessionStore::LockOutcome::Held;
   }
   bool HoldsLock(const IdDigest& d, std::string_view owner, std::int64_t now) override {
-    std::vector<Param> p = Timed(d, now);
-    p.push_back(Param::Text(owner));
-    c_.Send(sql_.holds_lock, p);
+    c_.Send(sql_.holds_lock, {Digest(d), Param::Int(now), Param::Text(owner)});
     return c_.Sync().back().rows() != 0;
   }
   void ReleaseLock(const IdDigest& d, std::string_view owner) override {
@@ -373,7 +385,6 @@ class PgBackend::Writer final : public StoreWriter {
  private:
   pg::Conn& c_;
   const Statements& sql_;
-  const StoreTimeouts& t_;
 };
 
 namespace {
@@ -420,10 +431,11 @@ PgBackend::~PgBackend() = default;
 
 void PgBackend::Connect() { pool_->Check(); }
 
-std::optional<Session> PgBackend::Load(const IdDigest& d, std::string_view id, std::int64_t now) {
+std::optional<Session> PgBackend::Load(const IdDigest& d, std::string_view id, std::int64_t now,
+                                       const StoreTimeouts& t) {
   Borrowed conn(*this);
   // One statement: the row and its items from one snapshot, one round trip.
-  conn->Send(sql_->load, Writer(*conn, *sql_, opts_.timeouts).Timed(d, now));
+  conn->Send(sql_->load, Writer::Timed(d, now, t));
   pg::Result r = conn->Sync().back();
   if (r.rows() == 0) return std::nullopt;
   Session s;
@@ -483,7 +495,7 @@ std::vector<pg::Result> PgBackend::Transaction(pg::Conn& c, const std::function<
 void PgBackend::Write(const std::function<void(StoreWriter&)>& unit) {
   Borrowed conn(*this);
   Transaction(*conn, [&] {
-    Writer w(*conn, *sql_, opts_.timeouts);
+    Writer w(*conn, *sql_);
     unit(w);
   });
 }
@@ -555,7 +567,7 @@ std::optional<SessionChangeResult> PgBackend::Change(const SessionChange& change
                     removed = pg::EncodeBytesArray(remove_keys);
   const SessionLimits* limits = change.limits;
   std::vector<Param> params = {Param::Bytes(change.id.data(), change.id.size()), Param::Int(change.now),
-                               Param::Int(opts_.timeouts.idle), Param::Int(opts_.timeouts.absolute)};
+                               Param::Int(change.timeouts.idle), Param::Int(change.timeouts.absolute)};
   params.insert(params.end(),
                 {Param::Int(change.touch), Param::Int(clear), Param::BytesArray(keys), Param::BytesArray(values),
                  Param::BytesArray(removed), Param::Int(limits ? static_cast<std::int64_t>(limits->max_items) : -1),

@@ -22,7 +22,6 @@ class Result;
 
 struct PgOptions {
   std::string uri;  // a libpq URI (or keyword=value string)
-  StoreTimeouts timeouts;
   // Bounds connecting, each lock wait and each statement (see pg_conn.h).
   int timeout_ms = 5000;
   // Every `now` is the database server's clock (transaction_timestamp(), so
@@ -39,7 +38,10 @@ struct PgOptions {
 
 // The expand steps of this build's own schema (sessiond_schema.version
 // counts them); PgSchemaSteps().known() is the version this build writes.
-inline constexpr int kPgSchemaVersion = 4;
+inline constexpr int kPgSchemaVersion = 5;
+// The version that added the sessions' site column (sessions of a schema
+// before it are the default site's).
+inline constexpr int kPgSitesSchemaVersion = 5;
 
 // 'sessiond' in ASCII: the advisory lock sessionds starting at once take
 // around creating or migrating the schema (per database), and `sessiond
@@ -88,7 +90,8 @@ class PgBackend final : public StoreBackend {
   // schema): serve's check at start. Throws StoreError as the pool's Check.
   void Connect();
 
-  std::optional<Session> Load(const IdDigest& d, std::string_view id, std::int64_t now) override;
+  std::optional<Session> Load(const IdDigest& d, std::string_view id, std::int64_t now,
+                              const StoreTimeouts& t) override;
   void Write(const std::function<void(StoreWriter&)>& unit) override;
   // In one round trip (a function the schema setup creates); the changes of
   // one session that this process's workers make at once share one

@@ -54,7 +54,8 @@ Stmt& BindAll(Stmt& s, const std::vector<SqlParam>& params) {
     switch (p.kind) {
       case SqlParam::Kind::Int: s.Bind(i + 1, p.number); break;
       case SqlParam::Kind::Blob: s.BindBlob(i + 1, p.bytes.data(), p.bytes.size()); break;
-      case SqlParam::Kind::Bytes: s.Bind(i + 1, p.bytes); break;
+      case SqlParam::Kind::Bytes:
+      case SqlParam::Kind::Text: s.Bind(i + 1, p.bytes); break;  // a site's name is UTF-8: TEXT
     }
   }
   return s;
@@ -124,6 +125,7 @@ class SqliteEngine final : public AdminEngine {
   bool writable() const override { return opts.writable; }
   int SchemaVersion() override { return static_cast<int>(db.QueryInt("PRAGMA user_version")); }
   int KnownSchemaVersion() const override { return SqliteSchemaSteps().known(); }
+  int SitesSchemaVersion() const override { return kSitesSchemaVersion; }
 
   void AddSizes(StoreStats& st) override {
     st.free_bytes = db.QueryInt("PRAGMA freelist_count") * db.QueryInt("PRAGMA page_size");

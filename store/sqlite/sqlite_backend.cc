@@ -91,6 +91,13 @@ CREATE TABLE session_locks (
   expires INTEGER NOT NULL    -- the end of the lease, unix seconds
 ) WITHOUT ROWID;
 )sql",
+    // 5 -> 6: sites (SESSION_SITE). The site a session belongs to, for the
+    // operator's commands (--site); the request path never reads it, since
+    // id_hash is already the digest of the site and the id (DigestOf).
+    // Sessions made before sites belong to the default site ''.
+    R"sql(
+ALTER TABLE sessions ADD COLUMN site TEXT NOT NULL DEFAULT '';
+)sql",
 };
 static_assert(std::size(kMigrations) == kSchemaVersion);
 
@@ -207,8 +214,8 @@ struct SqliteBackend::Conn {
                    " WHERE id_hash = ?1 AND " + sql::Alive(Terms("")))
                       .c_str()),
         alive(db, ("SELECT 1 FROM sessions WHERE id_hash = ?1 AND " + sql::Alive(Terms(""))).c_str()),
-        insert_session(db, ("INSERT INTO sessions (id_hash, created, accessed, expires) "
-                            "VALUES (?1, ?2, ?2, " + sql::ExpiryOfNew("min", Terms("")) + ")")
+        insert_session(db, ("INSERT INTO sessions (id_hash, created, accessed, expires, site) "
+                            "VALUES (?1, ?2, ?2, " + sql::ExpiryOfNew("min", Terms("")) + ", ?5)")
                                .c_str()),
         delete_session(db, "DELETE FROM sessions WHERE id_hash = ?1"),
         rename_session(db, "UPDATE sessions SET id_hash = ?2 WHERE id_hash = ?1"),
@@ -305,9 +312,10 @@ struct SqliteBackend::Conn {
 
   Stmt& Bound(Stmt& s, const IdDigest& d) { return s.BindBlob(1, d.data(), d.size()); }
 
-  // Binds ?2 now, ?3 idle, ?4 absolute: the expiry parameters every timed query uses.
-  Stmt& Timed(Stmt& s, std::int64_t now) {
-    return s.Bind(2, now).Bind(3, opts.timeouts.idle).Bind(4, opts.timeouts.absolute);
+  // Binds ?2 now, ?3 idle, ?4 absolute: the expiry parameters every timed
+  // query uses, with the timeouts of the session's site.
+  static Stmt& Timed(Stmt& s, std::int64_t now, const StoreTimeouts& t) {
+    return s.Bind(2, now).Bind(3, t.idle).Bind(4, t.absolute);
   }
 
   StoreOptions opts;
@@ -329,15 +337,17 @@ class SqliteWriter final : public StoreWriter {
  public:
   explicit SqliteWriter(SqliteBackend::Conn& c) : c_(c) {}
 
-  bool Touch(const IdDigest& d, std::int64_t now) override {
-    c_.Timed(c_.Bound(c_.touch, d), now).Run();
+  bool Touch(const IdDigest& d, std::int64_t now, const StoreTimeouts& t) override {
+    c_.Timed(c_.Bound(c_.touch, d), now, t).Run();
     return c_.db.Changes() != 0;
   }
-  bool Alive(const IdDigest& d, std::int64_t now) override {
+  bool Alive(const IdDigest& d, std::int64_t now, const StoreTimeouts& t) override {
     Stmt::Scope scope(c_.alive);
-    return c_.Timed(c_.Bound(c_.alive, d), now).Step();
+    return c_.Timed(c_.Bound(c_.alive, d), now, t).Step();
   }
-  void Insert(const IdDigest& d, std::int64_t now) override { c_.Timed(c_.Bound(c_.insert_session, d), now).Run(); }
+  void Insert(const IdDigest& d, std::int64_t now, const StoreTimeouts& t, std::string_view site) override {
+    c_.Timed(c_.Bound(c_.insert_session, d), now, t).Bind(5, site).Run();
+  }
   void SetItem(const IdDigest& d, std::string_view key, std::string_view value) override {
     c_.Bound(c_.set_item, d).Bind(2, key).Bind(3, value).Run();
   }
@@ -352,16 +362,17 @@ class SqliteWriter final : public StoreWriter {
     c_.Bound(c_.rename_session, from).BindBlob(2, to.data(), to.size()).Run();
   }
   void Delete(const IdDigest& d) override { c_.Bound(c_.delete_session, d).Run(); }
-  void Forward(const IdDigest& from, const IdDigest& to, const SealedId& sealed, std::int64_t now) override {
+  void Forward(const IdDigest& from, const IdDigest& to, const SealedId& sealed, std::int64_t now,
+               std::int64_t grace) override {
     c_.Bound(c_.forward, from)
         .BindBlob(2, to.data(), to.size())
-        .Bind(3, now + c_.opts.timeouts.grace)
+        .Bind(3, now + grace)
         .BindBlob(4, sealed.data(), sealed.size())
         .Run();
   }
-  SessionStore::LockOutcome TakeLock(const IdDigest& d, std::string_view owner, std::int64_t now,
-                                     std::int64_t lease) override {
-    if (!Alive(d, now)) return SessionStore::LockOutcome::NoSession;
+  SessionStore::LockOutcome TakeLock(const IdDigest& d, std::string_view owner, std::int64_t now, std::int64_t lease,
+                                     const StoreTimeouts& t) override {
+    if (!Alive(d, now, t)) return SessionStore::LockOutcome::NoSession;
     c_.Bound(c_.take_lock, d).Bind(2, now).Bind(3, owner).Bind(4, lease).Run();
     return c_.db.Changes() != 0 ? SessionStore::LockOutcome::Taken : SessionStore::LockOutcome::Held;
   }
@@ -384,12 +395,13 @@ class SqliteWriter final : public StoreWriter {
 SqliteBackend::SqliteBackend(const StoreOptions& options) : conn_(std::make_unique<Conn>(options, true)) {}
 SqliteBackend::~SqliteBackend() = default;
 
-std::optional<Session> SqliteBackend::Load(const IdDigest& d, std::string_view id, std::int64_t now) {
+std::optional<Session> SqliteBackend::Load(const IdDigest& d, std::string_view id, std::int64_t now,
+                                           const StoreTimeouts& t) {
   Conn::Follow(conn_);
   Conn& c = *conn_;
   // One statement, so the session row and its items come from one snapshot.
   Stmt::Scope scope(c.load);
-  c.Timed(c.Bound(c.load, d), now);
+  c.Timed(c.Bound(c.load, d), now, t);
   std::optional<Session> s;
   while (c.load.Step()) {
     if (!s) {

@@ -16,7 +16,10 @@ struct StoreOptions;
 
 // The expand steps of this build's own schema (PRAGMA user_version counts
 // them); SqliteSchemaSteps().known() is the version this build writes.
-inline constexpr int kSchemaVersion = 5;
+inline constexpr int kSchemaVersion = 6;
+// The version that added the sessions' site column (sessions of a schema
+// before it are the default site's).
+inline constexpr int kSitesSchemaVersion = 6;
 
 class Db;
 // This build's schema steps (backend.h), and a test's additions: the
@@ -56,7 +59,8 @@ class SqliteBackend final : public StoreBackend {
   explicit SqliteBackend(const StoreOptions& options);
   ~SqliteBackend() override;
 
-  std::optional<Session> Load(const IdDigest& d, std::string_view id, std::int64_t now) override;
+  std::optional<Session> Load(const IdDigest& d, std::string_view id, std::int64_t now,
+                              const StoreTimeouts& t) override;
   void Write(const std::function<void(StoreWriter&)>& unit) override;
   // One batch in a transaction of its own. When writers of this process
   // are waiting for the write lock (queued, or their leader running), it

@@ -100,7 +100,7 @@ expect_eq "$(out)" '{"removed": 1}' "gc output"
 cmd stats --db "$DB" --json
 expect_rc 0 "stats"
 expect_eq "$(python3 -c 'import json,sys; s=json.load(sys.stdin); print(s["live"], s["expired"], s["schema_version"], s["file_bytes"] > 0)' <"$DIR/out")" \
-  "1 0 5 True" "stats --json: live, expired, schema version, file size"
+  "1 0 6 True" "stats --json: live, expired, schema version, file size"
 
 # The db can come from the config file the server reads.
 printf '[serve]\ndb = "%s"\npages = "%s"\n' "$DB" "$PAGES" >"$DIR/sessiond.ini"
@@ -121,7 +121,7 @@ python3 -c 'import json,sys; s=json.load(sys.stdin); sys.exit(0 if not s["ok"] a
   fail "check --json of a corrupted file: $(out)"
 
 # rm: several at once, by prefix; an ambiguous prefix is a usage error and removes nothing.
-sql "INSERT INTO sessions VALUES (X'abcd01$(printf '0%.0s' {1..58})', 1, 1, 9999999999),
+sql "INSERT INTO sessions (id_hash, created, accessed, expires) VALUES (X'abcd01$(printf '0%.0s' {1..58})', 1, 1, 9999999999),
                                  (X'abcd02$(printf '0%.0s' {1..58})', 1, 1, 9999999999)"
 cmd rm --db "$DB" abcd
 expect_rc 2 "rm of an ambiguous prefix"
