@@ -358,12 +358,14 @@ TEST_CASE("pg: a connection lost during a one-round-trip change is a failure, ou
 
 // A database of schema version 1 as sessiond 0.1 made it (this build's first
 // step, never edited since), holding `id`'s session with k = v.
-void OldDatabase(pg::Conn& c, const std::string& id) {
-  c.Exec(PgSchemaSteps().expand[0].c_str());
+// A database of schema `version` as sessiond's shipped steps made it, with
+// the session `id` holding k = v.
+void OldDatabase(pg::Conn& c, const std::string& id, int version = 1) {
+  for (int v = 0; v < version; ++v) c.Exec(PgSchemaSteps().expand[static_cast<std::size_t>(v)].c_str());
   IdDigest d = DigestOf(id);
   std::string hex;
   for (auto b : d) hex += "0123456789abcdef"[b >> 4], hex += "0123456789abcdef"[b & 15];
-  c.Exec(("INSERT INTO sessiond_schema (version) VALUES (1); "
+  c.Exec(("INSERT INTO sessiond_schema (version) VALUES (" + std::to_string(version) + "); "
           "INSERT INTO sessions VALUES ('\\x" + hex + "'::bytea, 1000, 1000, 1600); "
           "INSERT INTO items VALUES ('\\x" + hex + "'::bytea, 'k'::bytea, 'v'::bytea)").c_str());
 }
@@ -462,36 +464,17 @@ TEST_CASE("pg: a schema a newer sessiond expanded is served, one it finished is 
 }
 
 // Schema version 1, as the PostgreSQL store shipped it before sites.
-TEST_CASE("pg: a store of schema version 1 migrates to sites with its sessions on the default site", "[postgres]") {
+TEST_CASE("pg: a store of the schema before sites migrates with its sessions on the default site", "[postgres]") {
   TempPgSchema schema;
   std::string id = NewSessionId();
   {
     pg::Conn c({schema.uri(), 2000});
-    c.Exec(R"sql(
-CREATE TABLE sessiond_schema (version integer NOT NULL);
-INSERT INTO sessiond_schema (version) VALUES (1);
-CREATE TABLE sessions (
-  id_hash  bytea PRIMARY KEY,
-  created  bigint NOT NULL,
-  accessed bigint NOT NULL,
-  expires  bigint NOT NULL
-);
-CREATE INDEX sessions_by_expiry ON sessions (expires);
-CREATE TABLE items (
-  id_hash bytea NOT NULL REFERENCES sessions (id_hash) ON DELETE CASCADE ON UPDATE CASCADE,
-  key     bytea NOT NULL,
-  value   bytea NOT NULL,
-  PRIMARY KEY (id_hash, key)
-);
-)sql");
-    const std::string hex = "'\\x" + HexOf(DigestOf(id)) + "'";
-    c.Exec(("INSERT INTO sessions VALUES (" + hex + ", 1000, 1000, 1600);"
-            "INSERT INTO items VALUES (" + hex + ", 'UserName', 'ann')").c_str());
+    OldDatabase(c, id, kPgSitesSchemaVersion - 1);
   }
   PgPolicy p(schema.uri());
   auto s = p->Load(id, 1001);
   REQUIRE(s);
-  CHECK(s->items == Items{{"UserName", "ann"}});
+  CHECK(s->items == Items{{"k", "v"}});
   CHECK_FALSE(p->Load(id, 1001, SiteScope{"shop", std::nullopt}));
   pg::Conn c({schema.uri(), 2000});
   CHECK(QueryInt(c, "SELECT max(version) FROM sessiond_schema") == kPgSchemaVersion);

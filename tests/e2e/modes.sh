@@ -38,7 +38,8 @@ chmod 755 "$PAGES/mode"
 # /bogus/PAGE run PAGE with that mode; anything else is the snippet's write.
 {
   for route in "off SESSION_MODE off" "read SESSION_MODE read" "touch SESSION_MODE read;
-    fastcgi_param SESSION_READ_TOUCH on" "bogus SESSION_MODE readonly"; do
+    fastcgi_param SESSION_READ_TOUCH on" "bogus SESSION_MODE readonly" "shop SESSION_SITE shop;
+    fastcgi_param SESSION_COOKIE shop_sid"; do
     set -- $route
     name=$1; shift
     cat <<EOF
@@ -56,6 +57,7 @@ Alias /off/ "$PAGES/"
 Alias /read/ "$PAGES/"
 Alias /touch/ "$PAGES/"
 Alias /bogus/ "$PAGES/"
+Alias /shop/ "$PAGES/"
 <Location "/off/">
     SetEnv SESSION_MODE off
 </Location>
@@ -68,6 +70,10 @@ Alias /bogus/ "$PAGES/"
 </Location>
 <Location "/bogus/">
     SetEnv SESSION_MODE readonly
+</Location>
+<Location "/shop/">
+    SetEnv SESSION_SITE shop
+    SetEnv SESSION_COOKIE shop_sid
 </Location>
 EOF
 
@@ -153,6 +159,20 @@ modes() {
     fail "the 500's line does not name the mode: $(log_since "$before")"
   get /mode
   expect_body "^HTTP_SESSION=k=w$" "the session after an unknown mode ($at)"
+
+  # A site (SESSION_SITE, its own cookie): the default site's id forged into
+  # the shop's cookie names nothing there; the shop's write makes its own.
+  _curl /shop/mode -H "Cookie: shop_sid=$(cookie)"
+  expect_body "^SESSION_NEW=1$" "another site's id on the shop ($at)"
+  expect_body "^HTTP_SESSION=$" "another site's id on the shop ($at)"
+  get "/shop/set?cart=3"
+  [ -n "$(cookie shop_sid)" ] || fail "the shop set no shop_sid ($at): $(header Set-Cookie)"
+  [ "$(cookie shop_sid)" != "$(cookie)" ] || fail "the shop's id is the default site's ($at)"
+  get /shop/mode
+  expect_body "^HTTP_SESSION=cart=3$" "the shop's session ($at)"
+  get /mode
+  expect_body "^HTTP_SESSION=k=w$" "the default site's session beside the shop's ($at)"
+  q "DELETE FROM sessions WHERE site = 'shop'"
 
   if [ "$server" = nginx ]; then stack_kill TERM "$STACK_NGINX_PID" || fail "nginx did not stop cleanly"
   else stack_kill TERM "$STACK_APACHE_PID" || fail "apache did not stop cleanly"; fi
