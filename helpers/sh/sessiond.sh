@@ -22,6 +22,8 @@
 #   session_set KEY VALUE, session_set_json KEY JSON, session_remove KEY,
 #   session_clear, session_regenerate, session_abandon
 #   session_encode TEXT        prints TEXT percent-encoded
+#   session_decode TEXT        prints TEXT percent-decoded ('+' a space), as a
+#                              form field
 #
 # Keys and values are bytes, any but NUL (which no shell variable holds).
 # $(session_get KEY) drops trailing newlines, as every command substitution
@@ -42,6 +44,15 @@ session_encode() {
       for (i = 1; i <= length(keep); i++) { c = substr(keep, i, 1); plain[sprintf("%02X", code[c])] = c }
     }
     { for (i = 1; i <= NF; i++) { h = toupper($i); if (h in plain) printf "%s", plain[h]; else printf "%%%s", h } }'
+}
+
+# session_decode TEXT: %XX escapes and '+' (a space) decoded, as in a form
+# (a '%' that starts no escape stays as it is).
+session_decode() {
+  case $1 in
+    *[%+]*) printf '%s' "$1" | _sessiond_awk decode ;;
+    *) printf '%s' "$1" ;;
+  esac
 }
 
 # _sessiond_scan get ENCODED_KEY | keys: the items' text (HTTP_SESSION, else
@@ -74,6 +85,7 @@ _sessiond_awk() {
         else printf "%%%s", parts[i]
       }
     }
+    mode == "decode" { if (NR > 1) printf "&"; put($0); next }
     {
       # The items end at the first newline (what follows in SESSION_FILE is not an item).
       last = index($0, "\n")

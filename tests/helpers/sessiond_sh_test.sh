@@ -21,6 +21,9 @@ same 'not UTF-8' "$(session_encode "$(printf '\377\200')")" '%FF%80'
 same 'empty' "$(session_encode '')" ''
 same 'shell bytes' "$(session_encode "\"'\\\$\`*?[")" '%22%27%5C%24%60%2A%3F%5B'
 same 'a trailing newline is a byte' "$(session_encode "a$nl$nl" | od -An -c | tr -d ' \n')" 'a%0A%0A'
+same 'decode' "$(session_decode 'a+b%20c%2b%2B%e2%82%AC&x=%26')" "$(printf 'a b c++\342\202\254&x=&')"
+same 'decode, no escape' "$(session_decode '100%&%zz%4')" '100%&%zz%4'
+same 'decode, newline' "$(session_decode "a%0A$nl%0Ab")" "a$nl$nl${nl}b"
 all=$(printf '%s' "$(awk 'BEGIN { for (i = 1; i < 256; i++) printf "%c", i }' | LC_ALL=C tr -d '\n')")
 
 # The awkward keys and values: & = % + newline, UTF-8 and not, shell's own, empty.
@@ -35,6 +38,7 @@ for v in '&' '=' '%' '+' 'a b' "line${nl}break" "$(printf 'caf\303\251 \342\202\
     "X-Session-Set: "*"$(printf '\r')") ;;
     *) fail "session_set $i: $line" ;;
   esac
+  same "decode $i" "$(session_decode "$(session_encode "$v")")" "$v"
   pair=${line#X-Session-Set: }
   pair=${pair%?}  # the CR
   case $pair in *[!A-Za-z0-9%._~=-]*) fail "session_set $i sent a byte that is no escape: $pair" ;; esac
