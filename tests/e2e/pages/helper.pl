@@ -1,0 +1,36 @@
+#!/usr/bin/perl
+# The Perl helper's page for tests/e2e/helpers.sh: as tests/e2e/pages/helper.
+use strict;
+use warnings;
+use lib '/usr/share/sessiond/perl';
+use Sessiond;
+use JSON::PP ();
+
+my $s = Sessiond->new;
+my $op = $ENV{QUERY_STRING} // '';
+binmode STDIN;
+binmode STDOUT;
+read STDIN, my $in, $ENV{CONTENT_LENGTH} || 0;
+my %form = map { my ($n, $v) = split /=/, $_, 2; (Sessiond::decode($n), Sessiond::decode($v // '')) } split /&/, $in // '';
+my ($k, $v) = ($form{k} // '', $form{v} // '');
+my ($head, $body) = ('', '');
+if ($op eq 'set') { $s->set($k => $v) }
+elsif ($op eq 'set_json') { $s->set_json($k => JSON::PP->new->allow_nonref->decode($v)) }
+elsif ($op eq 'remove') { $s->remove($k) }
+elsif ($op eq 'clear') { $s->clear }
+elsif ($op eq 'regenerate') { $s->regenerate }
+elsif ($op eq 'abandon') { $s->abandon }
+elsif ($op eq 'get') {
+    $head = 'X-Type: ' . ($s->type($k) // 'none') . "\r\n";
+    $body = $s->text($k, '');
+}
+elsif ($op eq 'count') {
+    my $n = ($s->get('visits') // 0) + 1;
+    $s->set(visits => $n);
+    $body = "perl $n\n";
+}
+elsif ($op eq 'status') {
+    $body = sprintf "status=%s\nmode=%s\nwritable=%s\nfrom=%s\n", $s->status, $s->mode,
+        $s->writable ? 'yes' : 'no', $ENV{SESSION_FILE} ? 'file' : 'env';
+}
+print "Content-Type: application/octet-stream\r\n", $head, $s->headers, "\r\n", $body;
