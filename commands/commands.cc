@@ -94,7 +94,8 @@ void PrintSession(std::ostream& out, const SessionDetail& d, bool json, std::int
     out << '{' << JsonSummary(s, now) << ", \"items\": [";
     bool first = true;
     for (const auto& [k, v] : d.items) {
-      out << (first ? "" : ", ") << '{' << JsonBytes("key", k) << ", " << JsonBytes("value", v) << '}';
+      out << (first ? "" : ", ") << '{' << JsonBytes("key", k) << ", " << JsonBytes("value", v) << ", \"type\": \""
+          << TypeName(d.json.count(k) ? ItemType::Json : ItemType::String) << "\"}";
       first = false;
     }
     out << "]}\n";
@@ -106,7 +107,17 @@ void PrintSession(std::ostream& out, const SessionDetail& d, bool json, std::int
       << "expires   " << IsoTime(s.expires) << (s.ExpiredAt(now) ? " (expired)" : "") << '\n'
       << "items     " << s.items << ", " << Plural(s.bytes, "byte", "bytes") << '\n';
   if (!d.items.empty()) out << '\n';
-  for (const auto& [k, v] : d.items) out << KeyText(k) << " = " << Quoted(v) << '\n';
+  // A JSON item shows its text as it is when that is printable ASCII, else
+  // quoted as a string is (no control or hidden character reaches the
+  // terminal), marked "(json)".
+  for (const auto& [k, v] : d.items) {
+    if (!d.json.count(k)) {
+      out << KeyText(k) << " = " << Quoted(v) << '\n';
+      continue;
+    }
+    const bool plain = std::all_of(v.begin(), v.end(), [](char c) { return c >= 0x20 && c < 0x7f; });
+    out << KeyText(k) << " (json) = " << (plain ? v : Quoted(v)) << '\n';
+  }
 }
 
 void PrintRemoved(std::ostream& out, std::size_t n, bool json, const char* what) {

@@ -52,14 +52,18 @@
  *   (session_destroy() plus an expired cookie): the session is deleted.
  *   sessiond_clear(): the stored session becomes exactly what $_SESSION
  *   holds at the end, items that other requests added meanwhile included.
- * - Values: a string is stored as it is, byte for byte, so pages in other
- *   languages read it. Every other value (int, float, bool, null, arrays of
- *   those and strings) is stored as "json:" followed by its JSON, and comes
- *   back as the same value; a string that itself begins with "json:" is
- *   stored that way too, so what comes back is always what was stored.
- *   Objects, resources, NAN/INF and arrays holding non-UTF-8 strings are
- *   refused. A stored value beginning with "json:" that is not valid JSON
- *   (written by another page) reads back as the plain string.
+ * - Values: a string is stored as a string item, byte for byte, so pages in
+ *   other languages read it as it is. Every other value (int, float, bool,
+ *   null, arrays of those and strings) is stored as a JSON item
+ *   (X-Session-Set-Json): its JSON text is the value, and its type, json,
+ *   is kept beside it, so a page in sh, Python or Perl reads an int 3 as
+ *   `3` and an array as its JSON (`{"apple":1}`), and the bridge reads it
+ *   back as the same value (json_decode; the item's type comes in
+ *   SESSION_TYPES). A JSON item another page wrote reads back as what its
+ *   JSON says. Objects, resources, NAN/INF and arrays holding non-UTF-8
+ *   strings are refused. (Bridges before JSON items stored "json:" and the
+ *   JSON inside the value; sessiond's schema step turned those into JSON
+ *   items: see docs/php.md.)
  * - The route's SESSION_MODE (set per location by the web server; sessiond
  *   passes it on as SESSION_MODE): on a `read` route session_start() and
  *   $_SESSION work as ever, and any change at the end (a key set or removed,
@@ -151,7 +155,6 @@ final class SaveHandler implements \SessionHandlerInterface, \SessionIdInterface
  *  per worker process at a time), reset by start(). */
 final class Bridge
 {
-    public const JSON_PREFIX = 'json:';
     private const JSON_FLAGS = JSON_THROW_ON_ERROR | JSON_UNESCAPED_SLASHES
         | JSON_UNESCAPED_UNICODE | JSON_PRESERVE_ZERO_FRACTION;
     private const FATAL = E_ERROR | E_PARSE | E_CORE_ERROR | E_COMPILE_ERROR
@@ -225,7 +228,8 @@ final class Bridge
         session_set_save_handler(new SaveHandler(), false);
         header_register_callback([self::class, 'atHeaders']);
         set_error_handler([self::class, 'atWarning'], E_WARNING);
-        self::$loaded = $off ? [] : self::decodeSession(self::sessionText($_SERVER));
+        self::$loaded = $off ? [] : self::decodeSession(self::sessionText($_SERVER),
+            self::sessionText($_SERVER, 'SESSION_TYPES', 'SESSION_TYPES_CHUNK'));
         self::$committed = null;
         self::$regenerate = self::$abandon = self::$clear = self::$lastInLine = false;
         self::$native = self::$destroyed = self::$idGiven = self::$ending = self::$failed = false;
@@ -493,7 +497,8 @@ final class Bridge
         foreach ($directives as $h) {
             [$name, $value] = explode(': ', $h, 2);
             $what[] = match ($name) {
-                'X-Session-Set' => "\$_SESSION['" . self::shown(urldecode(strstr($value, '=', true))) . "'] set",
+                'X-Session-Set', 'X-Session-Set-Json'
+                    => "\$_SESSION['" . self::shown(urldecode(strstr($value, '=', true))) . "'] set",
                 'X-Session-Remove' => "\$_SESSION['" . self::shown(urldecode($value)) . "'] removed",
                 'X-Session-Abandon' => 'the session destroyed',
                 'X-Session-Regenerate' => 'the id regenerated',
@@ -546,7 +551,8 @@ final class Bridge
                 throw new Error("session value of '" . self::shown($key) . "' is " . \strlen($stored)
                     . " bytes stored, over the limit of $max (SESSIOND_MAX_VALUE_BYTES)");
             }
-            $out[] = 'X-Session-Set: ' . rawurlencode($key) . '=' . rawurlencode($stored);
+            $out[] = (\is_string($value) ? 'X-Session-Set: ' : 'X-Session-Set-Json: ')
+                . rawurlencode($key) . '=' . rawurlencode($stored);
         }
         if ($regenerate) {
             $out[] = 'X-Session-Regenerate: 1';
@@ -612,15 +618,16 @@ final class Bridge
         }
     }
 
-    /** The bytes stored for $value (see the file's comment). */
+    /** The bytes stored for $value (see the file's comment): a string as it
+     *  is (a string item), anything else as its JSON text (a JSON item). */
     public static function encodeValue(string $key, mixed $value): string
     {
-        if (\is_string($value) && !str_starts_with($value, self::JSON_PREFIX)) {
+        if (\is_string($value)) {
             return $value;
         }
         self::checkStorable($key, $value, 0);
         try {
-            return self::JSON_PREFIX . json_encode($value, self::JSON_FLAGS);
+            return json_encode($value, self::JSON_FLAGS);
         } catch (\JsonException $e) {
             throw new Error("session value of '" . self::shown($key) . "' cannot be stored as JSON ("
                 . $e->getMessage() . '); store binary data as a string of its own, or base64', 0, $e);
@@ -648,44 +655,56 @@ final class Bridge
         }
     }
 
-    /** The value stored bytes stand for (see the file's comment). */
-    public static function decodeValue(string $stored): mixed
+    /** The value a stored item stands for (see the file's comment): a
+     *  string item as it is; a JSON item as what its JSON says (sessiond
+     *  checked it is JSON; text PHP cannot decode, nested past 512, stays
+     *  the string it is). */
+    public static function decodeValue(string $stored, bool $json = false): mixed
     {
-        if (!str_starts_with($stored, self::JSON_PREFIX)) {
+        if (!$json) {
             return $stored;
         }
         try {
-            return json_decode(substr($stored, \strlen(self::JSON_PREFIX)), true, 512, JSON_THROW_ON_ERROR);
+            return json_decode($stored, true, 512, JSON_THROW_ON_ERROR);
         } catch (\JsonException) {
             return $stored;
         }
     }
 
-    /** The session's text as sessiond sent it: HTTP_SESSION, or, for a
-     *  session too large for one FastCGI record, its pieces SESSION_CHUNK_1
-     *  ... SESSION_CHUNK_N (N in SESSION_CHUNKS) joined in order. */
-    public static function sessionText(array $server): string
+    /** A text sessiond sent: $name (HTTP_SESSION, SESSION_TYPES), or, when
+     *  it was too large for one FastCGI record, its pieces {$chunk}_1 ...
+     *  {$chunk}_N (N in {$chunk}S) joined in order. */
+    public static function sessionText(array $server, string $name = 'HTTP_SESSION',
+        string $chunk = 'SESSION_CHUNK'): string
     {
-        if (!isset($server['SESSION_CHUNKS'])) {
-            return (string)($server['HTTP_SESSION'] ?? '');
+        if (!isset($server["{$chunk}S"])) {
+            return (string)($server[$name] ?? '');
         }
-        $n = (string)$server['SESSION_CHUNKS'];
+        $n = (string)$server["{$chunk}S"];
         if (!ctype_digit($n)) {
-            throw new Error("SESSION_CHUNKS is '" . self::shown($n) . "', not a number");
+            throw new Error("{$chunk}S is '" . self::shown($n) . "', not a number");
         }
         $chunks = [];
         for ($i = 1; $i <= (int)$n; ++$i) {
-            if (!isset($server["SESSION_CHUNK_$i"])) {
-                throw new Error("SESSION_CHUNKS is $n but SESSION_CHUNK_$i is missing");
+            if (!isset($server["{$chunk}_$i"])) {
+                throw new Error("{$chunk}S is $n but {$chunk}_$i is missing");
             }
-            $chunks[] = $server["SESSION_CHUNK_$i"];
+            $chunks[] = $server["{$chunk}_$i"];
         }
         return implode('', $chunks);
     }
 
-    /** HTTP_SESSION ("key=value&key=value", both percent-encoded) -> decoded items. */
-    public static function decodeSession(string $text): array
+    /** HTTP_SESSION ("key=value&key=value", both percent-encoded) -> decoded
+     *  items; $types (SESSION_TYPES: "key&key", percent-encoded) names the
+     *  JSON items. */
+    public static function decodeSession(string $text, string $types = ''): array
     {
+        $json = [];
+        foreach (explode('&', $types) as $key) {
+            if ($key !== '') {
+                $json[rawurldecode($key)] = true;
+            }
+        }
         // Pair by pair in place, not explode(): a session of 1 MiB can be
         // 3 MiB of text, and a copy of it all would raise the peak memory.
         $items = [];
@@ -702,8 +721,8 @@ final class Bridge
             if ($eq === false || $eq > $end) {
                 throw new Error('HTTP_SESSION is not key=value&key=value text');
             }
-            $items[urldecode(substr($text, $at, $eq - $at))]
-                = self::decodeValue(urldecode(substr($text, $eq + 1, $end - $eq - 1)));
+            $key = urldecode(substr($text, $at, $eq - $at));
+            $items[$key] = self::decodeValue(urldecode(substr($text, $eq + 1, $end - $eq - 1)), isset($json[$key]));
         }
         return $items;
     }

@@ -40,6 +40,7 @@ struct SessionSummary {
 struct SessionDetail {
   SessionSummary summary;
   Items items;
+  JsonKeys json;  // which of `items` are JSON (store/session.h ItemType)
 };
 
 // An item a session must hold, key and value byte for byte.

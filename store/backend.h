@@ -101,7 +101,8 @@ class StoreWriter {
   virtual bool Alive(const IdDigest& d, std::int64_t now) = 0;
   // A new session: created = accessed = now, expires = now + min(idle, absolute).
   virtual void Insert(const IdDigest& d, std::int64_t now) = 0;
-  virtual void SetItem(const IdDigest& d, std::string_view key, std::string_view value) = 0;
+  // Sets the item's value and its type together (an upsert replaces both).
+  virtual void SetItem(const IdDigest& d, std::string_view key, std::string_view value, ItemType type) = 0;
   virtual void RemoveItem(const IdDigest& d, std::string_view key) = 0;
   virtual void ClearItems(const IdDigest& d) = 0;
   // The session's item count and the bytes of its keys and values.
@@ -162,7 +163,8 @@ class StoreBackend {
  public:
   virtual ~StoreBackend() = default;
 
-  // The session under `d` alive at `now`, row and items from one snapshot,
+  // The session under `d` alive at `now`, row and items (with their types)
+  // from one snapshot,
   // with `id` copied into it and Session::now set to the clock the backend
   // used; nullopt when there is none. Never writes.
   virtual std::optional<Session> Load(const IdDigest& d, std::string_view id, std::int64_t now) = 0;

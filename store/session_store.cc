@@ -40,11 +40,11 @@ bool Writes(const std::vector<Change>& changes) {
 void ApplyInPlace(StoreWriter& w, const IdDigest& d, const std::vector<Change>& changes) {
   for (const Change& c : changes) {
     switch (c.kind) {
-      case Change::Kind::Set: w.SetItem(d, c.key, c.value); break;
+      case Change::Kind::Set: w.SetItem(d, c.key, c.value, c.type); break;
       case Change::Kind::Remove: w.RemoveItem(d, c.key); break;
       case Change::Kind::Replace:
         w.ClearItems(d);
-        for (const auto& [k, v] : c.items) w.SetItem(d, k, v);
+        for (const auto& [k, v] : c.items) w.SetItem(d, k, v, ItemType::String);
         break;
       case Change::Kind::Clear: w.ClearItems(d); break;
     }
@@ -120,16 +120,17 @@ CommitResult PolicyStore::CommitOnce(const std::optional<Session>& loaded, const
     // A new visitor: fold the changes in memory and store only if something is left.
     if (cs.abandon) return {};
     Items items;
-    Apply(cs.changes, items);
+    JsonKeys json;
+    Apply(cs.changes, items, json);
     if (items.empty()) return {};
     std::size_t bytes = 0;
     for (const auto& [k, v] : items) bytes += k.size() + v.size();
     CheckTotals(items.size(), bytes, limits_);
     std::string id = NewSessionId();
     const IdDigest d = DigestOf(id);
-    backend_->Write([&items, &d, now](StoreWriter& w) {
+    backend_->Write([&items, &json, &d, now](StoreWriter& w) {
       w.Insert(d, now);
-      for (const auto& [k, v] : items) w.SetItem(d, k, v);
+      for (const auto& [k, v] : items) w.SetItem(d, k, v, json.count(k) ? ItemType::Json : ItemType::String);
     });
     return {CommitResult::Outcome::Created, id};
   }

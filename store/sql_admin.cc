@@ -99,7 +99,9 @@ std::vector<IdDigest> SqlAdmin::FindByPrefix(std::string_view prefix, std::size_
 std::optional<SessionDetail> SqlAdmin::Get(const IdDigest& digest) {
   AdminEngine& e = *engine_;
   std::optional<SessionDetail> out;
-  e.Query("SELECT s.created, s.accessed, s.expires, i.key, i.value FROM sessions s "
+  // A store an older sessiond serves (not yet expanded) has no type column.
+  const std::string type = e.SchemaVersion() >= e.ItemTypesSince() ? "i.type" : "'string'";
+  e.Query("SELECT s.created, s.accessed, s.expires, i.key, i.value, " + type + " FROM sessions s "
           "LEFT JOIN items i ON i.id_hash = s.id_hash WHERE s.id_hash = " +
               e.Param(1),
           {SqlParam::Blob(digest)}, [&](const SqlRow& r) {
@@ -113,6 +115,7 @@ std::optional<SessionDetail> SqlAdmin::Get(const IdDigest& digest) {
             if (r.Null(3)) return;  // a session without items
             std::string key = r.Bytes(3), value = r.Bytes(4);
             out->summary.bytes += key.size() + value.size();
+            if (r.Bytes(5) == "json") out->json.insert(key);
             out->items.emplace(std::move(key), std::move(value));
           });
   if (out) out->summary.items = out->items.size();

@@ -83,6 +83,9 @@ class AdminEngine {
   // What only the engine has.
   virtual int SchemaVersion() = 0;      // the stored schema's
   virtual int KnownSchemaVersion() const = 0;  // the one this build writes
+  // The schema version that gave items their type column (store/session.h
+  // ItemType); a store below it holds strings only.
+  virtual int ItemTypesSince() const = 0;
   // StoreStats::file_bytes, free_bytes and wal_bytes.
   virtual void AddSizes(StoreStats& stats) = 0;
   // Adds the problems of the storage itself, one line each (corrupt pages),

@@ -1,6 +1,7 @@
 #include "middleware/runners/app_params.h"
 
 #include <catch2/catch.hpp>
+#include <algorithm>
 #include <map>
 #include <string>
 
@@ -184,4 +185,60 @@ TEST_CASE("app params: an off route sends the mode and no session at all", "[app
     INFO(name);
     CHECK((name == "SESSION_MODE" || name.find("SESSION") == std::string::npos));
   }
+}
+
+TEST_CASE("app params: a JSON item's text, its type, and SESSION_TYPES", "[app_params][types]") {
+  Session s;
+  s.id = "the-id";
+  s.items = {{"visits", "3"}, {"cart", R"({"apple":1})"}, {"odd key", "[1]"}, {"name", "ann"}};
+  s.json = {"visits", "cart", "odd key"};
+  auto vars = Params({}, &s);
+  // mod_session's format exactly: a JSON item is its JSON text.
+  CHECK(vars.at("HTTP_SESSION") == "cart=%7B%22apple%22%3A1%7D&name=ann&odd%20key=%5B1%5D&visits=3");
+  CHECK(vars.at("SESSION_VAR_visits") == "3");
+  CHECK(vars.at("SESSION_VAR_cart") == R"({"apple":1})");
+  CHECK(vars.at("SESSION_TYPE_visits") == "json");
+  CHECK(vars.at("SESSION_TYPE_cart") == "json");
+  CHECK(!vars.count("SESSION_TYPE_name"));  // strings have none
+  CHECK(vars.at("SESSION_TYPES") == "cart&odd%20key&visits");
+
+  s.json.clear();
+  CHECK(!Params({}, &s).count("SESSION_TYPES"));  // absent when no item is JSON
+  // A client cannot send types of its own.
+  auto forged = Params(CleanEnvironment({"SESSION_TYPES=name", "SESSION_TYPE_name=json"}), &s);
+  CHECK(!forged.count("SESSION_TYPES"));
+  CHECK(!forged.count("SESSION_TYPE_name"));
+}
+
+TEST_CASE("app params: SESSION_TYPES too large for one record comes in chunks", "[app_params][types]") {
+  Session s;
+  s.id = "the-id";
+  for (int i = 0; i < 1000; ++i) {
+    std::string key = std::to_string(i) + std::string(250, 'k');  // not names: only SESSION_TYPES says their type
+    s.items[key] = "1";
+    s.json.insert(key);
+  }
+  auto vars = Params({}, &s);
+  CHECK(!vars.count("SESSION_TYPES"));
+  std::size_t n = std::stoul(vars.at("SESSION_TYPES_CHUNKS"));
+  std::string text;
+  for (std::size_t i = 1; i <= n; ++i) text += vars.at("SESSION_TYPES_CHUNK_" + std::to_string(i));
+  CHECK(text == EncodeKeys(s.json));
+  CHECK(SessionText(vars) == EncodeItems(s.items));
+}
+
+TEST_CASE("a page's session file holds the types on a second line", "[app_params][types]") {
+  Session s;
+  s.id = "the-id";
+  s.items = {{"big", std::string(200, 'x')}, {"n", "3"}};
+  s.json = {"n"};
+  std::vector<std::string> env;
+  // As a page gets it, with a variable limit the items' text passes.
+  std::string file = AppendSession(env, &s, 100);
+  CHECK(file == "big=" + std::string(200, 'x') + "&n=3\nn");
+  CHECK(std::find(env.begin(), env.end(), "SESSION_TYPES=n") != env.end());
+  CHECK(std::find(env.begin(), env.end(), "SESSION_TYPE_n=json") != env.end());
+  s.json.clear();
+  env.clear();
+  CHECK(AppendSession(env, &s, 100) == "big=" + std::string(200, 'x') + "&n=3");  // no second line
 }

@@ -108,3 +108,48 @@ TEST_CASE("a header value with a control byte is the page's failure", "[cgi]") {
   }
   CHECK(Parse("X-A: tab\there and UTF-8 caf\xc3\xa9\n\n").headers.at(0).second == "tab\there and UTF-8 caf\xc3\xa9");
 }
+
+TEST_CASE("X-Session-Set-Json sets a JSON item; X-Session-Set a string", "[cgi][types]") {
+  CgiResponse r = Parse(
+      "X-Session-Set-Json: visits=3\r\n"
+      "X-Session-Set-Json: cart=%20%7B%22apple%22%3A1%7D%0A\r\n"
+      "X-Session-Set: name=ann\r\n\r\n");
+  REQUIRE(r.session.changes.size() == 3);
+  CHECK(r.session.changes[0].key == "visits");
+  CHECK(r.session.changes[0].value == "3");
+  CHECK(r.session.changes[0].type == ItemType::Json);
+  CHECK(r.session.changes[1].value == R"({"apple":1})");  // the whitespace around it dropped
+  CHECK(r.session.changes[1].type == ItemType::Json);
+  CHECK(r.session.changes[2].type == ItemType::String);
+  CHECK(r.headers.empty());
+
+  // Not JSON: the page failed, and says why; nothing becomes a change.
+  for (const char* bad : {"k=", "k=abc", "k=%7B", "k=01", "k=1%201", "k=%22a", "k=%27a%27", "k=NaN"}) {
+    INFO(bad);
+    auto out = ParseCgiResponse(std::string("X-Session-Set-Json: ") + bad + "\n\n");
+    REQUIRE(std::holds_alternative<std::string>(out));
+    CHECK_THAT(std::get<std::string>(out), Catch::Contains("not JSON"));
+  }
+  CHECK(std::holds_alternative<std::string>(ParseCgiResponse("X-Session-Set-Json: =1\n\n")));
+  CHECK(std::holds_alternative<std::string>(ParseCgiResponse("X-Session-Set-Json: k\n\n")));
+}
+
+TEST_CASE("JSON text is checked against RFC 8259", "[types]") {
+  for (const char* good : {"0", "-0", "3", "-12.5e+3", "1E9", "0.25", "true", "false", "null", R"("")",
+                           R"("a\"b\\c\/d\b\f\n\r\t\u00e9\uD83D")", "[]", "{}", " [1, 2 ,3] ", R"({"a":{"b":[null]}})",
+                           "\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\"", "\t\n\r 1 \r\n"}) {
+    INFO(good);
+    CHECK(IsJsonText(good));
+  }
+  for (const char* bad : {"", " ", "01", "1.", ".5", "+1", "1e", "0x10", "NaN", "Infinity", "tru", "nul", "True",
+                          R"('a')", R"("a)", R"("\x")", R"("\u12")", "\"a\tb\"", "[1,]", "[,1]", "{\"a\"}",
+                          "{\"a\":1,}", "{a:1}", "[1]]", "1 2", "[1] x", "\"\xc0\xaf\"", "\"\xed\xa0\x80\"",
+                          "\"\xf4\x90\x80\x80\"", "\"\xe2\x82\"", "\"\xff\""}) {
+    INFO(bad);
+    CHECK_FALSE(IsJsonText(bad));
+  }
+  CHECK_FALSE(IsJsonText(std::string("\"a\0b\"", 5)));
+  CHECK(IsJsonText(std::string(512, '[') + std::string(512, ']')));
+  CHECK_FALSE(IsJsonText(std::string(513, '[') + std::string(513, ']')));
+  CHECK_FALSE(IsJsonText(std::string(100000, '[')));  // deep and unclosed: refused, not a crash
+}

@@ -37,7 +37,7 @@ struct Fixture {
     IdDigest d = DigestOf(NewSessionId());
     backend.Write([&](StoreWriter& w) {
       w.Insert(d, now);
-      for (const auto& [k, v] : items) w.SetItem(d, k, v);
+      for (const auto& [k, v] : items) w.SetItem(d, k, v, ItemType::String);
     });
     return d;
   }
@@ -159,8 +159,8 @@ TEST_CASE("pg admin: a rolling upgrade: expand, serve both, finish once the olde
   PgBackend newer(o);
   newer.Connect();  // expands
   newer.RecordMember({"new:3", "0.2.0", 0, 1000, 0}, 1000);
-  f.backend.Write([&](StoreWriter& w) { w.SetItem(d, "k", "2"); });  // the older member writes on
-  newer.Write([&](StoreWriter& w) { w.SetItem(d, "j", "3"); });
+  f.backend.Write([&](StoreWriter& w) { w.SetItem(d, "k", "2", ItemType::String); });  // the older member writes on
+  newer.Write([&](StoreWriter& w) { w.SetItem(d, "j", "3", ItemType::String); });
   PgAdmin admin(AdminOn(f.schema, true));
   UpgradeStatus up = admin.Upgrade(1001);
   CHECK(up.level.version == older + 1);

@@ -50,7 +50,7 @@ std::int64_t QueryInt(pg::Conn& c, const char* sql) {
 void Create(PgBackend& b, const IdDigest& d, std::int64_t now, const Items& items = {}) {
   b.Write([&](StoreWriter& w) {
     w.Insert(d, now);
-    for (const auto& [k, v] : items) w.SetItem(d, k, v);
+    for (const auto& [k, v] : items) w.SetItem(d, k, v, ItemType::String);
   });
 }
 
@@ -395,7 +395,7 @@ TEST_CASE("pg: the change function is created when missing, without a new schema
     first.Connect();  // a backend connects when first used: this sets the schema up
   }
   pg::Conn c({schema.uri(), 2000});
-  c.Exec("DROP FUNCTION sessiond_change_1");
+  c.Exec("DROP FUNCTION sessiond_change_1; DROP FUNCTION sessiond_change_2");
   PgPolicy p(schema.uri());
   std::string id = p->Commit(std::nullopt, Set("k", "v"), 1000).id;
   CHECK(p->Commit(p->Load(id, 1001), Set("k", "w"), 1001).outcome == CommitResult::Outcome::Updated);
@@ -415,6 +415,35 @@ TEST_CASE("pg: migration from 1 adds the session locks and keeps the sessions", 
   CHECK(p->TryLock(id, "owner", 30, 1001) == SessionStore::LockOutcome::Taken);
   CHECK(p->CommitHolding(p->Load(id, 1001), Set("k", "w"), 1001, "owner").outcome ==
         CommitResult::Outcome::Updated);
+}
+
+TEST_CASE("pg: migration to item types makes the PHP bridge's json: values JSON items", "[postgres]") {
+  TempPgSchema schema;
+  pg::Conn c({schema.uri(), 2000});
+  // Version 4, the last without types, as sessiond shipped it.
+  for (int v = 0; v < kPgItemTypesSince - 1; ++v) c.Exec(PgSchemaSteps().expand[static_cast<std::size_t>(v)].c_str());
+  std::string id = NewSessionId();
+  IdDigest d = DigestOf(id);
+  std::string hex;
+  for (auto b : d) hex += "0123456789abcdef"[b >> 4], hex += "0123456789abcdef"[b & 15];
+  const std::string session = "'\\x" + hex + "'::bytea";
+  c.Exec(("INSERT INTO sessiond_schema (version) VALUES (" + std::to_string(kPgItemTypesSince - 1) + "); "
+          "INSERT INTO sessions VALUES (" + session + ", 1000, 1000, 1600); "
+          "INSERT INTO items VALUES (" + session + ", 'visits', 'json:3'), (" + session +
+          ", 'cart', 'json:{\"apple\":1}'), (" + session + ", 'note', 'json:\"json:x\"'), (" + session +
+          ", 'odd', 'json: not json'), (" + session + ", 'name', 'ann'), (" + session +
+          ", 'bin', '\\x6a736f6e3aff'::bytea)").c_str());
+  PgPolicy p(schema.uri());
+  auto s = p->Load(id, 1001);
+  REQUIRE(s);
+  CHECK(s->items == Items{{"visits", "3"},
+                          {"cart", R"({"apple":1})"},
+                          {"note", R"("json:x")"},
+                          {"odd", "json: not json"},
+                          {"name", "ann"},
+                          {"bin", std::string("json:\xff", 6)}});
+  CHECK(s->json == JsonKeys{"cart", "note", "visits"});
+  CHECK(QueryInt(c, "SELECT max(version) FROM sessiond_schema") == kPgSchemaVersion);
 }
 
 TEST_CASE("pg: two stores starting at once on an empty database create the schema once", "[postgres]") {
@@ -510,7 +539,7 @@ TEST_CASE("pg: a connection killed mid-transaction fails that call, commits noth
     b.Write([&](StoreWriter& w) {
       REQUIRE(w.Touch(d, 1500));  // the transaction is open on the server
       Terminate(schema.uri(), pid);
-      w.SetItem(d, "k", "v");
+      w.SetItem(d, "k", "v", ItemType::String);
       w.Delete(d);
     });
     FAIL("a write on a dead connection succeeded");
@@ -604,7 +633,7 @@ TEST_CASE("pg: collectors side by side delete each session once and never wait o
   a.Write([&](StoreWriter& w) {
     for (const auto& d : ids) {
       w.Insert(d, 100);
-      w.SetItem(d, "k", "v");
+      w.SetItem(d, "k", "v", ItemType::String);
     }
   });
 
@@ -831,7 +860,7 @@ TEST_CASE("pg: many threads share a pool of two connections, and the server sees
         try {
           b.Write([&](StoreWriter& w) {
             REQUIRE(w.Touch(ids[t], 1001 + i));
-            w.SetItem(ids[t], "n", std::to_string(i));
+            w.SetItem(ids[t], "n", std::to_string(i), ItemType::String);
           });
           REQUIRE(b.Load(ids[t], "", 1001 + i));
           ++ok;

@@ -463,7 +463,7 @@ TEST_CASE("check: all well, items without a session, an old schema", "[admin]") 
   { auto store = OpenStore(t.options()); store->Commit(std::nullopt, Sets({{"k", "v"}}), T0); }
   CHECK(t.admin().Check(false).empty());
   CHECK(t.admin().Check(true).empty());
-  t.exec("INSERT INTO items VALUES (X'00', 'k', 'v')");  // foreign keys off, as in the shell
+  t.exec("INSERT INTO items (id_hash, key, value) VALUES (X'00', 'k', 'v')");  // foreign keys off, as in the shell
   auto problems = t.admin().Check(false);
   REQUIRE(problems.size() == 1);
   CHECK_THAT(problems[0], Catch::Contains("1 items belong to no session"));
@@ -596,6 +596,39 @@ void OldFile(const TempDb& t, int version, const std::string& id, const Items& i
   t.exec("INSERT INTO sessions (id_hash, created, accessed, expires) VALUES (X'" + hex + "', " + std::to_string(T0) +
          ", " + std::to_string(T0) + ", " + std::to_string(T0 + 600) + ")");
   for (const auto& [k, v] : items) t.exec("INSERT INTO items (id_hash, key, value) VALUES (X'" + hex + "', '" + k + "', '" + v + "')");
+}
+
+TEST_CASE("migration to item types makes the PHP bridge's json: values JSON items", "[admin][store]") {
+  TempDb t;
+  std::string id = NewSessionId();
+  // What the bridge stored before: non-strings as "json:" and their JSON,
+  // a string beginning with "json:" as json:"json:...".
+  OldFile(t, kSqliteItemTypesSince - 1, id,
+          {{"visits", "json:3"},
+           {"cart", R"(json:{"apple":1})"},
+           {"note", R"(json:"json:x")"},
+           {"odd", "json: not json"},
+           {"name", "ann"}});
+  t.exec("INSERT INTO items (id_hash, key, value) VALUES (X'" + HexOf(DigestOf(id)) + "', 'bin', X'6a736f6e3a5b315d')");
+  // The commands read the old file as it is: strings.
+  auto before = t.admin().Get(DigestOf(id));
+  REQUIRE(before);
+  CHECK(before->items.at("visits") == "json:3");
+  CHECK(before->json.empty());
+
+  auto store = OpenStore(t.options());
+  CHECK(t.query("PRAGMA user_version") == std::to_string(kSchemaVersion));
+  auto s = store->Load(id, T0 + 1);
+  REQUIRE(s);
+  CHECK(s->items == Items{{"visits", "3"},
+                          {"cart", R"({"apple":1})"},
+                          {"note", R"("json:x")"},
+                          {"odd", "json: not json"},
+                          {"name", "ann"},
+                          {"bin", "json:[1]"}});  // a blob: not the bridge's (it wrote text)
+  CHECK(s->json == JsonKeys{"cart", "note", "visits"});
+  CHECK(t.admin().Get(DigestOf(id))->json == JsonKeys{"cart", "note", "visits"});
+  CHECK(t.admin().Check(false).empty());
 }
 
 TEST_CASE("migration from 2 adds the rotation grace's forwards and keeps the sessions", "[admin][store]") {

@@ -173,7 +173,7 @@ TEST_CASE("a WAL that a burst grew is cut back to the size limit when it is reus
   IdDigest d = DigestOf(NewSessionId());
   backend.Write([&](StoreWriter& w) {
     w.Insert(d, T0);
-    for (int i = 0; i < 48; ++i) w.SetItem(d, "k" + std::to_string(i), std::string(512 * 1024, 'x'));
+    for (int i = 0; i < 48; ++i) w.SetItem(d, "k" + std::to_string(i), std::string(512 * 1024, 'x'), ItemType::String);
   });
   REQUIRE(std::filesystem::file_size(wal) > static_cast<std::uintmax_t>(kWalSizeLimit));
   // The next commit starts the WAL over from its beginning, and cuts it.

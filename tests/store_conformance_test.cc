@@ -195,6 +195,60 @@ TEST_CASE("values are bytes, byte for byte", "[store][conformance]") {
   });
 }
 
+TEST_CASE("an item's type is kept beside its value and merges with it per key", "[store][conformance]") {
+  ForEachEngine([](Engine& e) {
+    auto store = e.open();
+    auto json = [](const std::string& k, const std::string& v) {
+      return Change{Kind::Set, k, v, {}, ItemType::Json};
+    };
+    // A new session: JSON and string items, the type folded in order.
+    ChangeSet first = Sets({{"name", "ann"}, {"visits", "1"}});
+    first.changes.push_back(json("visits", "3"));
+    first.changes.push_back(json("cart", R"({"apple":1})"));
+    first.changes.push_back(json("gone", "true"));
+    first.changes.push_back({Kind::Remove, "gone", {}, {}});
+    std::string id = store->Commit(std::nullopt, first, T0).id;
+    auto s = store->Load(id, T0);
+    REQUIRE(s);
+    CHECK(s->items == Items{{"name", "ann"}, {"visits", "3"}, {"cart", R"({"apple":1})"}});
+    CHECK(s->json == JsonKeys{"cart", "visits"});
+
+    // Two requests of the session: one sets a string over a JSON item (a
+    // string again), the other a JSON item over a string; both keep theirs.
+    auto a = store->Load(id, T0 + 1), b = store->Load(id, T0 + 1);
+    REQUIRE(store->Commit(a, Sets({{"visits", "4"}}), T0 + 1).outcome == CommitResult::Outcome::Updated);
+    ChangeSet other;
+    other.changes.push_back(json("name", R"("ann")"));
+    REQUIRE(store->Commit(b, other, T0 + 1).outcome == CommitResult::Outcome::Updated);
+    s = store->Load(id, T0 + 2);
+    CHECK(s->items == Items{{"name", R"("ann")"}, {"visits", "4"}, {"cart", R"({"apple":1})"}});
+    CHECK(s->json == JsonKeys{"cart", "name"});
+
+    // Replace (mod_session) leaves strings only; a regenerate keeps the types.
+    ChangeSet replace;
+    replace.changes.push_back({Kind::Replace, {}, {}, Items{{"cart", "x"}}});
+    replace.changes.push_back(json("n", "[1,2]"));
+    replace.regenerate = true;
+    CommitResult r = store->Commit(s, replace, T0 + 2);
+    REQUIRE(r.outcome == CommitResult::Outcome::Regenerated);
+    s = store->Load(r.id, T0 + 3);
+    REQUIRE(s);
+    CHECK(s->items == Items{{"cart", "x"}, {"n", "[1,2]"}});
+    CHECK(s->json == JsonKeys{"n"});
+
+    // The commands see the types too.
+    auto shown = e.factory.admin(e.options())->Get(DigestOf(r.id));
+    REQUIRE(shown);
+    CHECK(shown->json == JsonKeys{"n"});
+    // Under exclusive mode's lock, the unit of work stores the type as well.
+    REQUIRE(store->TryLock(r.id, "me", 30, T0 + 3) == SessionStore::LockOutcome::Taken);
+    ChangeSet locked;
+    locked.changes.push_back(json("cart", "null"));
+    REQUIRE(store->CommitHolding(s, locked, T0 + 3, "me").outcome == CommitResult::Outcome::Updated);
+    CHECK(store->Load(r.id, T0 + 4)->json == JsonKeys{"cart", "n"});
+  });
+}
+
 TEST_CASE("a read writes only when the last access is due for a refresh", "[store][conformance]") {
   ForEachEngine([](Engine& e) {
     auto store = e.open();  // idle 600 s: refresh after 60 s

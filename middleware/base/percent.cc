@@ -82,4 +82,13 @@ std::string EncodeItems(const Items& items) {
   return out;
 }
 
+std::string EncodeKeys(const JsonKeys& keys) {
+  std::string out;
+  for (const std::string& k : keys) {
+    if (!out.empty()) out.push_back('&');
+    out += PercentEncode(k);
+  }
+  return out;
+}
+
 }  // namespace sessiond

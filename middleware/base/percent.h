@@ -25,4 +25,7 @@ std::optional<Items> DecodeItems(std::string_view text);
 // Items -> "key=value&key=value", in key order.
 std::string EncodeItems(const Items& items);
 
+// Keys -> "key&key", each encoded, in order: SESSION_TYPES's value.
+std::string EncodeKeys(const JsonKeys& keys);
+
 }  // namespace sessiond

@@ -24,8 +24,20 @@ std::string_view TrimSpace(std::string_view s) {
 }
 
 // Whether a header was a session header: No (pass it on), Yes (taken into
-// the change set), Bad (a session header the page got wrong).
-enum class Taken { No, Yes, Bad };
+// the change set), Bad (a session header the page got wrong), NotJson (an
+// X-Session-Set-Json whose value is not JSON).
+enum class Taken { No, Yes, Bad, NotJson };
+
+// JSON text without the whitespace around it (RFC 8259 allows it there):
+// SESSION_VAR_<key> of ` 3 ` is then `3`, as a counter in sh expects.
+std::string TrimJson(std::string text) {
+  auto ws = [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; };
+  std::size_t end = text.size();
+  while (end > 0 && ws(text[end - 1])) --end;
+  std::size_t start = 0;
+  while (start < end && ws(text[start])) ++start;
+  return text.substr(start, end - start);
+}
 
 Taken TakeSessionHeader(std::string_view name, std::string_view value, ChangeSet& cs) {
   auto flag = [&](bool& target) {
@@ -33,13 +45,20 @@ Taken TakeSessionHeader(std::string_view name, std::string_view value, ChangeSet
     else if (value != "0") return Taken::Bad;
     return Taken::Yes;
   };
-  if (Is(name, "X-Session-Set")) {
+  const bool set_json = Is(name, "X-Session-Set-Json");
+  if (set_json || Is(name, "X-Session-Set")) {
     std::size_t eq = value.find('=');
     if (eq == std::string_view::npos) return Taken::Bad;
     auto key = PercentDecode(value.substr(0, eq));
     auto val = PercentDecode(value.substr(eq + 1));
     if (!key || !val || key->empty()) return Taken::Bad;
-    cs.changes.push_back({Change::Kind::Set, std::move(*key), std::move(*val), {}});
+    if (!set_json) {
+      cs.changes.push_back({Change::Kind::Set, std::move(*key), std::move(*val), {}});
+      return Taken::Yes;
+    }
+    std::string json = TrimJson(std::move(*val));
+    if (!IsJsonText(json)) return Taken::NotJson;
+    cs.changes.push_back({Change::Kind::Set, std::move(*key), std::move(json), {}, ItemType::Json});
     return Taken::Yes;
   }
   if (Is(name, "X-Session-Remove")) {
@@ -112,6 +131,8 @@ std::variant<CgiResponse, std::string> ParseCgiResponse(std::string_view output)
     switch (TakeSessionHeader(name, value, r.session)) {
       case Taken::Yes: continue;
       case Taken::Bad: return "page sent a malformed " + std::string(name) + " header";
+      case Taken::NotJson:
+        return "page sent an " + std::string(name) + " header whose value is not JSON text (RFC 8259)";
       case Taken::No: break;
     }
     if (Is(name, "Location")) has_location = true;

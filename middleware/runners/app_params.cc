@@ -8,9 +8,9 @@
 
 namespace sessiond {
 
-// A chunk's pair (lengths of 1 + 4 bytes, "SESSION_CHUNK_" and up to 20
-// digits, the chunk) always fits one record, with room left for small pairs.
-static_assert(5 + 14 + 20 + kSessionChunkBytes <= fcgi::kMaxContent);
+// A chunk's pair (lengths of 1 + 4 bytes, "SESSION_TYPES_CHUNK_" and up to
+// 20 digits, the chunk) always fits one record, with room left for small pairs.
+static_assert(5 + 20 + 20 + kSessionChunkBytes <= fcgi::kMaxContent);
 
 std::size_t AppendAppParams(std::string& out, std::uint16_t request_id, const std::vector<std::string>& env,
                             const Session* session, std::vector<std::string> added, bool session_off) {
@@ -33,11 +33,12 @@ std::size_t AppendAppParams(std::string& out, std::uint16_t request_id, const st
       const std::string_view value = std::string_view(kv).substr(eq + 1);
       if (fcgi::NameValueSize(name.size(), value.size()) <= fcgi::kMaxContent) {
         add(name, value);
-      } else if (name == "HTTP_SESSION") {
+      } else if (name == "HTTP_SESSION" || name == "SESSION_TYPES") {
+        const std::string chunk = name == "HTTP_SESSION" ? "SESSION_CHUNK" : "SESSION_TYPES_CHUNK";
         const std::size_t n = (value.size() + kSessionChunkBytes - 1) / kSessionChunkBytes;
-        add("SESSION_CHUNKS", std::to_string(n));
+        add(chunk + 'S', std::to_string(n));
         for (std::size_t i = 0; i < n; ++i)
-          add("SESSION_CHUNK_" + std::to_string(i + 1), value.substr(i * kSessionChunkBytes, kSessionChunkBytes));
+          add(chunk + '_' + std::to_string(i + 1), value.substr(i * kSessionChunkBytes, kSessionChunkBytes));
       } else {
         ++left_out;
       }

@@ -11,7 +11,10 @@
 //    at most kSessionChunkBytes bytes each, cut anywhere (inside an escape
 //    too): the application joins them in order to get HTTP_SESSION's text.
 //    The names begin with SESSION_, which sessiond drops from what the web
-//    server sends, so a client can forge none of them.
+//    server sends, so a client can forge none of them. SESSION_TYPES (the
+//    keys of the JSON items) goes the same way when it does not fit, as
+//    SESSION_TYPES_CHUNKS and SESSION_TYPES_CHUNK_1 ... (a session of a
+//    thousand long keys).
 //  - Any other pair that does not fit one record (a SESSION_VAR_<key> of a
 //    value near the 64 KiB value limit; a web server variable that large) is
 //    left out: the value stays in HTTP_SESSION or its chunks.
@@ -39,7 +42,7 @@ inline constexpr std::size_t kSessionChunkBytes = 60000;
 // without one; none at all when `session_off`: an off route, see
 // AppendSession), ending with the empty record. Returns how many variables
 // were left out for not fitting one record (HTTP_SESSION, sent as chunks, is
-// not counted). `env` is read, not copied.
+// not counted, nor SESSION_TYPES). `env` is read, not copied.
 std::size_t AppendAppParams(std::string& out, std::uint16_t request_id, const std::vector<std::string>& env,
                             const Session* session, std::vector<std::string> added = {}, bool session_off = false);
 

@@ -55,17 +55,25 @@ std::vector<std::string> CleanEnvironment(const std::vector<std::string_view>& e
 std::string AppendSession(std::vector<std::string>& env, const Session* session, std::size_t max_variable,
                           bool off) {
   if (off) return {};
-  static const Items kNone;
-  const Items& items = session ? session->items : kNone;
-  std::string encoded = "HTTP_SESSION=" + EncodeItems(items);
+  static const Session kNone;
+  const Session& s = session ? *session : kNone;
+  std::string encoded = "HTTP_SESSION=" + EncodeItems(s.items);
   std::string left_out;
   if (encoded.size() <= max_variable) env.push_back(std::move(encoded));
   else left_out = encoded.substr(13);
   env.push_back("SESSION_ID=" + (session ? session->id : std::string()));
   env.push_back(session ? "SESSION_NEW=0" : "SESSION_NEW=1");
-  for (const auto& [key, value] : items)
-    if (IsIdentifier(key) && value.find('\0') == std::string::npos && 13 + key.size() + value.size() <= max_variable)
+  for (const auto& [key, value] : s.items) {
+    if (!IsIdentifier(key)) continue;
+    if (value.find('\0') == std::string::npos && 13 + key.size() + value.size() <= max_variable)
       env.push_back("SESSION_VAR_" + key + '=' + value);
+    if (s.json.count(key)) env.push_back("SESSION_TYPE_" + key + "=json");
+  }
+  if (!s.json.empty()) {
+    std::string types = "SESSION_TYPES=" + EncodeKeys(s.json);
+    if (!left_out.empty()) left_out += '\n' + types.substr(14);
+    if (types.size() <= max_variable) env.push_back(std::move(types));
+  }
   return left_out;
 }
 

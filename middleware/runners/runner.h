@@ -81,12 +81,17 @@ inline constexpr std::string_view kLoopParam = "SESSIOND_LOOP";
 const std::string& LoopToken();
 
 // Appends the session as a runner passes it on: HTTP_SESSION (every item,
-// percent-encoded), SESSION_VAR_<key> for each key that is an identifier and
-// whose value has no NUL, SESSION_ID and SESSION_NEW. A variable longer than
-// `max_variable` bytes ("NAME=value") is left out; when that is HTTP_SESSION,
-// its value (the encoded items) is returned instead so the caller can deliver
-// it otherwise, else the result is empty. `off` (an off route): nothing is
-// appended, and the result is empty.
+// percent-encoded, a JSON item as its JSON text: mod_session's format),
+// SESSION_VAR_<key> for each key that is an identifier and whose value has
+// no NUL, SESSION_TYPE_<key>=json for each such key whose item is JSON,
+// SESSION_TYPES (the keys of the JSON items, percent-encoded and joined by
+// '&', in key order; absent when there is none), SESSION_ID and SESSION_NEW.
+// A variable longer than `max_variable` bytes ("NAME=value") is left out;
+// when that is HTTP_SESSION, the text of a session file is returned instead
+// so the caller can deliver it otherwise: HTTP_SESSION's value, and when
+// some item is JSON a newline and SESSION_TYPES's value (which no encoded
+// text contains). Else the result is empty. `off` (an off route): nothing
+// is appended, and the result is empty.
 std::string AppendSession(std::vector<std::string>& env, const Session* session, std::size_t max_variable,
                           bool off = false);
 

@@ -89,6 +89,7 @@ class PgEngine final : public AdminEngine {
     return static_cast<int>(conn.Sync().back().int64(0, 0));
   }
   int KnownSchemaVersion() const override { return PgSchemaSteps().known(); }
+  int ItemTypesSince() const override { return kPgItemTypesSince; }
 
   SchemaLevel Level() override { return ReadPgSchemaLevel(conn); }
   const SchemaSteps& Steps() const override { return PgSchemaSteps(); }

@@ -71,6 +71,24 @@ CREATE TABLE session_locks (
   expires bigint NOT NULL      -- the end of the lease, unix seconds, the database server's clock
 );
 )sql",
+    // 4 -> 5: an item's type beside its value, as SQLite's 5 -> 6
+    // (store/sqlite/sqlite_backend.cc), which says what becomes of the PHP
+    // bridge's "json:" values. Whether the rest is JSON is PostgreSQL's own
+    // json input (RFC 8259), tried by a function of this session only.
+    R"sql(
+ALTER TABLE items ADD COLUMN type text NOT NULL DEFAULT 'string' CHECK (type IN ('string', 'json'));
+CREATE FUNCTION pg_temp.sessiond_is_json(b bytea) RETURNS boolean LANGUAGE plpgsql AS $fn$
+BEGIN
+  PERFORM convert_from(b, 'UTF8')::json;
+  RETURN true;
+EXCEPTION WHEN others THEN
+  RETURN false;
+END
+$fn$;
+UPDATE items SET value = substring(value from 6), type = 'json'
+  WHERE substring(value from 1 for 5) = '\x6a736f6e3a'::bytea AND pg_temp.sessiond_is_json(substring(value from 6));
+DROP FUNCTION pg_temp.sessiond_is_json(bytea);
+)sql",
 };
 static_assert(std::size(kMigrations) == kPgSchemaVersion);
 
@@ -147,6 +165,64 @@ BEGIN
     INSERT INTO items (id_hash, key, value)
       SELECT p_id, u.k, u.v FROM unnest(p_set_keys, p_set_values) AS u(k, v)
       ON CONFLICT (id_hash, key) DO UPDATE SET value = excluded.value;
+  END IF;
+  IF length(p_fresh) > 0 THEN
+    UPDATE sessions SET id_hash = p_fresh WHERE id_hash = p_id;
+  END IF;
+  status := 1;
+END
+$fn$;
+)sql"},
+    // sessiond_change_1 with the items' types (schema version 5): each set
+    // key in p_json_keys is stored as a JSON item, every other as a string.
+    // (sessiond_change_1 stays for the older members of a farm.)
+    {"sessiond_change_2(bytea,bigint,bigint,bigint,boolean,boolean,bytea[],bytea[],bytea[],"
+     "bigint,bigint,boolean,bytea,bytea[])",
+     R"sql(
+CREATE FUNCTION sessiond_change_2(
+    p_id bytea, p_now bigint, p_idle bigint, p_absolute bigint, p_touch boolean,
+    p_clear boolean, p_set_keys bytea[], p_set_values bytea[], p_remove_keys bytea[],
+    p_max_items bigint, p_max_bytes bigint, p_abandon boolean, p_fresh bytea, p_json_keys bytea[],
+    OUT status integer, OUT n_items bigint, OUT n_bytes bigint)
+LANGUAGE plpgsql AS $fn$
+BEGIN
+  n_items := 0;
+  n_bytes := 0;
+  IF p_abandon THEN
+    DELETE FROM sessions WHERE id_hash = p_id AND {alive};
+    status := CASE WHEN FOUND THEN 1 ELSE 0 END;
+    RETURN;
+  END IF;
+  PERFORM 1 FROM sessions WHERE id_hash = p_id AND {alive} FOR NO KEY UPDATE;
+  IF NOT FOUND THEN
+    status := 0;
+    RETURN;
+  END IF;
+  IF p_max_items >= 0 THEN
+    SELECT count(*), coalesce(sum(length(t.k) + length(t.v)), 0) INTO n_items, n_bytes
+      FROM (SELECT i.key, i.value FROM items i
+              WHERE i.id_hash = p_id AND NOT p_clear AND i.key <> ALL (p_set_keys)
+                AND i.key <> ALL (p_remove_keys)
+            UNION ALL
+            SELECT u.k, u.v FROM unnest(p_set_keys, p_set_values) AS u(k, v)) AS t(k, v);
+    IF n_items > p_max_items OR n_bytes > p_max_bytes THEN
+      status := 2;
+      RETURN;
+    END IF;
+  END IF;
+  IF p_touch THEN
+    UPDATE sessions SET accessed = p_now, expires = {expiry} WHERE id_hash = p_id;
+  END IF;
+  IF p_clear THEN
+    DELETE FROM items WHERE id_hash = p_id;
+  ELSIF cardinality(p_remove_keys) > 0 THEN
+    DELETE FROM items WHERE id_hash = p_id AND key = ANY (p_remove_keys);
+  END IF;
+  IF cardinality(p_set_keys) > 0 THEN
+    INSERT INTO items (id_hash, key, value, type)
+      SELECT p_id, u.k, u.v, CASE WHEN u.k = ANY (p_json_keys) THEN 'json' ELSE 'string' END
+        FROM unnest(p_set_keys, p_set_values) AS u(k, v)
+      ON CONFLICT (id_hash, key) DO UPDATE SET value = excluded.value, type = excluded.type;
   END IF;
   IF length(p_fresh) > 0 THEN
     UPDATE sessions SET id_hash = p_fresh WHERE id_hash = p_id;
@@ -233,7 +309,7 @@ struct PgBackend::Statements {
   explicit Statements(bool server_clock)
       : now(server_clock ? kPgServerNow : "$2"),
         gc_now(server_clock ? kPgServerNow : "$1"),
-        load_sql("SELECT s.created, s.accessed, i.key, i.value, " + now +
+        load_sql("SELECT s.created, s.accessed, i.key, i.value, " + now + ", i.type" +
                  " FROM sessions s LEFT JOIN items i ON i.id_hash = s.id_hash WHERE s.id_hash = $1 AND " +
                  sql::Alive(Terms(now, "s."))),
         // Both lock the session row (FOR NO KEY UPDATE, as the UPDATE does),
@@ -253,8 +329,9 @@ struct PgBackend::Statements {
         // Parameters after the four of every timed statement: $5 touch, $6
         // clear, $7 set keys, $8 their values, $9 removed keys, $10 max
         // items, $11 max bytes, $12 abandon, $13 the fresh digest.
-        change_sql("SELECT status, n_items, n_bytes FROM sessiond_change_1($1, " + now +
-                   ", $3, $4, $5 <> 0, $6 <> 0, $7, $8, $9, $10, $11, $12 <> 0, $13)"),
+        // $14 the set keys whose values are JSON.
+        change_sql("SELECT status, n_items, n_bytes FROM sessiond_change_2($1, " + now +
+                   ", $3, $4, $5 <> 0, $6 <> 0, $7, $8, $9, $10, $11, $12 <> 0, $13, $14)"),
         load{"sessiond_load", load_sql.c_str()},
         touch{"sessiond_touch", touch_sql.c_str()},
         alive{"sessiond_alive", alive_sql.c_str()},
@@ -287,8 +364,8 @@ struct PgBackend::Statements {
   Statement take_lock, holds_lock, gc_locks, lockable;
   Statement release_lock{"sessiond_release_lock", "DELETE FROM session_locks WHERE id_hash = $1 AND owner = $2"};
   Statement set_item{"sessiond_set_item",
-                     "INSERT INTO items (id_hash, key, value) VALUES ($1, $2, $3) "
-                     "ON CONFLICT (id_hash, key) DO UPDATE SET value = excluded.value"};
+                     "INSERT INTO items (id_hash, key, value, type) VALUES ($1, $2, $3, $4) "
+                     "ON CONFLICT (id_hash, key) DO UPDATE SET value = excluded.value, type = excluded.type"};
   Statement remove_item{"sessiond_remove_item", "DELETE FROM items WHERE id_hash = $1 AND key = $2"};
   Statement clear_items{"sessiond_clear_items", "DELETE FROM items WHERE id_hash = $1"};
   Statement totals{"sessiond_totals",
@@ -331,8 +408,8 @@ class PgBackend::Writer final : public StoreWriter {
     return c_.Sync().back().rows() != 0;
   }
   void Insert(const IdDigest& d, std::int64_t now) override { c_.Send(sql_.insert, Timed(d, now)); }
-  void SetItem(const IdDigest& d, std::string_view key, std::string_view value) override {
-    c_.Send(sql_.set_item, {Digest(d), Param::Bytes(key), Param::Bytes(value)});
+  void SetItem(const IdDigest& d, std::string_view key, std::string_view value, ItemType type) override {
+    c_.Send(sql_.set_item, {Digest(d), Param::Bytes(key), Param::Bytes(value), Param::Text(TypeName(type))});
   }
   void RemoveItem(const IdDigest& d, std::string_view key) override {
     c_.Send(sql_.remove_item, {Digest(d), Param::Bytes(key)});
@@ -431,8 +508,12 @@ std::optional<Session> PgBackend::Load(const IdDigest& d, std::string_view id, s
   s.created = r.int64(0, 0);
   s.accessed = r.int64(0, 1);
   s.now = r.int64(0, 4);
-  for (int i = 0; i < r.rows(); ++i)
-    if (!r.null(i, 2)) s.items.emplace(std::string(r.bytes(i, 2)), std::string(r.bytes(i, 3)));
+  for (int i = 0; i < r.rows(); ++i) {
+    if (r.null(i, 2)) continue;
+    std::string key(r.bytes(i, 2));
+    if (r.bytes(i, 5) == "json") s.json.insert(key);
+    s.items.emplace(std::move(key), std::string(r.bytes(i, 3)));
+  }
   return s;
 }
 
@@ -527,32 +608,37 @@ ChangeLanes& Lanes() {
 std::optional<SessionChangeResult> PgBackend::Change(const SessionChange& change) {
   // The changes folded into their net effect, which the function applies as
   // a whole: a Clear (Replace is one) drops every earlier change, and each
-  // key keeps its last Set (value) or Remove (nullptr).
+  // key keeps its last Set (value and type) or Remove (no value).
+  struct Net {
+    const std::string* value;  // nullptr: removed
+    ItemType type;
+  };
   bool clear = false;
-  std::map<std::string_view, const std::string*> net;
+  std::map<std::string_view, Net> net;
   for (const sessiond::Change& ch : change.changes) {
     switch (ch.kind) {
-      case sessiond::Change::Kind::Set: net[ch.key] = &ch.value; break;
-      case sessiond::Change::Kind::Remove: net[ch.key] = nullptr; break;
+      case sessiond::Change::Kind::Set: net[ch.key] = {&ch.value, ch.type}; break;
+      case sessiond::Change::Kind::Remove: net[ch.key] = {nullptr, ItemType::String}; break;
       case sessiond::Change::Kind::Clear:
       case sessiond::Change::Kind::Replace:
         clear = true;
         net.clear();
-        for (const auto& [k, v] : ch.items) net[k] = &v;
+        for (const auto& [k, v] : ch.items) net[k] = {&v, ItemType::String};
         break;
     }
   }
-  std::vector<std::string_view> set_keys, set_values, remove_keys;
+  std::vector<std::string_view> set_keys, set_values, remove_keys, json_keys;
   for (const auto& [k, v] : net) {
-    if (v) {
+    if (v.value) {
       set_keys.push_back(k);
-      set_values.push_back(*v);
+      set_values.push_back(*v.value);
+      if (v.type == ItemType::Json) json_keys.push_back(k);
     } else if (!clear) {
       remove_keys.push_back(k);
     }
   }
   const std::string keys = pg::EncodeBytesArray(set_keys), values = pg::EncodeBytesArray(set_values),
-                    removed = pg::EncodeBytesArray(remove_keys);
+                    removed = pg::EncodeBytesArray(remove_keys), json = pg::EncodeBytesArray(json_keys);
   const SessionLimits* limits = change.limits;
   std::vector<Param> params = {Param::Bytes(change.id.data(), change.id.size()), Param::Int(change.now),
                                Param::Int(opts_.timeouts.idle), Param::Int(opts_.timeouts.absolute)};
@@ -561,7 +647,8 @@ std::optional<SessionChangeResult> PgBackend::Change(const SessionChange& change
                  Param::BytesArray(removed), Param::Int(limits ? static_cast<std::int64_t>(limits->max_items) : -1),
                  Param::Int(limits ? static_cast<std::int64_t>(limits->max_session_bytes) : -1),
                  Param::Int(change.abandon),
-                 change.fresh ? Param::Bytes(change.fresh->data(), change.fresh->size()) : Param::Bytes("")});
+                 change.fresh ? Param::Bytes(change.fresh->data(), change.fresh->size()) : Param::Bytes(""),
+                 Param::BytesArray(json)});
 
   // The changes of one session from several workers of this process at once
   // (requests of one visitor) go in one transaction: each would otherwise

@@ -39,7 +39,9 @@ struct PgOptions {
 
 // The expand steps of this build's own schema (sessiond_schema.version
 // counts them); PgSchemaSteps().known() is the version this build writes.
-inline constexpr int kPgSchemaVersion = 4;
+inline constexpr int kPgSchemaVersion = 5;
+// The version whose step gave items their type column.
+inline constexpr int kPgItemTypesSince = 5;
 
 // 'sessiond' in ASCII: the advisory lock sessionds starting at once take
 // around creating or migrating the schema (per database), and `sessiond

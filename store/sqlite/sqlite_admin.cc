@@ -124,6 +124,7 @@ class SqliteEngine final : public AdminEngine {
   bool writable() const override { return opts.writable; }
   int SchemaVersion() override { return static_cast<int>(db.QueryInt("PRAGMA user_version")); }
   int KnownSchemaVersion() const override { return SqliteSchemaSteps().known(); }
+  int ItemTypesSince() const override { return kSqliteItemTypesSince; }
 
   void AddSizes(StoreStats& st) override {
     st.free_bytes = db.QueryInt("PRAGMA freelist_count") * db.QueryInt("PRAGMA page_size");

@@ -91,6 +91,21 @@ CREATE TABLE session_locks (
   expires INTEGER NOT NULL    -- the end of the lease, unix seconds
 ) WITHOUT ROWID;
 )sql",
+    // 5 -> 6: an item's type beside its value (store/session.h ItemType):
+    // 'string' (what every item was) or 'json' (the value is JSON text).
+    // The PHP bridge kept its non-strings as "json:" and their JSON inside
+    // the value; those become JSON items without the prefix. A string that
+    // merely began with "json:" was stored by the bridge as json:"json:..."
+    // and becomes the JSON string "json:..."; a value with the prefix whose
+    // rest is not JSON (another page's own string) stays as it is, as the
+    // bridge read it. Older members of a farm do not know the column:
+    // their writes leave a new item 'string', and an item they overwrite
+    // keeps its type (docs/farm.md, "Rolling upgrades").
+    R"sql(
+ALTER TABLE items ADD COLUMN type TEXT NOT NULL DEFAULT 'string' CHECK (type IN ('string', 'json'));
+UPDATE items SET value = substr(value, 6), type = 'json'
+  WHERE typeof(value) = 'text' AND substr(value, 1, 5) = 'json:' AND json_valid(substr(value, 6));
+)sql",
 };
 static_assert(std::size(kMigrations) == kSchemaVersion);
 
@@ -199,7 +214,7 @@ struct SqliteBackend::Conn {
         shared(WritersOf(o.db)),  // the file exists now: db created it if it had to
         writer(shared.writer),
         ready(Setup(db, o)),
-        load(db, ("SELECT s.created, s.accessed, i.key, i.value FROM sessions s "
+        load(db, ("SELECT s.created, s.accessed, i.key, i.value, i.type FROM sessions s "
                   "LEFT JOIN items i ON i.id_hash = s.id_hash WHERE s.id_hash = ?1 AND " +
                   sql::Alive(Terms("s.")))
                      .c_str()),
@@ -212,8 +227,8 @@ struct SqliteBackend::Conn {
                                .c_str()),
         delete_session(db, "DELETE FROM sessions WHERE id_hash = ?1"),
         rename_session(db, "UPDATE sessions SET id_hash = ?2 WHERE id_hash = ?1"),
-        set_item(db, "INSERT INTO items (id_hash, key, value) VALUES (?1, ?2, ?3) "
-                     "ON CONFLICT (id_hash, key) DO UPDATE SET value = excluded.value"),
+        set_item(db, "INSERT INTO items (id_hash, key, value, type) VALUES (?1, ?2, ?3, ?4) "
+                     "ON CONFLICT (id_hash, key) DO UPDATE SET value = excluded.value, type = excluded.type"),
         remove_item(db, "DELETE FROM items WHERE id_hash = ?1 AND key = ?2"),
         clear_items(db, "DELETE FROM items WHERE id_hash = ?1"),
         totals(db, "SELECT count(*), coalesce(sum(length(CAST(key AS BLOB)) + "
@@ -338,8 +353,8 @@ class SqliteWriter final : public StoreWriter {
     return c_.Timed(c_.Bound(c_.alive, d), now).Step();
   }
   void Insert(const IdDigest& d, std::int64_t now) override { c_.Timed(c_.Bound(c_.insert_session, d), now).Run(); }
-  void SetItem(const IdDigest& d, std::string_view key, std::string_view value) override {
-    c_.Bound(c_.set_item, d).Bind(2, key).Bind(3, value).Run();
+  void SetItem(const IdDigest& d, std::string_view key, std::string_view value, ItemType type) override {
+    c_.Bound(c_.set_item, d).Bind(2, key).Bind(3, value).Bind(4, std::string_view(TypeName(type))).Run();
   }
   void RemoveItem(const IdDigest& d, std::string_view key) override { c_.Bound(c_.remove_item, d).Bind(2, key).Run(); }
   void ClearItems(const IdDigest& d) override { c_.Bound(c_.clear_items, d).Run(); }
@@ -400,7 +415,9 @@ std::optional<Session> SqliteBackend::Load(const IdDigest& d, std::string_view i
       s->now = now;
     }
     std::string key = c.load.Bytes(2);
-    if (!key.empty()) s->items.emplace(std::move(key), c.load.Bytes(3));
+    if (key.empty()) continue;
+    if (c.load.Bytes(4) == "json") s->json.insert(key);
+    s->items.emplace(std::move(key), c.load.Bytes(3));
   }
   return s;
 }

@@ -16,7 +16,9 @@ struct StoreOptions;
 
 // The expand steps of this build's own schema (PRAGMA user_version counts
 // them); SqliteSchemaSteps().known() is the version this build writes.
-inline constexpr int kSchemaVersion = 5;
+inline constexpr int kSchemaVersion = 6;
+// The version whose step gave items their type column.
+inline constexpr int kSqliteItemTypesSince = 6;
 
 class Db;
 // This build's schema steps (backend.h), and a test's additions: the

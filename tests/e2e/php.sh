@@ -4,7 +4,7 @@
 # The seed demo in PHP (login regenerates the id, home escapes the name,
 # logout abandons; still logged in after a restart of sessiond and of
 # php-fpm), values shared with a sh page, non-string values round-tripping
-# as json:, concurrent requests of one session merging per key, a large
+# as JSON items, concurrent requests of one session merging per key, a large
 # session, and a PHP page that fails keeping no change.
 . "$SESSIOND_SRC/tests/e2e/lib.sh"
 php_www "$SESSIOND_SRC"/sample_php
@@ -66,16 +66,17 @@ start_fpm
 get /home
 expect_body "Hello, <b>Ann &lt;script&gt;</b>" "home after a restart of php-fpm"
 
-# --- Non-string values come back as they were stored, as json: in the store.
+# --- Non-string values come back as they were stored: JSON items in the
+# store, their JSON text the value and 'json' their type.
 php "/session?json[n]=5&json[f]=2.5&json[b]=false&json[z]=null&json[cart]=%7B%22apple%22%3A2%2C%22ids%22%3A%5B1%2C2%5D%7D&set[j]=json:x"
 php /session
 for line in 'n int 5' 'f float 2.5' 'b bool false' 'z null null' 'cart array {"apple":2,"ids":[1,2]}' 'j string "json:x"'; do
   expect_line "$line" "non-string values read back"
 done
-expect_eq "$(sql "SELECT value FROM items WHERE key = 'n'")" "json:5" "an int in the store"
-expect_eq "$(sql "SELECT value FROM items WHERE key = 'cart'")" 'json:{"apple":2,"ids":[1,2]}' "an array in the store"
-expect_eq "$(sql "SELECT value FROM items WHERE key = 'j'")" 'json:"json:x"' "a string starting with json: in the store"
-expect_eq "$(sql "SELECT value FROM items WHERE key = 'UserName'")" 'Ann <script>' "a string in the store"
+expect_eq "$(sql "SELECT value, type FROM items WHERE key = 'n'")" "5|json" "an int in the store"
+expect_eq "$(sql "SELECT value, type FROM items WHERE key = 'cart'")" '{"apple":2,"ids":[1,2]}|json' "an array in the store"
+expect_eq "$(sql "SELECT value, type FROM items WHERE key = 'j'")" 'json:x|string' "a string starting with json: in the store"
+expect_eq "$(sql "SELECT value, type FROM items WHERE key = 'UserName'")" 'Ann <script>|string' "a string in the store"
 
 # --- 8 requests of one session at once, each setting its own key: all kept.
 pids=()

@@ -99,9 +99,9 @@ expect_logged_in "after the login"
 SID=$(cookie)
 [ -n "$SID" ] || fail "no sessiond cookie after the login"
 # The login is in the session, as DokuWiki keeps it: $_SESSION[DW...]['auth'],
-# an array, stored as the bridge's tagged JSON; `sessiond list` shows it.
+# an array, stored as a JSON item; `sessiond list` shows it.
 auth() { sql "SELECT value FROM items WHERE key LIKE 'DW%'"; }
-case $(auth) in 'json:{'*'"auth":{"user":"ann",'*) ;; *) fail "the session holds no login: $(auth | head -c 300)" ;; esac
+case $(auth) in '{'*'"auth":{"user":"ann",'*) ;; *) fail "the session holds no login: $(auth | head -c 300)" ;; esac
 "$SESSIOND" list --db "$DB" --json >"$DIR/list" 2>&1 || fail "sessiond list: $(cat "$DIR/list")"
 [ "$(grep -o '"tag"' "$DIR/list" | wc -l)" = 1 ] || fail "sessiond list: $(cat "$DIR/list")"
 

@@ -2,7 +2,7 @@
 # The PHP bridge (php/sessiond.php) alone, in a real php-fpm talked to
 # directly over FastCGI as sessiond talks to it: the session parameters go
 # in, and the X-Session-* headers that come out are exactly the changes the
-# page made (one per changed key, non-string values as json:), in every way a
+# page made (one per changed key, non-string values as JSON items), in every way a
 # page can end: normally, by exit, with a late shutdown function, after an
 # explicit commit and flush; and none at all when the page fails (fatal
 # error, uncaught exception, a key or value that cannot be stored, a request
@@ -39,38 +39,44 @@ expect_status_of() { [ "$STATUS" = "$1" ] || fail "$2: status $STATUS, expected 
 expect_in_body() { grep -qxF -- "$1" "$DIR/b" || fail "$2: body lacks '$1': $(head -c 600 "$DIR/b")"; }
 expect_err() { grep -qF -- "$1" "$DIR/err" || fail "$2: PHP did not say '$1': $(head -c 600 "$DIR/err")"; }
 
-# --- Strings as they are, everything else as json:, in the order set.
+# --- Strings as they are (a string that begins with "json:" too), everything
+# else as a JSON item (X-Session-Set-Json), in the order set.
 new_visitor 'QUERY_STRING=set[UserName]=Ann%20%3C%26%3E&json[n]=5&json[f]=1.0&json[b]=true&json[z]=null&json[a]=%7B%22x%22%3A%5B1%2C%22y%22%5D%7D&set[j]=json:abc&set[e]='
 expect_status_of 200 "new visitor's writes"
 expect_directives 'X-Session-Set: UserName=Ann%20%3C%26%3E
-X-Session-Set: j=json%3A%22json%3Aabc%22
+X-Session-Set: j=json%3Aabc
 X-Session-Set: e=
-X-Session-Set: n=json%3A5
-X-Session-Set: f=json%3A1.0
-X-Session-Set: b=json%3Atrue
-X-Session-Set: z=json%3Anull
-X-Session-Set: a=json%3A%7B%22x%22%3A%5B1%2C%22y%22%5D%7D' "new visitor's writes"
+X-Session-Set-Json: n=5
+X-Session-Set-Json: f=1.0
+X-Session-Set-Json: b=true
+X-Session-Set-Json: z=null
+X-Session-Set-Json: a=%7B%22x%22%3A%5B1%2C%22y%22%5D%7D' "new visitor's writes"
 expect_in_body "end of session" "new visitor's session"
 ! grep -q ' ' <(sed '/^end of session$/q' "$DIR/b" | sed '$d') || fail "a new visitor saw items: $(cat "$DIR/b")"
 
-# --- What sessiond injects comes back as those values; unchanged keys send nothing.
-SESSION='UserName=Ann%20%3C%26%3E&e=&j=json%3A%22json%3Aabc%22&n=json%3A5&f=json%3A1.0&b=json%3Atrue&z=json%3Anull&a=json%3A%7B%22x%22%3A%5B1%2C%22y%22%5D%7D&odd=json%3A%7Bnot+json&plus=a+b%2Bc'
-visitor "$SESSION" QUERY_STRING=
+# --- What sessiond injects comes back as those values (SESSION_TYPES names
+# the JSON items); unchanged keys send nothing. A string item that looks like
+# JSON, or begins with "json:", stays a string.
+SESSION='UserName=Ann%20%3C%26%3E&e=&j=json%3Aabc&n=5&f=1.0&b=true&z=null&a=%7B%22x%22%3A%5B1%2C%22y%22%5D%7D&odd=json%3A%7Bnot+json&plus=a+b%2Bc&s=5&q=%22json%3Ax%22'
+TYPES='SESSION_TYPES=n&f&b&z&a&q'
+visitor "$SESSION" "$TYPES" QUERY_STRING=
 expect_directives '' "a read"
 for line in 'UserName string "Ann <&>"' 'e string ""' 'j string "json:abc"' 'n int 5' 'f float 1.0' \
-            'b bool true' 'z null null' 'a array {"x":[1,"y"]}' 'odd string "json:{not json"' 'plus string "a b+c"'; do
+            'b bool true' 'z null null' 'a array {"x":[1,"y"]}' 'odd string "json:{not json"' 'plus string "a b+c"' \
+            's string "5"' 'q string "json:x"'; do
   expect_in_body "$line" "values read back"
 done
 
 # --- Per-key changes only: a removal, a change, a new key, and regenerate last.
-visitor "$SESSION" 'QUERY_STRING=unset[]=n&unset[]=missing&set[a]=now%20text&json[f]=1.0&json[new]=%5B%5D&regenerate=1'
+visitor "$SESSION" "$TYPES" 'QUERY_STRING=unset[]=n&unset[]=missing&set[a]=now%20text&json[f]=1.0&json[s]=5&json[new]=%5B%5D&regenerate=1'
 expect_directives 'X-Session-Remove: n
 X-Session-Set: a=now%20text
-X-Session-Set: new=json%3A%5B%5D
+X-Session-Set-Json: s=5
+X-Session-Set-Json: new=%5B%5D
 X-Session-Regenerate: 1' "per-key changes"
 
 # --- Abandon wins; clear writes the whole session after X-Session-Clear.
-visitor "$SESSION" 'QUERY_STRING=set[x]=1&abandon=1'
+visitor "$SESSION" "$TYPES" 'QUERY_STRING=set[x]=1&abandon=1'
 expect_directives 'X-Session-Abandon: 1' "abandon"
 visitor 'a=1&b=2' 'QUERY_STRING=clear=1&after_clear[b]=2&after_clear[c]=3'
 expect_directives 'X-Session-Clear: 1
@@ -125,7 +131,8 @@ X-Session-Set: v=$(head -c 65536 /dev/zero | tr '\0' v)" "a key of 256 bytes, a 
 # --- A session too large for one FastCGI record comes in chunks, cut
 # anywhere (here inside %C3%A9 and between key and value): joined in order,
 # HTTP_SESSION ignored. A chunk missing is a 500, never a smaller session.
-visitor 'ignored=1' SESSION_CHUNKS=3 'SESSION_CHUNK_1=t=caf%C' 'SESSION_CHUNK_2=3%A9&n=json%3A5&u' 'SESSION_CHUNK_3==x' 'QUERY_STRING=set[u]=y'
+visitor 'ignored=1' SESSION_CHUNKS=3 'SESSION_CHUNK_1=t=caf%C' 'SESSION_CHUNK_2=3%A9&n=5&u' 'SESSION_CHUNK_3==x' \
+  SESSION_TYPES=ignored SESSION_TYPES_CHUNKS=2 SESSION_TYPES_CHUNK_1=%6 SESSION_TYPES_CHUNK_2=E 'QUERY_STRING=set[u]=y'
 expect_status_of 200 "a session in chunks"
 expect_in_body 't string "caf\u00e9"' "a session in chunks"
 expect_in_body 'n int 5' "a session in chunks"
