@@ -55,11 +55,12 @@ session_decode() {
   esac
 }
 
-# _sessiond_scan get ENCODED_KEY | keys: the items' text (HTTP_SESSION, else
-# the first line of SESSION_FILE) through awk: the decoded value of the item
-# whose key, encoded as sessiond encodes it, is ENCODED_KEY (fails when there
-# is none), or every decoded key. Decoded values are printed piece by piece,
-# never built up, so a value of megabytes takes linear time.
+# _sessiond_scan get KEY | keys: the items' text (HTTP_SESSION, else the
+# first line of SESSION_FILE) through awk: the decoded value of the item
+# KEY (fails when there is none), or every decoded key. KEY reaches awk
+# through its environment, byte for byte (-v would read escapes in it).
+# Values are printed piece by piece, never built up, so a value of
+# megabytes takes linear time.
 _sessiond_scan() {
   if [ "${HTTP_SESSION+set}" ]; then
     printf '%s' "$HTTP_SESSION" | _sessiond_awk "$@"
@@ -70,10 +71,22 @@ _sessiond_scan() {
   fi
 }
 _sessiond_awk() {
-  LC_ALL=C awk -v mode="$1" -v key="${2-}" '
+  LC_ALL=C _sessiond_key=${2-} awk -v mode="$1" '
     BEGIN {
       RS = "&"
       for (i = 0; i < 256; i++) { h = sprintf("%02x", i); byte[h] = i; byte[toupper(h)] = i }
+      key = ENVIRON["_sessiond_key"]
+    }
+    # The decoded text, as a string (for keys: short).
+    function text(s,   n, parts, i, h, out) {
+      gsub(/\+/, " ", s)
+      n = split(s, parts, "%")
+      out = parts[1]
+      for (i = 2; i <= n; i++) {
+        h = substr(parts[i], 1, 2)
+        out = out ((h in byte) ? sprintf("%c", byte[h]) substr(parts[i], 3) : "%" parts[i])
+      }
+      return out
     }
     function put(s,   n, parts, i, h) {
       gsub(/\+/, " ", s)
@@ -92,7 +105,7 @@ _sessiond_awk() {
       if (last) $0 = substr($0, 1, last - 1)
       eq = index($0, "=")
       if (mode == "get") {
-        if (eq && substr($0, 1, eq - 1) == key) { put(substr($0, eq + 1)); found = 1; exit }
+        if (eq && text(substr($0, 1, eq - 1)) == key) { put(substr($0, eq + 1)); found = 1; exit }
       } else if ($0 != "") {
         put(eq ? substr($0, 1, eq - 1) : $0); printf "\n"
       }
@@ -125,7 +138,7 @@ session_get() {
     _sessiond_absent=""
   fi
   if [ -z "$_sessiond_absent" ]; then
-    _sessiond_scan get "$(session_encode "$1")" && return 0
+    _sessiond_scan get "$1" && return 0
   fi
   [ $# -ge 2 ] || return 1
   printf '%s' "$2"

@@ -67,6 +67,7 @@ HTTP_SESSION='user=ann+lee&&x=%7e&empty=&visits=3&cart=%7B%22apple%22%3A1%7D&a%2
 SESSION_VAR_user='ann lee' SESSION_VAR_visits=3 SESSION_VAR_cart='{"apple":1}'
 SESSION_TYPES='visits&cart&a%20b'
 same 'plus is a space' "$(session_get user)" 'ann lee'
+same 'a key in any encoding' "$(HTTP_SESSION='a+b=1&c%2fd=2&e%2Ff=3'; session_get 'a b'; session_get c/d; session_get e/f)" 123
 same 'lower-case escape' "$(session_get x)" '~'
 same 'empty value' "$(session_get empty; echo "[$?]")" '[0]'
 same 'absent' "$(session_get none; echo "[$?]")" '[1]'
