@@ -11,19 +11,17 @@ my $op = $ENV{QUERY_STRING} // '';
 binmode STDIN;
 binmode STDOUT;
 read STDIN, my $in, $ENV{CONTENT_LENGTH} || 0;
-my %form = map { my ($n, $v) = split /=/, $_, 2; (Sessiond::decode($n), Sessiond::decode($v // '')) } split /&/, $in // '';
-my ($k, $v) = ($form{k} // '', $form{v} // '');
-my ($head, $body) = ('', '');
-if ($op eq 'set') { $s->set($k => $v) }
-elsif ($op eq 'set_json') { $s->set_json($k => JSON::PP->new->allow_nonref->decode($v)) }
-elsif ($op eq 'remove') { $s->remove($k) }
+my @form = map { my ($n, $v) = split /=/, $_, 2; [Sessiond::decode($n), Sessiond::decode($v // '')] } split /&/, $in // '';
+my @keys = map { $_->[1] } grep { $_->[0] eq 'k' } @form;
+my @values = map { $_->[1] } grep { $_->[0] eq 'v' } @form;
+my $body = '';
+if ($op eq 'set') { $s->set($keys[$_] => $values[$_]) for 0 .. $#keys }
+elsif ($op eq 'set_json') { $s->set_json($keys[$_] => JSON::PP->new->utf8->allow_nonref->decode($values[$_])) for 0 .. $#keys }
+elsif ($op eq 'remove') { $s->remove($_) for @keys }
 elsif ($op eq 'clear') { $s->clear }
 elsif ($op eq 'regenerate') { $s->regenerate }
 elsif ($op eq 'abandon') { $s->abandon }
-elsif ($op eq 'get') {
-    $head = 'X-Type: ' . ($s->type($k) // 'none') . "\r\n";
-    $body = $s->text($k, '');
-}
+elsif ($op eq 'get') { $body .= sprintf "%s %s\n", $s->type($_) // 'none', unpack('H*', $s->text($_, '')) for @keys }
 elsif ($op eq 'count') {
     my $n = ($s->get('visits') // 0) + 1;
     $s->set(visits => $n);
@@ -33,4 +31,4 @@ elsif ($op eq 'status') {
     $body = sprintf "status=%s\nmode=%s\nwritable=%s\nfrom=%s\n", $s->status, $s->mode,
         $s->writable ? 'yes' : 'no', $ENV{SESSION_FILE} ? 'file' : 'env';
 }
-print "Content-Type: application/octet-stream\r\n", $head, $s->headers, "\r\n", $body;
+print "Content-Type: text/plain\r\n", $s->headers, "\r\n", $body;

@@ -8,18 +8,22 @@ import sessiond
 
 s = sessiond.Session()
 op = os.environ.get("QUERY_STRING", "")
-form = {}
+form = []
 for pair in sys.stdin.buffer.read(int(os.environ.get("CONTENT_LENGTH") or 0)).split(b"&"):
     name, _, value = pair.partition(b"=")
-    form[sessiond.decode(name)] = sessiond.decode(value)
-k, v = form.get("k", ""), form.get("v", "")
-head, body = "", b""
+    form.append((sessiond.decode(name), sessiond.decode(value)))
+keys = [v for n, v in form if n == "k"]
+values = [v for n, v in form if n == "v"]
+body = ""
 if op == "set":
-    s.set(k, v)
+    for k, v in zip(keys, values):
+        s.set(k, v)
 elif op == "set_json":
-    s.set_json(k, json.loads(v))
+    for k, v in zip(keys, values):
+        s.set_json(k, json.loads(v))
 elif op == "remove":
-    s.remove(k)
+    for k in keys:
+        s.remove(k)
 elif op == "clear":
     s.clear()
 elif op == "regenerate":
@@ -27,16 +31,13 @@ elif op == "regenerate":
 elif op == "abandon":
     s.abandon()
 elif op == "get":
-    head = "X-Type: %s\r\n" % (s.type(k) or "none")
-    body = s.text(k, "").encode("utf-8", "surrogateescape")
+    for k in keys:
+        body += "%s %s\n" % (s.type(k) or "none", s.text(k, "").encode("utf-8", "surrogateescape").hex())
 elif op == "count":
     n = int(s.get("visits", 0)) + 1
     s.set("visits", n)
-    body = b"python %d\n" % n
+    body = "python %d\n" % n
 elif op == "status":
-    body = ("status=%s\nmode=%s\nwritable=%s\nfrom=%s\n" % (
-        s.status, s.mode, "yes" if s.writable else "no",
-        "file" if os.environ.get("SESSION_FILE") else "env")).encode()
-out = sys.stdout.buffer
-out.write(("Content-Type: application/octet-stream\r\n" + head + s.headers() + "\r\n").encode())
-out.write(body)
+    body = "status=%s\nmode=%s\nwritable=%s\nfrom=%s\n" % (
+        s.status, s.mode, "yes" if s.writable else "no", "file" if os.environ.get("SESSION_FILE") else "env")
+sys.stdout.write("Content-Type: text/plain\r\n" + s.headers() + "\r\n" + body)
