@@ -72,6 +72,15 @@
  *   there is no session: $_SESSION starts empty, session_start() works,
  *   session_id() is a stand-in, and a change is refused the same way.
  *   `write` and `exclusive` as described above.
+ * - sessiond_status() is the session's status as sessiond tells it
+ *   (SESSION_STATUS): 'new', 'ok', 'expired', 'regenerated' or
+ *   'unavailable'; null on an off route. 'unavailable': the route sets
+ *   SESSION_ON_STORE_ERROR degrade and the store is out of reach, so the
+ *   page runs without its session ($_SESSION starts empty, as for a new
+ *   visitor). A change then cannot be kept: the bridge sends it as ever, and
+ *   sessiond answers the request with 503 and Retry-After instead of the
+ *   page's output, nothing stored. A page that checks sessiond_status()
+ *   first can say "try again" itself.
  * - Anything that cannot be stored (an empty or over-long key, an over-long
  *   value, an object) throws \Sessiond\Error; at the end of the request that
  *   means a 500 and no change at all: never a partial commit.
@@ -187,6 +196,8 @@ final class Bridge
     /** The route's SESSION_MODE: off, read, write or exclusive. On off and
      *  read routes the session cannot be changed (see refuseChanges()). */
     private static string $mode = 'write';
+    /** SESSION_STATUS (see sessiond_status()); null on an off route. */
+    private static ?string $status = null;
 
     public static function start(): void
     {
@@ -195,6 +206,9 @@ final class Bridge
         // session at all, so nothing is read and no SESSION_NEW comes.
         self::$mode = (string)($_SERVER['SESSION_MODE'] ?? 'write');
         $off = self::$mode === 'off';
+        // A sessiond older than the status sends none: what SESSION_NEW says.
+        self::$status = $off ? null : (string)($_SERVER['SESSION_STATUS']
+            ?? (($_SERVER['SESSION_NEW'] ?? '1') === '1' ? 'new' : 'ok'));
         if (!$off && !isset($_SERVER['SESSION_NEW'])) {
             // Only a fastcgi_param can set a name without HTTP_, so its
             // absence means no sessiond in front: HTTP_SESSION would then be
@@ -384,6 +398,11 @@ final class Bridge
             self::$idGiven = true;
         }
         return bin2hex(random_bytes(16));
+    }
+
+    public static function status(): ?string
+    {
+        return self::$status;
     }
 
     public static function regenerate(): void
@@ -744,6 +763,17 @@ final class Bridge
 }  // namespace Sessiond
 
 namespace {
+
+/** What became of the visitor's session, as sessiond tells it
+ *  (SESSION_STATUS): 'new' (no session cookie), 'ok', 'expired' (the cookie
+ *  named a session that has ended: timed out, logged out elsewhere),
+ *  'regenerated' (an id a login moved, within its rotation grace) or
+ *  'unavailable' (the store is out of reach on a SESSION_ON_STORE_ERROR
+ *  degrade route: no session, and a change is a 503); null on an off route. */
+function sessiond_status(): ?string
+{
+    return \Sessiond\Bridge::status();
+}
 
 /** Move the session to a new id when the request commits (same data; the
  *  old id stops working at once): sessiond's session_regenerate_id(true).

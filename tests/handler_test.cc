@@ -85,8 +85,10 @@ struct SeamStore final : SessionStore {
   int loads = 0, commits = 0;  // every call that reaches the store
   CommitResult last;           // what the last Commit did
   explicit SeamStore(std::unique_ptr<SessionStore> r) : real(std::move(r)) {}
+  bool loads_fail = false;  // a Load finds the store out of reach (and a commit after it does not)
   std::optional<Session> Load(std::string_view id, std::int64_t now) override {
     ++loads;
+    if (loads_fail) throw StoreError("the database is down", 0, true);
     auto s = real->Load(id, now);
     if (s) s->accessed -= age;
     return s;
@@ -656,13 +658,15 @@ const char* kModePage =
 // A store that cannot be reached: every call fails as a database that is down.
 struct DownStore final : SessionStore {
   int calls = 0;
+  bool busy = true;  // false: a failure that is not an outage (a 500)
   [[noreturn]] void Fail() {
     ++calls;
-    throw StoreError("the database is down", 0, true);
+    throw StoreError("the database is down", 0, busy);
   }
   std::optional<Session> Load(std::string_view, std::int64_t) override { Fail(); }
   CommitResult Commit(const std::optional<Session>&, const ChangeSet&, std::int64_t) override { Fail(); }
   std::size_t CollectGarbage(std::int64_t, std::size_t) override { Fail(); }
+  LockOutcome TryLock(std::string_view, std::string_view, std::int64_t, std::int64_t) override { Fail(); }
 };
 
 // A Handler over a SeamStore on the fixture's file, and a visitor's session in it.
@@ -900,4 +904,126 @@ TEST_CASE("exclusive: an old id within its rotation grace takes the lock of the 
   CHECK(late.status() == 200);
   CHECK(late.has("Set-Cookie: sid=" + new_id + "; Path=/; HttpOnly; SameSite=Lax"));
   CHECK(serve({"SCRIPT_FILENAME=show", "HTTP_COOKIE=sid=" + new_id, "SESSION_MODE=exclusive"}).body() == "k=2");
+}
+
+// --- SESSION_STATUS, and SESSION_ON_STORE_ERROR degrade.
+namespace {
+const char* kStatusPage =
+    "printf 'Content-Type: text/plain\\r\\n\\r\\n'; "
+    "printf 'status=%s new=%s session=%s' \"${SESSION_STATUS-unset}\" \"${SESSION_NEW-unset}\" "
+    "\"${HTTP_SESSION-unset}\"";
+
+// The value of metric line `name` in the process's metrics (0 when absent).
+double MetricValue(const std::string& name) {
+  const std::string text = ProcessMetrics().Render(std::nullopt);
+  const std::size_t at = text.find("\n" + name + " ");
+  return at == std::string::npos ? 0 : std::stod(text.substr(at + name.size() + 2));
+}
+}  // namespace
+
+TEST_CASE("the page is told its session's status: new, ok, expired, regenerated", "[handler][status]") {
+  ModeFixture f;
+  f.Page("status", kStatusPage);
+  f.Page("login", "printf 'X-Session-Regenerate: 1\\r\\n\\r\\n'");
+  auto status = [&](std::vector<std::string> env) {
+    env.push_back("SCRIPT_FILENAME=status");
+    return Get(f.h, std::move(env)).body();
+  };
+  CHECK(status({}) == "status=new new=1 session=");
+  // A cookie that holds no id sessiond could have issued is no session at all.
+  CHECK(status({"HTTP_COOKIE=sid=garbage"}) == "status=new new=1 session=");
+  CHECK(status({"HTTP_COOKIE=other=" + f.id}) == "status=new new=1 session=");
+  CHECK(status({"HTTP_COOKIE=sid=" + f.id}) == "status=ok new=0 session=k=v");
+  // A well-formed id the store does not know (timed out, swept, logged out).
+  CHECK(status({"HTTP_COOKIE=sid=" + std::string(43, 'A')}) == "status=expired new=1 session=");
+  // The same on a read route; an off route is told nothing.
+  CHECK(status({"HTTP_COOKIE=sid=" + f.id, "SESSION_MODE=read"}) == "status=ok new=0 session=k=v");
+  CHECK(status({"HTTP_COOKIE=sid=" + std::string(43, 'A'), "SESSION_MODE=read"}) ==
+        "status=expired new=1 session=");
+  CHECK(status({"HTTP_COOKIE=sid=" + f.id, "SESSION_MODE=off"}) == "status=unset new=unset session=unset");
+  // A client's Session-Status header poses as nothing.
+  CHECK(status({"HTTP_SESSION_STATUS=ok", "SESSION_STATUS=ok"}) == "status=new new=1 session=");
+  // The old id within its rotation grace leads to the session under its new one.
+  const std::string new_id = CookieOf(Get(f.h, {"SCRIPT_FILENAME=login", "HTTP_COOKIE=sid=" + f.id}));
+  CHECK(status({"HTTP_COOKIE=sid=" + f.id}) == "status=regenerated new=0 session=k=v");
+  CHECK(status({"HTTP_COOKIE=sid=" + f.id, "SESSION_MODE=exclusive"}) == "status=regenerated new=0 session=k=v");
+  CHECK(status({"HTTP_COOKIE=sid=" + new_id}) == "status=ok new=0 session=k=v");
+  CHECK(status({"HTTP_COOKIE=sid=" + new_id, "SESSION_MODE=exclusive"}) == "status=ok new=0 session=k=v");
+}
+
+TEST_CASE("an application is told its session's status", "[handler][app][status]") {
+  Fixture f;
+  AppRunners apps;
+  auto* fake = new FakeApp;
+  fake->reply = "Content-Type: text/plain\r\n\r\nhi";
+  apps.emplace("shop", fake);
+  Handler handler(f.config, OpenStore(f.config.store), apps);
+  CHECK(Get(handler, {"SESSIOND_APP=shop"}).status() == 200);
+  CHECK(fake->Has("SESSION_STATUS=new"));
+  CHECK(Get(handler, {"SESSIOND_APP=shop", "HTTP_COOKIE=sid=" + std::string(43, 'A')}).status() == 200);
+  CHECK(fake->Has("SESSION_STATUS=expired"));
+  CHECK(Get(handler, {"SESSIOND_APP=shop", "SESSION_MODE=off"}).status() == 200);
+  for (const std::string& kv : fake->env) CHECK(kv.rfind("SESSION_STATUS=", 0) != 0);
+}
+
+TEST_CASE("degrade: with the store out of reach the page runs without a session, and a change is a 503",
+          "[handler][status]") {
+  Fixture f;
+  f.Page("status", kStatusPage);
+  auto* down = new DownStore;
+  Handler h(f.config, std::unique_ptr<SessionStore>(down));
+  const std::string cookie = "HTTP_COOKIE=sid=" + std::string(43, 'A');
+  auto serve = [&](const std::string& page, std::vector<std::string> env) {
+    env.push_back("SCRIPT_FILENAME=" + page);
+    env.push_back(cookie);
+    return Get(h, std::move(env));
+  };
+  const double degraded = MetricValue("sessiond_degraded_requests_total");
+  // fail, the default: 503 as ever, the page never runs.
+  CHECK(serve("status", {}).status() == 503);
+  CHECK(serve("status", {"SESSION_ON_STORE_ERROR=fail"}).status() == 503);
+  CHECK(MetricValue("sessiond_degraded_requests_total") == degraded);
+  for (std::string mode : {"write", "read", "exclusive"}) {
+    INFO(mode);
+    down->calls = 0;
+    MemoryRequest r = serve("status", {"SESSION_ON_STORE_ERROR=degrade", "SESSION_MODE=" + mode});
+    CHECK(r.status() == 200);
+    CHECK(r.body() == "status=unavailable new=1 session=");
+    CHECK(r.out().find("Set-Cookie") == std::string::npos);
+    CHECK(down->calls == 1);  // the load (or the lock) that failed; no commit tried
+    // A change cannot be kept: 503 with Retry-After, the page's body withheld.
+    down->calls = 0;
+    MemoryRequest change = serve("set", {"SESSION_ON_STORE_ERROR=degrade", "SESSION_MODE=" + mode,
+                                         "QUERY_STRING=k=lost"});
+    if (mode == "read") {
+      CHECK(change.status() == 502);  // the route's mistake, whatever the store
+    } else {
+      CHECK(change.has("Status: 503 Service Unavailable"));
+      CHECK(change.has("Retry-After: 1"));
+    }
+    CHECK(change.out().find("Set-Cookie") == std::string::npos);
+    CHECK(down->calls == 1);
+  }
+  CHECK(MetricValue("sessiond_degraded_requests_total") == degraded + 6);
+  // A store failure that is no outage (a 500) is not ridden out.
+  down->busy = false;
+  CHECK(serve("status", {"SESSION_ON_STORE_ERROR=degrade"}).status() == 500);
+}
+
+TEST_CASE("degrade: with the store back, the route is served its session", "[handler][status]") {
+  ModeFixture f;
+  f.Page("status", kStatusPage);
+  // The store back by the time the page is done: its change is still
+  // refused, never committed as a new visitor's session (whose cookie would
+  // replace the visitor's own).
+  f.seam->loads_fail = true;
+  MemoryRequest refused = f.Run("", "set", {"SESSION_ON_STORE_ERROR=degrade", "QUERY_STRING=k=lost"});
+  CHECK(refused.status() == 503);
+  CHECK(refused.out().find("Set-Cookie") == std::string::npos);
+  CHECK(f.seam->commits == 0);
+  f.seam->loads_fail = false;
+  MemoryRequest r = f.Run("", "status", {"SESSION_ON_STORE_ERROR=degrade"});
+  CHECK(r.body() == "status=ok new=0 session=k=v");
+  CHECK(f.Run("", "set", {"SESSION_ON_STORE_ERROR=degrade", "QUERY_STRING=k=w"}).status() == 200);
+  CHECK(f.Stored() == "k=w");
 }

@@ -55,6 +55,7 @@ TEST_CASE("a route without parameters is today's behaviour", "[route]") {
   CHECK(r.cookie_name == "sid");
   CHECK(r.timeouts.idle == 3600);
   CHECK(r.timeouts.absolute == 86400);
+  CHECK(r.on_store_error == Route::OnStoreError::Fail);
 }
 
 TEST_CASE("every mode, and an empty parameter counts as not sent", "[route]") {
@@ -69,13 +70,22 @@ TEST_CASE("every mode, and an empty parameter counts as not sent", "[route]") {
     CHECK(Read({"SESSION_MODE=" + std::string(ModeName(m))}).mode == m);
 }
 
+TEST_CASE("what a store out of reach does: fail, or degrade", "[route]") {
+  CHECK(Read({"SESSION_ON_STORE_ERROR=degrade"}).on_store_error == Route::OnStoreError::Degrade);
+  CHECK(Read({"SESSION_ON_STORE_ERROR=fail"}).on_store_error == Route::OnStoreError::Fail);
+  CHECK(Read({"SESSION_ON_STORE_ERROR="}).on_store_error == Route::OnStoreError::Fail);
+  CHECK(Read({"SESSION_MODE=read", "SESSION_ON_STORE_ERROR=degrade"}).on_store_error ==
+        Route::OnStoreError::Degrade);
+}
+
 TEST_CASE("a client's header never sets the route", "[route]") {
   Route r = Read({"HTTP_SESSION_MODE=off", "HTTP_SESSION_SITE=other", "HTTP_SESSION_COOKIE=x",
-                  "HTTP_SESSION_IDLE_TIMEOUT=1"});
+                  "HTTP_SESSION_IDLE_TIMEOUT=1", "HTTP_SESSION_ON_STORE_ERROR=degrade"});
   CHECK(r.mode == Route::Mode::Write);
   CHECK(r.site.empty());
   CHECK(r.cookie_name == "sid");
   CHECK(r.timeouts.idle == 3600);
+  CHECK(r.on_store_error == Route::OnStoreError::Fail);
 }
 
 TEST_CASE("sites, cookies and timeouts within sessiond's bounds", "[route]") {
@@ -101,6 +111,8 @@ TEST_CASE("a value not understood is a 500 naming the parameter", "[route]") {
   CHECK_THAT(Refusal({"SESSION_IDLE_TIMEOUT=0"}), Catch::Contains("SESSION_IDLE_TIMEOUT"));
   CHECK_THAT(Refusal({"SESSION_ABSOLUTE_TIMEOUT=2d"}), Catch::Contains("at most sessiond's --absolute-timeout"));
   CHECK_THAT(Refusal({"SESSION_IDLE_TIMEOUT=30 m"}), Catch::Contains("SESSION_IDLE_TIMEOUT"));
+  CHECK_THAT(Refusal({"SESSION_ON_STORE_ERROR=Degrade"}), Catch::Contains("SESSION_ON_STORE_ERROR 'Degrade'"));
+  CHECK_THAT(Refusal({"SESSION_ON_STORE_ERROR=ignore"}), Catch::Contains("fail or degrade"));
   CHECK(Refusal({"SESSION_MODE=off", "SESSION_SITE=ok"}).empty());
 }
 

@@ -68,6 +68,13 @@ struct Metrics::Impl {
           .Register(registry);
   prometheus::Counter& lock_got = lock_waits.Add({{"outcome", "got"}});
   prometheus::Counter& lock_timed_out = lock_waits.Add({{"outcome", "timed_out"}});
+  prometheus::Counter& degraded =
+      BuildCounter()
+          .Name("sessiond_degraded_requests_total")
+          .Help("Requests a SESSION_ON_STORE_ERROR degrade route ran without their session, the store out of "
+                "reach (SESSION_STATUS=unavailable); those whose page asked for a change got 503")
+          .Register(registry)
+          .Add({});
 
   prometheus::Counter& created = BuildCounter()
                                      .Name("sessiond_sessions_created_total")
@@ -144,6 +151,7 @@ void Metrics::ObserveStoreCommit(double seconds) { impl_->store_commit.Observe(s
 
 void Metrics::CountStoreError(bool busy) { (busy ? impl_->store_busy : impl_->store_failed).Increment(); }
 void Metrics::CountLockWait(bool got) { (got ? impl_->lock_got : impl_->lock_timed_out).Increment(); }
+void Metrics::CountDegraded() { impl_->degraded.Increment(); }
 
 void Metrics::CountSession(SessionEvent event) {
   switch (event) {

@@ -46,6 +46,10 @@ class Metrics {
   // sessiond_session_lock_waits_total{outcome="got"|"timed_out"}.
   void CountLockWait(bool got);
 
+  // A degrade route (SESSION_ON_STORE_ERROR) ran its page without the
+  // session, the store out of reach. sessiond_degraded_requests_total.
+  void CountDegraded();
+
   enum class SessionEvent {
     Created,        // a new session was stored (a new visitor's first write)
     Regenerated,    // a session moved to a new id

@@ -65,7 +65,31 @@ bool CameBack(const Request& request) {
   return false;
 }
 
+// Whether the request's session cookie holds a well-formed id: one the
+// store may have issued, so a load that finds nothing means it has ended.
+bool CarriesId(std::string_view header, std::string_view name) {
+  for (std::string_view id : FindCookies(header, name))
+    if (IsWellFormedId(id)) return true;
+  return false;
+}
+
+// A store error a degrade route runs its page without a session for: the
+// store out of reach (busy past --busy-timeout, a database down), which
+// fails a request with 503. Any other (500) is not an outage to ride out.
+bool OutOfReach(const StoreError& e) { return e.busy() || e.reported(); }
+
 }  // namespace
+
+std::string_view StatusName(SessionStatus status) {
+  switch (status) {
+    case SessionStatus::New: return "new";
+    case SessionStatus::Ok: return "ok";
+    case SessionStatus::Expired: return "expired";
+    case SessionStatus::Regenerated: return "regenerated";
+    case SessionStatus::Unavailable: return "unavailable";
+  }
+  return "new";
+}
 
 const AppRunners& NoApps() {
   static const AppRunners none;
@@ -165,10 +189,13 @@ Response Handler::Process(Request& request) {
   // Exclusive: the session's farm-wide lock, before its load, until the
   // commit; released by the guard on every other way out.
   std::optional<SessionLock> lock;
-  const std::optional<Session> session = LoadSession(request, route, lock);
-  RunResult run = Run(runner, request, route, session);
+  // What the page is told of its session (SESSION_STATUS): on a degrade
+  // route whose store is out of reach, no session and `unavailable`.
+  SessionStatus status = SessionStatus::New;
+  const std::optional<Session> session = LoadSession(request, route, lock, status);
+  RunResult run = Run(runner, request, route, status, session);
   const CgiResponse out = CheckRun(run, runner.Describe(), request, session);
-  CheckChanges(route, out.session, runner.Describe());
+  CheckChanges(route, status, out.session, runner.Describe());
   const CommitResult committed = Commit(route, session, out.session, lock ? &*lock : nullptr);
   if (committed.outcome == CommitResult::Outcome::Gone)
     throw HttpError(409, "the session ended while the page ran (a logout, an expiry, or a login with no "
@@ -277,10 +304,33 @@ SessionLock Handler::LockSession(const Request& request, std::vector<std::string
 
 // The cookie's session, or nullopt for a new visitor: no cookie, a malformed
 // one, or an id the store does not know (never issued, expired, abandoned).
+// On a degrade route, a store out of reach (no lock taken, or the one taken
+// released by its guard) is no session either: the page runs, told so.
 std::optional<Session> Handler::LoadSession(const Request& request, const Route& route,
-                                            std::optional<SessionLock>& lock) {
+                                            std::optional<SessionLock>& lock, SessionStatus& status) {
   if (route.mode == Route::Mode::Off) return std::nullopt;
-  if (route.mode != Route::Mode::Exclusive) return LoadSession(request);
+  std::optional<Session> session;
+  try {
+    session = route.mode == Route::Mode::Exclusive ? LoadExclusive(request, lock) : LoadSession(request);
+  } catch (const StoreError& e) {
+    if (route.on_store_error != Route::OnStoreError::Degrade || !OutOfReach(e)) throw;
+    lock.reset();
+    ProcessMetrics().CountStoreError(e.busy());
+    ProcessMetrics().CountDegraded();
+    // The outage's one line is in the log already when the store reported
+    // it; else one line per request, as the 503 it replaces had.
+    if (!e.reported())
+      LogLine(Describe(request.Environment()) + ": store: " + e.what() +
+              "; the page runs without its session (SESSION_ON_STORE_ERROR degrade)");
+    status = SessionStatus::Unavailable;
+    return std::nullopt;
+  }
+  if (session) status = session->forwarded ? SessionStatus::Regenerated : SessionStatus::Ok;
+  else status = CarriesId(CookieHeader(request), config_.cookie.name) ? SessionStatus::Expired : SessionStatus::New;
+  return session;
+}
+
+std::optional<Session> Handler::LoadExclusive(const Request& request, std::optional<SessionLock>& lock) {
   lock.emplace(LockSession(request));
   std::optional<Session> session = LoadSession(request);
   if (session && session->forwarded) {
@@ -322,14 +372,15 @@ std::optional<Session> Handler::LoadSession(const Request& request) {
 }
 
 // Runs the page or forwards to the app, with the CGI variables, the route's
-// SESSION_MODE and the injected session (none at all on an off route).
-// Nothing of sessiond's own environment is passed, and nothing the client
-// sent can pose as the session or its mode.
-RunResult Handler::Run(const Runner& runner, const Request& request, const Route& route,
+// SESSION_MODE, the SESSION_STATUS and the injected session (none at all on
+// an off route, status included). Nothing of sessiond's own environment is
+// passed, and nothing the client sent can pose as the session or its mode.
+RunResult Handler::Run(const Runner& runner, const Request& request, const Route& route, SessionStatus status,
                        const std::optional<Session>& session) const {
   RunInput input;
   input.env = CleanEnvironment(request.Environment());
   input.env.push_back("SESSION_MODE=" + std::string(ModeName(route.mode)));
+  if (route.mode != Route::Mode::Off) input.env.push_back("SESSION_STATUS=" + std::string(StatusName(status)));
   input.session = session ? &*session : nullptr;
   input.session_off = route.mode == Route::Mode::Off;
   input.body = &request.Body();
@@ -401,14 +452,23 @@ CgiResponse Handler::CheckRun(const RunResult& run, const std::string& page, con
 
 // On an off or read route the page may not change the session: a directive
 // there is the page's mistake (or the route's), and dropping it silently
-// would lose what the page believes it stored. 502, nothing stored.
-void Handler::CheckChanges(const Route& route, const ChangeSet& changes, const std::string& page) const {
-  if (changes.empty() || route.mode == Route::Mode::Write || route.mode == Route::Mode::Exclusive) return;
+// would lose what the page believes it stored. 502, nothing stored. A
+// degraded request (the store out of reach) cannot keep a change either:
+// 503, with Retry-After, nothing stored; the route's mistake is told first,
+// as trying again would not mend it.
+void Handler::CheckChanges(const Route& route, SessionStatus status, const ChangeSet& changes,
+                           const std::string& page) const {
+  if (changes.empty()) return;
   std::string asked = changes.abandon ? "an abandon" : changes.regenerate ? "a regenerate" : "a change";
-  throw HttpError(502, page + " asked for " + asked + " of the session on a route whose SESSION_MODE is " +
-                           std::string(ModeName(route.mode)) +
-                           ": nothing was stored (set SESSION_MODE write for this location, or stop the page "
-                           "sending X-Session-* headers)");
+  if (route.mode != Route::Mode::Write && route.mode != Route::Mode::Exclusive)
+    throw HttpError(502, page + " asked for " + asked + " of the session on a route whose SESSION_MODE is " +
+                             std::string(ModeName(route.mode)) +
+                             ": nothing was stored (set SESSION_MODE write for this location, or stop the page "
+                             "sending X-Session-* headers)");
+  if (status == SessionStatus::Unavailable)
+    throw HttpError(503, page + " asked for " + asked + " of the session while the store is out of reach "
+                               "(SESSION_ON_STORE_ERROR degrade: it ran with SESSION_STATUS=unavailable): "
+                               "nothing was stored");
 }
 
 // Commits the page's changes, and counts what became of sessions and how
@@ -423,6 +483,9 @@ CommitResult Handler::Commit(const Route& route, const std::optional<Session>& s
   using O = CommitResult::Outcome;
   if (route.mode == Route::Mode::Off) return {};
   if (route.mode == Route::Mode::Read && (!route.read_touch || !session)) return {};
+  // No session and nothing to change (a new visitor who stored nothing, a
+  // degraded request): nothing to ask of the store, which may be out of reach.
+  if (!session && changes.empty()) return {};
   Metrics& metrics = ProcessMetrics();
   auto start = std::chrono::steady_clock::now();
   CommitResult committed;

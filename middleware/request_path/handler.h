@@ -10,6 +10,12 @@
 //   exclusive  as write (the farm-wide lock is issue 17's lock part)
 // On off and read routes a page's X-Session-* directive is a 502, logged
 // with the mode, and nothing is stored.
+// Every page and app on a route that is not off is told what became of its
+// session in SESSION_STATUS (SessionStatus below). On a route with
+// SESSION_ON_STORE_ERROR degrade, a store out of reach while loading does
+// not fail the request: the page runs without a session, told
+// `unavailable`, and any X-Session-* directive it sends is a 503 (with
+// Retry-After), logged, nothing stored.
 #pragma once
 
 #include <chrono>
@@ -69,6 +75,21 @@ struct HandlerSettings {
   std::chrono::milliseconds lock_wait{10000};
 };
 
+// What a page is told of its session, as SESSION_STATUS (none on an off route).
+enum class SessionStatus {
+  New,          // no cookie, or none with a well-formed id: a new visitor
+  Ok,           // the cookie's session, loaded
+  Expired,      // a well-formed id naming no live session: timed out, swept,
+                // abandoned (a logout elsewhere) or never issued; the store
+                // cannot tell these apart once the session is gone
+  Regenerated,  // an id moved by a regenerate, within its rotation grace:
+                // the session under its new id, which the response carries
+  Unavailable,  // SESSION_ON_STORE_ERROR degrade, the store out of reach: no session
+};
+
+// The lower-case name of `status`, as SESSION_STATUS spells it.
+std::string_view StatusName(SessionStatus status);
+
 // No applications (a Handler that runs pages only).
 const AppRunners& NoApps();
 
@@ -106,17 +127,22 @@ class Handler {
   void ServeStatus(Request& request);
   const Runner& ChooseRunner(const Request& request, std::optional<PageRunner>& page) const;
   Page ResolvePage(const Request& request) const;
-  // The route's session: none on an off route; on an exclusive one, loaded
-  // under its lock, which `lock` then holds.
-  std::optional<Session> LoadSession(const Request& request, const Route& route, std::optional<SessionLock>& lock);
+  // The route's session, and what the page is told of it (`status`): none
+  // on an off route; on an exclusive one, loaded under its lock, which
+  // `lock` then holds; none, Unavailable, on a degrade route whose store is
+  // out of reach.
+  std::optional<Session> LoadSession(const Request& request, const Route& route, std::optional<SessionLock>& lock,
+                                     SessionStatus& status);
+  std::optional<Session> LoadExclusive(const Request& request, std::optional<SessionLock>& lock);
   // `ids`: the cookie's (empty: read from the request).
   SessionLock LockSession(const Request& request, std::vector<std::string_view> ids = {});
   std::optional<Session> LoadSession(const Request& request);
-  RunResult Run(const Runner& runner, const Request& request, const Route& route,
+  RunResult Run(const Runner& runner, const Request& request, const Route& route, SessionStatus status,
                 const std::optional<Session>& session) const;
   CgiResponse CheckRun(const RunResult& run, const std::string& page, const Request& request,
                        const std::optional<Session>& session) const;
-  void CheckChanges(const Route& route, const ChangeSet& changes, const std::string& page) const;
+  void CheckChanges(const Route& route, SessionStatus status, const ChangeSet& changes,
+                    const std::string& page) const;
   CommitResult Commit(const Route& route, const std::optional<Session>& session, const ChangeSet& changes,
                       SessionLock* lock);
   Response Respond(const Route& route, const CgiResponse& page, RunResult& run,

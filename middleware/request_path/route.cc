@@ -99,6 +99,10 @@ Route ReadRoute(const Request& request, std::string_view cookie_name, const Stor
   }
   route.timeouts.idle = Timeout(request, "SESSION_IDLE_TIMEOUT", timeouts.idle, "--idle-timeout");
   route.timeouts.absolute = Timeout(request, "SESSION_ABSOLUTE_TIMEOUT", timeouts.absolute, "--absolute-timeout");
+  if (auto v = Given(request, "SESSION_ON_STORE_ERROR")) {
+    if (*v == "degrade") route.on_store_error = Route::OnStoreError::Degrade;
+    else if (*v != "fail") Refuse("SESSION_ON_STORE_ERROR", *v, "fail or degrade");
+  }
   return route;
 }
 

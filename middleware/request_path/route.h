@@ -10,6 +10,9 @@
 //   SESSION_COOKIE            the site's cookie name; default: --cookie-name
 //   SESSION_IDLE_TIMEOUT      the site's idle timeout, at most --idle-timeout
 //   SESSION_ABSOLUTE_TIMEOUT  the site's absolute timeout, at most --absolute-timeout
+//   SESSION_ON_STORE_ERROR    fail (default) | degrade: with the store out of
+//                             reach, run the page without its session
+//                             (SESSION_STATUS=unavailable) instead of a 503
 //
 // A parameter sent empty counts as not sent (nginx sends `fastcgi_param X $var;`
 // empty when $var is). Any other value that is not understood, or out of
@@ -37,6 +40,11 @@ struct Route {
   std::string site;         // [A-Za-z0-9._-]{1,64}; "" is the default site
   std::string cookie_name;  // a cookie-name token (RFC 6265)
   StoreTimeouts timeouts;   // within the process's
+  // The store out of reach (an error that is a 503: busy past --busy-timeout,
+  // a database that is down) while loading: Fail answers 503; Degrade runs
+  // the page without a session and refuses any change it asks for (503).
+  enum class OnStoreError { Fail, Degrade };
+  OnStoreError on_store_error = OnStoreError::Fail;
 };
 
 // The lower-case name of `mode`, as SESSION_MODE spells it.

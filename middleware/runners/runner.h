@@ -71,7 +71,8 @@ using AppRunners = std::map<std::string, std::unique_ptr<Runner>, std::less<>>;
 // header), SESSION_* (SESSION_ID, SESSION_VAR_...), HTTP_PROXY (httpoxy: a
 // client's "Proxy:" header) and SESSIOND_APP (which the web server sets for
 // sessiond alone). The web server's SESSION_MODE and the route's other
-// SESSION_* parameters go too: the handler adds SESSION_MODE as it read it.
+// SESSION_* parameters go too: the handler adds SESSION_MODE as it read it,
+// and SESSION_STATUS (handler.h) on every route that is not off.
 std::vector<std::string> CleanEnvironment(const std::vector<std::string_view>& environment);
 
 // The parameter, and its value for this process (random, made once), that
