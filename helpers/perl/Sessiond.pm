@@ -56,9 +56,6 @@ sub new {
     for my $name (CORE::keys %$env) {
         $json{$1} = 1 if $name =~ /^SESSION_TYPE_(.+)\z/s && $env->{$name} eq 'json';
     }
-    my $status = $env->{SESSION_STATUS};
-    $status = { 1 => 'new', 0 => 'ok' }->{ $env->{SESSION_NEW} // '' } // ''
-        unless defined $status && length $status;
     return bless {
         items   => \%items,
         json    => \%json,
@@ -66,7 +63,7 @@ sub new {
         id      => $env->{SESSION_ID} // '',
         new     => ($env->{SESSION_NEW} // '') eq '1',
         mode    => $env->{SESSION_MODE} // '',
-        status  => $status,
+        status  => $env->{SESSION_STATUS} // '',  # '' on an off location
     }, $class;
 }
 

@@ -98,9 +98,9 @@ class Session:
         self.new = env.get("SESSION_NEW") == "1"
         #: The location's SESSION_MODE: off, read, write or exclusive.
         self.mode = env.get("SESSION_MODE", "")
-        #: SESSION_STATUS: new, ok, expired, regenerated or unavailable; from
-        #: a sessiond that sets none, new or ok after SESSION_NEW.
-        self.status = env.get("SESSION_STATUS") or {"1": "new", "0": "ok"}.get(env.get("SESSION_NEW"), "")
+        #: SESSION_STATUS: new, ok, expired, regenerated or unavailable ("" on
+        #: an off location).
+        self.status = env.get("SESSION_STATUS", "")
 
     # --- Reading.
 

@@ -169,14 +169,8 @@ session_type() {
   esac
 }
 
-# SESSION_STATUS, or from a sessiond that sets none, new or ok after SESSION_NEW.
-session_status() {
-  if [ -n "${SESSION_STATUS-}" ]; then
-    printf '%s\n' "$SESSION_STATUS"
-  else
-    case ${SESSION_NEW-} in 1) printf 'new\n' ;; 0) printf 'ok\n' ;; *) printf '\n' ;; esac
-  fi
-}
+# SESSION_STATUS (empty on an off location).
+session_status() { printf '%s\n' "${SESSION_STATUS-}"; }
 
 session_writable() {
   case ${SESSION_MODE-} in write | exclusive | '') ;; *) return 1 ;; esac

@@ -5,8 +5,8 @@
 # byte for byte and reads back the same in all three, and so does a JSON
 # value with its type; a session over 128 KiB (SESSION_FILE, no
 # HTTP_SESSION) reads back whole in each; each helper's remove, clear,
-# regenerate and abandon do what they say; and each tells a new visitor
-# from one with a session.
+# regenerate and abandon do what they say; and each tells the page the
+# session's status (new, ok, regenerated, expired).
 . "$SESSIOND_SRC/tests/e2e/lib.sh"
 start_sessiond a
 start_nginx a
@@ -108,13 +108,19 @@ for page in "${PAGES_OF[@]}"; do
   before=$(cookie)
   call "$page" regenerate
   [ -n "$(cookie)" ] && [ "$(cookie)" != "$before" ] || fail "$page: regenerate kept the id"
+  # The old id, within its grace, is served the session: regenerated.
+  get_cookie "sid=$before" "/$page?status"
+  expect_body '^status=regenerated$' "$page: the old id after regenerate"
   expect_items helper.pl big2 "$BIG2" string
   call "$page" clear
   expect_eq "$(sql "SELECT count(*) FROM items WHERE key IN ('big2', 'cart')")" 0 "$page: items after clear"
   expect_items helper.py big2 '' none
   call "$page" set big2 "$BIG2"
+  before=$(cookie)
   call "$page" abandon
   [ -z "$(cookie)" ] || fail "$page: the cookie outlived abandon"
+  get_cookie "sid=$before" "/$page?status"
+  expect_body '^status=expired$' "$page: the id of an abandoned session"
   expect_eq "$(sql "SELECT count(*) FROM items WHERE key = 'big2'")" 0 "$page: items after abandon"
   call "$page" set big1 "$BIG1" big2 "$BIG2" cart '{"apple":1,"pear":[true,null]}'
 done

@@ -92,8 +92,7 @@ subtest 'status and mode' => sub {
     my $s = Sessiond->new(env => { SESSION_STATUS => 'expired', SESSION_NEW => '1', SESSION_MODE => 'read', SESSION_ID => '' });
     is_deeply([$s->status, $s->mode, $s->is_new, $s->id], ['expired', 'read', 1, ''], 'as sessiond said');
     ok(!$s->writable, 'read: not writable');
-    is(Sessiond->new(env => { SESSION_NEW => '1' })->status, 'new', 'new after SESSION_NEW');
-    is(Sessiond->new(env => { SESSION_NEW => '0' })->status, 'ok', 'ok after SESSION_NEW');
+    is(Sessiond->new(env => { SESSION_MODE => 'off' })->status, '', 'none on an off location');
     ok(Sessiond->new(env => { SESSION_MODE => 'exclusive' })->writable, 'exclusive: writable');
     ok(!Sessiond->new(env => { SESSION_MODE => 'write', SESSION_STATUS => 'unavailable' })->writable, 'store unavailable');
     ok(!Sessiond->new(env => { SESSION_MODE => 'off' })->writable, 'off');

@@ -116,8 +116,7 @@ same 'regenerate' "$(session_regenerate)" "$(printf 'X-Session-Regenerate: 1\r')
 same 'abandon' "$(session_abandon)" "$(printf 'X-Session-Abandon: 1\r')"
 
 # --- Status and mode.
-SESSION_NEW=1; same 'status from SESSION_NEW' "$(session_status)" new
-SESSION_NEW=0; same 'status from SESSION_NEW' "$(session_status)" ok
+same 'no status on an off location' "$(session_status)" ''
 SESSION_STATUS=expired; same 'SESSION_STATUS' "$(session_status)" expired
 SESSION_MODE=write; session_writable || fail 'write is writable'
 SESSION_MODE=exclusive; session_writable || fail 'exclusive is writable'

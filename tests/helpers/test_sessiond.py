@@ -113,8 +113,7 @@ class Reading(unittest.TestCase):
     def test_status_and_mode(self):
         s = sessiond.Session({"SESSION_STATUS": "expired", "SESSION_NEW": "1", "SESSION_MODE": "read", "SESSION_ID": ""})
         self.assertEqual((s.status, s.mode, s.new, s.id, s.writable), ("expired", "read", True, "", False))
-        self.assertEqual(sessiond.Session({"SESSION_NEW": "1"}).status, "new")
-        self.assertEqual(sessiond.Session({"SESSION_NEW": "0", "SESSION_MODE": "exclusive"}).status, "ok")
+        self.assertEqual(sessiond.Session({"SESSION_MODE": "off"}).status, "")
         self.assertTrue(sessiond.Session({"SESSION_MODE": "exclusive"}).writable)
         self.assertFalse(sessiond.Session({"SESSION_MODE": "write", "SESSION_STATUS": "unavailable"}).writable)
         self.assertFalse(sessiond.Session({"SESSION_MODE": "off"}).writable)
