@@ -4,7 +4,8 @@
 # session: each reads what the one before wrote, whichever type it stored it
 # as (sh and Perl a string, Python and PHP a JSON number), and the count
 # ends at 8, twice round; through nginx on SQLite. Then the three helpers'
-# counters again through Apache on PostgreSQL.
+# counters again through Apache on PostgreSQL, and with the database
+# stopped, each helper's status unavailable on a degrade location.
 . "$SESSIOND_SRC/tests/e2e/lib.sh"
 php_www
 stack_php_fpm php "pm.max_children = 2" || fail "php-fpm did not start"
@@ -41,7 +42,23 @@ pg_start
 DB="postgresql://sessiond:$(cut -d: -f5 "$PGDIR/pgpass")@127.0.0.1:$(cat "$PGDIR/port")/sessions?connect_timeout=2"
 A=""
 restart
+# /degrade/PAGE: PAGE on a location that runs it without its session while
+# the store is out of reach.
+printf 'Alias /degrade/ "%s/"\n<Location "/degrade/">\n    SetEnv SESSION_ON_STORE_ERROR degrade\n</Location>\n' \
+  "$PAGES" >"$DIR/apache-extra-helpers.conf"
 unset STACK_PORT
 stack_apache "$PAGES" "unix:$DIR/a.sock" || fail "apache did not start"
 count_rounds helper.pl helper helper.py
+
+# --- The database stopped: each helper tells its page the store is
+# unavailable and that no change may be sent (one sent is a 503).
+"$PG_CLUSTER" stop "$PGDIR"
+for page in helper helper.py helper.pl; do
+  post "/degrade/$page?status"
+  expect_status 200 "$page on a degrade location, the database down"
+  expect_body '^status=unavailable$' "$page: the status with the database down"
+  expect_body '^writable=no$' "$page: writable with the database down"
+  post "/degrade/$page?count"
+  expect_status 503 "$page: a change with the database down"
+done
 exit 0
