@@ -42,9 +42,7 @@ sub new {
         my @lines = split /\n/, scalar(<$fh> // ''), -1;
         close $fh;
         $text = $lines[0];
-        if (!defined $types && defined $lines[1]) {
-            ($types = $lines[1]) =~ s/^SESSION_TYPES=//;
-        }
+        $types = $lines[1] unless defined $types;
     }
     my (%items, %json);
     for my $pair (split /&/, $text // '') {

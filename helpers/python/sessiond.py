@@ -85,8 +85,6 @@ class Session:
             text = lines[0].decode("ascii", "surrogateescape")
             if types is None and len(lines) > 1:
                 types = lines[1].decode("ascii", "surrogateescape")
-                if types.startswith("SESSION_TYPES="):
-                    types = types[len("SESSION_TYPES="):]
         self._items = dict(_pairs(text or ""))
         self._json = {decode(k) for k in (types or "").split("&") if k}
         self._json.update(k[len("SESSION_TYPE_"):] for k, v in env.items()

@@ -159,7 +159,7 @@ session_type() {
   if [ "${SESSION_TYPES+set}" ]; then
     _sessiond_types=$SESSION_TYPES
   elif [ -n "${SESSION_FILE-}" ]; then
-    _sessiond_types=$(sed -n '2{s/^SESSION_TYPES=//;p;q;}' "$SESSION_FILE")
+    _sessiond_types=$(sed -n '2{p;q;}' "$SESSION_FILE")
   else
     _sessiond_types=""
   fi

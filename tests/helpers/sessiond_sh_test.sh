@@ -98,7 +98,7 @@ awk 'BEGIN { for (i = 0; i < 60000; i++) printf "\342\202\254" }' >"$tmp/want"
 cmp -s "$tmp/got" "$tmp/want" || fail "a 180 kB value from SESSION_FILE: $(wc -c <"$tmp/got") bytes"
 same 'the next item' "$(session_get s)" 'x&y'
 same 'no types line' "$(session_type n)" string
-printf '\nSESSION_TYPES=n' >>"$tmp/session"
+printf '\nn' >>"$tmp/session"
 same 'the types line' "$(session_type n)" json
 same 'the last item before the types line' "$(session_get s)" 'x&y'
 same 'keys, not the types line' "$(session_keys | tr '\n' ,)" 'big,n,s,'

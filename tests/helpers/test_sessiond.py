@@ -98,7 +98,7 @@ class Reading(unittest.TestCase):
         big = "\u20ac" * 50000  # 150 kB, 450 kB encoded
         text = "big=" + sessiond.encode(big) + "&n=4&s=x%26y"
         with tempfile.NamedTemporaryFile("w", delete=False) as f:
-            f.write(text + "\nSESSION_TYPES=n")
+            f.write(text + "\nn")
         try:
             s = sessiond.Session({"SESSION_FILE": f.name, "SESSION_NEW": "0"})
             self.assertEqual(s.get("big"), big)
