@@ -196,3 +196,23 @@ TEST_CASE("commands: migrate --json, and with --finish too, print JSON", "[comma
   CHECK(r.status == 0);
   CHECK(r.out == "{\"outcome\": \"finished\", \"steps\": 1, \"required\": " + std::to_string(older + 1) + "}\n");
 }
+
+TEST_CASE("commands: show marks JSON items and gives every item's type in --json", "[commands][types]") {
+  Fixture f;
+  StoreOptions o;
+  o.db = f.db;
+  auto store = OpenStore(o);
+  ChangeSet cs;
+  cs.changes.push_back({Change::Kind::Set, "cart", R"({"apple":1})", {}, ItemType::Json});
+  cs.changes.push_back({Change::Kind::Set, "odd", "\"\xe2\x80\xae\"", {}, ItemType::Json});  // a bidi override
+  cs.changes.push_back({Change::Kind::Set, "name", "3", {}});
+  std::string id = store->Commit(std::nullopt, cs, T0).id;
+  Result r = Run({"show", "--db", f.db, "--", id});
+  CHECK(r.status == 0);
+  CHECK_THAT(r.out, Catch::Contains("\ncart (json) = {\"apple\":1}\n"));
+  CHECK_THAT(r.out, Catch::Contains("\nname = \"3\"\n"));
+  CHECK_THAT(r.out, Catch::Contains("\nodd (json) = \"\\\"\\u{202e}\\\"\"\n"));  // escaped, as a string is
+  r = Run({"show", "--db", f.db, "--json", "--", id});
+  CHECK_THAT(r.out, Catch::Contains(R"({"key": "cart", "value": "{\"apple\":1}", "type": "json"})"));
+  CHECK_THAT(r.out, Catch::Contains(R"({"key": "name", "value": "3", "type": "string"})"));
+}

@@ -27,8 +27,10 @@ struct CgiResponse {
 // response, or a message saying why the output is not a CGI response (no
 // blank line after the headers, a line that is not a header, a header value
 // with a control byte such as a bare CR or a NUL, a Status that is not one
-// final status 200-599, or a malformed session header): the page failed. Lines may end in LF or CRLF. Location
-// without Status means 302.
+// final status 200-599, a malformed session header, or an X-Session-Set-Json
+// whose value is not JSON text): the page failed. Lines may end in LF or
+// CRLF. Location without Status means 302. X-Session-Set sets a string item,
+// X-Session-Set-Json a JSON item (its text without the whitespace around it).
 std::variant<CgiResponse, std::string> ParseCgiResponse(std::string_view output);
 
 }  // namespace sessiond

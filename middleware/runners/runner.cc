@@ -69,6 +69,8 @@ std::string AppendSession(std::vector<std::string>& env, const Session* session,
       env.push_back("SESSION_VAR_" + key + '=' + value);
     if (s.json.count(key)) env.push_back("SESSION_TYPE_" + key + "=json");
   }
+  // SESSION_TYPES is never longer than HTTP_SESSION (each of its keys is
+  // there with a '=' and its value): it fits whenever HTTP_SESSION does.
   if (!s.json.empty()) {
     std::string types = "SESSION_TYPES=" + EncodeKeys(s.json);
     if (!left_out.empty()) left_out += '\n' + types.substr(14);

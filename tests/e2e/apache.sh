@@ -6,7 +6,8 @@
 # again at once; PATH_INFO as Apache splits it; two Cookie headers (which
 # Apache joins with ", "); log lines naming the whole path; static files
 # served by Apache from sample_static/, never a page's source; the status
-# location of the snippet; then all of it over TCP.
+# location of the snippet; a JSON item read and stored by sh and Python
+# pages; then all of it over TCP.
 . "$SESSIOND_SRC/tests/e2e/lib.sh"
 command -v apache2 >/dev/null || fail "apache2 is not installed (scripts/install-deps installs it)"
 start_sessiond a
@@ -31,6 +32,15 @@ expect_body "Hello, <b>Ann &lt;script&gt;</b>" "home after login"
 get /dump
 expect_status 200 "/dump"
 expect_body "^SCRIPT_FILENAME=$(realpath "$PAGES")/dump$" "/dump"
+
+# A JSON item through Apache: the sh counter reads and stores a JSON number,
+# and a Python page reads its type (docs/pages.md, Values and their types).
+get "/set_json?visits=3"
+expect_status 200 "a JSON item through Apache"
+get /typed_count
+expect_body "^visits=4 type=json$" "the sh counter through Apache"
+get /typed_count_py
+expect_body "^visits=5$" "the Python counter through Apache"
 
 # A browser that sends its cookies in two headers: Apache passes them on as
 # one, joined with ", ".

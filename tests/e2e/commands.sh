@@ -100,7 +100,7 @@ expect_eq "$(out)" '{"removed": 1}' "gc output"
 cmd stats --db "$DB" --json
 expect_rc 0 "stats"
 expect_eq "$(python3 -c 'import json,sys; s=json.load(sys.stdin); print(s["live"], s["expired"], s["schema_version"], s["file_bytes"] > 0)' <"$DIR/out")" \
-  "1 0 5 True" "stats --json: live, expired, schema version, file size"
+  "1 0 6 True" "stats --json: live, expired, schema version, file size"
 
 # The db can come from the config file the server reads.
 printf '[serve]\ndb = "%s"\npages = "%s"\n' "$DB" "$PAGES" >"$DIR/sessiond.ini"

@@ -33,7 +33,7 @@ get /home
 expect_body "Hello, <b>ann</b>" "home after a restart of sessiond"
 
 # The schema is sessiond's, readable in psql as the README shows.
-expect_eq "$(psql_ -c "SELECT version FROM sessiond_schema")" 4 "schema version"
+expect_eq "$(psql_ -c "SELECT version FROM sessiond_schema")" 5 "schema version"
 expect_eq "$(psql_ -c "SELECT convert_from(value, 'UTF8') FROM items WHERE key = 'UserName'")" ann \
   "the user name in psql"
 

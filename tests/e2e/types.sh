@@ -6,7 +6,8 @@
 # page reads the array as {"apple":1} with its type; the store and
 # `sessiond show` keep the type beside the value; a JSON directive that is
 # not JSON is a 502 with nothing stored; a string set over a JSON item makes
-# it a string; mod_session's HTTP_SESSION is unchanged.
+# it a string; mod_session's HTTP_SESSION is unchanged; a session spilled to
+# SESSION_FILE carries the types on the file's second line.
 . "$SESSIOND_SRC/tests/e2e/lib.sh"
 php_www
 stack_php_fpm php "pm.max_children = 2" || fail "php-fpm did not start"
@@ -67,6 +68,20 @@ start_nginx a
 scenario sqlite
 expect_eq "$(sql "SELECT type FROM items WHERE key = 'cart'")" "json" "the type column in SQLite"
 expect_eq "$(sql "SELECT value FROM items WHERE key = 'visits'")" "8" "the value without a prefix in SQLite"
+
+# A session too large for one variable: SESSION_FILE's second line is
+# SESSION_TYPES's text (the keys of the JSON items), after the items' line.
+for k in b1 b2 b3; do
+  head -c 60000 /dev/zero | tr '\0' x >"$DIR/value"
+  post "/store_body?key=$k" --data-binary "@$DIR/value"
+  expect_status 200 "storing 60 kB as $k"
+done
+get /typed_file
+expect_line "SESSION_FILE=/dev/fd/3" "a spilled session"
+expect_line "SESSION_TYPES=cart&visits" "a spilled session's SESSION_TYPES"
+expect_line "LINES=1" "a spilled session's file: two lines, the last without a newline"
+expect_line "FIRST_ENDS=%22%3A1%7D&visits=8" "the file's first line, the items"
+expect_line "SECOND=cart&visits" "the file's second line, the types"
 
 pg_start
 DB=$("$PG_CLUSTER" uri "$PGDIR")

@@ -1,6 +1,6 @@
 // libFuzzer target for the parsers that see untrusted bytes: the Cookie
-// header (from clients), percent-coding and session items, CGI responses
-// (from pages), FastCGI records and name-value pairs (from the web server),
+// header (from clients), percent-coding and session items, JSON text and
+// CGI responses (from pages), FastCGI records and name-value pairs (from the web server),
 // and an application's FastCGI response (sessiond as a client: STDOUT,
 // STDERR, END_REQUEST, anything else). Each must return a value or an error
 // for any input, never crash, and round-trip what it encodes.
@@ -29,10 +29,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (DecodeItems(EncodeItems(*items)) != *items) std::abort();
   }
 
+  // JSON text: a verdict for any bytes (deep nesting included), and a JSON
+  // item a CGI response sets is always JSON.
+  (void)IsJsonText(in);
   auto parsed = ParseCgiResponse(in);
   if (auto* r = std::get_if<CgiResponse>(&parsed)) {
     if (r->status < 100 || r->status > 599) std::abort();
     if (r->body.size() > in.size()) std::abort();
+    for (const Change& c : r->session.changes)
+      if (c.type == ItemType::Json && !IsJsonText(c.value)) std::abort();
   }
   // A stream of records: each parse consumes at least a header and never
   // reads past the input; name-value pairs and begin bodies never crash.
