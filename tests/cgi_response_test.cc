@@ -109,7 +109,7 @@ TEST_CASE("a header value with a control byte is the page's failure", "[cgi]") {
   CHECK(Parse("X-A: tab\there and UTF-8 caf\xc3\xa9\n\n").headers.at(0).second == "tab\there and UTF-8 caf\xc3\xa9");
 }
 
-TEST_CASE("X-Session-Set-Json sets a JSON item; X-Session-Set a string", "[cgi][types]") {
+TEST_CASE("X-Session-Set-Json sets a JSON item, X-Session-Set a string", "[cgi][types]") {
   CgiResponse r = Parse(
       "X-Session-Set-Json: visits=3\r\n"
       "X-Session-Set-Json: cart=%20%7B%22apple%22%3A1%7D%0A\r\n"
