@@ -6,18 +6,26 @@ package Sessiond;
 use strict;
 use warnings;
 
-use Carp ();
-use JSON::PP ();
-
 our $VERSION = '1.0';
 
-my $JSON = JSON::PP->new->utf8->canonical->allow_nonref;
+# JSON::PP and Carp are loaded when first needed: loading them costs a page
+# ten times what starting perl does, and a page that reads strings and
+# integers needs neither.
+my $JSON;
+sub _json {
+    require JSON::PP;
+    return $JSON ||= JSON::PP->new->utf8->canonical->allow_nonref;
+}
+sub _croak { require Carp; goto &Carp::croak }
+
+# JSON integers Perl holds exactly (the counters' values).
+my $INTEGER = qr/\A-?(?:0|[1-9][0-9]{0,14})\z/;
 
 # Every byte that is not RFC 3986 unreserved becomes %XX, as sessiond does.
 # A character string is taken as its UTF-8 bytes.
 sub encode {
     my ($text) = @_;
-    Carp::croak('Sessiond::encode: undefined') unless defined $text;
+    _croak('Sessiond::encode: undefined') unless defined $text;
     utf8::encode($text) if utf8::is_utf8($text);
     $text =~ s/([^A-Za-z0-9\-._~])/sprintf('%%%02X', ord $1)/ge;
     return $text;
@@ -37,7 +45,7 @@ sub new {
     my ($text, $types) = ($env->{HTTP_SESSION}, $env->{SESSION_TYPES});
     if (!defined $text && defined $env->{SESSION_FILE} && length $env->{SESSION_FILE}) {
         open my $fh, '<:raw', $env->{SESSION_FILE}
-            or Carp::croak("Sessiond: cannot read $env->{SESSION_FILE}: $!");
+            or _croak("Sessiond: cannot read $env->{SESSION_FILE}: $!");
         local $/;
         my @lines = split /\n/, scalar(<$fh> // ''), -1;
         close $fh;
@@ -103,7 +111,10 @@ sub get {
     my ($self, $key, $default) = @_;
     $key = _bytes($key);
     return $default unless exists $self->{items}{$key};
-    return $self->{json}{$key} ? $JSON->decode($self->{items}{$key}) : $self->{items}{$key};
+    my $text = $self->{items}{$key};
+    return $text unless $self->{json}{$key};
+    return 0 + $text if $text =~ $INTEGER;
+    return _json()->decode($text);
 }
 
 # --- Changing (each returns the object, so calls chain).
@@ -125,7 +136,7 @@ sub set {
 sub set_json {
     my ($self, $key, $value) = @_;
     $key = _bytes($key);
-    my $text = $JSON->encode($value);
+    my $text = _integer($value) // _json()->encode($value);
     $self->_directive('X-Session-Set-Json', encode($key) . '=' . encode($text));
     $self->{items}{$key} = $text;
     $self->{json}{$key} = 1;
@@ -172,10 +183,22 @@ sub _directive {
     return $self;
 }
 
+# A plain scalar Perl holds as an integer (not as a string), as JSON text,
+# as JSON::PP would write it; else undef.
+sub _integer {
+    my ($v) = @_;
+    return undef if !defined $v || ref $v;
+    require B;
+    my $flags = B::svref_2object(\$v)->FLAGS;
+    return undef unless $flags & B::SVp_IOK() and !($flags & B::SVp_POK());
+    my $text = "$v";
+    return $text =~ $INTEGER ? $text : undef;
+}
+
 # Keys and values are bytes; a character string is taken as its UTF-8.
 sub _bytes {
     my ($s) = @_;
-    Carp::croak('Sessiond: a key or value is undefined') unless defined $s;
+    _croak('Sessiond: a key or value is undefined') unless defined $s;
     utf8::encode($s) if utf8::is_utf8($s);
     return $s;
 }

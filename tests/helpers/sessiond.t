@@ -3,6 +3,7 @@ use strict;
 use warnings;
 use FindBin;
 use File::Temp ();
+use JSON::PP ();
 use Test::More;
 
 use lib "$FindBin::Bin/../../helpers/perl";
@@ -127,6 +128,23 @@ subtest 'changing' => sub {
     is($s->headers, "X-Session-Remove: b%20c\r\nX-Session-Clear: 1\r\nX-Session-Regenerate: 1\r\nX-Session-Abandon: 1\r\n",
        'every directive');
     is(Sessiond->new(env => {})->headers, '', 'nothing asked, nothing sent');
+};
+
+subtest 'strings and integers need no JSON::PP' => sub {
+    # A page that reads strings and integers and stores integers does not
+    # pay for loading JSON::PP (a separate perl: this one has loaded it).
+    my $lib = "$FindBin::Bin/../../helpers/perl";
+    local $ENV{HTTP_SESSION} = 'visits=41&name=ann';
+    local $ENV{SESSION_TYPES} = 'visits';
+    my $out = qx{$^X -I'$lib' -MSessiond -e 'my \$s = Sessiond->new; my \$n = \$s->get(q(visits)) + 1; \$s->get(q(name)); \$s->set_json(visits => \$n); print \$s->headers, exists \$INC{q(JSON/PP.pm)} ? q(loaded) : q(not loaded)'};
+    is($out, "X-Session-Set-Json: visits=42\r\nnot loaded", 'JSON::PP not loaded');
+    my $s = Sessiond->new(env => { HTTP_SESSION => 'big=123456789012345678&neg=-7&f=1.5', SESSION_TYPES => 'big&neg&f' });
+    is($s->get('neg'), -7, 'a negative integer');
+    is($s->get('f'), 1.5, 'a number that is no integer, through JSON::PP');
+    is($s->get('big'), '123456789012345678', 'an integer too large for a double, through JSON::PP');
+    $s->set_json(a => 12)->set_json(b => '12')->set_json(c => 1.5);
+    is($s->headers, "X-Session-Set-Json: a=12\r\nX-Session-Set-Json: b=%2212%22\r\nX-Session-Set-Json: c=1.5\r\n",
+       'a number as a number, a string as a string');
 };
 
 done_testing;
