@@ -34,6 +34,7 @@ class Coding(unittest.TestCase):
 
     def test_decodes_plus_and_escapes_of_either_case(self):
         self.assertEqual(sessiond.decode("a+b%20c%2b%2B%e2%82%AC"), "a b c++\u20ac")
+        self.assertEqual(sessiond.decode("%aB%Cd%41"), "\udcab\udccdA")
         self.assertEqual(sessiond.decode("100%"), "100%")
         self.assertEqual(sessiond.decode("%zz%4"), "%zz%4")
 
@@ -162,6 +163,25 @@ class Changing(unittest.TestCase):
                          "X-Session-Remove: k\r\n"
                          "X-Session-Regenerate: 1\r\n"
                          "X-Session-Abandon: 1\r\n")
+
+    def test_integers_need_no_json_module(self):
+        # A page that reads strings and integers and stores integers does not
+        # pay for importing json (a separate python: this one has imported it).
+        import subprocess
+        script = ("import sys; sys.path.insert(0, %r); import sessiond; s = sessiond.Session();"
+                  "s.set('visits', s.get('visits') + 1); s.get('name');"
+                  "sys.stdout.write(s.headers() + str('json' in sys.modules))" % os.path.dirname(sessiond.__file__))
+        env = dict(os.environ, HTTP_SESSION="visits=41&name=ann", SESSION_TYPES="visits")
+        out = subprocess.run([sys.executable, "-S", "-c", script], env=env, stdout=subprocess.PIPE, check=True).stdout
+        self.assertEqual(out, b"X-Session-Set-Json: visits=42\r\nFalse")
+
+    def test_numbers_of_every_kind(self):
+        s = sessiond.Session(environ_with([("neg", "-7"), ("f", "1.5"), ("big", "123456789012345678"), ("z", "0")],
+                                          types=["neg", "f", "big", "z"]))
+        self.assertEqual((s.get("neg"), s.get("f"), s.get("big"), s.get("z")), (-7, 1.5, 123456789012345678, 0))
+        s.set("t", True).set("i", -12).set("h", 10 ** 20)
+        self.assertEqual(s.headers(), "X-Session-Set-Json: t=true\r\nX-Session-Set-Json: i=-12\r\n"
+                                      "X-Session-Set-Json: h=100000000000000000000\r\n")
 
     def test_nothing_asked_nothing_sent(self):
         self.assertEqual(sessiond.Session({}).headers(), "")
