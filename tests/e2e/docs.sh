@@ -10,7 +10,8 @@
 #                             shell lines the reader need not see, run as
 #                             a `run` block (a server for the examples to query)
 #   <!-- test: page NAME -->  a page (sh, python, perl, or C compiled with cc)
-#                             installed as NAME in a real sessiond behind nginx,
+#                             installed as NAME in a real sessiond behind nginx
+#                             (the page helpers it names from lib.sh's copy),
 #                             asked twice by one visitor: 200 both times, and
 #                             the second answer shows the session's change
 #
@@ -102,7 +103,7 @@ for meta in "$DIR"/blocks/*.page.meta; do
   block=${meta%.meta}
   case "$lang" in
     c) cc -O2 -o "$PAGES/$name" -x c "$block" 2>"$DIR/cc.log" || fail "$doc: page $name does not compile: $(cat "$DIR/cc.log")" ;;
-    *) cp "$block" "$PAGES/$name" ;;
+    *) cp "$block" "$PAGES/$name"; use_helpers "$PAGES/$name" ;;
   esac
   chmod 755 "$PAGES/$name"
   pages+=("$doc:$name")

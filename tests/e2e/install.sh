@@ -1,7 +1,7 @@
 #!/bin/bash
 # cmake --install into a temporary DESTDIR puts every file where the README
 # says (bin/sessiond, the man page, the systemd units, the web server
-# snippets, the PHP bridge, the example config), and what it installed
+# snippets, the PHP bridge, the page helpers, the example config), and what it installed
 # works: the binary runs, the man page renders cleanly and describes every option of
 # `serve --help`, and the example config lists every option with its real
 # default (uncommented and given temporary paths, the installed binary's
@@ -32,6 +32,9 @@ cmp -s "$SESSIOND_SRC/nginx/sessiond.conf" "$DEST/usr/share/sessiond/nginx/sessi
   fail "the installed nginx snippet differs from nginx/sessiond.conf"
 cmp -s "$SESSIOND_SRC/php/sessiond.php" "$DEST/usr/share/sessiond/php/sessiond.php" ||
   fail "the installed PHP bridge differs from php/sessiond.php"
+for h in sh/sessiond.sh python/sessiond.py perl/Sessiond.pm; do
+  cmp -s "$SESSIOND_SRC/helpers/$h" "$DEST/usr/share/sessiond/$h" || fail "the page helper $h is not installed as helpers/$h"
+done
 
 # --- The binary runs.
 SD="$DEST/usr/bin/sessiond"

@@ -16,11 +16,24 @@ chmod 755 "$PAGES"
 STACK_STATIC=$(mktemp -d "${TMPDIR:-/tmp}/sessiond-static.XXXXXX")
 cp "$SESSIOND_SRC"/sample_static/* "$STACK_STATIC"/
 chmod 755 "$STACK_STATIC"
+# The page helpers (helpers/), where the pages' user can read them. A page
+# names them where make install puts them, /usr/share/sessiond/{sh,python,perl}/:
+# use_helpers points its copy here instead.
+HELPERS=$(mktemp -d "${TMPDIR:-/tmp}/sessiond-helpers.XXXXXX")
+cp -R "$SESSIOND_SRC"/helpers/. "$HELPERS"/
+chmod -R a+rX "$HELPERS"
+use_helpers() {
+  for _f in "$@"; do
+    ! grep -q '/usr/share/sessiond/\(sh\|python\|perl\)' "$_f" ||
+      sed -i "s#/usr/share/sessiond/\\(sh\\|python\\|perl\\)#$HELPERS/\\1#g" "$_f"
+  done
+}
+use_helpers "$PAGES"/*
 DIR=$(mktemp -d "${TMPDIR:-/tmp}/sessiond-e2e.XXXXXX")
 stack_init "$DIR"
 DB="$DIR/sessions.db"
 JAR="$DIR/cookies"
-cleanup() { stack_stop; rm -rf "$DIR" "$PAGES" "$STACK_STATIC"; }
+cleanup() { stack_stop; rm -rf "$DIR" "$PAGES" "$STACK_STATIC" "$HELPERS"; }
 trap cleanup EXIT
 
 fail() {
