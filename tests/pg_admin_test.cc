@@ -217,7 +217,9 @@ TEST_CASE("pg admin: two migrate --finish at once run the contract steps once", 
   }
   holder.Exec(("SELECT pg_advisory_unlock(" + lock + ")").c_str());
   for (std::thread& t : finishes) t.join();
-  REQUIRE(n == 2);
+  // At least the two finishes: the lock is the database's, and a test running
+  // beside this one on the same cluster may be starting a store and wait too.
+  REQUIRE(n >= 2);
   CHECK(errors[0] == "");
   CHECK(errors[1] == "");
   CHECK(((results[0].outcome == FinishResult::Outcome::Finished) !=

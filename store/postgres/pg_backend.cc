@@ -181,7 +181,7 @@ BEGIN
 END
 $fn$;
 )sql"},
-    // sessiond_change_1 with the items' types (schema version 5): each set
+    // sessiond_change_1 with the items' types (schema version 6): each set
     // key in p_json_keys is stored as a JSON item, every other as a string.
     // (sessiond_change_1 stays for the older members of a farm.)
     {"sessiond_change_2(bytea,bigint,bigint,bigint,boolean,boolean,bytea[],bytea[],bytea[],"
