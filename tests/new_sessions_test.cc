@@ -150,6 +150,24 @@ TEST_CASE("the cap counts the store's count and what was admitted since it began
   CHECK(cap.Allows());
 }
 
+TEST_CASE("a creation withdrawn (its commit failed) gives its place under the cap back", "[new_sessions]") {
+  LiveSessionCap cap(2);
+  cap.Counted(0, cap.Mark());
+  cap.Admitted();
+  cap.Admitted();
+  CHECK_FALSE(cap.Allows());
+  cap.Withdrawn();  // the second stored nothing (a 413 at its commit)
+  CHECK(cap.Estimate() == 1);
+  CHECK(cap.Allows());
+  std::uint64_t mark = cap.Mark();  // a count begins while one more is under way
+  cap.Admitted();
+  cap.Counted(1, mark);
+  cap.Withdrawn();
+  cap.Withdrawn();  // one admitted before the count: the estimate goes under it, never wraps
+  CHECK(cap.Estimate() == 0);
+  CHECK(cap.Allows());
+}
+
 TEST_CASE("a request would create a session when a visitor without one stores something", "[new_sessions]") {
   auto set = [](std::string k) { return Change{Change::Kind::Set, std::move(k), "v", {}}; };
   ChangeSet stores;

@@ -114,7 +114,7 @@ sub get {
     my $text = $self->{items}{$key};
     return $text unless $self->{json}{$key};
     return 0 + $text if $text =~ $INTEGER;
-    return _json()->decode($text);
+    return _deep(_json()->decode($text), \&_bytes);
 }
 
 # --- Changing (each returns the object, so calls chain).
@@ -136,7 +136,7 @@ sub set {
 sub set_json {
     my ($self, $key, $value) = @_;
     $key = _bytes($key);
-    my $text = _integer($value) // _json()->encode($value);
+    my $text = _integer($value) // _json()->encode(_deep($value, \&_chars));
     $self->_directive('X-Session-Set-Json', encode($key) . '=' . encode($text));
     $self->{items}{$key} = $text;
     $self->{json}{$key} = 1;
@@ -193,6 +193,32 @@ sub _integer {
     return undef unless $flags & B::SVp_IOK() and !($flags & B::SVp_POK());
     my $text = "$v";
     return $text =~ $INTEGER ? $text : undef;
+}
+
+# The text inside a JSON value follows the rule of every value: JSON::PP
+# (utf8) reads and writes characters, so each string and hash key of what
+# it read is made bytes (_bytes), and each of what it is to write is made
+# characters (_chars); numbers, booleans and undef pass as they are.
+sub _deep {
+    my ($v, $text) = @_;
+    return [map { _deep($_, $text) } @$v] if ref $v eq 'ARRAY';
+    return { map { ($text->($_) => _deep($v->{$_}, $text)) } CORE::keys %$v } if ref $v eq 'HASH';
+    return $v if !defined $v || ref $v;
+    require B;
+    my $flags = B::svref_2object(\$v)->FLAGS;
+    return $v if !($flags & B::SVp_POK());  # a number: JSON::PP writes it as one
+    return $text->($v);
+}
+
+# A string of bytes that is UTF-8 text as its characters, as JSON::PP
+# writes them; a character string as it is. Bytes that are not UTF-8 (no
+# JSON text holds them) stay characters of their own code, as JSON::PP took
+# every string before ("caf\xe9", Latin-1, is "café").
+sub _chars {
+    my ($s) = @_;
+    return $s if utf8::is_utf8($s) || $s !~ /[\x80-\xff]/;
+    my $c = $s;
+    return utf8::decode($c) ? $c : $s;
 }
 
 # Keys and values are bytes; a character string is taken as its UTF-8.

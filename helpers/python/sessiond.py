@@ -188,6 +188,14 @@ class Session:
         else:
             import json
             text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+            try:
+                # A str read from bytes that are not UTF-8 holds surrogate
+                # escapes, which JSON text cannot: sessiond would answer the
+                # whole response with a 502.
+                text.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ValueError("session value for %r is not UTF-8 text, which JSON needs: "
+                                 "store those bytes with set() as a string" % key) from None
         self._directive("X-Session-Set-Json", encode(key) + "=" + encode(text))
         self._items[key] = text
         self._json.add(key)

@@ -132,8 +132,12 @@ session_get() {
     fi
     # Under sessiond (SESSION_MODE set), with the whole session in
     # HTTP_SESSION, every such item has its SESSION_VAR_: this one is absent
-    # (or holds a NUL, which sh cannot). mod_session sets no SESSION_VAR_.
-    [ "${HTTP_SESSION+set}" ] && [ "${SESSION_MODE+set}" ] && _sessiond_absent=1 || _sessiond_absent=""
+    # (unless some value holds a NUL, %00, which has none: then look). mod_session
+    # sets no SESSION_VAR_.
+    case ${HTTP_SESSION-%00} in
+      *%00*) _sessiond_absent="" ;;
+      *) [ "${SESSION_MODE+set}" ] && _sessiond_absent=1 || _sessiond_absent="" ;;
+    esac
   else
     _sessiond_absent=""
   fi

@@ -200,9 +200,17 @@ Response Handler::Process(Request& request) {
   const CgiResponse out = CheckRun(run, runner.Describe(), request, route, session);
   CheckChanges(route, status, out.session, runner.Describe());
   // A new visitor's first write: within the limits on session floods, or 503.
-  if (new_sessions_ && CreatesSession(session, out.session))
-    new_sessions_->Admit(request, [this] { return store_->CountLive(Now()); });
-  const CommitResult committed = Commit(route, session, out.session, lock ? &*lock : nullptr);
+  const bool admitted = new_sessions_ && CreatesSession(session, out.session);
+  if (admitted) new_sessions_->Admit(request, [this] { return store_->CountLive(Now()); });
+  // A commit refused (413) or failed (503) created nothing: its place under
+  // the cap is given back, or such requests would fill the cap for everyone.
+  CommitResult committed;
+  try {
+    committed = Commit(route, session, out.session, lock ? &*lock : nullptr);
+  } catch (...) {
+    if (admitted) new_sessions_->Withdraw();
+    throw;
+  }
   if (committed.outcome == CommitResult::Outcome::Gone)
     throw HttpError(409, "the session ended while the page ran (a logout, an expiry, or a login with no "
                          "--regenerate-grace left); "

@@ -122,6 +122,8 @@ void LiveSessionCap::Counted(std::int64_t live, std::uint64_t mark) {
 
 std::optional<std::int64_t> LiveSessionCap::Estimate() const {
   if (!live_) return std::nullopt;
+  // Signed: a creation admitted before the count began and withdrawn after
+  // it takes the difference below zero (C++20's conversion wraps back).
   return *live_ + static_cast<std::int64_t>(admitted_ - mark_);
 }
 
@@ -194,6 +196,11 @@ void NewSessionLimits::Admit(const Request& request, const CountLive& count, Clo
                    (more ? std::to_string(more) + " more since the last line; " : std::string()) +
                    "sessiond_new_sessions_refused_total counts each)");
   throw HttpError(503, why, false, retry_after);
+}
+
+void NewSessionLimits::Withdraw() {
+  std::lock_guard lock(mutex_);
+  cap_.Withdrawn();
 }
 
 std::uint64_t NewSessionLimits::Mark() const {

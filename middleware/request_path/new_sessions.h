@@ -122,6 +122,11 @@ class LiveSessionCap {
   bool Allows() const;
   // Counts one creation admitted.
   void Admitted() { ++admitted_; }
+  // One admitted creation that stored nothing after all (its commit failed):
+  // it must not hold a place under the cap until the next count. Admitted
+  // before a count began and withdrawn after, it leaves the estimate one
+  // under until the next count (the count did not see it either).
+  void Withdrawn() { --admitted_; }
 
  private:
   std::int64_t max_;
@@ -163,6 +168,11 @@ class NewSessionLimits {
   // asked first, on the caller's own connection; its StoreError reaches
   // the caller.
   void Admit(const Request& request, const CountLive& count, Clock::time_point now = Clock::now());
+
+  // A request Admit() let through whose session was not created after all
+  // (its commit refused or failed): its place under the cap is given back.
+  // Its address's allowance stays used: the rate counts attempts.
+  void Withdraw();
 
   // The collector's count (when settings().max_sessions is set).
   std::uint64_t Mark() const;

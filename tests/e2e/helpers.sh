@@ -85,6 +85,10 @@ for page in "${PAGES_OF[@]}"; do
 done
 call helper.pl set n 3
 expect_items helper.py n 3 string
+# A form field's UTF-8 bytes put into JSON by Perl are that text, not its
+# bytes taken as Latin-1 (which stored "cafÃ©").
+call helper.pl set_json_string name $'caf\xc3\xa9 \xe2\x82\xac'
+expect_items helper.py name $'"caf\xc3\xa9 \xe2\x82\xac"' json
 get "/helper?set_json" --data-urlencode k=bad --data-urlencode 'v={"a":'
 expect_status 502 "a value that is not JSON"
 expect_items helper.pl bad '' none

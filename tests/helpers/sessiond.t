@@ -147,4 +147,27 @@ subtest 'strings and integers need no JSON::PP' => sub {
        'a number as a number, a string as a string');
 };
 
+subtest 'text inside JSON is bytes too, as every other value' => sub {
+    # A name stored as a string (its UTF-8 bytes, as a form field arrives)
+    # put inside a JSON value is that text, not its bytes taken as Latin-1
+    # (which stored "cafÃ©"); text read from a JSON item is bytes, as a
+    # string item's is, so it prints as it was stored.
+    my $s = Sessiond->new(env => { SESSION_MODE => 'write',
+        HTTP_SESSION => 'name=caf%C3%A9&cart=%7B%22caf%C3%A9%22%3A%5B%22%E2%82%AC%22%2C1%5D%7D',
+        SESSION_TYPES => 'cart' });
+    my $name = $s->get('name');
+    is_deeply($s->get('cart'), { "caf\xc3\xa9" => ["\xe2\x82\xac", 1] }, 'read: keys and strings as UTF-8 bytes');
+    $s->set_json(names => [$name])->set(cart => $s->get('cart'))->set_json(n => $name);
+    my $chars = "caf\x{e9}";  # a character string: taken as its UTF-8, as set() does
+    utf8::upgrade($chars);
+    $s->set_json(c => { $chars => $chars });
+    is($s->headers, "X-Session-Set-Json: names=%5B%22caf%C3%A9%22%5D\r\n"
+       . "X-Session-Set-Json: cart=%7B%22caf%C3%A9%22%3A%5B%22%E2%82%AC%22%2C1%5D%7D\r\n"
+       . "X-Session-Set-Json: n=%22caf%C3%A9%22\r\n"
+       . "X-Session-Set-Json: c=%7B%22caf%C3%A9%22%3A%22caf%C3%A9%22%7D\r\n", 'written: the same text');
+    my $t = Sessiond->new(env => { HTTP_SESSION => '' });
+    $t->set_json(x => ["caf\xe9"]);  # not UTF-8: Latin-1 characters, as JSON::PP takes them
+    is($t->headers, "X-Session-Set-Json: x=%5B%22caf%C3%A9%22%5D\r\n", 'bytes that are not UTF-8: as before');
+};
+
 done_testing;

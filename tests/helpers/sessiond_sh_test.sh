@@ -130,4 +130,16 @@ HTTP_SESSION='v=1'
 session_get v >/dev/null; session_type v >/dev/null; session_set v 1 >/dev/null
 same "the page's variables" "$v $i $pairs" 'mine mine mine'
 
+# An item whose value holds a NUL has no SESSION_VAR_ (no environment
+# variable can hold one) but is there: found in HTTP_SESSION, not absent.
+(
+  SESSION_MODE=write HTTP_SESSION='n=x%00y&m=1' SESSION_VAR_m=1
+  unset SESSION_TYPES SESSION_FILE
+  session_has n || fail 'a value with a NUL: session_has says absent'
+  same 'a value with a NUL: its type' "$(session_type n)" string
+  same 'a value with a NUL: the bytes sh holds' "$(session_get n 2>/dev/null | tr -d '\000')" xy
+  same 'a value with a NUL: another name is still absent' "$(session_get k; echo "[$?]")" '[1]'
+  exit $failed
+) || failed=1
+
 exit $failed

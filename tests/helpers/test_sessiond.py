@@ -147,6 +147,19 @@ class Changing(unittest.TestCase):
         with self.assertRaises(ValueError):
             s.set("x", float("nan"))
 
+    def test_json_of_bytes_that_are_not_utf8_is_refused_here(self):
+        # A string item of other bytes reads as str with surrogate escapes:
+        # JSON cannot hold them (sessiond would refuse the whole response
+        # with a 502), so the page is told at the call, and nothing is sent.
+        s = sessiond.Session({"HTTP_SESSION": "bin=%FF%80", "SESSION_MODE": "write"})
+        for value in (s.get("bin"), [s.get("bin")], {s.get("bin"): 1}):
+            with self.assertRaises(ValueError):
+                s.set_json("copy", value)
+        self.assertEqual(s.headers(), "")
+        self.assertNotIn("copy", s)
+        s.set("copy", s.get("bin"))  # as a string it is its bytes again
+        self.assertEqual(s.headers(), "X-Session-Set: copy=%FF%80\r\n")
+
     def test_every_directive(self):
         s = sessiond.Session(environ_with([("a", "1"), ("b c", "2")]))
         s.remove("b c")

@@ -17,6 +17,7 @@ my @values = map { $_->[1] } grep { $_->[0] eq 'v' } @form;
 my $body = '';
 if ($op eq 'set') { $s->set($keys[$_] => $values[$_]) for 0 .. $#keys }
 elsif ($op eq 'set_json') { $s->set_json($keys[$_] => JSON::PP->new->utf8->allow_nonref->decode($values[$_])) for 0 .. $#keys }
+elsif ($op eq 'set_json_string') { $s->set_json($keys[$_] => $values[$_]) for 0 .. $#keys }  # a form field's bytes
 elsif ($op eq 'remove') { $s->remove($_) for @keys }
 elsif ($op eq 'clear') { $s->clear }
 elsif ($op eq 'regenerate') { $s->regenerate }
