@@ -11,6 +11,10 @@
 # or the file SESSION_FILE names when it is 128 KiB or more):
 #   session_get KEY [DEFAULT]  prints the item (a JSON item's JSON text);
 #                              absent: prints DEFAULT, or fails (status 1)
+#   session_let VAR KEY [DEFAULT]  sets the page's variable VAR to what
+#                              session_get prints (absent, no DEFAULT: fails,
+#                              VAR unchanged), without the process a
+#                              $(session_get ...) costs
 #   session_has KEY            succeeds when the item exists
 #   session_type KEY           prints string or json; fails when absent
 #   session_keys               prints every key, one a line
@@ -122,30 +126,49 @@ _sessiond_name() {
   esac
 }
 
+# _sessiond_absent KEY: succeeds when KEY surely has no item, known without
+# a process: under sessiond (SESSION_MODE set), with the whole session in
+# HTTP_SESSION, every item named like a shell variable has its SESSION_VAR_
+# (unless some value holds a NUL, %00, which has none). mod_session sets no
+# SESSION_VAR_.
+_sessiond_absent() {
+  _sessiond_name "$1" && [ "${SESSION_MODE+set}" ] || return 1
+  case ${HTTP_SESSION-%00} in *%00*) return 1 ;; esac
+}
+
 session_get() {
-  if _sessiond_name "$1"; then
-    # sessiond sets SESSION_VAR_KEY for each such item that fits in an
-    # environment variable, and strips any a client sent.
-    if eval "[ \"\${SESSION_VAR_$1+set}\" ]"; then
-      eval "printf '%s' \"\$SESSION_VAR_$1\""
-      return 0
-    fi
-    # Under sessiond (SESSION_MODE set), with the whole session in
-    # HTTP_SESSION, every such item has its SESSION_VAR_: this one is absent
-    # (unless some value holds a NUL, %00, which has none: then look). mod_session
-    # sets no SESSION_VAR_.
-    case ${HTTP_SESSION-%00} in
-      *%00*) _sessiond_absent="" ;;
-      *) [ "${SESSION_MODE+set}" ] && _sessiond_absent=1 || _sessiond_absent="" ;;
-    esac
-  else
-    _sessiond_absent=""
+  # sessiond sets SESSION_VAR_KEY for each such item that fits in an
+  # environment variable, and strips any a client sent.
+  if _sessiond_name "$1" && eval "[ \"\${SESSION_VAR_$1+set}\" ]"; then
+    eval "printf '%s' \"\$SESSION_VAR_$1\""
+    return 0
   fi
-  if [ -z "$_sessiond_absent" ]; then
+  if ! _sessiond_absent "$1"; then
     _sessiond_scan get "$1" && return 0
   fi
   [ $# -ge 2 ] || return 1
   printf '%s' "$2"
+}
+
+# A page's own variable, set from the session: most items a page reads are
+# small and named like shell variables, so sessiond gave them as
+# SESSION_VAR_KEY, and a plain assignment does what $(session_get KEY)
+# does at the cost of a fork. Anything else goes through session_get.
+session_let() {
+  _sessiond_name "$1" || { echo "session_let: '$1' is not a variable name" >&2; return 2; }
+  if _sessiond_name "$2" && eval "[ \"\${SESSION_VAR_$2+set}\" ]"; then
+    eval "$1=\$SESSION_VAR_$2"
+    return 0
+  fi
+  if _sessiond_absent "$2"; then
+    [ $# -ge 3 ] || return 1
+    eval "$1=\$3"
+    return 0
+  fi
+  if [ $# -ge 3 ]; then _sessiond_v=$(session_get "$2" "$3"); else _sessiond_v=$(session_get "$2"); fi
+  _sessiond_r=$?
+  [ $_sessiond_r -ne 0 ] || eval "$1=\$_sessiond_v"
+  return $_sessiond_r
 }
 
 session_has() { session_get "$1" >/dev/null; }

@@ -73,6 +73,14 @@ same 'empty value' "$(session_get empty; echo "[$?]")" '[0]'
 same 'absent' "$(session_get none; echo "[$?]")" '[1]'
 same 'default' "$(session_get none 0)" '0'
 same 'not the default' "$(session_get visits 0)" '3'
+# session_let: the same values into the page's own variable.
+session_let got user; same 'session_let' "$got" 'ann lee'
+session_let got x; same 'session_let, no SESSION_VAR_' "$got" '~'
+session_let got none 0; same 'session_let, the default' "$got" 0
+got=kept; session_let got none; same 'session_let, absent' "$?:$got" '1:kept'
+session_let got 'a b'; same 'session_let, a key that is no name' "$got" '[1]'
+(SESSION_MODE=write; session_let got zzz dflt; same 'session_let, surely absent under sessiond' "$got" dflt)
+same 'session_let, a bad variable' "$(session_let '1x' user 2>/dev/null; echo "[$?]")" '[2]'
 session_has user || fail 'session_has user'
 ! session_has none || fail 'session_has none'
 same 'a JSON number' "$(session_get visits)" 3
