@@ -208,6 +208,15 @@ location ~ ^/(read|off|write)/([a-z]+)\$ {
     fastcgi_param SESSION_MODE \$1;
     fastcgi_pass sessiond;
 }
+location ~ ^/shop/([a-z]+)\$ {
+    root $WWW;
+    include /etc/nginx/fastcgi_params;
+    fastcgi_param SCRIPT_FILENAME \$document_root/\$1.php;
+    fastcgi_param SESSIOND_APP php;
+    fastcgi_param SESSION_SITE shop;
+    fastcgi_param SESSION_COOKIE shop_sid;
+    fastcgi_pass sessiond;
+}
 EOF
 rm -f "$JAR"
 restart --app "php=unix:$DIR/php.sock"
@@ -240,6 +249,23 @@ get "/off/user?user=eve"
 expect_status 500 "PHP off route asked for a change"
 get /write/user
 expect_body "^user=ann$" "the session after a PHP off route"
+# A site (SESSION_SITE) through PHP's own session API: its own cookie and
+# session beside the default site's; the default site's id forged into its
+# cookie names nothing; its logout leaves the default site logged in.
+_curl /shop/user -H "Cookie: shop_sid=$(cookie)"
+expect_body "^user=<none>$" "another site's id on a PHP site route"
+get "/shop/user?user=sam"
+[ -n "$(cookie shop_sid)" ] || fail "the PHP site route set no shop_sid: $(header Set-Cookie)"
+get /shop/user
+expect_body "^user=sam$" "the PHP site's session"
+get /write/user
+expect_body "^user=ann$" "the default site's session beside the PHP site's"
+get "/shop/user?logout=1"
+expect_status 200 "the PHP site's logout"
+get /shop/user
+expect_body "^user=<none>$" "the PHP site after its logout"
+get /write/user
+expect_body "^user=ann$" "the default site after the PHP site's logout"
 stack_kill TERM "$STACK_NGINX_PID" || fail "nginx did not stop cleanly"
 rm -f "$DIR/nginx-extra-modes.conf"
 
