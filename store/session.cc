@@ -1,5 +1,7 @@
 #include "store/session.h"
 
+#include <algorithm>
+
 namespace sessiond {
 
 const char* TypeName(ItemType type) { return type == ItemType::Json ? "json" : "string"; }
@@ -23,9 +25,27 @@ void Apply(const std::vector<Change>& changes, Items& items, JsonKeys& json) {
       case Change::Kind::Replace:
         items = c.items;
         json.clear();
+        for (const std::string& k : c.json)
+          if (items.count(k)) json.insert(k);
         break;
     }
   }
+}
+
+const ChangeSet& KeepLoadedTypes(const ChangeSet& asked, const Session& loaded, ChangeSet& copy) {
+  if (loaded.json.empty() ||
+      std::none_of(asked.changes.begin(), asked.changes.end(),
+                   [](const Change& c) { return c.kind == Change::Kind::Replace; }))
+    return asked;
+  copy = asked;
+  for (Change& c : copy.changes) {
+    if (c.kind != Change::Kind::Replace) continue;
+    for (const auto& [k, v] : c.items) {
+      auto was = loaded.items.find(k);
+      if (was != loaded.items.end() && was->second == v && loaded.json.count(k)) c.json.insert(k);
+    }
+  }
+  return copy;
 }
 
 namespace {

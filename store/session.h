@@ -52,6 +52,7 @@ struct Change {
   std::string value;  // Set
   Items items;        // Replace: the whole new item set
   ItemType type = ItemType::String;  // Set
+  JsonKeys json = {};  // Replace: which of `items` are JSON (KeepLoadedTypes); the rest are strings
 };
 
 // Everything one response asks of its session. Applied atomically or not at all.
@@ -76,6 +77,14 @@ struct SessionLimits {
 // Folds `changes` into `items` and their types `json` in order (Set,
 // Remove, Clear, Replace).
 void Apply(const std::vector<Change>& changes, Items& items, JsonKeys& json);
+
+// mod_session's X-Replace-Session gives the whole session back as text, with
+// no types: an item it gives back byte for byte as `loaded` held it keeps
+// that item's type (a JSON item stays JSON), every other is a string. So a
+// mod_session page that writes back what it read turns no PHP array into its
+// JSON text. Returns `asked` itself when it has no Replace, else `copy`
+// filled with the typed changes.
+const ChangeSet& KeepLoadedTypes(const ChangeSet& asked, const Session& loaded, ChangeSet& copy);
 
 // Whether `text` is one JSON value, RFC 8259 (whitespace around it allowed;
 // strings of valid UTF-8; nesting at most 512 deep): what a JSON item's

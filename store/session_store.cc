@@ -58,7 +58,7 @@ void ApplyInPlace(StoreWriter& w, const IdDigest& d, const std::vector<Change>& 
       case Change::Kind::Remove: w.RemoveItem(d, c.key); break;
       case Change::Kind::Replace:
         w.ClearItems(d);
-        for (const auto& [k, v] : c.items) w.SetItem(d, k, v, ItemType::String);
+        for (const auto& [k, v] : c.items) w.SetItem(d, k, v, c.json.count(k) ? ItemType::Json : ItemType::String);
         break;
       case Change::Kind::Clear: w.ClearItems(d); break;
     }
@@ -167,8 +167,10 @@ CommitResult PolicyStore::CommitOnce(const std::optional<Session>& loaded, const
   return CommitLoaded(*loaded, cs, now, site, nullptr);
 }
 
-CommitResult PolicyStore::CommitLoaded(const Session& loaded, const ChangeSet& cs, std::int64_t now,
+CommitResult PolicyStore::CommitLoaded(const Session& loaded, const ChangeSet& asked, std::int64_t now,
                                        const SiteScope& site, const std::string_view* owner) {
+  ChangeSet typed;
+  const ChangeSet& cs = KeepLoadedTypes(asked, loaded, typed);
   const StoreTimeouts timeouts = TimeoutsOf(site);
   const IdDigest d = DigestOf(loaded.id, site.site);
   // On the store's clock, which may be another than the caller's (a database

@@ -195,6 +195,43 @@ TEST_CASE("values are bytes, byte for byte", "[store][conformance]") {
   });
 }
 
+// mod_session's X-Replace-Session names no types: a page that writes back
+// what it read must not turn a PHP array into its JSON text.
+TEST_CASE("a replace keeps the type of an item it gives back as loaded", "[store][conformance]") {
+  ForEachEngine([](Engine& e) {
+    auto store = e.open();
+    ChangeSet first = Sets({{"name", "ann"}});
+    first.changes.push_back({Kind::Set, "cart", R"({"apple":1})", {}, ItemType::Json});
+    first.changes.push_back({Kind::Set, "visits", "3", {}, ItemType::Json});
+    std::string id = store->Commit(std::nullopt, first, T0).id;
+    // Given back: cart as it was (JSON still), visits changed (a string now),
+    // name as it was (a string), and a new item (a string).
+    ChangeSet replace;
+    replace.changes.push_back(
+        {Kind::Replace, {}, {}, Items{{"cart", R"({"apple":1})"}, {"visits", "4"}, {"name", "ann"}, {"x", "[]"}}});
+    REQUIRE(store->Commit(store->Load(id, T0 + 1), replace, T0 + 1).outcome == CommitResult::Outcome::Updated);
+    auto s = store->Load(id, T0 + 2);
+    REQUIRE(s);
+    CHECK(s->items.size() == 4);
+    CHECK(s->json == JsonKeys{"cart"});
+    // The same through the unit of work (under exclusive mode's lock).
+    REQUIRE(store->TryLock(id, "me", 30, T0 + 2) == SessionStore::LockOutcome::Taken);
+    ChangeSet again;
+    again.changes.push_back({Kind::Replace, {}, {}, Items{{"cart", R"({"apple":1})"}}});
+    REQUIRE(store->CommitHolding(store->Load(id, T0 + 2), again, T0 + 2, "me").outcome ==
+            CommitResult::Outcome::Updated);
+    s = store->Load(id, T0 + 3);
+    CHECK(s->items == Items{{"cart", R"({"apple":1})"}});
+    CHECK(s->json == JsonKeys{"cart"});
+    // A new visitor's replace has nothing loaded: strings.
+    ChangeSet fresh;
+    fresh.changes.push_back({Kind::Replace, {}, {}, Items{{"cart", R"({"apple":1})"}}});
+    auto n = store->Load(store->Commit(std::nullopt, fresh, T0 + 3).id, T0 + 3);
+    REQUIRE(n);
+    CHECK(n->json.empty());
+  });
+}
+
 TEST_CASE("an item's type is kept beside its value and merges with it per key", "[store][conformance]") {
   ForEachEngine([](Engine& e) {
     auto store = e.open();
@@ -224,7 +261,8 @@ TEST_CASE("an item's type is kept beside its value and merges with it per key", 
     CHECK(s->items == Items{{"name", R"("ann")"}, {"visits", "4"}, {"cart", R"({"apple":1})"}});
     CHECK(s->json == JsonKeys{"cart", "name"});
 
-    // Replace (mod_session) leaves strings only; a regenerate keeps the types.
+    // A replace that changes a JSON item's value makes it a string; a
+    // regenerate keeps the types.
     ChangeSet replace;
     replace.changes.push_back({Kind::Replace, {}, {}, Items{{"cart", "x"}}});
     replace.changes.push_back(json("n", "[1,2]"));

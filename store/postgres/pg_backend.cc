@@ -635,7 +635,7 @@ std::optional<SessionChangeResult> PgBackend::Change(const SessionChange& change
       case sessiond::Change::Kind::Replace:
         clear = true;
         net.clear();
-        for (const auto& [k, v] : ch.items) net[k] = {&v, ItemType::String};
+        for (const auto& [k, v] : ch.items) net[k] = {&v, ch.json.count(k) ? ItemType::Json : ItemType::String};
         break;
     }
   }
