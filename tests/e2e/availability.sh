@@ -178,20 +178,11 @@ check_refresh_busy() {
   # to refresh it.
   sql "UPDATE sessions SET accessed = accessed - 30 WHERE id_hash = sha3('$(cookie)', 256)"
   # An operator's sqlite3 shell takes the write lock and keeps it.
-  rm -f "$DIR/shell-in"
-  mkfifo "$DIR/shell-in"
-  sqlite3 "$DB" <"$DIR/shell-in" >"$DIR/shell-out" 2>&1 &
-  local shell=$!
-  STACK_PIDS="$STACK_PIDS $shell"
-  exec 3>"$DIR/shell-in"
-  echo "BEGIN IMMEDIATE; SELECT 'locked';" >&3
-  stack_wait_for "$shell" grep -q locked "$DIR/shell-out" || fail "sqlite3 did not take the lock"
+  hold_write_lock
   get /home
   expect_status 200 "a read whose last-access refresh cannot be written"
   expect_body "Grace" "a read whose last-access refresh cannot be written"
-  echo "COMMIT;" >&3
-  exec 3>&-
-  reap "$shell"
+  release_write_lock
 }
 
 # Requests whose client went away while they waited for a worker: nginx

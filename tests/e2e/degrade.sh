@@ -52,13 +52,7 @@ GONE=$(printf 'A%.0s' $(seq 43))
 # PostgreSQL: the cluster stopped.
 store_down() {
   if [ "$STORE" = SQLite ]; then
-    rm -f "$DIR/shell-in" "$DIR/shell-out"
-    mkfifo "$DIR/shell-in"
-    sqlite3 "$DB" <"$DIR/shell-in" >"$DIR/shell-out" 2>&1 &
-    SHELL_PID=$!
-    exec 3>"$DIR/shell-in"
-    echo "BEGIN IMMEDIATE; SELECT 'locked';" >&3
-    stack_wait_for "$SHELL_PID" grep -q locked "$DIR/shell-out" || fail "sqlite3 did not take the lock"
+    hold_write_lock
   else
     "$PG_CLUSTER" stop "$PGDIR"
     "$PG_CLUSTER" pid "$PGDIR" >/dev/null && fail "the cluster did not stop"
@@ -66,9 +60,7 @@ store_down() {
 }
 store_up() {
   if [ "$STORE" = SQLite ]; then
-    echo "COMMIT;" >&3
-    exec 3>&-
-    wait "$SHELL_PID"
+    release_write_lock
   else
     "$PG_CLUSTER" start "$PGDIR" >/dev/null || fail "the PostgreSQL cluster did not start again"
   fi

@@ -83,6 +83,24 @@ expect_body() { body | grep -q -- "$1" || fail "$2: body lacks '$1': $(body | he
 expect_no_body() { ! body | grep -q -- "$1" || fail "$2: body has '$1'"; }
 expect_eq() { [ "$1" = "$2" ] || fail "$3: got '$1', expected '$2'"; }
 sql() { sqlite3 -cmd ".timeout 5000" "$DB" "$@"; }
+# hold_write_lock / release_write_lock: an operator's sqlite3 shell on $DB
+# takes SQLite's write lock and keeps it until released (a store busy for
+# every writer of sessiond; reads go on, the file is in WAL mode).
+hold_write_lock() {
+  rm -f "$DIR/shell-in" "$DIR/shell-out"
+  mkfifo "$DIR/shell-in"
+  sqlite3 "$DB" <"$DIR/shell-in" >"$DIR/shell-out" 2>&1 &
+  SHELL_PID=$!
+  STACK_PIDS="$STACK_PIDS $SHELL_PID"  # stopped with the stack should the test fail
+  exec 3>"$DIR/shell-in"
+  echo "BEGIN IMMEDIATE; SELECT 'locked';" >&3
+  stack_wait_for "$SHELL_PID" grep -q locked "$DIR/shell-out" || fail "sqlite3 did not take the lock"
+}
+release_write_lock() {
+  echo "COMMIT;" >&3
+  exec 3>&-
+  reap "$SHELL_PID"
+}
 
 login() {
   post /login --data "UserName=$1"

@@ -8,12 +8,7 @@ get "/set?a=1"
 expect_status 200 "first write"
 
 # An operator's sqlite3 shell takes the write lock and keeps it.
-mkfifo "$DIR/shell-in"
-sqlite3 "$DB" <"$DIR/shell-in" >"$DIR/shell-out" 2>&1 &
-SHELL_PID=$!
-exec 3>"$DIR/shell-in"
-echo "BEGIN IMMEDIATE; SELECT 'locked';" >&3
-stack_wait_for "$SHELL_PID" grep -q locked "$DIR/shell-out" || fail "sqlite3 did not take the lock"
+hold_write_lock
 
 get "/set?a=2"
 expect_status 503 "write while another writer holds the lock"
@@ -21,9 +16,7 @@ grep -q "503 GET /set: store:" "$DIR/a.log" || fail "no log line for the busy st
 get /home
 expect_status 200 "a read while another writer holds the lock"
 
-echo "COMMIT;" >&3
-exec 3>&-
-wait "$SHELL_PID"
+release_write_lock
 get /dump
 expect_body "^HTTP_SESSION=a=1$" "session after the refused write"
 get "/set?a=3"
