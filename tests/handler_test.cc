@@ -537,6 +537,14 @@ struct FakeApp final : Runner {
   }
   bool Has(const std::string& kv) const { return std::find(env.begin(), env.end(), kv) != env.end(); }
 };
+
+// The application "shop" in `apps`: a FakeApp answering a plain "hi".
+FakeApp* AddShop(AppRunners& apps) {
+  auto* fake = new FakeApp;
+  fake->reply = "Content-Type: text/plain\r\n\r\nhi";
+  apps.emplace("shop", fake);
+  return fake;
+}
 }  // namespace
 
 TEST_CASE("SESSIOND_APP picks an application, its directives are applied as a page's", "[handler][app]") {
@@ -807,9 +815,7 @@ TEST_CASE("a client cannot choose the mode, an unknown mode is a 500", "[handler
 TEST_CASE("an application is told the mode, and gets no session on an off route", "[handler][app][modes]") {
   Fixture f;
   AppRunners apps;
-  auto* fake = new FakeApp;
-  fake->reply = "Content-Type: text/plain\r\n\r\nhi";
-  apps.emplace("shop", fake);
+  FakeApp* fake = AddShop(apps);
   Handler handler(f.config, OpenStore(f.config.store), apps);
   MemoryRequest off({"SESSIOND_APP=shop", "SESSION_MODE=off", "REQUEST_METHOD=GET"});
   handler.Handle(off);
@@ -967,9 +973,7 @@ TEST_CASE("the page is told its session's status: new, ok, expired, regenerated"
 TEST_CASE("an application is told its session's status", "[handler][app][status]") {
   Fixture f;
   AppRunners apps;
-  auto* fake = new FakeApp;
-  fake->reply = "Content-Type: text/plain\r\n\r\nhi";
-  apps.emplace("shop", fake);
+  FakeApp* fake = AddShop(apps);
   Handler handler(f.config, OpenStore(f.config.store), apps);
   CHECK(Get(handler, {"SESSIOND_APP=shop"}).status() == 200);
   CHECK(fake->Has("SESSION_STATUS=new"));

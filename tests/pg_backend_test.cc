@@ -362,9 +362,7 @@ TEST_CASE("pg: a connection lost during a one-round-trip change is a failure, ou
 // the session `id` holding k = v.
 void OldDatabase(pg::Conn& c, const std::string& id, int version = 1) {
   for (int v = 0; v < version; ++v) c.Exec(PgSchemaSteps().expand[static_cast<std::size_t>(v)].c_str());
-  IdDigest d = DigestOf(id);
-  std::string hex;
-  for (auto b : d) hex += "0123456789abcdef"[b >> 4], hex += "0123456789abcdef"[b & 15];
+  const std::string hex = HexOf(DigestOf(id));
   c.Exec(("INSERT INTO sessiond_schema (version) VALUES (" + std::to_string(version) + "); "
           "INSERT INTO sessions VALUES ('\\x" + hex + "'::bytea, 1000, 1000, 1600); "
           "INSERT INTO items VALUES ('\\x" + hex + "'::bytea, 'k'::bytea, 'v'::bytea)").c_str());
@@ -422,15 +420,11 @@ TEST_CASE("pg: migration from 1 adds the session locks and keeps the sessions", 
 TEST_CASE("pg: migration to item types makes the PHP bridge's json: values JSON items", "[postgres]") {
   TempPgSchema schema;
   pg::Conn c({schema.uri(), 2000});
-  // Version 4, the last without types, as sessiond shipped it.
-  for (int v = 0; v < kPgItemTypesSince - 1; ++v) c.Exec(PgSchemaSteps().expand[static_cast<std::size_t>(v)].c_str());
+  // The last version without types, as sessiond shipped it (its k = v aside).
   std::string id = NewSessionId();
-  IdDigest d = DigestOf(id);
-  std::string hex;
-  for (auto b : d) hex += "0123456789abcdef"[b >> 4], hex += "0123456789abcdef"[b & 15];
-  const std::string session = "'\\x" + hex + "'::bytea";
-  c.Exec(("INSERT INTO sessiond_schema (version) VALUES (" + std::to_string(kPgItemTypesSince - 1) + "); "
-          "INSERT INTO sessions VALUES (" + session + ", 1000, 1000, 1600); "
+  OldDatabase(c, id, kPgItemTypesSince - 1);
+  const std::string session = "'\\x" + HexOf(DigestOf(id)) + "'::bytea";
+  c.Exec(("DELETE FROM items; "
           "INSERT INTO items VALUES (" + session + ", 'visits', 'json:3'), (" + session +
           ", 'cart', 'json:{\"apple\":1}'), (" + session + ", 'note', 'json:\"json:x\"'), (" + session +
           ", 'odd', 'json: not json'), (" + session + ", 'name', 'ann'), (" + session +

@@ -140,8 +140,7 @@ degrade() {
   get /status
   expect_body "^status=ok new=0 session=k=kept$" "a degrade page's change with the store back ($at)"
 
-  if [ "$server" = nginx ]; then stack_kill TERM "$STACK_NGINX_PID" || fail "nginx did not stop cleanly"
-  else stack_kill TERM "$STACK_APACHE_PID" || fail "apache did not stop cleanly"; fi
+  stop_web "$server"
 }
 
 STORE=SQLite

@@ -51,6 +51,11 @@ start_sessiond() {
 AS_ROOT=""
 [ "$(id -u)" -eq 0 ] && AS_ROOT=${STACK_USER---allow-root}
 start_nginx() { stack_nginx "$PAGES" "$@" || fail "nginx did not start"; }
+# stop_web nginx|apache: stops the web server a test started (its pid known to the stack).
+stop_web() {
+  if [ "$1" = nginx ]; then stack_kill TERM "$STACK_NGINX_PID" || fail "nginx did not stop cleanly"
+  else stack_kill TERM "$STACK_APACHE_PID" || fail "apache did not stop cleanly"; fi
+}
 BASE() { echo "http://127.0.0.1:$STACK_PORT"; }
 
 # get PATH [CURL ARGS...]: a request as the browser whose cookies are in

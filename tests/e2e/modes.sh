@@ -174,8 +174,7 @@ modes() {
   expect_body "^HTTP_SESSION=k=w$" "the default site's session beside the shop's ($at)"
   q "DELETE FROM sessions WHERE site = 'shop'"
 
-  if [ "$server" = nginx ]; then stack_kill TERM "$STACK_NGINX_PID" || fail "nginx did not stop cleanly"
-  else stack_kill TERM "$STACK_APACHE_PID" || fail "apache did not stop cleanly"; fi
+  stop_web "$server"
 }
 
 STORE=SQLite
